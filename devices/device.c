@@ -1,0 +1,167 @@
+/* devices/device.c - backend table, device selection, fingerprint keys.
+ * Backend-independent; each backend lives in devices/<name>/. */
+#include "devices/device.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kiln_config.h"
+
+extern const kiln_backend_impl kiln_backend_impl_cpu;
+#if KILN_HAVE_OPENCL
+extern const kiln_backend_impl kiln_backend_impl_opencl;
+#endif
+#if KILN_HAVE_VULKAN
+extern const kiln_backend_impl kiln_backend_impl_vulkan;
+#endif
+#if KILN_HAVE_CUDA
+extern const kiln_backend_impl kiln_backend_impl_cuda;
+#endif
+
+static const char *const backend_names[KILN_BACKEND_COUNT] = {"cpu", "opencl", "vulkan", "cuda"};
+
+const char *kiln_backend_name(kiln_backend_kind k)
+{
+    return (unsigned)k < KILN_BACKEND_COUNT ? backend_names[k] : "?";
+}
+
+int kiln_backend_parse(const char *s, kiln_backend_kind *out)
+{
+    for (int i = 0; i < KILN_BACKEND_COUNT; i++)
+        if (strcmp(s, backend_names[i]) == 0) {
+            *out = (kiln_backend_kind)i;
+            return 0;
+        }
+    return KILN_E_INVALID;
+}
+
+const kiln_backend_impl *kiln_backend_get(kiln_backend_kind k)
+{
+    switch (k) {
+    case KILN_CPU: return &kiln_backend_impl_cpu;
+#if KILN_HAVE_OPENCL
+    case KILN_OPENCL: return &kiln_backend_impl_opencl;
+#endif
+#if KILN_HAVE_VULKAN
+    case KILN_VULKAN: return &kiln_backend_impl_vulkan;
+#endif
+#if KILN_HAVE_CUDA
+    case KILN_CUDA: return &kiln_backend_impl_cuda;
+#endif
+    default: return NULL;
+    }
+}
+
+void kiln_backend_probe(kiln_backend_kind k, kiln_backend_status *st)
+{
+    memset(st, 0, sizeof *st);
+    st->kind = k;
+    const kiln_backend_impl *b = kiln_backend_get(k);
+    if (!b) {
+        snprintf(st->reason, sizeof st->reason, "not built into this binary (meson option %s=disabled or headers missing)",
+                 kiln_backend_name(k));
+        return;
+    }
+    st->compiled = 1;
+    b->probe(st);
+    if (st->n_devices <= 0)
+        st->available = 0;
+}
+
+int kiln_device_open(kiln_backend_kind k, int index, kiln_device **out, kiln_err *e)
+{
+    *out = NULL;
+    kiln_backend_status st;
+    kiln_backend_probe(k, &st);
+    if (!st.available)
+        return kiln_fail(e, KILN_E_UNAVAILABLE, "%s backend unavailable: %s", kiln_backend_name(k), st.reason);
+    if (index < 0 || index >= st.n_devices)
+        return kiln_fail(e, KILN_E_INVALID, "%s backend has %d device(s); index %d does not exist", kiln_backend_name(k),
+                         st.n_devices, index);
+    int rc = kiln_backend_get(k)->open(index, out, e);
+    if (rc)
+        return kiln_err_wrap(e, "opening %s:%d", kiln_backend_name(k), index);
+    return 0;
+}
+
+void kiln_device_close(kiln_device *d)
+{
+    if (d)
+        d->ops->destroy(d);
+}
+
+static int contains_ci(const char *hay, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (; *hay; hay++) {
+        size_t i = 0;
+        while (i < n && hay[i] && tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
+            i++;
+        if (i == n)
+            return 1;
+    }
+    return n == 0;
+}
+
+int kiln_device_select(const char *spec, kiln_device **out, kiln_err *e)
+{
+    *out = NULL;
+    char name[64];
+    snprintf(name, sizeof name, "%s", spec);
+    char *colon = strchr(name, ':');
+    int index = 0;
+    if (colon) {
+        *colon = 0;
+        char *end;
+        long v = strtol(colon + 1, &end, 10);
+        if (*end || v < 0)
+            return kiln_fail(e, KILN_E_INVALID, "device '%s': index after ':' must be a number", spec);
+        index = (int)v;
+    }
+    kiln_backend_kind k;
+    if (kiln_backend_parse(name, &k) == 0)
+        return kiln_device_open(k, index, out, e);
+    /* otherwise: a substring of "backend vendor name" over every device */
+    for (int b = 0; b < KILN_BACKEND_COUNT; b++) {
+        kiln_backend_status st;
+        kiln_backend_probe((kiln_backend_kind)b, &st);
+        for (int i = 0; st.available && i < st.n_devices; i++) {
+            kiln_device *d;
+            if (kiln_device_open((kiln_backend_kind)b, i, &d, NULL))
+                continue;
+            char full[320];
+            snprintf(full, sizeof full, "%s %s %s", kiln_backend_name(d->backend), d->fp.vendor, d->fp.name);
+            if (contains_ci(full, spec)) {
+                *out = d;
+                return 0;
+            }
+            kiln_device_close(d);
+        }
+    }
+    return kiln_fail(e, KILN_E_UNAVAILABLE,
+                     "no device matches '%s' (use a backend name cpu|opencl|vulkan|cuda, backend:index, or part of a "
+                     "device name; `kiln devices` lists them)",
+                     spec);
+}
+
+void kiln_fingerprint_key(const kiln_fingerprint *fp, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s|%s|%04x:%04x|%s|%s|%s", kiln_backend_name(fp->backend), fp->vendor, fp->vendor_id,
+             fp->device_id, fp->name, fp->driver_version, fp->compiler_version);
+}
+
+long long kiln_define_get(const kiln_define *defs, int n, const char *name, long long fallback)
+{
+    for (int i = 0; i < n; i++)
+        if (defs[i].name && strcmp(defs[i].name, name) == 0)
+            return defs[i].value;
+    return fallback;
+}
+
+int kiln_measure_copy_bandwidth(kiln_device *d, double *gbps, kiln_err *e)
+{
+    (void)gbps;
+    return kiln_fail(e, KILN_E_UNAVAILABLE, "%s: copy bandwidth measurement not implemented yet", d->fp.name);
+}

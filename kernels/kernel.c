@@ -1,0 +1,81 @@
+/* kernels/kernel.c - problem and plan helpers shared by every kernel. */
+#include "kernels/kernel.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const quant_names[KILN_QUANT_COUNT] = {"q4f16_1", "q4_0", "q4_1", "q8_0", "f16", "f32"};
+
+const char *kiln_quant_name(int q) { return q >= 0 && q < KILN_QUANT_COUNT ? quant_names[q] : "?"; }
+
+int kiln_quant_parse(const char *s, int *q)
+{
+    for (int i = 0; i < KILN_QUANT_COUNT; i++)
+        if (strcmp(s, quant_names[i]) == 0) {
+            *q = i;
+            return 0;
+        }
+    return KILN_E_INVALID;
+}
+
+void kiln_problem_free(kiln_problem *p)
+{
+    for (int i = 0; i < p->n_bufs; i++) {
+        free(p->bufs[i].host);
+        free(p->bufs[i].expect);
+    }
+    memset(p, 0, sizeof *p);
+}
+
+kiln_problem_buf *kiln_problem_add(kiln_problem *p, const char *name, kiln_buf_role role, size_t bytes,
+                                   kiln_cmp cmp, double tol, kiln_err *e)
+{
+    if (p->n_bufs >= KILN_MAX_BUFS) {
+        kiln_fail(e, KILN_E_INVALID, "problem: too many buffers (adding '%s')", name);
+        return NULL;
+    }
+    kiln_problem_buf *b = &p->bufs[p->n_bufs];
+    memset(b, 0, sizeof *b);
+    snprintf(b->name, sizeof b->name, "%s", name);
+    b->role = role;
+    b->bytes = bytes;
+    b->cmp = role == KILN_IN ? KILN_CMP_NONE : cmp;
+    b->tol = tol;
+    size_t n = bytes ? bytes : 1;
+    if (role != KILN_OUT && !(b->host = calloc(1, n)))
+        goto oom;
+    if (role != KILN_IN && !(b->expect = calloc(1, n)))
+        goto oom;
+    p->n_bufs++;
+    return b;
+oom:
+    free(b->host);
+    b->host = NULL;
+    kiln_fail(e, KILN_E_NOMEM, "problem: cannot allocate %zu bytes for '%s'", bytes, name);
+    return NULL;
+}
+
+void kiln_plan_define(kiln_plan_step *s, const char *name, long long value)
+{
+    for (int i = 0; i < s->n_defines; i++)
+        if (strcmp(s->defines[i].name, name) == 0) {
+            s->defines[i].value = value;
+            return;
+        }
+    if (s->n_defines < KILN_MAX_DEFINES)
+        s->defines[s->n_defines++] = (kiln_define){name, value};
+}
+
+static kiln_plan_arg *next_arg(kiln_plan_step *s)
+{
+    /* Overflow is a programming error in a kernel's plan(); the runner
+     * rejects plans whose n_args exceeds the signature. */
+    return s->n_args < KILN_MAX_ARGS ? &s->args[s->n_args++] : &s->args[KILN_MAX_ARGS - 1];
+}
+
+void kiln_plan_slot(kiln_plan_step *s, int slot) { *next_arg(s) = (kiln_plan_arg){.kind = KILN_PA_SLOT, .index = slot}; }
+void kiln_plan_scratch(kiln_plan_step *s, int i) { *next_arg(s) = (kiln_plan_arg){.kind = KILN_PA_SCRATCH, .index = i}; }
+void kiln_plan_i32(kiln_plan_step *s, int32_t v) { *next_arg(s) = (kiln_plan_arg){.kind = KILN_PA_I32, .i32 = v}; }
+void kiln_plan_u32(kiln_plan_step *s, uint32_t v) { *next_arg(s) = (kiln_plan_arg){.kind = KILN_PA_U32, .u32 = v}; }
+void kiln_plan_f32(kiln_plan_step *s, float v) { *next_arg(s) = (kiln_plan_arg){.kind = KILN_PA_F32, .f32 = v}; }

@@ -1,0 +1,69 @@
+/* src/main.c - the `kiln` command: git-style subcommands. The same binary
+ * installed (or linked) as `tune` runs `kiln tune`. */
+#include <stdio.h>
+#include <string.h>
+
+#include "kiln_config.h"
+#include "src/commands.h"
+#include "util/err.h"
+
+typedef struct command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *help;
+} command;
+
+static const command commands[] = {
+    {"devices", cmd_devices, "list every device of every backend with fingerprint and copy bandwidth"},
+    {"check", cmd_check, "verify every kernel x device x config x shape against the reference"},
+    {"tune", cmd_tune, "search schedule variants on a device and store the winners"},
+    {"db", cmd_db, "show, export, import, merge, diff and prune tuning databases"},
+    {"run", cmd_run, "run a GGUF model on a prompt, report prefill/decode tok/s and TTFT"},
+    {"chat", cmd_chat, "multi-turn chat keeping the KV cache between turns"},
+    {"synth", cmd_synth, "write a synthetic Llama GGUF model with random weights"},
+    {"bench", cmd_bench, "kernel and model benchmarks, regression compare"},
+    {"report", cmd_report, "gnuplot figures and an HTML report from a database"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "kiln %s (%s) - kernel autotuning and benchmarking for quantized Llama models\n\n"
+               "usage: kiln <command> [options]   (kiln <command> --help for details)\n\n",
+            KILN_VERSION, KILN_GIT_COMMIT);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\nexit codes: 0 ok, 1 failed (wrong kernel, regression, ...), 2 usage, 3 unavailable\n");
+}
+
+int kiln_exit_code(int err_code)
+{
+    switch (err_code) {
+    case KILN_OK: return KILN_EXIT_OK;
+    case KILN_E_INVALID: return KILN_EXIT_USAGE;
+    case KILN_E_UNAVAILABLE:
+    case KILN_E_IO: return KILN_EXIT_UNAVAILABLE;
+    default: return KILN_EXIT_FAIL;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const char *self = strrchr(argv[0], '/');
+    self = self ? self + 1 : argv[0];
+    if (strcmp(self, "tune") == 0)
+        return cmd_tune(argc, argv);
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? KILN_EXIT_USAGE : KILN_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("kiln %s (%s)\n", KILN_VERSION, KILN_GIT_COMMIT);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "kiln: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return KILN_EXIT_USAGE;
+}
