@@ -1,12 +1,312 @@
-/* src/cmd_check.c - placeholder: `kiln check` is not implemented yet. */
+/* src/cmd_check.c - `kiln check`: every kernel x every available device x
+ * configs drawn from its space (default, corners, random) x shapes (real
+ * Llama ones and odd ones), verified against the plain-C reference.
+ *
+ * Inputs are random (never zeros) and outputs poisoned before each run; a
+ * failure names the device, kernel, config and shape. Unavailable backends
+ * are listed as unavailable, never counted as passed. */
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
+#include "kernels/runner.h"
 #include "src/commands.h"
+#include "util/clock.h"
+#include "util/rng.h"
+
+#define MAX_DEVICES 16
+#define MAX_SHAPES 64
+#define MAX_CONFIGS 64
+
+typedef struct tally {
+    int shapes, runs, pass, fail, invalid;
+    double worst_ratio; /* err / budget over passing and failing runs */
+    double seconds;
+} tally;
+
+typedef struct check_opts {
+    const char *devices[MAX_DEVICES];
+    int n_devices;
+    const char *kernels[32];
+    int n_kernels;
+    int quick, n_random, verbose, json;
+    uint64_t seed;
+    const char *break_kernel;
+} check_opts;
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: kiln check [--device SPEC]... [--kernel NAME]... [--quick] [--random N] [--seed S] [-v]\n"
+               "  --device SPEC   backend, backend:index or part of a device name (default: every device)\n"
+               "  --kernel NAME   only this kernel (repeatable); `kiln check --list` lists them\n"
+               "  --quick         small shapes only (fast); default: real Llama shapes + odd ones\n"
+               "  --random N      extra random valid configs per kernel besides default and corners (default 3)\n"
+               "  --seed S        input/config seed (default 1)\n"
+               "  --break KERNEL  (tests) plant a wrong index in KERNEL's sources: check must fail\n"
+               "exit: 0 all passed, 1 a kernel failed or is missing, 2 usage, 3 no device available\n");
+}
+
+static int parse(int argc, char **argv, check_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->n_random = 3;
+    o->seed = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--device") && next && o->n_devices < MAX_DEVICES)
+            o->devices[o->n_devices++] = argv[++i];
+        else if (!strcmp(a, "--kernel") && next && o->n_kernels < 32)
+            o->kernels[o->n_kernels++] = argv[++i];
+        else if (!strcmp(a, "--quick"))
+            o->quick = 1;
+        else if (!strcmp(a, "--random") && next)
+            o->n_random = atoi(argv[++i]);
+        else if (!strcmp(a, "--seed") && next)
+            o->seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--break") && next)
+            o->break_kernel = argv[++i];
+        else if (!strcmp(a, "-v") || !strcmp(a, "--verbose"))
+            o->verbose = 1;
+        else if (!strcmp(a, "--list")) {
+            for (int k = 0; k < kiln_kernel_count(); k++)
+                printf("%-18s %s\n", kiln_kernel_at(k)->name, kiln_kernel_at(k)->doc);
+            exit(0);
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            exit(0);
+        } else {
+            fprintf(stderr, "kiln check: unknown or incomplete option '%s'\n", a);
+            usage(stderr);
+            return KILN_EXIT_USAGE;
+        }
+    }
+    for (int i = 0; i < o->n_kernels; i++)
+        if (!kiln_kernel_find(o->kernels[i])) {
+            fprintf(stderr, "kiln check: unknown kernel '%s' (kiln check --list)\n", o->kernels[i]);
+            return KILN_EXIT_USAGE;
+        }
+    return 0;
+}
+
+static int wanted(const check_opts *o, const kiln_kernel *k)
+{
+    if (!o->n_kernels)
+        return 1;
+    for (int i = 0; i < o->n_kernels; i++)
+        if (!strcmp(o->kernels[i], k->name))
+            return 1;
+    return 0;
+}
+
+/* Default, corners, then random configs; duplicates removed. */
+static int pick_configs(const kiln_kernel *k, const kiln_shape *s0, const kiln_fingerprint *fp, int n_random,
+                        kiln_rng *rng, kiln_config *out)
+{
+    int n = 0;
+    kiln_config_default(k, &out[n++]);
+    n += kiln_config_corners(k, out + n, MAX_CONFIGS - n - n_random);
+    for (int tries = 0, got = 0; got < n_random && tries < 200 && n < MAX_CONFIGS; tries++) {
+        kiln_config c;
+        kiln_config_default(k, &c);
+        for (int p = 0; p < k->n_params; p++)
+            c.v[p] = k->params[p].values[kiln_rng_below(rng, (uint32_t)k->params[p].n_values)];
+        char why[128];
+        if (!k->config_valid(s0, &c, fp, why, sizeof why))
+            continue;
+        int dup = 0;
+        for (int j = 0; j < n && !dup; j++)
+            dup = kiln_config_equal(k, &c, &out[j]);
+        if (!dup) {
+            out[n++] = c;
+            got++;
+        }
+    }
+    return n;
+}
+
+static void progress(int tty, const kiln_device *d, const kiln_kernel *k, const char *shape, int i, int n)
+{
+    if (tty)
+        fprintf(stderr, "\r\033[K  %s:%d %s %s config %d/%d", kiln_backend_name(d->backend), d->index, k->name, shape,
+                i + 1, n);
+}
 
 int cmd_check(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "kiln check: not implemented yet\n");
-    return KILN_EXIT_UNAVAILABLE;
+    check_opts o;
+    int rc = parse(argc, argv, &o);
+    if (rc)
+        return rc;
+    int tty = isatty(2);
+    kiln_err err = {0};
+
+    /* Devices: the requested ones, or every device of every backend. */
+    kiln_device *devs[MAX_DEVICES];
+    int n_dev = 0;
+    printf("backends:\n");
+    for (int b = 0; b < KILN_BACKEND_COUNT; b++) {
+        kiln_backend_status st;
+        kiln_backend_probe((kiln_backend_kind)b, &st);
+        if (st.available)
+            printf("  %-7s available, %d device(s)\n", kiln_backend_name((kiln_backend_kind)b), st.n_devices);
+        else
+            printf("  %-7s UNAVAILABLE: %s\n", kiln_backend_name((kiln_backend_kind)b), st.reason);
+        if (o.n_devices)
+            continue;
+        for (int i = 0; st.available && i < st.n_devices && n_dev < MAX_DEVICES; i++) {
+            if (kiln_device_open((kiln_backend_kind)b, i, &devs[n_dev], &err) == 0)
+                n_dev++;
+            else
+                printf("  %s:%d could not be opened: %s\n", kiln_backend_name((kiln_backend_kind)b), i, err.msg);
+        }
+    }
+    for (int i = 0; i < o.n_devices; i++) {
+        if (kiln_device_select(o.devices[i], &devs[n_dev], &err)) {
+            fprintf(stderr, "kiln check: %s\n", err.msg);
+            for (int j = 0; j < n_dev; j++)
+                kiln_device_close(devs[j]);
+            return KILN_EXIT_UNAVAILABLE;
+        }
+        n_dev++;
+    }
+    if (!n_dev) {
+        fprintf(stderr, "kiln check: no device available\n");
+        return KILN_EXIT_UNAVAILABLE;
+    }
+    for (int i = 0; i < n_dev; i++)
+        printf("device %d: %s:%d %s (%s)\n", i, kiln_backend_name(devs[i]->backend), devs[i]->index,
+               devs[i]->fp.name, devs[i]->fp.driver_version);
+
+    kiln_progcache *cache[MAX_DEVICES];
+    for (int i = 0; i < n_dev; i++)
+        cache[i] = kiln_progcache_new(devs[i]);
+
+    int n_k = kiln_kernel_count();
+    tally *t = calloc((size_t)(n_dev * n_k), sizeof *t);
+    int failures = 0, missing = 0;
+    kiln_rng rng;
+    kiln_rng_seed(&rng, o.seed);
+
+    for (int ki = 0; ki < n_k; ki++) {
+        const kiln_kernel *k = kiln_kernel_at(ki);
+        if (!wanted(&o, k))
+            continue;
+        kiln_shape shapes[MAX_SHAPES];
+        int n_s = k->shapes ? k->shapes(o.quick ? KILN_SHAPES_QUICK : KILN_SHAPES_CHECK, shapes, MAX_SHAPES) : 0;
+        if (n_s <= 0) {
+            printf("FAIL %s: kernel declares no shapes (not implemented)\n", k->name);
+            missing++;
+            continue;
+        }
+        unsigned flags = o.break_kernel && !strcmp(o.break_kernel, k->name) ? KILN_BUILD_TEST_BREAK : 0;
+        kiln_config cfgs[MAX_DEVICES][MAX_CONFIGS];
+        int n_cfg[MAX_DEVICES];
+        for (int d = 0; d < n_dev; d++)
+            n_cfg[d] = pick_configs(k, &shapes[0], &devs[d]->fp, o.n_random, &rng, cfgs[d]);
+
+        for (int si = 0; si < n_s; si++) {
+            char skey[128];
+            k->shape_key(&shapes[si], skey, sizeof skey);
+            kiln_problem prob = {0};
+            if (k->problem_init(&prob, &shapes[si], o.seed * 1000003u + (uint64_t)si, &err)) {
+                printf("FAIL %s %s: building the reference problem: %s\n", k->name, skey, err.msg);
+                failures++;
+                continue;
+            }
+            for (int d = 0; d < n_dev; d++) {
+                tally *ty = &t[d * n_k + ki];
+                double t0 = kiln_now_s();
+                ty->shapes++;
+                kiln_problem_dev pd;
+                if (kiln_problem_upload(devs[d], &prob, &pd, &err)) {
+                    printf("FAIL %s:%d %s %s: %s\n", kiln_backend_name(devs[d]->backend), devs[d]->index, k->name,
+                           skey, err.msg);
+                    ty->fail++;
+                    failures++;
+                    continue;
+                }
+                for (int ci = 0; ci < n_cfg[d]; ci++) {
+                    const kiln_config *c = &cfgs[d][ci];
+                    char cj[512], why[256];
+                    kiln_config_to_json(k, c, cj, sizeof cj);
+                    progress(tty, devs[d], k, skey, ci, n_cfg[d]);
+                    if (!k->config_valid(&shapes[si], c, &devs[d]->fp, why, sizeof why)) {
+                        ty->invalid++;
+                        if (o.verbose)
+                            printf("  n/a  %s:%d %s %s %s: %s\n", kiln_backend_name(devs[d]->backend),
+                                   devs[d]->index, k->name, skey, cj, why);
+                        continue;
+                    }
+                    ty->runs++;
+                    kiln_variant v;
+                    kiln_verify_result vr;
+                    int vrc = kiln_variant_build(&v, devs[d], k, &shapes[si], c, flags, cache[d], &err);
+                    if (!vrc) {
+                        vrc = kiln_verify(&v, &prob, &pd, &vr, &err);
+                        kiln_variant_release(&v);
+                    }
+                    const char *dn = kiln_backend_name(devs[d]->backend);
+                    if (vrc) {
+                        if (tty)
+                            fprintf(stderr, "\r\033[K");
+                        printf("FAIL %s:%d %s shape %s config %s: %s: %s\n", dn, devs[d]->index, k->name, skey, cj,
+                               kiln_code_name(vrc), err.msg);
+                        ty->fail++;
+                        failures++;
+                        continue;
+                    }
+                    double ratio = vr.budget > 0 ? vr.err / vr.budget : (vr.ok ? 0 : INFINITY);
+                    if (ratio > ty->worst_ratio)
+                        ty->worst_ratio = ratio;
+                    if (vr.ok) {
+                        ty->pass++;
+                        if (o.verbose)
+                            printf("  ok   %s:%d %s %s %s err %.3g (budget %.3g)\n", dn, devs[d]->index, k->name,
+                                   skey, cj, vr.err, vr.budget);
+                    } else {
+                        if (tty)
+                            fprintf(stderr, "\r\033[K");
+                        printf("FAIL %s:%d %s shape %s config %s: wrong result: %s\n", dn, devs[d]->index, k->name,
+                               skey, cj, vr.detail);
+                        ty->fail++;
+                        failures++;
+                    }
+                }
+                kiln_problem_dev_free(&pd);
+                ty->seconds += kiln_now_s() - t0;
+            }
+            kiln_problem_free(&prob);
+        }
+    }
+    if (tty)
+        fprintf(stderr, "\r\033[K");
+
+    printf("\n%-28s %-16s %6s %6s %6s %6s %6s %10s %8s\n", "device", "kernel", "shapes", "runs", "pass", "fail", "n/a",
+           "err/budget", "time");
+    for (int d = 0; d < n_dev; d++)
+        for (int ki = 0; ki < n_k; ki++) {
+            tally *ty = &t[d * n_k + ki];
+            if (!ty->shapes)
+                continue;
+            char dn[64];
+            snprintf(dn, sizeof dn, "%s:%d %.18s", kiln_backend_name(devs[d]->backend), devs[d]->index,
+                     devs[d]->fp.name);
+            printf("%-28s %-16s %6d %6d %6d %6d %6d %10.3g %7.1fs %s\n", dn, kiln_kernel_at(ki)->name, ty->shapes,
+                   ty->runs, ty->pass, ty->fail, ty->invalid, ty->worst_ratio, ty->seconds,
+                   ty->fail ? "FAIL" : ty->runs ? "ok" : "NONE RUN");
+            if (!ty->runs && !ty->fail) {
+                failures++; /* a kernel with no valid config on a device is a failure, not a pass */
+            }
+        }
+    printf("\n%s: %d failure(s), %d kernel(s) missing\n", failures || missing ? "FAILED" : "PASSED", failures, missing);
+
+    free(t);
+    for (int i = 0; i < n_dev; i++) {
+        kiln_progcache_free(cache[i]);
+        kiln_device_close(devs[i]);
+    }
+    return failures || missing ? KILN_EXIT_FAIL : KILN_EXIT_OK;
 }

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# scripts/test.sh - set everything up and run every test suite.
+# Ends with one line "N passed, N failed, N skipped" and exits non-zero if
+# anything failed. CI (.ci/run) calls exactly this.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+
+bash scripts/install-deps.sh || { echo "dependency installation failed"; echo "0 passed, 1 failed"; exit 1; }
+
+# The real model (cached outside the repo) and NVRTC for CUDA compile checks.
+if model=$(bash scripts/fetch-model.sh); then export KILN_SMOLLM2="$model"; fi
+if nvrtc=$(bash scripts/get-nvrtc.sh); then export KILN_NVRTC="$nvrtc"; fi
+
+# Backends that must be present here: a missing one fails its tests
+# instead of skipping them.
+export KILN_REQUIRE_BACKENDS=${KILN_REQUIRE_BACKENDS:-cpu,opencl,vulkan,cuda-compile,model}
+export KILN_CACHE_DIR=${KILN_CACHE_DIR:-$HOME/.cache/kiln}
+
+passed=0 failed=0 skipped=0
+summarize() { # meson test's summary block on stdin -> add to the counters
+  local ok xf fail up sk to
+  read -r ok xf fail up sk to < <(awk '/^Ok:/{ok=$2} /^Expected Fail:/{xf=$3} /^Fail:/{f=$2}
+    /^Unexpected Pass:/{up=$3} /^Skipped:/{sk=$2} /^Timeout:/{to=$2}
+    END{print ok+0, xf+0, f+0, up+0, sk+0, to+0}')
+  passed=$((passed + ok + xf)); failed=$((failed + fail + up + to)); skipped=$((skipped + sk))
+}
+
+run_suite() { # DIR [meson test args...]
+  local dir=$1; shift
+  local log; log=$(mktemp)
+  meson test -C "$dir" --print-errorlogs --num-processes 2 "$@" 2>&1 | tee "$log"
+  summarize <"$log"
+  if ! grep -qE '^Ok: ' "$log"; then failed=$((failed + 1)); echo "meson test in $dir did not run" >&2; fi
+  rm -f "$log"
+}
+
+if bash scripts/build.sh build-test --buildtype=debugoptimized; then
+  run_suite build-test
+else
+  echo "build failed"; failed=$((failed + 1))
+fi
+
+# Memory-safety pass: the host-side suites (parsers, database, quant layout,
+# cpu kernels) again under AddressSanitizer + UBSan. GPU driver stacks (PoCL,
+# lavapipe JIT) are left out of this pass: their own allocations are not ours.
+if bash scripts/build.sh build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false; then
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    run_suite build-asan --suite asan
+else
+  echo "asan build failed"; failed=$((failed + 1))
+fi
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
