@@ -79,3 +79,42 @@ void kiln_plan_scratch(kiln_plan_step *s, int i) { *next_arg(s) = (kiln_plan_arg
 void kiln_plan_i32(kiln_plan_step *s, int32_t v) { *next_arg(s) = (kiln_plan_arg){.kind = KILN_PA_I32, .i32 = v}; }
 void kiln_plan_u32(kiln_plan_step *s, uint32_t v) { *next_arg(s) = (kiln_plan_arg){.kind = KILN_PA_U32, .u32 = v}; }
 void kiln_plan_f32(kiln_plan_step *s, float v) { *next_arg(s) = (kiln_plan_arg){.kind = KILN_PA_F32, .f32 = v}; }
+
+int kiln_shape_parse(const char *spec, kiln_shape *s, kiln_err *e)
+{
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", spec);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        if (!eq)
+            return kiln_fail(e, KILN_E_INVALID, "shape '%s': '%s' is not field=value", spec, tok);
+        *eq = 0;
+        const char *f = tok, *v = eq + 1;
+        if (!strcmp(f, "quant")) {
+            int q;
+            if (kiln_quant_parse(v, &q))
+                return kiln_fail(e, KILN_E_INVALID, "shape '%s': unknown quant '%s'", spec, v);
+            s->quant = q;
+            continue;
+        }
+        char *end;
+        long long n = strtoll(v, &end, 10);
+        if (*end || n < 0)
+            return kiln_fail(e, KILN_E_INVALID, "shape '%s': field '%s' needs a non-negative integer", spec, f);
+        if (!strcmp(f, "m")) s->m = n;
+        else if (!strcmp(f, "k")) s->k = n;
+        else if (!strcmp(f, "n")) s->n = n;
+        else if (!strcmp(f, "group")) s->group = (int32_t)n;
+        else if (!strcmp(f, "heads")) s->heads = (int32_t)n;
+        else if (!strcmp(f, "kv_heads")) s->kv_heads = (int32_t)n;
+        else if (!strcmp(f, "head_dim")) s->head_dim = (int32_t)n;
+        else if (!strcmp(f, "page_size")) s->page_size = (int32_t)n;
+        else if (!strcmp(f, "ctx")) s->ctx = (int32_t)n;
+        else if (!strcmp(f, "op")) s->op = (int32_t)n;
+        else
+            return kiln_fail(e, KILN_E_INVALID,
+                             "shape '%s': unknown field '%s' (m k n quant group heads kv_heads head_dim page_size ctx op)",
+                             spec, f);
+    }
+    return 0;
+}

@@ -173,6 +173,10 @@ typedef struct kiln_kernel {
     double (*flops)(const kiln_shape *s);
 } kiln_kernel;
 
+/* Parses "m=4096,k=4096,quant=q4f16_1,group=32" (fields: m k n quant group
+ * heads kv_heads head_dim page_size ctx op) on top of *s. */
+int kiln_shape_parse(const char *spec, kiln_shape *s, kiln_err *e);
+
 /* Registry (kernels/registry.c). */
 int kiln_kernel_count(void);
 const kiln_kernel *kiln_kernel_at(int i);
