@@ -1,0 +1,264 @@
+/* kernels/attention_paged/attention_paged.cl - paged decode attention (GQA) with
+ * online softmax and optional flash-decoding split, its combine step, and
+ * kv_append. Layout, slots and scalars: see attention_paged.c.
+ *
+ * attn_paged: workgroup (x = group of HPW query heads of one kv head, y = split).
+ * Per TILE positions: (A) scores: LANES = WG/TILE threads per position split the
+ * head_dim (partials summed through shared memory), or each thread scores
+ * TILE/WG positions; (B) tile max (REDUCE 0: every thread scans the scores in
+ * shared memory), running max/sum update, p = exp(s - m) into shared memory;
+ * (C) acc += p * v: each thread owns VEC-wide columns of head_dim, groups of
+ * threads take interleaved positions when WG > head_dim/VEC, reduced at the end. */
+#ifndef KILN_TEST_BREAK
+#define KILN_TEST_BREAK 0
+#endif
+#ifndef WRITE_PARTIAL
+#define WRITE_PARTIAL 0
+#endif
+#define MAXHD 256
+#if defined(TILE) && WG > TILE
+#define LANES (WG / TILE) /* threads per position in the score pass */
+#else
+#define LANES 1
+#endif
+#define PPT (WG / LANES)
+#define NPASS (TILE / PPT)
+#define NDMAX ((MAXHD + WG * VEC - 1) / (WG * VEC))
+#define NEG_BIG (-1.0e30f)
+
+#if VEC == 4
+#define LOADV(dst, p)                                                                                            \
+    do {                                                                                                         \
+        float4 t_ = vload4(0, p);                                                                                \
+        dst[0] = t_.s0; dst[1] = t_.s1; dst[2] = t_.s2; dst[3] = t_.s3;                                          \
+    } while (0)
+#elif VEC == 2
+#define LOADV(dst, p)                                                                                            \
+    do {                                                                                                         \
+        float2 t_ = vload2(0, p);                                                                                \
+        dst[0] = t_.s0; dst[1] = t_.s1;                                                                          \
+    } while (0)
+#else
+#define LOADV(dst, p) dst[0] = (p)[0]
+#endif
+
+#ifdef TILE /* attention steps (kv_append is built with WG only) */
+#if REDUCE != 0
+#error "REDUCE=1 (subgroup) is not available in OpenCL C 1.2"
+#endif
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
+attn_paged(__global const float *q, __global const float *kp, __global const float *vp,
+           __global const int *table, __global float *out, int heads, int kv_heads, int head_dim,
+           int page_size, int ctx, float scale)
+{
+    __local float qs[HPW * MAXHD];
+    __local float ss[HPW * TILE];
+    __local float pp[HPW * TILE];
+    __local uint rowoff[TILE];
+    __local float red[HPW * WG * VEC];
+    const int t = (int)get_local_id(0);
+    const int g = (int)get_group_id(0);
+    const int split = (int)get_group_id(1);
+    const int nsplit = (int)get_num_groups(1);
+    const int h0 = g * HPW;
+    const int kvh = h0 / (heads / kv_heads);
+    int pb = 0, pe = ctx;
+#if SPLIT > 0
+    pb = split * SPLIT;
+    pe = min(ctx, pb + SPLIT);
+#endif
+    for (int i = t; i < HPW * head_dim; i += WG)
+        qs[i] = q[h0 * head_dim + i] * scale;
+
+    const int lane = t % LANES, pslot = t / LANES;
+    const int hv = head_dim / VEC;
+    const int G = WG >= hv ? WG / hv : 1;
+    const int grp = WG >= hv ? t / hv : 0;
+    const int col0 = WG >= hv ? t % hv : t;
+    float m[HPW], lp[HPW], acc[HPW * NDMAX * VEC];
+    for (int hh = 0; hh < HPW; hh++) {
+        m[hh] = NEG_BIG;
+        lp[hh] = 0.0f;
+    }
+    for (int i = 0; i < HPW * NDMAX * VEC; i++)
+        acc[i] = 0.0f;
+
+    for (int tile0 = pb; tile0 < pe; tile0 += TILE) {
+        barrier(CLK_LOCAL_MEM_FENCE);
+        /* (A) scores */
+        for (int pass = 0; pass < NPASS; pass++) {
+            int j = pslot + pass * PPT;
+            int p = tile0 + j;
+            float dot[HPW];
+            for (int hh = 0; hh < HPW; hh++)
+                dot[hh] = 0.0f;
+            uint off = 0;
+            if (p < pe) {
+                int r = (p + KILN_TEST_BREAK) % page_size;
+                uint phys = (uint)table[p / page_size];
+                off = ((phys * (uint)kv_heads + (uint)kvh) * (uint)page_size + (uint)r) * (uint)head_dim;
+                for (int d = lane * VEC; d < head_dim; d += LANES * VEC) {
+                    float kv[VEC];
+                    LOADV(kv, kp + off + d);
+                    for (int hh = 0; hh < HPW; hh++)
+                        for (int c = 0; c < VEC; c++)
+                            dot[hh] += qs[hh * head_dim + d + c] * kv[c];
+                }
+            }
+            if (lane == 0)
+                rowoff[j] = off;
+            for (int hh = 0; hh < HPW; hh++) {
+#if LANES == 1
+                ss[hh * TILE + j] = p < pe ? dot[hh] : NEG_BIG;
+#else
+                red[hh * WG + t] = dot[hh];
+#endif
+            }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+#if LANES > 1
+        if (t < TILE) {
+            for (int hh = 0; hh < HPW; hh++) {
+                float s = 0.0f;
+                for (int l = 0; l < LANES; l++)
+                    s += red[hh * WG + t * LANES + l];
+                ss[hh * TILE + t] = tile0 + t < pe ? s : NEG_BIG;
+            }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+#endif
+        /* (B) tile max, rescale, probabilities */
+        for (int hh = 0; hh < HPW; hh++) {
+            float mt = m[hh];
+            for (int j = 0; j < TILE; j++)
+                mt = fmax(mt, ss[hh * TILE + j]);
+            float alpha = exp(m[hh] - mt);
+            m[hh] = mt;
+            float lown = 0.0f;
+            for (int j = t; j < TILE; j += WG) {
+                float pv = exp(ss[hh * TILE + j] - mt);
+                pp[hh * TILE + j] = pv;
+                lown += pv;
+            }
+            lp[hh] = lp[hh] * alpha + lown;
+            for (int i = 0; i < NDMAX * VEC; i++)
+                acc[hh * NDMAX * VEC + i] *= alpha;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        /* (C) acc += p * v */
+        int tv = min(TILE, pe - tile0);
+        if (grp < G) {
+            for (int j = grp; j < tv; j += G) {
+                uint off = rowoff[j];
+                for (int i = 0; i < NDMAX; i++) {
+                    int col = col0 + i * WG;
+                    if (col < hv) {
+                        float vv[VEC];
+                        LOADV(vv, vp + off + (uint)(col * VEC));
+                        for (int hh = 0; hh < HPW; hh++) {
+                            float pj = pp[hh * TILE + j];
+                            for (int c = 0; c < VEC; c++)
+                                acc[(hh * NDMAX + i) * VEC + c] += pj * vv[c];
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /* L = sum of every thread's partial sums */
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int hh = 0; hh < HPW; hh++)
+        red[hh * WG + t] = lp[hh];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    float L[HPW];
+    for (int hh = 0; hh < HPW; hh++) {
+        float s = 0.0f;
+        for (int i = 0; i < WG; i++)
+            s += red[hh * WG + i];
+        L[hh] = s;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (G > 1) {
+        if (grp < G)
+            for (int hh = 0; hh < HPW; hh++)
+                for (int c = 0; c < VEC; c++)
+                    red[(hh * WG + t) * VEC + c] = acc[hh * NDMAX * VEC + c];
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (grp == 0)
+            for (int hh = 0; hh < HPW; hh++)
+                for (int c = 0; c < VEC; c++) {
+                    float s = 0.0f;
+                    for (int gi = 0; gi < G; gi++)
+                        s += red[(hh * WG + gi * hv + col0) * VEC + c];
+                    acc[hh * NDMAX * VEC + c] = s;
+                }
+    }
+    if (grp == 0) {
+        for (int hh = 0; hh < HPW; hh++) {
+            int h = h0 + hh;
+#if WRITE_PARTIAL
+            __global float *rec = out + (size_t)(h * nsplit + split) * (size_t)(head_dim + 2);
+            if (t == 0) {
+                rec[0] = m[hh];
+                rec[1] = L[hh];
+            }
+#else
+            float inv = 1.0f / L[hh];
+#endif
+            for (int i = 0; i < NDMAX; i++) {
+                int col = col0 + i * WG;
+                if (col < hv)
+                    for (int c = 0; c < VEC; c++) {
+#if WRITE_PARTIAL
+                        rec[2 + col * VEC + c] = acc[(hh * NDMAX + i) * VEC + c];
+#else
+                        out[h * head_dim + col * VEC + c] = acc[(hh * NDMAX + i) * VEC + c] * inv;
+#endif
+                    }
+            }
+        }
+    }
+    (void)nsplit;
+}
+
+#endif /* TILE */
+
+/* part [heads][nsplit][2 + head_dim] (m, l, acc) -> out [heads][head_dim] */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
+attn_paged_combine(__global const float *part, __global float *out, int heads, int head_dim, int nsplit)
+{
+    const int h = (int)get_group_id(0), t = (int)get_local_id(0);
+    const int rs = head_dim + 2;
+    __global const float *b = part + (size_t)h * (size_t)nsplit * (size_t)rs;
+    float mx = NEG_BIG, L = 0.0f;
+    for (int s = 0; s < nsplit; s++)
+        mx = fmax(mx, b[s * rs]);
+    for (int s = 0; s < nsplit; s++)
+        L += b[s * rs + 1] * exp(b[s * rs] - mx);
+    float inv = 1.0f / L;
+    for (int d = t; d < head_dim; d += WG) {
+        float a = 0.0f;
+        for (int s = 0; s < nsplit; s++)
+            a += b[s * rs + 2 + d] * exp(b[s * rs] - mx);
+        out[h * head_dim + d] = a * inv;
+    }
+    (void)heads;
+}
+
+/* one thread per element of [kv_heads][head_dim] */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
+kv_append(__global const float *k_new, __global const float *v_new, __global float *kp, __global float *vp,
+          __global const int *table, int pos, int page_size, int kv_heads, int head_dim)
+{
+    const int i = (int)get_global_id(0);
+    if (i >= kv_heads * head_dim)
+        return;
+    const int kvh = i / head_dim, d = i % head_dim;
+    const uint phys = (uint)table[pos / page_size];
+    const int r = (pos + KILN_TEST_BREAK) % page_size;
+    const uint dst = ((phys * (uint)kv_heads + (uint)kvh) * (uint)page_size + (uint)r) * (uint)head_dim + (uint)d;
+    kp[dst] = k_new[i];
+    vp[dst] = v_new[i];
+}

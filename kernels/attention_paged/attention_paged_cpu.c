@@ -1,0 +1,318 @@
+/* kernels/attention_paged/attention_paged_cpu.c - CPU entries of attention_paged
+ * and kv_append (layout and arguments: see attention_paged.c).
+ *
+ * attn_paged_cpu: one workgroup = HPW query heads of one kv group x one split
+ * of the context. Per TILE positions: scores q.k for every head (each K row is
+ * loaded once for the HPW heads), an online softmax update (running max m,
+ * sum l, rescale of acc by exp(m_old - m_new)), then acc += p * v (each V row
+ * loaded once for the HPW heads). WRITE_PARTIAL=1 writes [m, l, acc[hd]] per
+ * (head, split) into the scratch buffer for attn_paged_combine_cpu.
+ * The inner dot/axpy loops come in AVX-512, AVX2+FMA and scalar builds of the
+ * same body, picked at run time with __builtin_cpu_supports. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/attention_paged/attention_paged.h"
+#include "kernels/kernel.h"
+#include "kernels/sources.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define KILN_X86 1
+#endif
+
+#define NEG_BIG (-1.0e30f)
+#define MAX_TILE 256
+#define MAX_HPW 4
+
+typedef struct attn_args {
+    const float *q, *kp, *vp;
+    const int32_t *table;
+    float *out;
+    int heads, kv_heads, hd, ps, ctx;
+    float scale;
+    int tile, hpw, split, partial, brk;
+    uint32_t ngroups, nsplit;
+} attn_args;
+
+/* The workgroup body, instantiated once per ISA with its dot/axpy helpers. */
+#define ATTN_BODY(SUFFIX, ATTR, DOT, AXPY, SCAL)                                                                 \
+    ATTR static void attn_wg_##SUFFIX(const attn_args *a, uint32_t g, uint32_t split)                            \
+    {                                                                                                            \
+        const int hd = a->hd, hpw = a->hpw, h0 = (int)g * hpw;                                                   \
+        const int kvh = h0 / (a->heads / a->kv_heads);                                                           \
+        int pb = 0, pe = a->ctx;                                                                                 \
+        if (a->split > 0) {                                                                                      \
+            pb = (int)split * a->split;                                                                          \
+            pe = pb + a->split < a->ctx ? pb + a->split : a->ctx;                                                \
+        }                                                                                                        \
+        float qs[MAX_HPW][KILN_ATT_MAX_HD] __attribute__((aligned(64)));                                         \
+        float acc[MAX_HPW][KILN_ATT_MAX_HD] __attribute__((aligned(64)));                                        \
+        float sc[MAX_HPW][MAX_TILE];                                                                             \
+        const float *rows[MAX_TILE];                                                                             \
+        float m[MAX_HPW], l[MAX_HPW];                                                                            \
+        for (int hh = 0; hh < hpw; hh++) {                                                                       \
+            for (int i = 0; i < hd; i++) {                                                                       \
+                qs[hh][i] = a->q[(size_t)(h0 + hh) * hd + i] * a->scale;                                         \
+                acc[hh][i] = 0;                                                                                  \
+            }                                                                                                    \
+            m[hh] = NEG_BIG;                                                                                     \
+            l[hh] = 0;                                                                                           \
+        }                                                                                                        \
+        for (int t0 = pb; t0 < pe; t0 += a->tile) {                                                              \
+            int tn = pe - t0 < a->tile ? pe - t0 : a->tile;                                                      \
+            for (int j = 0; j < tn; j++) {                                                                       \
+                int p = t0 + j;                                                                                  \
+                size_t off = (((size_t)(uint32_t)a->table[p / a->ps] * a->kv_heads + kvh) * a->ps +             \
+                              (size_t)((p + a->brk) % a->ps)) * hd;                                              \
+                rows[j] = a->kp + off;                                                                           \
+                for (int hh = 0; hh < hpw; hh++)                                                                 \
+                    sc[hh][j] = DOT(qs[hh], rows[j], hd);                                                        \
+            }                                                                                                    \
+            for (int hh = 0; hh < hpw; hh++) {                                                                   \
+                float mt = m[hh];                                                                                \
+                for (int j = 0; j < tn; j++)                                                                     \
+                    mt = sc[hh][j] > mt ? sc[hh][j] : mt;                                                        \
+                float alpha = expf(m[hh] - mt), sum = 0;                                                         \
+                m[hh] = mt;                                                                                      \
+                for (int j = 0; j < tn; j++) {                                                                   \
+                    sc[hh][j] = expf(sc[hh][j] - mt);                                                            \
+                    sum += sc[hh][j];                                                                            \
+                }                                                                                                \
+                l[hh] = l[hh] * alpha + sum;                                                                     \
+                if (alpha != 1.0f)                                                                               \
+                    SCAL(acc[hh], alpha, hd);                                                                    \
+            }                                                                                                    \
+            for (int j = 0; j < tn; j++) {                                                                       \
+                const float *vr = a->vp + (rows[j] - a->kp);                                                     \
+                for (int hh = 0; hh < hpw; hh++)                                                                 \
+                    AXPY(acc[hh], sc[hh][j], vr, hd);                                                            \
+            }                                                                                                    \
+        }                                                                                                        \
+        for (int hh = 0; hh < hpw; hh++) {                                                                       \
+            int h = h0 + hh;                                                                                     \
+            if (a->partial) {                                                                                    \
+                float *rec = a->out + ((size_t)h * a->nsplit + split) * (size_t)(hd + 2);                        \
+                rec[0] = m[hh];                                                                                  \
+                rec[1] = l[hh];                                                                                  \
+                memcpy(rec + 2, acc[hh], (size_t)hd * sizeof(float));                                            \
+            } else {                                                                                             \
+                float inv = 1.0f / l[hh];                                                                        \
+                for (int i = 0; i < hd; i++)                                                                     \
+                    a->out[(size_t)h * hd + i] = acc[hh][i] * inv;                                               \
+            }                                                                                                    \
+        }                                                                                                        \
+    }
+
+/* ---- scalar helpers ---- */
+static inline float dot_scalar(const float *x, const float *y, int n)
+{
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (int i = 0; i < n; i += 4) {
+        s0 += x[i] * y[i];
+        s1 += x[i + 1] * y[i + 1];
+        s2 += x[i + 2] * y[i + 2];
+        s3 += x[i + 3] * y[i + 3];
+    }
+    return (s0 + s1) + (s2 + s3);
+}
+static inline void axpy_scalar(float *y, float a, const float *x, int n)
+{
+    for (int i = 0; i < n; i++)
+        y[i] += a * x[i];
+}
+static inline void scal_scalar(float *y, float a, int n)
+{
+    for (int i = 0; i < n; i++)
+        y[i] *= a;
+}
+ATTN_BODY(scalar, , dot_scalar, axpy_scalar, scal_scalar)
+
+#ifdef KILN_X86
+/* ---- AVX2 + FMA (head_dim is a multiple of 4: 8-wide main loop + 4-wide tail) ---- */
+#define AVX2 __attribute__((target("avx2,fma")))
+AVX2 static inline float dot_avx2(const float *x, const float *y, int n)
+{
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), s1);
+    }
+    for (; i + 8 <= n; i += 8)
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), s0);
+    s0 = _mm256_add_ps(s0, s1);
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
+    if (i < n)
+        r = _mm_fmadd_ps(_mm_loadu_ps(x + i), _mm_loadu_ps(y + i), r);
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_shuffle_ps(r, r, 1));
+    return _mm_cvtss_f32(r);
+}
+AVX2 static inline void axpy_avx2(float *y, float a, const float *x, int n)
+{
+    __m256 va = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    if (i < n)
+        _mm_storeu_ps(y + i, _mm_fmadd_ps(_mm256_castps256_ps128(va), _mm_loadu_ps(x + i), _mm_loadu_ps(y + i)));
+}
+AVX2 static inline void scal_avx2(float *y, float a, int n)
+{
+    __m256 va = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(va, _mm256_loadu_ps(y + i)));
+    for (; i < n; i++)
+        y[i] *= a;
+}
+ATTN_BODY(avx2, AVX2, dot_avx2, axpy_avx2, scal_avx2)
+
+/* ---- AVX-512 (16-wide, masked tail) ---- */
+#define AVX512 __attribute__((target("avx512f")))
+AVX512 static inline float dot_avx512(const float *x, const float *y, int n)
+{
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(y + i + 16), s1);
+    }
+    for (; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, x + i), _mm512_maskz_loadu_ps(k, y + i), s0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+AVX512 static inline void axpy_avx512(float *y, float a, const float *x, int n)
+{
+    __m512 va = _mm512_set1_ps(a);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, k, _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(k, x + i), _mm512_maskz_loadu_ps(k, y + i)));
+    }
+}
+AVX512 static inline void scal_avx512(float *y, float a, int n)
+{
+    __m512 va = _mm512_set1_ps(a);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, k, _mm512_mul_ps(va, _mm512_maskz_loadu_ps(k, y + i)));
+    }
+}
+ATTN_BODY(avx512, AVX512, dot_avx512, axpy_avx512, scal_avx512)
+#endif
+
+/* $KILN_CPU_ISA=scalar|avx2|avx512 caps the ISA (tests use it to cover every path). */
+static int cpu_isa(void)
+{
+#ifdef KILN_X86
+    static int cached = -1;
+    if (cached >= 0)
+        return cached;
+    int isa = 0;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        isa = 1;
+    if (__builtin_cpu_supports("avx512f"))
+        isa = 2;
+    const char *cap = getenv("KILN_CPU_ISA");
+    if (cap && strcmp(cap, "scalar") == 0)
+        isa = 0;
+    else if (cap && strcmp(cap, "avx2") == 0 && isa > 1)
+        isa = 1;
+    cached = isa;
+    return isa;
+#else
+    return 0;
+#endif
+}
+
+static void attn_paged_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_end)
+{
+    attn_args a = {
+        .q = l->ptr[0], .kp = l->ptr[1], .vp = l->ptr[2], .table = l->ptr[3], .out = l->ptr[4],
+        .heads = l->arg[5].i32, .kv_heads = l->arg[6].i32, .hd = l->arg[7].i32, .ps = l->arg[8].i32,
+        .ctx = l->arg[9].i32, .scale = l->arg[10].f32,
+        .tile = (int)kiln_define_get(l->defines, l->n_defines, "TILE", 64),
+        .hpw = (int)kiln_define_get(l->defines, l->n_defines, "HPW", 1),
+        .split = (int)kiln_define_get(l->defines, l->n_defines, "SPLIT", 0),
+        .partial = (int)kiln_define_get(l->defines, l->n_defines, "WRITE_PARTIAL", 0),
+        .brk = (int)kiln_define_get(l->defines, l->n_defines, "KILN_TEST_BREAK", 0),
+        .ngroups = l->grid[0], .nsplit = l->grid[1] ? l->grid[1] : 1,
+    };
+    if (a.tile > MAX_TILE)
+        a.tile = MAX_TILE;
+    if (a.hpw > MAX_HPW || a.hd > KILN_ATT_MAX_HD)
+        return; /* rejected by config_valid; never reached */
+    int isa = cpu_isa();
+    for (uint32_t w = wg_begin; w < wg_end; w++) {
+        uint32_t g = w % a.ngroups, s = w / a.ngroups;
+#ifdef KILN_X86
+        if (isa == 2)
+            attn_wg_avx512(&a, g, s);
+        else if (isa == 1)
+            attn_wg_avx2(&a, g, s);
+        else
+#endif
+            attn_wg_scalar(&a, g, s);
+    }
+    (void)isa;
+}
+
+/* part [heads][nsplit][2 + hd] -> out [heads][hd] */
+static void attn_paged_combine_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_end)
+{
+    const float *part = l->ptr[0];
+    float *out = l->ptr[1];
+    int hd = l->arg[3].i32, ns = l->arg[4].i32;
+    size_t rs = (size_t)hd + 2;
+    for (uint32_t h = wg_begin; h < wg_end; h++) {
+        const float *b = part + (size_t)h * ns * rs;
+        float mx = NEG_BIG, sum = 0;
+        for (int s = 0; s < ns; s++)
+            mx = b[s * rs] > mx ? b[s * rs] : mx;
+        float w[64];
+        float *o = out + (size_t)h * hd;
+        for (int i = 0; i < hd; i++)
+            o[i] = 0;
+        for (int s0 = 0; s0 < ns; s0 += 64) {
+            int n = ns - s0 < 64 ? ns - s0 : 64;
+            for (int s = 0; s < n; s++) {
+                w[s] = expf(b[(s0 + s) * rs] - mx);
+                sum += b[(s0 + s) * rs + 1] * w[s];
+            }
+            for (int s = 0; s < n; s++)
+                for (int i = 0; i < hd; i++)
+                    o[i] += w[s] * b[(s0 + s) * rs + 2 + i];
+        }
+        float inv = 1.0f / sum;
+        for (int i = 0; i < hd; i++)
+            o[i] *= inv;
+    }
+}
+
+static void kv_append_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_end)
+{
+    if (wg_begin >= wg_end)
+        return;
+    const float *kn = l->ptr[0], *vn = l->ptr[1];
+    float *kp = l->ptr[2], *vp = l->ptr[3];
+    const int32_t *table = l->ptr[4];
+    int pos = l->arg[5].i32, ps = l->arg[6].i32, kvh = l->arg[7].i32, hd = l->arg[8].i32;
+    int brk = (int)kiln_define_get(l->defines, l->n_defines, "KILN_TEST_BREAK", 0);
+    size_t phys = (uint32_t)table[pos / ps];
+    for (int h = 0; h < kvh; h++) {
+        size_t dst = ((phys * kvh + h) * ps + (size_t)((pos + brk) % ps)) * hd;
+        memcpy(kp + dst, kn + (size_t)h * hd, (size_t)hd * sizeof(float));
+        memcpy(vp + dst, vn + (size_t)h * hd, (size_t)hd * sizeof(float));
+    }
+}
+
+const kiln_cpu_entry kiln_cpu_entries_attention_paged[] = {
+    {"attn_paged_cpu", attn_paged_cpu},
+    {"attn_paged_combine_cpu", attn_paged_combine_cpu},
+    {"kv_append_cpu", kv_append_cpu},
+    {0, 0},
+};
