@@ -32,6 +32,10 @@
  *   scalars pos, page_size, kv_heads, head_dim
  *   Shape: shape.ctx is the position written (the cache holds ctx tokens before it).
  *
+ * KILN_TEST_BREAK=1 (every source): attention reads row 1 where row 0 of a
+ * page is meant (not a permutation of positions, which softmax would not
+ * notice; for ctx=1 an unused row); kv_append writes row (pos+1) % page_size.
+ *
  * CPU entries live in attention_paged_cpu.c. */
 #include <math.h>
 #include <stdio.h>
@@ -126,6 +130,7 @@ static int attn_shapes(int which, kiln_shape *out, int max)
                 n = put(out, max, n, mk(32, 32, 128, pages[p], ctxs[c]));
     } else {
         n = put(out, max, n, mk(4, 2, 64, 16, 1));     /* one token */
+        n = put(out, max, n, mk(4, 2, 128, 16, 64));   /* whole pages only */
         n = put(out, max, n, mk(6, 2, 64, 16, 37));    /* GQA 3, ctx not a page multiple */
         n = put(out, max, n, mk(8, 2, 128, 32, 300));  /* GQA 4, > one split of 256 */
         n = put(out, max, n, mk(2, 2, 128, 64, 521));  /* MHA, 3 splits of 256 */
@@ -259,6 +264,11 @@ static void random_table(int32_t *table, int used, int n_pool, uint64_t *rs)
     }
     memcpy(table, perm, (size_t)used * sizeof *table);
     free(perm);
+    int ident = 1;
+    for (int i = 0; i < used; i++)
+        ident &= table[i] == i;
+    if (ident) /* never the identity: page n_pool-1 is unused then */
+        table[used - 1] = n_pool - 1;
 }
 
 void kiln_attn_reference(const float *q, const float *kp, const float *vp, const int32_t *table, float *out,

@@ -61,6 +61,7 @@ attn_paged(__global const float *q, __global const float *kp, __global const flo
     const int g = (int)get_group_id(0);
     const int split = (int)get_group_id(1);
     const int nsplit = (int)get_num_groups(1);
+    (void)split;
     const int h0 = g * HPW;
     const int kvh = h0 / (heads / kv_heads);
     int pb = 0, pe = ctx;
@@ -95,7 +96,7 @@ attn_paged(__global const float *q, __global const float *kp, __global const flo
                 dot[hh] = 0.0f;
             uint off = 0;
             if (p < pe) {
-                int r = (p + KILN_TEST_BREAK) % page_size;
+                int r = max(p % page_size, KILN_TEST_BREAK); /* break: row 1 read for row 0 */
                 uint phys = (uint)table[p / page_size];
                 off = ((phys * (uint)kv_heads + (uint)kvh) * (uint)page_size + (uint)r) * (uint)head_dim;
                 for (int d = lane * VEC; d < head_dim; d += LANES * VEC) {

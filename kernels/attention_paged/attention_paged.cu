@@ -60,6 +60,8 @@ attn_paged(const float *q, const float *kp, const float *vp,
     const int g = (int)blockIdx.x;
     const int split = (int)blockIdx.y;
     const int nsplit = (int)gridDim.y;
+    (void)split;
+    (void)nsplit;
     const int h0 = g * HPW;
     const int kvh = h0 / (heads / kv_heads);
     int pb = 0, pe = ctx;
@@ -94,7 +96,7 @@ attn_paged(const float *q, const float *kp, const float *vp,
                 dot[hh] = 0.0f;
             unsigned off = 0;
             if (p < pe) {
-                int r = (p + KILN_TEST_BREAK) % page_size;
+                int r = max(p % page_size, KILN_TEST_BREAK); /* break: row 1 read for row 0 */
                 unsigned phys = (unsigned)table[p / page_size];
                 off = ((phys * (unsigned)kv_heads + (unsigned)kvh) * (unsigned)page_size + (unsigned)r) * (unsigned)head_dim;
                 for (int d = lane * VEC; d < head_dim; d += LANES * VEC) {

@@ -65,7 +65,7 @@ typedef struct attn_args {
             for (int j = 0; j < tn; j++) {                                                                       \
                 int p = t0 + j;                                                                                  \
                 size_t off = (((size_t)(uint32_t)a->table[p / a->ps] * a->kv_heads + kvh) * a->ps +             \
-                              (size_t)((p + a->brk) % a->ps)) * hd;                                              \
+                              (size_t)(p % a->ps > a->brk ? p % a->ps : a->brk)) * hd;                                              \
                 rows[j] = a->kp + off;                                                                           \
                 for (int hh = 0; hh < hpw; hh++)                                                                 \
                     sc[hh][j] = DOT(qs[hh], rows[j], hd);                                                        \

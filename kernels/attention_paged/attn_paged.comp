@@ -84,7 +84,7 @@ void main()
                 dot[hh] = 0.0;
             uint off = 0;
             if (p < pe) {
-                int r = (p + KILN_TEST_BREAK) % pc.page_size;
+                int r = max(p % pc.page_size, KILN_TEST_BREAK); /* break: row 1 read for row 0 */
                 uint phys = uint(table[p / pc.page_size]);
                 off = ((phys * uint(pc.kv_heads) + uint(kvh)) * uint(pc.page_size) + uint(r)) * uint(pc.head_dim);
                 for (int d = lane * VEC; d < pc.head_dim; d += LANES * VEC) {
