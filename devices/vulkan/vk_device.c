@@ -295,6 +295,7 @@ static void fingerprint(vk_dev *vk, int has_sg_ext, int has_driver_props)
         fp->subgroup_min = sgc.minSubgroupSize;
         fp->subgroup_max = sgc.maxSubgroupSize;
         vk->sg_stages = sgc.requiredSubgroupSizeStages;
+        vk->sg_max_wg_subgroups = sgc.maxComputeWorkgroupSubgroups;
     }
     vk->sg_min = fp->subgroup_min;
     vk->sg_max = fp->subgroup_max;

@@ -177,13 +177,16 @@ typedef struct vk_dev {
     uint32_t sg_control;       /* subgroupSizeControl enabled */
     uint32_t sg_full;          /* computeFullSubgroups enabled */
     uint32_t sg_min, sg_max, sg_stages;
+    uint32_t sg_max_wg_subgroups; /* maxComputeWorkgroupSubgroups (0: unknown) */
 
     uint32_t storage_type;     /* memory type for storage buffers */
-    int direct;                /* storage_type is HOST_VISIBLE|HOST_COHERENT: map and memcpy */
+    int direct;                /* storage_type is HOST_VISIBLE|HOST_COHERENT: map and memcpy
+                                  ($KILN_VK_FORCE_STAGING=1 turns it off, so tests cover staging) */
     uint32_t staging_type;     /* HOST_VISIBLE|HOST_COHERENT, preferably CACHED */
     VkBuffer staging;
     VkDeviceMemory staging_mem;
     VkDeviceSize staging_size;
+    VkDeviceSize staging_max;  /* VK_STAGING_MAX, or $KILN_VK_STAGING_MAX (tests: force chunking) */
     void *staging_map;
 
     VkCommandPool cmd_pool;

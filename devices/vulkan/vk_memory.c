@@ -6,7 +6,7 @@
  * HOST_COHERENT (integrated GPUs, lavapipe) every buffer stays mapped and
  * write/read are a memcpy after the queue drained ("direct" path).
  * Otherwise transfers go through a HOST_VISIBLE|HOST_COHERENT staging buffer
- * (CACHED preferred, grown on demand up to VK_STAGING_MAX, larger transfers
+ * (CACHED preferred, grown on demand up to staging_max, larger transfers
  * chunked). Invariants: a buffer's size never exceeds maxStorageBufferRange;
  * write/read/fill drain queued work first so they are ordered with launches. */
 #include <stdlib.h>
@@ -112,6 +112,13 @@ int vk_memory_init(vk_dev *vk, kiln_err *e)
     vk->storage_type = (uint32_t)st;
     vk->staging_type = (uint32_t)sg;
     vk->direct = (vk->mem_props.memoryTypes[st].propertyFlags & hv) == hv;
+    const char *force = getenv("KILN_VK_FORCE_STAGING");
+    if (force && force[0] == '1')
+        vk->direct = 0;
+    vk->staging_max = VK_STAGING_MAX;
+    const char *smax = getenv("KILN_VK_STAGING_MAX");
+    if (smax && atoll(smax) >= 4096)
+        vk->staging_max = (VkDeviceSize)atoll(smax);
     return 0;
 }
 
@@ -127,18 +134,18 @@ void vk_memory_destroy(vk_dev *vk)
     vk->staging_size = 0;
 }
 
-/* Makes the staging buffer at least min(want, VK_STAGING_MAX) bytes. */
+/* Makes the staging buffer at least min(want, staging_max) bytes. */
 static int staging_reserve(vk_dev *vk, VkDeviceSize want, kiln_err *e)
 {
-    if (want > VK_STAGING_MAX)
-        want = VK_STAGING_MAX;
+    if (want > vk->staging_max)
+        want = vk->staging_max;
     if (vk->staging_size >= want)
         return 0;
     VkDeviceSize size = vk->staging_size ? vk->staging_size : ((VkDeviceSize)1 << 20);
     while (size < want)
         size *= 2;
-    if (size > VK_STAGING_MAX)
-        size = VK_STAGING_MAX;
+    if (size > vk->staging_max)
+        size = vk->staging_max;
     vk_memory_destroy(vk);
     int rc = make_buffer(vk, size, VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT,
                          vk->staging_type, &vk->staging, &vk->staging_mem, e);

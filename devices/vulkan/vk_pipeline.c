@@ -168,6 +168,10 @@ static int check_limits(vk_dev *vk, const kiln_program_desc *desc, const uint32_
         if (can_require && (sg < vk->sg_min || sg > vk->sg_max || (sg & (sg - 1))))
             return kiln_fail(e, KILN_E_INVALID, "%s: kernel '%s': subgroup size %u outside the supported range [%u, %u] "
                              "(or not a power of two)", vk->who, kernel, sg, vk->sg_min, vk->sg_max);
+        if (can_require && vk->sg_max_wg_subgroups && threads > (uint64_t)sg * vk->sg_max_wg_subgroups)
+            return kiln_fail(e, KILN_E_INVALID, "%s: kernel '%s': %llu threads with subgroup size %u exceed "
+                             "maxComputeWorkgroupSubgroups = %u", vk->who, kernel, (unsigned long long)threads, sg,
+                             vk->sg_max_wg_subgroups);
     }
     return 0;
 }
