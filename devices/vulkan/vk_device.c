@@ -87,8 +87,11 @@ static int instance_create(vk_fns *f, VkInstance *inst, char *why, size_t n)
     };
     VkResult r = f->vkCreateInstance(&ci, NULL, inst);
     if (r != VK_SUCCESS) {
-        snprintf(why, n, "vkCreateInstance (API %u.%u): %s", VK_API_VERSION_MAJOR(app.apiVersion),
-                 VK_API_VERSION_MINOR(app.apiVersion), vk_result_name(r));
+        snprintf(why, n, "vkCreateInstance (API %u.%u): %s%s", VK_API_VERSION_MAJOR(app.apiVersion),
+                 VK_API_VERSION_MINOR(app.apiVersion), vk_result_name(r),
+                 r == VK_ERROR_INCOMPATIBLE_DRIVER ? " (the loader found no Vulkan driver: install a GPU driver or "
+                                                     "mesa-vulkan-drivers for lavapipe; check VK_DRIVER_FILES)"
+                                                   : "");
         *inst = VK_NULL_HANDLE;
         vk_loader_close(f);
         return -1;
