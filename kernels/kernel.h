@@ -203,6 +203,13 @@ void kiln_plan_config_defines(kiln_plan_step *s, const kiln_kernel *k, const kil
  * prefixed with kernels/common/prelude.<ext>). NULL if the kernel has no source
  * for that backend. The cpu backend resolves entries in the cpu registry. */
 const char *kiln_source_get(const char *source, kiln_backend_kind be);
+
+/* Identity of a kernel's implementation on a backend, for the database:
+ * a 64-bit FNV-1a hash (16 hex digits) of its schedule space (names, values,
+ * defaults) and of every backend source its default plan uses (for the cpu
+ * backend: the space and the Kiln version). A winner stored under another
+ * hash is stale and is not used silently. */
+void kiln_kernel_source_hash(const kiln_kernel *k, kiln_backend_kind be, char out[17]);
 kiln_cpu_fn kiln_cpu_kernel_find(const char *entry);
 
 #endif

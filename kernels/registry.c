@@ -1,8 +1,11 @@
 /* kernels/registry.c - every kernel Kiln knows, and every CPU entry point. */
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "kernels/kernel.h"
 #include "kernels/sources.h"
+#include "kiln_config.h"
 
 extern const kiln_kernel kiln_kernel_gemv_int4;
 extern const kiln_kernel kiln_kernel_gemm_int4;
@@ -75,4 +78,42 @@ const char *kiln_source_get(const char *source, kiln_backend_kind be)
         if (strcmp(kiln_embedded_sources[i].stem, source) == 0 && strcmp(kiln_embedded_sources[i].ext, ext) == 0)
             return kiln_embedded_sources[i].text;
     return NULL;
+}
+
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= c[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+void kiln_kernel_source_hash(const kiln_kernel *k, kiln_backend_kind be, char out[17])
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    h = fnv1a(h, k->name, strlen(k->name));
+    for (int i = 0; i < k->n_params; i++) {
+        const kiln_param *p = &k->params[i];
+        h = fnv1a(h, p->name, strlen(p->name));
+        h = fnv1a(h, p->values, sizeof(int) * (size_t)p->n_values);
+        h = fnv1a(h, &p->def, sizeof p->def);
+    }
+    kiln_shape s;
+    kiln_config c;
+    kiln_plan plan;
+    if (be == KILN_CPU) {
+        h = fnv1a(h, KILN_VERSION, strlen(KILN_VERSION));
+    } else if (k->shapes && k->shapes(KILN_SHAPES_TUNE, &s, 1) == 1) {
+        kiln_config_default(k, &c);
+        if (k->plan(&s, &c, be, &plan, NULL) == 0)
+            for (int i = 0; i < plan.n_steps; i++) {
+                const char *name = be == KILN_VULKAN ? plan.steps[i].entry : plan.steps[i].source;
+                const char *src = kiln_source_get(name, be);
+                if (src)
+                    h = fnv1a(h, src, strlen(src));
+            }
+    }
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
 }

@@ -1,0 +1,13 @@
+/* engine/tune_shapes.h - the (kernel, shape) pairs a model's forward pass
+ * runs, so `tune --model M.gguf` tunes exactly those. */
+#ifndef KILN_ENGINE_TUNE_SHAPES_H
+#define KILN_ENGINE_TUNE_SHAPES_H
+
+#include "kernels/kernel.h"
+
+/* Fills kernels[i] (kernel names) and shapes[i] for up to max pairs; *n is
+ * how many. Errors name the file. */
+int kiln_model_tune_shapes(const char *gguf_path, const char **kernels, kiln_shape *shapes, int max, int *n,
+                           kiln_err *e);
+
+#endif
