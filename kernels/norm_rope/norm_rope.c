@@ -1,8 +1,484 @@
-/* kernels/norm_rope/norm_rope.c - placeholder until the kernel lands: declares no shapes,
- * so kiln check reports it as missing (never as passed). */
-#include "kernels/kernel.h"
-#include "kernels/sources.h"
+/* kernels/norm_rope/norm_rope.c - RMSNorm (plain and fused with the residual
+ * add) and rotary position embedding.
+ *
+ * rmsnorm: rows x n f32 (rows = tokens), y = x / sqrt(mean(x^2) + eps) * w.
+ *   op 0 plain:          slots 0 x (IN), 1 w [n], 2 y (OUT)
+ *   op 1 fused residual: slots 0 x (INOUT: x += r), 1 w, 2 y (OUT), 3 r (IN):
+ *     the residual add of a sublayer and the RMSNorm of the next in one pass.
+ *   Shape: m = rows, k = n, op. One step, signature "bbbbiiif": x, w, y, r,
+ *   rows, n, op, eps (op 0 binds y as r; it is never read).
+ *   Space: wg threads per row (one workgroup per row), vec load width
+ *   (float2/float4; n % vec == 0), reduce 0 shared-memory tree, 1 subgroup
+ *   sums (Vulkan/CUDA; needs subgroup ops, wg a multiple of the subgroup).
+ *   The cpu backend runs one row per workgroup (AVX-512/AVX2/scalar) and keeps
+ *   the GPU parameters at their defaults.
+ *   KILN_TEST_BREAK=1: the first vec elements of each row use w[vec..2vec-1].
+ *
+ * rope: in-place rotary embedding of q or k laid out [tokens][heads][head_dim]:
+ *   slots 0 x (INOUT, f32), 1 positions (i32 [tokens]).
+ *   Shape: m = tokens, heads, head_dim, k = n_rot (rotary dims, even,
+ *   <= head_dim; 0 = head_dim), n = freq_base (0 = 10000), ctx = position
+ *   offset added to every position, op 0 interleaved pairs (x[2i], x[2i+1]:
+ *   GGUF Llama), op 1 half-split (x[i], x[i + n_rot/2]: Hugging Face / NeoX).
+ *   Pair i of a head at position p rotates by theta = p * base^(-2i/n_rot),
+ *   computed in f32 (like llama.cpp); dims >= n_rot are untouched.
+ *   Signature "bbiiiiiif": x, positions, tokens, heads, head_dim, n_rot,
+ *   offset, op, freq_base.
+ *   Space: wg, ppt (consecutive pairs per thread). cpu: one token per
+ *   workgroup, the cos/sin table computed once and applied to every head.
+ *   KILN_TEST_BREAK=1: pair 0 uses the frequency of pair 1. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-const kiln_kernel kiln_kernel_rmsnorm = {.name = "rmsnorm", .doc = "not implemented yet"};
-const kiln_kernel kiln_kernel_rope = {.name = "rope", .doc = "not implemented yet"};
-const kiln_cpu_entry kiln_cpu_entries_norm_rope[] = {{0, 0}};
+#include "kernels/kernel.h"
+#include "kernels/norm_rope/norm_rope.h"
+#include "kernels/sources.h"
+#include "util/rng.h"
+
+extern const kiln_kernel kiln_kernel_rmsnorm;
+extern const kiln_kernel kiln_kernel_rope;
+
+static int cpu_defaults_only(const kiln_param *ps, int n_params, const kiln_config *c, char *why, size_t n)
+{
+    for (int i = 0; i < n_params; i++)
+        if (c->v[i] != ps[i].def) {
+            snprintf(why, n, "%s applies to GPU backends only (cpu: %d)", ps[i].name, ps[i].def);
+            return 0;
+        }
+    return 1;
+}
+
+/* ================================================================ rmsnorm */
+
+enum { R_WG, R_VEC, R_REDUCE };
+static const kiln_param rms_params[] = {
+    {"wg", "WG", "threads per workgroup, one workgroup per row (GPU)", 5, {32, 64, 128, 256, 512}, 128},
+    {"vec", "VEC", "load width in floats (GPU; n % vec == 0)", 3, {1, 2, 4}, 1},
+    {"reduce", "REDUCE", "sum of squares: 0 shared-memory tree, 1 subgroup sums (Vulkan/CUDA)", 2, {0, 1}, 0},
+};
+#define N_RMS ((int)(sizeof rms_params / sizeof rms_params[0]))
+
+void kiln_rmsnorm_plan_set_eps(kiln_plan *p, float eps)
+{
+    for (int i = 0; i < p->n_steps; i++) {
+        kiln_plan_step *s = &p->steps[i];
+        if (s->n_args > 0 && s->args[s->n_args - 1].kind == KILN_PA_F32)
+            s->args[s->n_args - 1].f32 = eps;
+    }
+}
+
+static int rms_shape_ok(const kiln_shape *s, char *why, size_t n)
+{
+    if (s->m < 1 || s->k < 2 || s->m > 65535 || s->m * s->k > (int64_t)1 << 30) {
+        snprintf(why, n, "rows %lld x n %lld out of range (rows <= 65535, n >= 2)", (long long)s->m, (long long)s->k);
+        return 0;
+    }
+    if (s->op != 0 && s->op != 1) {
+        snprintf(why, n, "op %d: 0 plain, 1 fused residual add", s->op);
+        return 0;
+    }
+    return 1;
+}
+
+static void rms_shape_key(const kiln_shape *s, char *buf, size_t n)
+{
+    snprintf(buf, n, "rows%lld.n%lld.%s", (long long)s->m, (long long)s->k, s->op ? "res" : "plain");
+}
+
+static int put(kiln_shape *out, int max, int n, kiln_shape s)
+{
+    if (n < max)
+        out[n] = s;
+    return n + 1;
+}
+
+#define RMS(rows, n_, op_) ((kiln_shape){.m = (rows), .k = (n_), .op = (op_), .quant = KILN_F32})
+
+static int rms_shapes(int which, kiln_shape *out, int max)
+{
+    int n = 0;
+    if (which == KILN_SHAPES_QUICK) {
+        n = put(out, max, n, RMS(1, 4096, 0));
+        n = put(out, max, n, RMS(3, 576, 1));
+        n = put(out, max, n, RMS(2, 100, 0));
+        n = put(out, max, n, RMS(5, 33, 1)); /* odd width */
+    } else if (which == KILN_SHAPES_TUNE) {
+        /* Llama-7B decode: one token, plain (final norm) and fused (every sublayer) */
+        n = put(out, max, n, RMS(1, 4096, 1));
+        n = put(out, max, n, RMS(1, 4096, 0));
+        n = put(out, max, n, RMS(8, 4096, 1));
+    } else {
+        n = put(out, max, n, RMS(1, 4096, 0));
+        n = put(out, max, n, RMS(1, 4096, 1));
+        n = put(out, max, n, RMS(16, 4096, 1));   /* prefill chunk */
+        n = put(out, max, n, RMS(1, 576, 1));     /* SmolLM2 */
+        n = put(out, max, n, RMS(7, 576, 0));
+        n = put(out, max, n, RMS(1, 1536, 0));
+        n = put(out, max, n, RMS(1, 11008, 1));
+        n = put(out, max, n, RMS(3, 8192, 1));
+        n = put(out, max, n, RMS(3, 1001, 1));    /* odd sizes */
+        n = put(out, max, n, RMS(2, 77, 0));
+    }
+    return n < max ? n : max;
+}
+
+static int subgroup_ok(const kiln_fingerprint *fp, int wg, char *why, size_t n)
+{
+    if (fp->backend == KILN_OPENCL) {
+        snprintf(why, n, "subgroup reductions are not available in OpenCL C 1.2");
+        return 0;
+    }
+    if (!fp->has_subgroup_ops || !fp->subgroup_size || wg % (int)fp->subgroup_size) {
+        snprintf(why, n, "subgroup reduction needs subgroup ops and wg %d a multiple of the subgroup size %u", wg,
+                 fp->subgroup_size);
+        return 0;
+    }
+    if (fp->backend == KILN_CUDA && fp->subgroup_size != 32) {
+        snprintf(why, n, "subgroup reduction on CUDA assumes warps of 32 (device says %u)", fp->subgroup_size);
+        return 0;
+    }
+    return 1;
+}
+
+static int rms_config_valid(const kiln_shape *s, const kiln_config *c, const kiln_fingerprint *fp, char *why, size_t n)
+{
+    if (!rms_shape_ok(s, why, n))
+        return 0;
+    if (fp->backend == KILN_CPU)
+        return cpu_defaults_only(rms_params, N_RMS, c, why, n);
+    if (fp->max_workgroup && (uint32_t)c->v[R_WG] > fp->max_workgroup) {
+        snprintf(why, n, "wg %d > device max %u", c->v[R_WG], fp->max_workgroup);
+        return 0;
+    }
+    if (s->k % c->v[R_VEC]) {
+        snprintf(why, n, "n %lld not a multiple of vec %d", (long long)s->k, c->v[R_VEC]);
+        return 0;
+    }
+    if (s->k < 2 * c->v[R_VEC]) {
+        snprintf(why, n, "n %lld < 2 * vec %d", (long long)s->k, c->v[R_VEC]);
+        return 0;
+    }
+    if (c->v[R_REDUCE] == 1 && !subgroup_ok(fp, c->v[R_WG], why, n))
+        return 0;
+    return 1;
+}
+
+void kiln_rmsnorm_reference(const float *x, const float *w, float *y, int64_t rows, int64_t n, float eps)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * n;
+        double ss = 0;
+        for (int64_t i = 0; i < n; i++)
+            ss += (double)xr[i] * xr[i];
+        double inv = 1.0 / sqrt(ss / (double)n + eps);
+        for (int64_t i = 0; i < n; i++)
+            y[r * n + i] = (float)(xr[i] * inv * w[i]);
+    }
+}
+
+/* Budget for y (max|y - r| / rms(r)): f32 kernels differ from the double
+ * reference by the sum of squares (positive terms; per-thread runs of up to
+ * n/wg then a tree: ~1e-6 relative typical, 2e-5 worst case for 11008 / 32
+ * sequential terms at the bound), rsqrt/sqrt (<= 2 ulp, 2.4e-7) and two
+ * products (1.2e-7): relative <= ~3e-6 typical per element, times max|y|/rms(y)
+ * (~2-8 with the outliers below) = ~2e-5. Budget 6e-5. A wrong index in x or
+ * w moves an element by O(rms) (error ~1); dropping or doubling one term of
+ * the sum at n = 11008 moves every y by ~1/(2n) * x^2/mean(x^2) relative, and
+ * an outlier (x up to 8, 64x the mean square) makes that ~3e-3 * max|y|/rms:
+ * caught too. x (op 1) is compared exactly: x + r is one f32 add. */
+#define RMS_TOL 6e-5
+
+static int rms_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e)
+{
+    char why[128];
+    if (!rms_shape_ok(s, why, sizeof why))
+        return kiln_fail(e, KILN_E_INVALID, "rmsnorm: bad shape: %s", why);
+    memset(p, 0, sizeof *p);
+    p->shape = *s;
+    size_t nx = (size_t)(s->m * s->k);
+    kiln_problem_buf *bx = kiln_problem_add(p, "x", s->op ? KILN_INOUT : KILN_IN, nx * 4, KILN_CMP_EXACT, 0, e);
+    kiln_problem_buf *bw = bx ? kiln_problem_add(p, "w", KILN_IN, (size_t)s->k * 4, KILN_CMP_NONE, 0, e) : NULL;
+    kiln_problem_buf *by = bw ? kiln_problem_add(p, "y", KILN_OUT, nx * 4, KILN_CMP_F32, RMS_TOL, e) : NULL;
+    kiln_problem_buf *br = by && s->op ? kiln_problem_add(p, "r", KILN_IN, nx * 4, KILN_CMP_NONE, 0, e) : by;
+    if (!br) {
+        kiln_problem_free(p);
+        return e ? e->code : KILN_E_NOMEM;
+    }
+    kiln_rng rng;
+    kiln_rng_seed(&rng, seed * 31 + 7);
+    float *x = bx->host, *w = bw->host;
+    for (size_t i = 0; i < nx; i++) {
+        x[i] = kiln_rng_uniform(&rng, -1, 1);
+        if (kiln_rng_below(&rng, 64) == 0)
+            x[i] *= 8; /* activation outliers */
+    }
+    for (int64_t i = 0; i < s->k; i++)
+        w[i] = kiln_rng_uniform(&rng, 0.2f, 2.0f) * (kiln_rng_below(&rng, 8) ? 1.0f : -1.0f);
+    const float *xn = x;
+    if (s->op) {
+        float *r = br->host, *xo = bx->expect;
+        for (size_t i = 0; i < nx; i++) {
+            r[i] = kiln_rng_uniform(&rng, -1, 1);
+            xo[i] = x[i] + r[i];
+        }
+        xn = xo;
+    }
+    kiln_rmsnorm_reference(xn, w, by->expect, s->m, s->k, KILN_RMSNORM_DEFAULT_EPS);
+    return 0;
+}
+
+static int rms_plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out, kiln_err *e)
+{
+    char why[128];
+    if (!rms_shape_ok(s, why, sizeof why))
+        return kiln_fail(e, KILN_E_INVALID, "rmsnorm: %s", why);
+    memset(out, 0, sizeof *out);
+    kiln_plan_step *st = &out->steps[0];
+    st->source = "norm_rope";
+    st->entry = be == KILN_CPU ? "rmsnorm_cpu" : "rmsnorm";
+    st->signature = "bbbbiiif";
+    kiln_plan_config_defines(st, &kiln_kernel_rmsnorm, c);
+    st->local[0] = be == KILN_CPU ? 1 : (uint32_t)c->v[R_WG];
+    st->grid[0] = (uint32_t)s->m;
+    st->grid[1] = st->grid[2] = 1;
+    kiln_plan_slot(st, 0);
+    kiln_plan_slot(st, 1);
+    kiln_plan_slot(st, 2);
+    kiln_plan_slot(st, s->op ? 3 : 2);
+    kiln_plan_i32(st, (int32_t)s->m);
+    kiln_plan_i32(st, (int32_t)s->k);
+    kiln_plan_i32(st, s->op);
+    kiln_plan_f32(st, KILN_RMSNORM_DEFAULT_EPS);
+    out->n_steps = 1;
+    return 0;
+}
+
+static double rms_bytes(const kiln_shape *s) { return 4.0 * s->m * s->k * (s->op ? 4 : 2) + 4.0 * s->k; }
+static double rms_flops(const kiln_shape *s) { return (double)s->m * s->k * (s->op ? 5 : 4); }
+
+const kiln_kernel kiln_kernel_rmsnorm = {
+    .name = "rmsnorm",
+    .doc = "RMSNorm over rows of f32 (op 0), or residual add + RMSNorm in one pass (op 1)",
+    .params = rms_params,
+    .n_params = N_RMS,
+    .n_slots = 4,
+    .shapes = rms_shapes,
+    .shape_key = rms_shape_key,
+    .config_valid = rms_config_valid,
+    .problem_init = rms_problem_init,
+    .plan = rms_plan,
+    .bytes = rms_bytes,
+    .flops = rms_flops,
+};
+
+/* ================================================================ rope */
+
+enum { P_WG, P_PPT };
+static const kiln_param rope_params[] = {
+    {"wg", "WG", "threads per workgroup (GPU)", 4, {32, 64, 128, 256}, 64},
+    {"ppt", "PPT", "consecutive rotation pairs per thread (GPU)", 3, {1, 2, 4}, 1},
+};
+#define N_ROPE ((int)(sizeof rope_params / sizeof rope_params[0]))
+
+static int n_rot_of(const kiln_shape *s) { return s->k > 0 ? (int)s->k : s->head_dim; }
+static float base_of(const kiln_shape *s) { return s->n > 0 ? (float)s->n : 10000.0f; }
+
+static int rope_shape_ok(const kiln_shape *s, char *why, size_t n)
+{
+    int nr = n_rot_of(s);
+    if (s->m < 1 || s->heads < 1 || s->head_dim < 2 || s->m * s->heads * s->head_dim > (int64_t)1 << 30) {
+        snprintf(why, n, "tokens %lld x heads %d x head_dim %d out of range", (long long)s->m, s->heads, s->head_dim);
+        return 0;
+    }
+    if (nr < 2 || nr % 2 || nr > s->head_dim || nr > 1024) {
+        snprintf(why, n, "n_rot %d must be even and in [2, min(head_dim %d, 1024)]", nr, s->head_dim);
+        return 0;
+    }
+    if (s->op != 0 && s->op != 1) {
+        snprintf(why, n, "op %d: 0 interleaved pairs, 1 half-split", s->op);
+        return 0;
+    }
+    if (s->ctx < 0) {
+        snprintf(why, n, "position offset %d < 0", s->ctx);
+        return 0;
+    }
+    return 1;
+}
+
+static void rope_shape_key(const kiln_shape *s, char *buf, size_t n)
+{
+    snprintf(buf, n, "t%lld.h%d.d%d.rot%d.base%g.off%d.%s", (long long)s->m, s->heads, s->head_dim, n_rot_of(s),
+             (double)base_of(s), s->ctx, s->op ? "neox" : "interleaved");
+}
+
+static kiln_shape RP(int64_t tokens, int heads, int hd, int nrot, int64_t base, int off, int op)
+{
+    return (kiln_shape){.m = tokens, .heads = heads, .head_dim = hd, .k = nrot, .n = base, .ctx = off, .op = op,
+                        .quant = KILN_F32};
+}
+
+static int rope_shapes(int which, kiln_shape *out, int max)
+{
+    int n = 0;
+    if (which == KILN_SHAPES_QUICK) {
+        n = put(out, max, n, RP(1, 4, 64, 0, 10000, 5, 0));
+        n = put(out, max, n, RP(3, 3, 64, 0, 10000, 0, 1));
+        n = put(out, max, n, RP(2, 2, 128, 64, 500000, 17, 0)); /* partial rotary, llama-3 base */
+        n = put(out, max, n, RP(5, 3, 32, 24, 10000, 100, 1));  /* partial half-split */
+    } else if (which == KILN_SHAPES_TUNE) {
+        /* Llama-7B decode: q (32 heads) and k, one token */
+        n = put(out, max, n, RP(1, 32, 128, 0, 10000, 1023, 0));
+        n = put(out, max, n, RP(8, 32, 128, 0, 10000, 1023, 0));
+    } else {
+        n = put(out, max, n, RP(1, 32, 128, 0, 10000, 4000, 0));    /* Llama-2-7B q */
+        n = put(out, max, n, RP(1, 8, 128, 0, 500000, 8000, 0));    /* Llama-3-8B k, long position */
+        n = put(out, max, n, RP(16, 32, 128, 0, 10000, 0, 1));      /* prefill, HF layout */
+        n = put(out, max, n, RP(1, 9, 64, 0, 10000, 8000, 0));      /* SmolLM2 q */
+        n = put(out, max, n, RP(7, 3, 64, 0, 100000, 300, 1));      /* SmolLM2 k */
+        n = put(out, max, n, RP(3, 5, 96, 32, 10000, 77, 1));       /* partial rotary, odd heads */
+        n = put(out, max, n, RP(2, 7, 80, 80, 10000, 9, 0));
+    }
+    return n < max ? n : max;
+}
+
+static int rope_config_valid(const kiln_shape *s, const kiln_config *c, const kiln_fingerprint *fp, char *why,
+                             size_t n)
+{
+    if (!rope_shape_ok(s, why, n))
+        return 0;
+    if (fp->backend == KILN_CPU)
+        return cpu_defaults_only(rope_params, N_ROPE, c, why, n);
+    if (fp->max_workgroup && (uint32_t)c->v[P_WG] > fp->max_workgroup) {
+        snprintf(why, n, "wg %d > device max %u", c->v[P_WG], fp->max_workgroup);
+        return 0;
+    }
+    return 1;
+}
+
+void kiln_rope_reference(float *x, const int32_t *pos, int64_t tokens, int heads, int hd, int n_rot, double base,
+                         int offset, int op)
+{
+    int half = n_rot / 2;
+    for (int64_t t = 0; t < tokens; t++) {
+        double p = (double)pos[t] + offset;
+        for (int h = 0; h < heads; h++) {
+            float *v = x + (t * heads + h) * hd;
+            for (int i = 0; i < half; i++) {
+                double th = p * pow(base, -2.0 * i / n_rot);
+                double cs = cos(th), sn = sin(th);
+                int a = op ? i : 2 * i, b = op ? i + half : 2 * i + 1;
+                double x0 = v[a], x1 = v[b];
+                v[a] = (float)(x0 * cs - x1 * sn);
+                v[b] = (float)(x0 * sn + x1 * cs);
+            }
+        }
+    }
+}
+
+static int rope_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e)
+{
+    char why[128];
+    if (!rope_shape_ok(s, why, sizeof why))
+        return kiln_fail(e, KILN_E_INVALID, "rope: bad shape: %s", why);
+    memset(p, 0, sizeof *p);
+    p->shape = *s;
+    size_t nx = (size_t)(s->m * s->heads * s->head_dim);
+    kiln_rng rng;
+    kiln_rng_seed(&rng, seed * 131 + 3);
+    int32_t *pos = malloc((size_t)s->m * 4);
+    if (!pos)
+        return kiln_fail(e, KILN_E_NOMEM, "rope: positions");
+    /* positions: a run of consecutive ones (prefill) starting at a random
+     * point, with some tokens jumping (batched sequences); never 0 so a wrong
+     * frequency changes the angle */
+    int max_pos = 0;
+    int32_t start = 1 + (int32_t)kiln_rng_below(&rng, 64);
+    for (int64_t t = 0; t < s->m; t++) {
+        pos[t] = kiln_rng_below(&rng, 4) ? start + (int32_t)t : 1 + (int32_t)kiln_rng_below(&rng, 200);
+        max_pos = pos[t] + s->ctx > max_pos ? pos[t] + s->ctx : max_pos;
+    }
+    /* Budget (max|y - r| / rms(r)): the kernel's f32 angle p * base^(-2i/n_rot)
+     * is off by the f32 frequency (log2/exp2/pow: up to ~4e-6 relative on
+     * GPUs, GLSL exp2 being the loosest; 8e-6 allowed) times the position,
+     * plus the rounding of the angle (2^-24 relative) and sin/cos (~1e-6):
+     * |dy| <= |x| * (8e-6 * pos + 1e-6), and max|x|/rms(x) = sqrt(3) for uniform
+     * x. So 1e-4 + 2e-5 * max_pos (0.16 at position 8000, where a correct f32
+     * kernel measures ~1e-3). A wrong index is still caught: a wrong pair or
+     * element moves y by O(rms) (error ~1); the wrong frequency of the break
+     * (pair 0 with pair 1's, base^(-2/n_rot) <= 0.87) rotates by >= 0.13 * p
+     * radians more. */
+    double tol = 1e-4 + 2e-5 * max_pos;
+    kiln_problem_buf *bx = kiln_problem_add(p, "x", KILN_INOUT, nx * 4, KILN_CMP_F32, tol, e);
+    kiln_problem_buf *bp = bx ? kiln_problem_add(p, "positions", KILN_IN, (size_t)s->m * 4, KILN_CMP_NONE, 0, e)
+                              : NULL;
+    if (!bp) {
+        free(pos);
+        kiln_problem_free(p);
+        return e ? e->code : KILN_E_NOMEM;
+    }
+    memcpy(bp->host, pos, (size_t)s->m * 4);
+    free(pos);
+    float *x = bx->host;
+    for (size_t i = 0; i < nx; i++)
+        x[i] = kiln_rng_uniform(&rng, -1, 1);
+    memcpy(bx->expect, x, nx * 4);
+    kiln_rope_reference(bx->expect, bp->host, s->m, s->heads, s->head_dim, n_rot_of(s), base_of(s), s->ctx, s->op);
+    return 0;
+}
+
+static int rope_plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out, kiln_err *e)
+{
+    char why[128];
+    if (!rope_shape_ok(s, why, sizeof why))
+        return kiln_fail(e, KILN_E_INVALID, "rope: %s", why);
+    memset(out, 0, sizeof *out);
+    kiln_plan_step *st = &out->steps[0];
+    st->source = "norm_rope";
+    st->entry = be == KILN_CPU ? "rope_cpu" : "rope";
+    st->signature = "bbiiiiiif";
+    kiln_plan_config_defines(st, &kiln_kernel_rope, c);
+    if (be == KILN_CPU) {
+        st->local[0] = 1;
+        st->grid[0] = (uint32_t)s->m; /* one token per workgroup */
+        st->grid[1] = 1;
+    } else {
+        int64_t pairs = s->m * s->heads * (n_rot_of(s) / 2);
+        int64_t per = (int64_t)c->v[P_WG] * c->v[P_PPT];
+        int64_t nwg = (pairs + per - 1) / per;
+        st->local[0] = (uint32_t)c->v[P_WG];
+        st->grid[0] = (uint32_t)(nwg < 32768 ? nwg : 32768);
+        st->grid[1] = (uint32_t)((nwg + 32767) / 32768);
+    }
+    st->grid[2] = 1;
+    kiln_plan_slot(st, 0);
+    kiln_plan_slot(st, 1);
+    kiln_plan_i32(st, (int32_t)s->m);
+    kiln_plan_i32(st, s->heads);
+    kiln_plan_i32(st, s->head_dim);
+    kiln_plan_i32(st, n_rot_of(s));
+    kiln_plan_i32(st, s->ctx);
+    kiln_plan_i32(st, s->op);
+    kiln_plan_f32(st, base_of(s));
+    out->n_steps = 1;
+    return 0;
+}
+
+static double rope_bytes(const kiln_shape *s) { return 8.0 * s->m * s->heads * n_rot_of(s) + 4.0 * s->m; }
+static double rope_flops(const kiln_shape *s) { return 3.0 * s->m * s->heads * n_rot_of(s); }
+
+const kiln_kernel kiln_kernel_rope = {
+    .name = "rope",
+    .doc = "in-place rotary embedding of [tokens][heads][head_dim], interleaved (GGUF) or half-split pairs",
+    .params = rope_params,
+    .n_params = N_ROPE,
+    .n_slots = 2,
+    .shapes = rope_shapes,
+    .shape_key = rope_shape_key,
+    .config_valid = rope_config_valid,
+    .problem_init = rope_problem_init,
+    .plan = rope_plan,
+    .bytes = rope_bytes,
+    .flops = rope_flops,
+};
