@@ -21,6 +21,7 @@ static const command commands[] = {
     {"run", cmd_run, "run a GGUF model on a prompt, report prefill/decode tok/s and TTFT"},
     {"chat", cmd_chat, "multi-turn chat keeping the KV cache between turns"},
     {"synth", cmd_synth, "write a synthetic Llama GGUF model with random weights"},
+    {"serve", cmd_serve, "OpenAI-compatible HTTP API (chat/completions, streaming)"},
     {"bench", cmd_bench, "kernel and model benchmarks, regression compare"},
     {"report", cmd_report, "gnuplot figures and an HTML report from a database"},
 };
