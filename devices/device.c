@@ -160,8 +160,53 @@ long long kiln_define_get(const kiln_define *defs, int n, const char *name, long
     return fallback;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 int kiln_measure_copy_bandwidth(kiln_device *d, double *gbps, kiln_err *e)
 {
-    (void)gbps;
-    return kiln_fail(e, KILN_E_UNAVAILABLE, "%s: copy bandwidth measurement not implemented yet", d->fp.name);
+    /* Twice the LLC (so the copy streams from memory), at least 64 MiB, at
+     * most 1/8 of device memory and 256 MiB; whole 4 KiB pages. */
+    uint64_t bytes = d->fp.llc_bytes ? 2 * d->fp.llc_bytes : 64ull << 20;
+    if (bytes < (64ull << 20))
+        bytes = 64ull << 20;
+    if (bytes > (256ull << 20))
+        bytes = 256ull << 20;
+    if (d->fp.memory_bytes && bytes > d->fp.memory_bytes / 8)
+        bytes = d->fp.memory_bytes / 8;
+    bytes &= ~(uint64_t)4095;
+    kiln_buffer *a = kiln_alloc(d, bytes, e), *b = a ? kiln_alloc(d, bytes, e) : NULL;
+    int rc = 0;
+    if (!a || !b) {
+        rc = kiln_err_wrap(e, "%s:%d: copy bandwidth buffers of %llu bytes", kiln_backend_name(d->backend), d->index,
+                           (unsigned long long)bytes);
+        goto out;
+    }
+    if ((rc = d->ops->fill(d, a, 0x5a, bytes, e)) || (rc = d->ops->fill(d, b, 0xa5, bytes, e)))
+        goto out;
+    double t[9];
+    int n = 0;
+    for (int i = 0; i < 2 + 9 && !rc; i++) { /* 2 warm-up copies, 9 timed */
+        double ns = 0;
+        rc = d->ops->copy(d, i & 1 ? a : b, i & 1 ? b : a, bytes, &ns, e);
+        if (!rc && i >= 2)
+            t[n++] = ns;
+    }
+    if (rc) {
+        kiln_err_wrap(e, "%s:%d: measuring copy bandwidth", kiln_backend_name(d->backend), d->index);
+        goto out;
+    }
+    qsort(t, (size_t)n, sizeof t[0], cmp_double);
+    double med = t[n / 2];
+    /* read + write bytes per ns == GB/s */
+    d->fp.copy_gbps = med > 0 ? 2.0 * (double)bytes / med : 0;
+    if (gbps)
+        *gbps = d->fp.copy_gbps;
+out:
+    kiln_free(d, a);
+    kiln_free(d, b);
+    return rc;
 }
