@@ -60,21 +60,21 @@ kernel void rope(global float *x, global const int *pos, int tokens, int heads, 
                  float base)
 {
     const long t = (long)(get_group_id(1) * get_num_groups(0) + get_group_id(0)) * WG + get_local_id(0);
-    const int half = n_rot / 2;
-    const long npairs = (long)tokens * heads * half;
+    const int hr = n_rot / 2;
+    const long npairs = (long)tokens * heads * hr;
     const float lb = -2.0f * log2(base) / (float)n_rot;
     for (int u = 0; u < PPT; u++) {
         const long pi = t * PPT + u;
         if (pi >= npairs)
             return;
-        const int i = (int)(pi % half);
-        const long th_ = pi / half; /* token * heads + head */
+        const int i = (int)(pi % hr);
+        const long th_ = pi / hr; /* token * heads + head */
         const int tok = (int)(th_ / heads);
         const int fi = (KILN_TEST_BREAK && i == 0) ? 1 : i;
         const float theta = (float)(pos[tok] + off) * exp2((float)fi * lb);
         const float c = cos(theta), s = sin(theta);
         global float *v = x + th_ * hd;
-        const int a = op ? i : 2 * i, b = op ? i + half : 2 * i + 1;
+        const int a = op ? i : 2 * i, b = op ? i + hr : 2 * i + 1;
         const float x0 = v[a], x1 = v[b];
         v[a] = x0 * c - x1 * s;
         v[b] = x0 * s + x1 * c;
