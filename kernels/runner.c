@@ -150,9 +150,12 @@ int kiln_variant_build(kiln_variant *v, kiln_device *d, const kiln_kernel *k, co
         kiln_plan_step *st = &v->plan.steps[i];
         if ((rc = check_step_args(k, &v->plan, st, i, e)))
             goto fail;
-        for (int a = 0; a < 3; a++)
+        for (int a = 0; a < 3; a++) { /* unset dimensions mean 1 */
             if (!st->local[a])
                 st->local[a] = 1;
+            if (!st->grid[a])
+                st->grid[a] = 1;
+        }
         kiln_plan_define(st, "LOCAL_X", st->local[0]);
         kiln_plan_define(st, "LOCAL_Y", st->local[1]);
         kiln_plan_define(st, "LOCAL_Z", st->local[2]);

@@ -1,7 +1,287 @@
-/* kernels/gemv_int4/gemv_int4.c - placeholder until the kernel lands: declares no shapes,
- * so kiln check reports it as missing (never as passed). */
-#include "kernels/kernel.h"
-#include "kernels/sources.h"
+/* kernels/gemv_int4/gemv_int4.c - y = W x with W group-quantized along K.
+ *
+ * Slots: 0 qs (u32 words, kernels/quant.h layout), 1 scales (f16), 2 mins
+ * (f16; q4_1 only, a 4-byte dummy otherwise), 3 x (f32[K]), 4 y (f32[M]).
+ * Shape: m (rows), k, quant (q4f16_1, q4_0, q4_1, q8_0, f16), group.
+ * Scalars: M, K, words_per_row, groups_per_row. Defines: QUANT, GROUP and
+ * the schedule (WG, ROWS, VEC, UNROLL, SPLITK, REDUCE).
+ *
+ * GPU schedule: a workgroup of WG threads owns ROWS rows; its threads stride
+ * over the row's words VEC at a time (a VEC never straddles a group, so one
+ * scale serves it), UNROLL iterations per loop trip, and reduce their
+ * partial sums through shared memory (REDUCE 0) or subgroup adds (REDUCE 1).
+ * SPLITK > 1 splits K over SPLITK workgroups writing partial sums to a
+ * scratch buffer [SPLITK][M], summed by a second step (gemv_int4_reduce).
+ * CPU schedule: ROWS rows per task; SIMD (AVX-512 / AVX2 / scalar) inside.
+ *
+ * Test hooks (tests only): KILN_TEST_BREAK reads x[1] in place of x[0];
+ * KILN_TEST_CRASH / KILN_TEST_HANG make the cpu entry crash / spin. */
+#include "kernels/gemv_int4/gemv_int4.h"
 
-const kiln_kernel kiln_kernel_gemv_int4 = {.name = "gemv_int4", .doc = "not implemented yet"};
-const kiln_cpu_entry kiln_cpu_entries_gemv_int4[] = {{0, 0}};
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/f16.h"
+
+static const kiln_param params[] = {
+    {"wg", "WG", "threads per workgroup (gpu)", 5, {32, 64, 128, 256, 512}, 64},
+    {"rows", "ROWS", "rows per workgroup (cpu: rows per task)", 4, {1, 2, 4, 8}, 1},
+    {"vec", "VEC", "u32 words loaded per thread per step (gpu)", 3, {1, 2, 4}, 1},
+    {"unroll", "UNROLL", "loop unroll factor (gpu)", 3, {1, 2, 4}, 1},
+    {"splitk", "SPLITK", "workgroups sharing one row's K, + a reduce step (gpu)", 4, {1, 2, 4, 8}, 1},
+    {"reduce", "REDUCE", "0 shared-memory tree, 1 subgroup adds (gpu)", 2, {0, 1}, 0},
+};
+enum { P_WG, P_ROWS, P_VEC, P_UNROLL, P_SPLITK, P_REDUCE };
+
+int kiln_gemv_elems_per_word(int quant)
+{
+    return kiln_quant_is_int4(quant) ? 8 : quant == KILN_Q8_0 ? 4 : quant == KILN_F16 ? 2 : 1;
+}
+
+static int config_valid(const kiln_shape *s, const kiln_config *c, const kiln_fingerprint *fp, char *why, size_t n)
+{
+    int wg = c->v[P_WG], rows = c->v[P_ROWS], vec = c->v[P_VEC], splitk = c->v[P_SPLITK], reduce = c->v[P_REDUCE];
+    if (s->quant == KILN_F32 || s->quant < 0 || s->quant >= KILN_QUANT_COUNT) {
+        snprintf(why, n, "format %s is not a gemv_int4 weight format", kiln_quant_name(s->quant));
+        return 0;
+    }
+    if (s->quant != KILN_F16 && s->group != 32 && s->group != 128) {
+        snprintf(why, n, "group %d (32 or 128)", s->group);
+        return 0;
+    }
+    if (fp->backend == KILN_CPU) {
+        for (int i = 0; i < 6; i++)
+            if (i != P_ROWS && c->v[i] != params[i].def) {
+                snprintf(why, n, "%s applies to gpu backends only", params[i].name);
+                return 0;
+            }
+        return 1;
+    }
+    if ((uint32_t)wg > fp->max_workgroup) {
+        snprintf(why, n, "wg %d > device max %u", wg, fp->max_workgroup);
+        return 0;
+    }
+    size_t shared = (size_t)rows * (size_t)wg * 4;
+    if (fp->local_mem_bytes && shared > fp->local_mem_bytes) {
+        snprintf(why, n, "shared memory %zu > %llu", shared, (unsigned long long)fp->local_mem_bytes);
+        return 0;
+    }
+    if (s->quant != KILN_F16) {
+        int words_per_group = s->group / kiln_gemv_elems_per_word(s->quant);
+        if (words_per_group % vec) {
+            snprintf(why, n, "vec %d must divide the %d words of a group", vec, words_per_group);
+            return 0;
+        }
+    }
+    if (reduce) {
+        if (!fp->has_subgroup_ops || !fp->subgroup_size || wg % (int)fp->subgroup_size) {
+            snprintf(why, n, "subgroup reduction needs subgroup ops and wg a multiple of %u", fp->subgroup_size);
+            return 0;
+        }
+        if (fp->backend == KILN_OPENCL) {
+            snprintf(why, n, "subgroup reduction is not built for OpenCL (1.2 sources)");
+            return 0;
+        }
+    }
+    if (splitk > 1) {
+        int64_t epw = kiln_gemv_elems_per_word(s->quant);
+        int64_t words = (s->k + epw - 1) / epw;
+        if (words < (int64_t)splitk * wg * vec / 4) {
+            snprintf(why, n, "splitk %d leaves less than a quarter step per thread for K=%lld", splitk,
+                     (long long)s->k);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int shapes(int which, kiln_shape *out, int max)
+{
+    kiln_shape list[64];
+    int n = 0;
+#define S(M, K, Q, G) list[n++] = (kiln_shape){.m = (M), .k = (K), .quant = (Q), .group = (G)}
+    if (which == KILN_SHAPES_TUNE) {
+        S(4096, 4096, KILN_Q4F16_1, 32);
+        S(11008, 4096, KILN_Q4F16_1, 32);
+        S(4096, 11008, KILN_Q4F16_1, 32);
+        S(12288, 4096, KILN_Q4F16_1, 32);
+    } else if (which == KILN_SHAPES_CHECK) {
+        /* real Llama shapes: the big ones in the formats a tuned engine uses */
+        S(4096, 4096, KILN_Q4F16_1, 32);
+        S(4096, 4096, KILN_Q4F16_1, 128);
+        S(11008, 4096, KILN_Q4F16_1, 32);
+        S(4096, 11008, KILN_Q4_0, 32);
+        /* SmolLM2-135M shapes in every format */
+        for (int q = 0; q <= KILN_F16; q++) {
+            S(576, 576, q, 32);
+            S(1536, 576, q, 32);
+        }
+        S(576, 1536, KILN_Q4_1, 32);
+        S(576, 1536, KILN_Q4F16_1, 128);
+        /* odd: K not a multiple of the group, M not a multiple of rows */
+        S(1001, 4000, KILN_Q4F16_1, 128);
+        S(333, 136, KILN_Q4_0, 32);
+        S(77, 200, KILN_Q4_1, 32);
+        S(129, 1000, KILN_Q8_0, 32);
+        S(3, 37, KILN_F16, 0);
+    } else {
+        S(64, 256, KILN_Q4F16_1, 32);
+        S(96, 512, KILN_Q4F16_1, 128);
+        S(37, 200, KILN_Q4_0, 32);
+        S(50, 136, KILN_Q4_1, 32);
+        S(33, 100, KILN_Q8_0, 32);
+        S(19, 77, KILN_F16, 0);
+        S(576, 576, KILN_Q4_1, 32);
+    }
+#undef S
+    int m = n < max ? n : max;
+    memcpy(out, list, sizeof(kiln_shape) * (size_t)m);
+    return m;
+}
+
+static void shape_key(const kiln_shape *s, char *buf, size_t n)
+{
+    if (s->quant == KILN_F16)
+        snprintf(buf, n, "m%lld.k%lld.%s", (long long)s->m, (long long)s->k, kiln_quant_name(s->quant));
+    else
+        snprintf(buf, n, "m%lld.k%lld.%s.g%d", (long long)s->m, (long long)s->k, kiln_quant_name(s->quant), s->group);
+}
+
+static int problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e)
+{
+    memset(p, 0, sizeof *p);
+    p->shape = *s;
+    kiln_qmatrix q;
+    int rc = kiln_qmatrix_alloc(&q, s->quant, s->group, s->m, s->k, e);
+    if (rc)
+        return rc;
+    kiln_rng rng;
+    kiln_rng_seed(&rng, seed ^ 0x9e37);
+    kiln_qmatrix_random(&q, &rng);
+    size_t sb = kiln_qmatrix_scale_bytes(&q);
+    /* Budget 2e-4 of rms(y): f32 accumulation in another order than the
+     * double reference errs by ~sqrt(K) * 2^-24 relative (~1e-5 at K=11008).
+     * One wrong x index changes y[r] by about |w||x|, i.e. by ~rms(y)/sqrt(K)
+     * (>= 1e-2 for K <= 11008): 50x over the budget. */
+    kiln_problem_buf *b0 = kiln_problem_add(p, "qs", KILN_IN, kiln_qmatrix_qs_bytes(&q), KILN_CMP_NONE, 0, e);
+    kiln_problem_buf *b1 = b0 ? kiln_problem_add(p, "scales", KILN_IN, sb ? sb : 4, KILN_CMP_NONE, 0, e) : NULL;
+    kiln_problem_buf *b2 = b1 ? kiln_problem_add(p, "mins", KILN_IN, q.mins ? sb : 4, KILN_CMP_NONE, 0, e) : NULL;
+    kiln_problem_buf *b3 = b2 ? kiln_problem_add(p, "x", KILN_IN, (size_t)s->k * 4, KILN_CMP_NONE, 0, e) : NULL;
+    kiln_problem_buf *b4 = b3 ? kiln_problem_add(p, "y", KILN_OUT, (size_t)s->m * 4, KILN_CMP_F32, 2e-4, e) : NULL;
+    if (!b4) {
+        kiln_qmatrix_free(&q);
+        kiln_problem_free(p);
+        return e ? e->code : KILN_E_NOMEM;
+    }
+    memcpy(b0->host, q.qs, b0->bytes);
+    if (sb)
+        memcpy(b1->host, q.scales, sb);
+    if (q.mins)
+        memcpy(b2->host, q.mins, sb);
+    float *x = b3->host;
+    for (int64_t k = 0; k < s->k; k++) {
+        x[k] = kiln_rng_normal(&rng);
+        if (x[k] == 0)
+            x[k] = 0.5f;
+    }
+    kiln_gemv_reference(&q, x, b4->expect);
+    kiln_qmatrix_free(&q);
+    return 0;
+}
+
+void kiln_gemv_reference(const kiln_qmatrix *q, const float *x, float *y)
+{
+    float *w = malloc(sizeof *w * (size_t)q->cols);
+    for (int64_t r = 0; r < q->rows; r++) {
+        kiln_dequantize_row(q, r, w);
+        double acc = 0;
+        for (int64_t k = 0; k < q->cols; k++)
+            acc += (double)w[k] * x[k];
+        y[r] = (float)acc;
+    }
+    free(w);
+}
+
+static int plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out, kiln_err *e)
+{
+    (void)e;
+    memset(out, 0, sizeof *out);
+    kiln_qmatrix dims; /* only the derived sizes */
+    int epw = kiln_gemv_elems_per_word(s->quant);
+    int group = s->quant == KILN_F16 ? 0 : s->group;
+    int64_t cols_pad = group ? (s->k + group - 1) / group * group : s->k;
+    dims.words_per_row = (cols_pad + epw - 1) / epw;
+    dims.groups_per_row = group ? cols_pad / group : 0;
+    int rows = c->v[P_ROWS], splitk = be == KILN_CPU ? 1 : c->v[P_SPLITK];
+    kiln_plan_step *st = &out->steps[0];
+    out->n_steps = 1;
+    st->source = "gemv_int4";
+    st->entry = be == KILN_CPU ? "gemv_int4_cpu" : "gemv_int4";
+    st->signature = "bbbbbuuuu";
+    kiln_plan_config_defines(st, &kiln_kernel_gemv_int4, c);
+    kiln_plan_define(st, "QUANT", s->quant);
+    kiln_plan_define(st, "GROUP", group ? group : 1);
+    st->local[0] = be == KILN_CPU ? 1 : (uint32_t)c->v[P_WG];
+    st->grid[0] = (uint32_t)((s->m + rows - 1) / rows);
+    st->grid[1] = (uint32_t)splitk;
+    kiln_plan_slot(st, 0);
+    kiln_plan_slot(st, 1);
+    kiln_plan_slot(st, 2);
+    kiln_plan_slot(st, 3);
+    if (splitk > 1) {
+        out->n_scratch = 1;
+        out->scratch_bytes[0] = (size_t)splitk * (size_t)s->m * 4;
+        kiln_plan_scratch(st, 0);
+    } else {
+        kiln_plan_slot(st, 4);
+    }
+    kiln_plan_u32(st, (uint32_t)s->m);
+    kiln_plan_u32(st, (uint32_t)s->k);
+    kiln_plan_u32(st, (uint32_t)dims.words_per_row);
+    kiln_plan_u32(st, (uint32_t)dims.groups_per_row);
+    if (splitk > 1) {
+        kiln_plan_step *r = &out->steps[1];
+        out->n_steps = 2;
+        r->source = "gemv_int4";
+        r->entry = "gemv_int4_reduce";
+        r->signature = "bbuu";
+        kiln_plan_define(r, "WG", 64);
+        kiln_plan_define(r, "SPLITK", splitk);
+        r->local[0] = 64;
+        r->grid[0] = (uint32_t)((s->m + 63) / 64);
+        kiln_plan_scratch(r, 0);
+        kiln_plan_slot(r, 4);
+        kiln_plan_u32(r, (uint32_t)s->m);
+        kiln_plan_u32(r, (uint32_t)splitk);
+    }
+    return 0;
+}
+
+static double bytes(const kiln_shape *s)
+{
+    int epw = kiln_gemv_elems_per_word(s->quant);
+    int group = s->quant == KILN_F16 ? 0 : s->group;
+    int64_t cols_pad = group ? (s->k + group - 1) / group * group : s->k;
+    double w = (double)s->m * (double)((cols_pad + epw - 1) / epw) * 4;
+    double sc = group ? (double)s->m * (double)(cols_pad / group) * 2 * (s->quant == KILN_Q4_1 ? 2 : 1) : 0;
+    return w + sc + (double)s->k * 4 + (double)s->m * 4;
+}
+
+static double flops(const kiln_shape *s) { return 2.0 * (double)s->m * (double)s->k; }
+
+const kiln_kernel kiln_kernel_gemv_int4 = {
+    .name = "gemv_int4",
+    .doc = "y = W x, W int4/q8/f16 group-quantized along K (decode projections, LM head)",
+    .params = params,
+    .n_params = 6,
+    .n_slots = 5,
+    .shapes = shapes,
+    .shape_key = shape_key,
+    .config_valid = config_valid,
+    .problem_init = problem_init,
+    .plan = plan,
+    .bytes = bytes,
+    .flops = flops,
+};

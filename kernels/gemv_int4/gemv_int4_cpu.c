@@ -1,0 +1,215 @@
+/* kernels/gemv_int4/gemv_int4_cpu.c - gemv_int4 on the CPU: AVX-512, AVX2
+ * and scalar paths over Kiln's layout, chosen at run time
+ * ($KILN_CPU_ISA=avx2|scalar forces a lower path, for tests).
+ *
+ * Per group: t = sum_j (c_j - z) x_j in SIMD lanes, acc += s * t, without
+ * reducing lanes until the row ends; q4_1 adds m * sum(x_group), with the
+ * group sums of x computed once per task. */
+#include <immintrin.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/gemv_int4/gemv_int4.h"
+#include "kernels/sources.h"
+#include "util/f16.h"
+
+typedef struct gemv_args {
+    const uint32_t *qs;
+    const uint16_t *scales, *mins;
+    const float *x, *xsum; /* xsum[g] = sum of x over group g (q4_1) */
+    float *y;
+    uint32_t M, K, wpr, gpr;
+    int quant, group;
+} gemv_args;
+
+static int zero_of(int q) { return q == KILN_Q4F16_1 ? 7 : q == KILN_Q4_0 ? 8 : 0; }
+
+/* One element the slow way (tails and the scalar path). */
+static float weight(const gemv_args *a, uint32_t r, uint32_t k)
+{
+    const uint32_t *w = a->qs + (size_t)r * a->wpr;
+    if (a->quant == KILN_F16)
+        return kiln_f16_to_f32((uint16_t)(w[k / 2] >> (16 * (k % 2))));
+    uint32_t g = k / (uint32_t)a->group;
+    float s = kiln_f16_to_f32(a->scales[(size_t)r * a->gpr + g]);
+    if (a->quant == KILN_Q8_0)
+        return (float)(int8_t)(w[k / 4] >> (8 * (k % 4))) * s;
+    int c = (int)(w[k / 8] >> (4 * (k % 8)) & 0xF);
+    if (a->quant == KILN_Q4_1)
+        return (float)c * s + kiln_f16_to_f32(a->mins[(size_t)r * a->gpr + g]);
+    return (float)(c - zero_of(a->quant)) * s;
+}
+
+static float row_scalar(const gemv_args *a, uint32_t r, uint32_t k_begin)
+{
+    float acc = 0;
+    for (uint32_t k = k_begin; k < a->K; k++)
+        acc += weight(a, r, k) * a->x[k];
+    return acc;
+}
+
+/* Whole groups only; the partial last group goes through row_scalar. */
+static uint32_t full_groups(const gemv_args *a) { return a->quant == KILN_F16 ? 0 : a->K / (uint32_t)a->group; }
+
+__attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c"))) static float row_avx512(const gemv_args *a, uint32_t r)
+{
+    const uint32_t *w = a->qs + (size_t)r * a->wpr;
+    __m512 acc = _mm512_setzero_ps();
+    float tail_m = 0;
+    if (a->quant == KILN_F16) {
+        uint32_t k = 0;
+        for (; k + 16 <= a->K; k += 16) {
+            __m256i h = _mm256_loadu_si256((const __m256i *)(w + k / 2));
+            acc = _mm512_fmadd_ps(_mm512_cvtph_ps(h), _mm512_loadu_ps(a->x + k), acc);
+        }
+        return _mm512_reduce_add_ps(acc) + row_scalar(a, r, k);
+    }
+    uint32_t ng = full_groups(a), per = (uint32_t)a->group / 32;
+    __m512 z = _mm512_set1_ps((float)zero_of(a->quant));
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    for (uint32_t g = 0; g < ng; g++) {
+        float s = kiln_f16_to_f32(a->scales[(size_t)r * a->gpr + g]);
+        __m512 t = _mm512_setzero_ps();
+        for (uint32_t b = 0; b < per; b++) {
+            uint32_t k = g * (uint32_t)a->group + 32 * b;
+            __m512 f0, f1;
+            if (a->quant == KILN_Q8_0) {
+                __m128i lo = _mm_loadu_si128((const __m128i *)(w + k / 4));
+                __m128i hi = _mm_loadu_si128((const __m128i *)(w + k / 4 + 4));
+                f0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(lo));
+                f1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(hi));
+            } else {
+                __m128i v = _mm_loadu_si128((const __m128i *)(w + k / 8));
+                __m128i lo = _mm_and_si128(v, m4), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m4);
+                f0 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi)));
+                f1 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_unpackhi_epi8(lo, hi)));
+                f0 = _mm512_sub_ps(f0, z);
+                f1 = _mm512_sub_ps(f1, z);
+            }
+            t = _mm512_fmadd_ps(f0, _mm512_loadu_ps(a->x + k), t);
+            t = _mm512_fmadd_ps(f1, _mm512_loadu_ps(a->x + k + 16), t);
+        }
+        acc = _mm512_fmadd_ps(t, _mm512_set1_ps(s), acc);
+        if (a->quant == KILN_Q4_1)
+            tail_m += kiln_f16_to_f32(a->mins[(size_t)r * a->gpr + g]) * a->xsum[g];
+    }
+    return _mm512_reduce_add_ps(acc) + tail_m + row_scalar(a, r, ng * (uint32_t)a->group);
+}
+
+__attribute__((target("avx2,fma,f16c"))) static float hsum256(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+__attribute__((target("avx2,fma,f16c"))) static float row_avx2(const gemv_args *a, uint32_t r)
+{
+    const uint32_t *w = a->qs + (size_t)r * a->wpr;
+    __m256 acc = _mm256_setzero_ps();
+    float tail_m = 0;
+    if (a->quant == KILN_F16) {
+        uint32_t k = 0;
+        for (; k + 8 <= a->K; k += 8) {
+            __m128i h = _mm_loadu_si128((const __m128i *)(w + k / 2));
+            acc = _mm256_fmadd_ps(_mm256_cvtph_ps(h), _mm256_loadu_ps(a->x + k), acc);
+        }
+        return hsum256(acc) + row_scalar(a, r, k);
+    }
+    uint32_t ng = full_groups(a), per = (uint32_t)a->group / 32;
+    __m256 z = _mm256_set1_ps((float)zero_of(a->quant));
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    for (uint32_t g = 0; g < ng; g++) {
+        float s = kiln_f16_to_f32(a->scales[(size_t)r * a->gpr + g]);
+        __m256 t = _mm256_setzero_ps();
+        for (uint32_t b = 0; b < per; b++) {
+            uint32_t k = g * (uint32_t)a->group + 32 * b;
+            __m128i e[2];
+            if (a->quant == KILN_Q8_0) {
+                e[0] = _mm_loadu_si128((const __m128i *)(w + k / 4));
+                e[1] = _mm_loadu_si128((const __m128i *)(w + k / 4 + 4));
+            } else {
+                __m128i v = _mm_loadu_si128((const __m128i *)(w + k / 8));
+                __m128i lo = _mm_and_si128(v, m4), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m4);
+                e[0] = _mm_unpacklo_epi8(lo, hi);
+                e[1] = _mm_unpackhi_epi8(lo, hi);
+            }
+            for (int h = 0; h < 2; h++)
+                for (int q = 0; q < 2; q++) {
+                    __m128i bytes8 = q ? _mm_srli_si128(e[h], 8) : e[h];
+                    __m256 f = a->quant == KILN_Q8_0 ? _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes8))
+                                                     : _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes8)), z);
+                    t = _mm256_fmadd_ps(f, _mm256_loadu_ps(a->x + k + 16 * h + 8 * q), t);
+                }
+        }
+        acc = _mm256_fmadd_ps(t, _mm256_set1_ps(s), acc);
+        if (a->quant == KILN_Q4_1)
+            tail_m += kiln_f16_to_f32(a->mins[(size_t)r * a->gpr + g]) * a->xsum[g];
+    }
+    return hsum256(acc) + tail_m + row_scalar(a, r, ng * (uint32_t)a->group);
+}
+
+static int pick_isa(void)
+{
+    const char *force = getenv("KILN_CPU_ISA");
+    __builtin_cpu_init();
+    int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("f16c");
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    if (force && !strcmp(force, "scalar"))
+        return 0;
+    if (force && !strcmp(force, "avx2"))
+        return avx2 ? 2 : 0;
+    return avx512 ? 3 : avx2 ? 2 : 0;
+}
+
+static void gemv_int4_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_end)
+{
+    const kiln_define *d = l->defines;
+    int nd = l->n_defines;
+    if (kiln_define_get(d, nd, "KILN_TEST_CRASH", 0))
+        raise(SIGSEGV);
+    if (kiln_define_get(d, nd, "KILN_TEST_HANG", 0)) {
+        volatile int spin = 1;
+        while (spin)
+            ;
+    }
+    gemv_args a = {
+        .qs = l->ptr[0], .scales = l->ptr[1], .mins = l->ptr[2], .x = l->ptr[3], .y = l->ptr[4],
+        .M = l->arg[5].u32, .K = l->arg[6].u32, .wpr = l->arg[7].u32, .gpr = l->arg[8].u32,
+        .quant = (int)kiln_define_get(d, nd, "QUANT", 0), .group = (int)kiln_define_get(d, nd, "GROUP", 32),
+    };
+    uint32_t rows = (uint32_t)kiln_define_get(d, nd, "ROWS", 1);
+    float *xcopy = NULL, *xsum = NULL;
+    if (kiln_define_get(d, nd, "KILN_TEST_BREAK", 0) && a.K > 1) {
+        /* planted bug: x[0] read from x[1] */
+        xcopy = malloc(sizeof *xcopy * a.K);
+        if (!xcopy)
+            return;
+        memcpy(xcopy, a.x, sizeof *xcopy * a.K);
+        xcopy[0] = xcopy[1];
+        a.x = xcopy;
+    }
+    if (a.quant == KILN_Q4_1) {
+        uint32_t ng = full_groups(&a);
+        xsum = calloc(ng ? ng : 1, sizeof *xsum);
+        if (!xsum) {
+            free(xcopy);
+            return;
+        }
+        for (uint32_t g = 0; g < ng; g++)
+            for (uint32_t k = g * (uint32_t)a.group; k < (g + 1) * (uint32_t)a.group; k++)
+                xsum[g] += a.x[k];
+        a.xsum = xsum;
+    }
+    int isa = pick_isa();
+    for (uint32_t wg = wg_begin; wg < wg_end; wg++)
+        for (uint32_t r = wg * rows; r < (wg + 1) * rows && r < a.M; r++)
+            a.y[r] = isa == 3 ? row_avx512(&a, r) : isa == 2 ? row_avx2(&a, r) : row_scalar(&a, r, 0);
+    free(xsum);
+    free(xcopy);
+}
+
+const kiln_cpu_entry kiln_cpu_entries_gemv_int4[] = {{"gemv_int4_cpu", gemv_int4_cpu}, {0, 0}};
