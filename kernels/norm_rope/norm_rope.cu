@@ -1,5 +1,19 @@
 /* kernels/norm_rope/norm_rope.cu - rmsnorm and rope (layouts and arguments:
  * see norm_rope.c). */
+/* One file holds several kernels; each build defines only its own kernel's
+ * schedule parameters, so the others' get harmless defaults. */
+#ifndef VEC
+#define VEC 1
+#endif
+#ifndef PPT
+#define PPT 1
+#endif
+#ifndef REDUCE
+#define REDUCE 0
+#endif
+#ifndef WG
+#define WG 64
+#endif
 #ifndef KILN_TEST_BREAK
 #define KILN_TEST_BREAK 0
 #endif

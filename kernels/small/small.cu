@@ -1,5 +1,22 @@
 /* kernels/small/small.cu - embed_gather, silu_mul, residual_add, argmax
  * (layouts and arguments: see small.c). */
+/* One file holds several kernels; each build defines only its own kernel's
+ * schedule parameters, so the others' get harmless defaults. */
+#ifndef EPT
+#define EPT 1
+#endif
+#ifndef CHUNK
+#define CHUNK 1024
+#endif
+#ifndef QUANT
+#define QUANT 0
+#endif
+#ifndef GROUP
+#define GROUP 32
+#endif
+#ifndef WG
+#define WG 64
+#endif
 #ifndef KILN_TEST_BREAK
 #define KILN_TEST_BREAK 0
 #endif
