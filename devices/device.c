@@ -169,12 +169,13 @@ static int cmp_double(const void *a, const void *b)
 int kiln_measure_copy_bandwidth(kiln_device *d, double *gbps, kiln_err *e)
 {
     /* Twice the LLC (so the copy streams from memory), at least 64 MiB, at
-     * most 1/8 of device memory and 256 MiB; whole 4 KiB pages. */
+     * most 1/8 of device memory and 128 MiB (Vulkan's common
+     * maxStorageBufferRange); whole 4 KiB pages. */
     uint64_t bytes = d->fp.llc_bytes ? 2 * d->fp.llc_bytes : 64ull << 20;
     if (bytes < (64ull << 20))
         bytes = 64ull << 20;
-    if (bytes > (256ull << 20))
-        bytes = 256ull << 20;
+    if (bytes > (128ull << 20))
+        bytes = 128ull << 20;
     if (d->fp.memory_bytes && bytes > d->fp.memory_bytes / 8)
         bytes = d->fp.memory_bytes / 8;
     bytes &= ~(uint64_t)4095;

@@ -328,7 +328,7 @@ static void fingerprint(cl_impl *c, cl_platform_id plat, kiln_fingerprint *fp)
     info_str(c, CL_DEVICE_NAME, fp->name, sizeof fp->name);
     char dv[64];
     info_str(c, CL_DRIVER_VERSION, dv, sizeof dv);
-    snprintf(fp->driver_version, sizeof fp->driver_version, "%.24s %.36s", pname, dv);
+    snprintf(fp->driver_version, sizeof fp->driver_version, "%.40s %.22s", pname, dv);
     info_str(c, CL_DEVICE_OPENCL_C_VERSION, fp->compiler_version, sizeof fp->compiler_version);
     cl_device_type type = 0;
     c->api.GetDeviceInfo(c->dev, CL_DEVICE_TYPE, sizeof type, &type, NULL);
