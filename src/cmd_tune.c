@@ -1,12 +1,373 @@
-/* src/cmd_tune.c - placeholder: `kiln tune` is not implemented yet. */
+/* src/cmd_tune.c - `tune` / `kiln tune`: search schedule variants of the
+ * decode kernels on one device, verify and time them, store every trial and
+ * the winners in the tuning database.
+ *
+ *   tune --device vulkan [--kernel K ...] [--shape SPEC ... | --model M.gguf]
+ *        [--strategy exhaustive|random|anneal|evolve|model] [--budget N | 5m]
+ *        [--patience N] [--db PATH] [--resume SESSION] [--json] [-v] */
+#include <math.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "src/commands.h"
+#include "src/tune_store.h"
+#include "engine/tune_shapes.h"
+#include "tuner/tune.h"
+#include "util/clock.h"
+
+#define MAX_JOBS 256
+
+typedef struct job {
+    const kiln_kernel *k;
+    kiln_shape s;
+} job;
+
+typedef struct tune_cli {
+    const char *device, *db_path, *model;
+    const char *kernels[32];
+    int n_kernels;
+    const char *shapes[32];
+    int n_shapes;
+    int strategy, budget_trials, json, verbose, in_process;
+    double budget_seconds;
+    long long resume;
+    kiln_tune_opts opts;
+} tune_cli;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: tune --device SPEC [options]     (also: kiln tune ...)\n"
+            "  --device SPEC       backend (cpu|opencl|vulkan|cuda), backend:index, or part of a device name\n"
+            "  --kernel NAME       tune only this kernel (repeatable; default: the decode kernel set)\n"
+            "  --shape SPEC        m=4096,k=4096,quant=q4f16_1,group=32 (repeatable; default: Llama decode shapes)\n"
+            "  --model FILE.gguf   tune exactly the shapes this model needs\n"
+            "  --strategy S        exhaustive|random|anneal|evolve|model (default model)\n"
+            "  --budget N|DUR      N trials per kernel x shape, or a duration for the session (90s, 5m, 1h)\n"
+            "  --patience N        stop a kernel x shape after N trials without a 1%% improvement (default 24)\n"
+            "  --seed S            search and input seed\n"
+            "  --db PATH           tuning database (default $KILN_DB or ~/.local/share/kiln/kiln.db)\n"
+            "  --resume ID         continue session ID: configs it measured are not run again\n"
+            "  --json              one JSON object per kernel x shape on stdout\n"
+            "  -v                  one line per trial\n"
+            "  --in-process        no worker process (debugging: a crashing variant ends the session)\n"
+            "exit: 0 done, 1 a kernel could not be tuned, 2 usage, 3 device unavailable\n");
+}
+
+static int parse_budget(const char *s, tune_cli *c)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || v <= 0)
+        return -1;
+    if (!*end) {
+        c->budget_trials = (int)v;
+        return 0;
+    }
+    double mult = !strcmp(end, "s") ? 1 : !strcmp(end, "m") ? 60 : !strcmp(end, "h") ? 3600 : -1;
+    if (mult < 0)
+        return -1;
+    c->budget_seconds = v * mult;
+    return 0;
+}
+
+static int parse_plant(const char *s, kiln_tune_opts *o)
+{
+    /* tests only: "crash:N,hang:M" plants failing variants at those trials */
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (!strncmp(t, "crash:", 6))
+            o->plant_crash_at = atoi(t + 6);
+        else if (!strncmp(t, "hang:", 5))
+            o->plant_hang_at = atoi(t + 5);
+        else
+            return -1;
+    }
+    return 0;
+}
+
+static int parse(int argc, char **argv, tune_cli *c)
+{
+    memset(c, 0, sizeof *c);
+    kiln_tune_defaults(&c->opts);
+    c->budget_trials = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEED()                                                                                                       \
+    do {                                                                                                             \
+        if (!v) {                                                                                                    \
+            fprintf(stderr, "tune: %s needs a value\n", a);                                                          \
+            return KILN_EXIT_USAGE;                                                                                  \
+        }                                                                                                            \
+        i++;                                                                                                         \
+    } while (0)
+        if (!strcmp(a, "--device")) { NEED(); c->device = v; }
+        else if (!strcmp(a, "--kernel")) { NEED(); if (c->n_kernels < 32) c->kernels[c->n_kernels++] = v; }
+        else if (!strcmp(a, "--shape")) { NEED(); if (c->n_shapes < 32) c->shapes[c->n_shapes++] = v; }
+        else if (!strcmp(a, "--model")) { NEED(); c->model = v; }
+        else if (!strcmp(a, "--db")) { NEED(); c->db_path = v; }
+        else if (!strcmp(a, "--strategy")) {
+            NEED();
+            if (kiln_search_parse(v, &c->opts.strategy)) {
+                fprintf(stderr, "tune: unknown strategy '%s'\n", v);
+                return KILN_EXIT_USAGE;
+            }
+        } else if (!strcmp(a, "--budget")) {
+            NEED();
+            if (parse_budget(v, c)) {
+                fprintf(stderr, "tune: --budget takes a trial count or a duration like 90s, 5m, 1h\n");
+                return KILN_EXIT_USAGE;
+            }
+        } else if (!strcmp(a, "--patience")) { NEED(); c->opts.patience = atoi(v); }
+        else if (!strcmp(a, "--seed")) { NEED(); c->opts.seed = strtoull(v, NULL, 10); }
+        else if (!strcmp(a, "--resume")) { NEED(); c->resume = atoll(v); }
+        else if (!strcmp(a, "--plant")) {
+            NEED();
+            if (parse_plant(v, &c->opts)) {
+                fprintf(stderr, "tune: --plant takes crash:N,hang:M\n");
+                return KILN_EXIT_USAGE;
+            }
+        } else if (!strcmp(a, "--timeout-floor")) { NEED(); c->opts.timeout_floor_s = atof(v); }
+        else if (!strcmp(a, "--json")) c->json = 1;
+        else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) c->verbose = 1;
+        else if (!strcmp(a, "--in-process")) c->opts.in_process = 1;
+        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); exit(0); }
+        else {
+            fprintf(stderr, "tune: unknown option '%s'\n", a);
+            usage(stderr);
+            return KILN_EXIT_USAGE;
+        }
+#undef NEED
+    }
+    if (!c->device) {
+        fprintf(stderr, "tune: --device is required\n");
+        usage(stderr);
+        return KILN_EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* The decode kernel set: what a Llama decode step runs. */
+static const char *const default_kernels[] = {"gemv_int4", "attention_paged", "rmsnorm", "rope", "dequant"};
+
+static int add_job(job *jobs, int *n, const kiln_kernel *k, const kiln_shape *s)
+{
+    for (int i = 0; i < *n; i++)
+        if (jobs[i].k == k && !memcmp(&jobs[i].s, s, sizeof *s))
+            return 0;
+    if (*n >= MAX_JOBS)
+        return -1;
+    jobs[*n].k = k;
+    jobs[(*n)++].s = *s;
+    return 0;
+}
+
+static int collect_jobs(const tune_cli *c, job *jobs, int *n_jobs, kiln_err *e)
+{
+    const char *names[32];
+    int n_names = 0;
+    if (c->n_kernels) {
+        for (int i = 0; i < c->n_kernels; i++)
+            names[n_names++] = c->kernels[i];
+    } else {
+        for (size_t i = 0; i < sizeof default_kernels / sizeof *default_kernels; i++)
+            names[n_names++] = default_kernels[i];
+    }
+    kiln_shape model_shapes[MAX_JOBS];
+    const char *model_kernels[MAX_JOBS];
+    int n_model = 0;
+    if (c->model) {
+        int rc = kiln_model_tune_shapes(c->model, model_kernels, model_shapes, MAX_JOBS, &n_model, e);
+        if (rc)
+            return rc;
+    }
+    for (int i = 0; i < n_names; i++) {
+        const kiln_kernel *k = kiln_kernel_find(names[i]);
+        if (!k)
+            return kiln_fail(e, KILN_E_INVALID, "unknown kernel '%s' (kiln check --list)", names[i]);
+        if (!k->shapes)
+            return kiln_fail(e, KILN_E_INVALID, "kernel '%s' is not implemented", names[i]);
+        if (c->n_shapes) {
+            for (int j = 0; j < c->n_shapes; j++) {
+                kiln_shape s;
+                /* start from the kernel's first tune shape so unspecified fields are sensible */
+                if (k->shapes(KILN_SHAPES_TUNE, &s, 1) < 1)
+                    memset(&s, 0, sizeof s);
+                if (kiln_shape_parse(c->shapes[j], &s, e))
+                    return KILN_E_INVALID;
+                add_job(jobs, n_jobs, k, &s);
+            }
+        } else if (c->model) {
+            for (int j = 0; j < n_model; j++)
+                if (!strcmp(model_kernels[j], k->name))
+                    add_job(jobs, n_jobs, k, &model_shapes[j]);
+        } else {
+            kiln_shape sh[64];
+            int ns = k->shapes(KILN_SHAPES_TUNE, sh, 64);
+            for (int j = 0; j < ns; j++)
+                add_job(jobs, n_jobs, k, &sh[j]);
+        }
+    }
+    if (!*n_jobs)
+        return kiln_fail(e, KILN_E_INVALID, "nothing to tune (no kernel x shape selected)");
+    return 0;
+}
+
+typedef struct progress_ctx {
+    const tune_cli *cli;
+    tune_store *store;
+    int tty;
+    int job, n_jobs;
+    char dev[64];
+} progress_ctx;
+
+static int hook_lookup(void *user, const kiln_kernel *k, const kiln_shape *s, const kiln_config *c, kiln_trial *t)
+{
+    progress_ctx *p = user;
+    return tune_store_lookup(p->store, k, s, c, t);
+}
+
+static int hook_record(void *user, const kiln_kernel *k, const kiln_shape *s, const kiln_trial *t, kiln_err *e)
+{
+    progress_ctx *p = user;
+    if (p->cli->verbose) {
+        char key[128], cj[512];
+        k->shape_key(s, key, sizeof key);
+        kiln_config_to_json(k, &t->cfg, cj, sizeof cj);
+        if (p->tty)
+            fprintf(stderr, "\r\033[K");
+        fprintf(stderr, "  %-13s %s %s %s %10.1f us  %s\n", kiln_trial_status_name(t->status), k->name, key, cj,
+                t->median_ns / 1e3, t->status ? t->reason : "");
+    }
+    return tune_store_record(p->store, k, s, t, e);
+}
+
+static void fmt_eta(double s, char *buf, size_t n)
+{
+    if (s < 0 || !isfinite(s))
+        s = 0;
+    snprintf(buf, n, "%d:%02d", (int)s / 60, (int)s % 60);
+}
+
+static void hook_progress(void *user, const kiln_tune_state *st)
+{
+    progress_ctx *p = user;
+    if (!p->tty)
+        return;
+    char key[128], eta[16];
+    st->kernel->shape_key(st->shape, key, sizeof key);
+    fmt_eta(st->eta_s, eta, sizeof eta);
+    double speed = st->default_ns > 0 && isfinite(st->best_ns) ? st->default_ns / st->best_ns : 0;
+    fprintf(stderr, "\r\033[K[%s %d/%d] %s %s %s %d/%d trials, %d ok %d bad, best %.1f us (%.2fx default), ETA %s",
+            p->dev, p->job + 1, p->n_jobs, st->kernel->name, key, st->phase, st->done, st->budget, st->ok, st->bad,
+            isfinite(st->best_ns) ? st->best_ns / 1e3 : 0.0, speed, eta);
+}
+
+static void print_result(const progress_ctx *p, const kiln_kernel *k, const kiln_shape *s, const kiln_tune_result *r)
+{
+    char key[128], cj[512];
+    k->shape_key(s, key, sizeof key);
+    kiln_config_to_json(k, &r->best.cfg, cj, sizeof cj);
+    if (p->tty)
+        fprintf(stderr, "\r\033[K");
+    if (p->cli->json) {
+        printf("{\"device\":\"%s\",\"kernel\":\"%s\",\"shape\":\"%s\",\"config\":%s,\"best_ns\":%.1f,"
+               "\"default_ns\":%.1f,\"speedup\":%.4f,\"margin\":%.4f,\"tie\":%s,\"trials\":%d,\"ok\":%d,\"failed\":%d,"
+               "\"gbps\":%.3f,\"bw_ratio\":%.4f,\"stopped_early\":%s}\n",
+               p->dev, k->name, key, cj, r->best.median_ns, r->deflt.median_ns, r->speedup, r->margin,
+               r->tie ? "true" : "false", r->n_trials, r->n_ok, r->n_bad, r->gbps, r->bw_ratio,
+               r->stopped_early ? "true" : "false");
+    } else {
+        printf("%-16s %-34s %9.1f us  default %9.1f us  %5.2fx  %7.2f GB/s (%4.0f%% of copy)  %s margin %.1f%%  "
+               "[%d trials: %d ok, %d failed%s]  %s\n",
+               k->name, key, r->best.median_ns / 1e3, r->deflt.median_ns / 1e3, r->speedup, r->gbps,
+               100 * r->bw_ratio, r->tie ? "TIE" : "win", 100 * r->margin, r->n_trials, r->n_ok, r->n_bad,
+               r->stopped_early ? ", early stop" : "", cj);
+    }
+    fflush(stdout);
+}
 
 int cmd_tune(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "kiln tune: not implemented yet\n");
-    return KILN_EXIT_UNAVAILABLE;
+    tune_cli c;
+    int rc = parse(argc, argv, &c);
+    if (rc)
+        return rc;
+    kiln_err e = {0};
+    static job jobs[MAX_JOBS];
+    int n_jobs = 0;
+    if ((rc = collect_jobs(&c, jobs, &n_jobs, &e))) {
+        fprintf(stderr, "tune: %s\n", e.msg);
+        return kiln_exit_code(rc);
+    }
+
+    /* Identify the device and measure its copy bandwidth once, in this process
+     * but before any worker: the workers reopen it. */
+    kiln_device *d;
+    if ((rc = kiln_device_select(c.device, &d, &e))) {
+        fprintf(stderr, "tune: %s\n", e.msg);
+        return kiln_exit_code(rc);
+    }
+    double gbps = 0;
+    if (kiln_measure_copy_bandwidth(d, &gbps, &e))
+        fprintf(stderr, "tune: warning: copy bandwidth not measured: %s\n", e.msg);
+    kiln_fingerprint fp = d->fp;
+    char spec[64];
+    snprintf(spec, sizeof spec, "%s:%d", kiln_backend_name(d->backend), d->index);
+    kiln_device_close(d);
+
+    /* Budget: a duration is shared evenly by the kernel x shape jobs. */
+    if (c.budget_trials > 0)
+        c.opts.budget_trials = c.budget_trials;
+    if (c.budget_seconds > 0) {
+        c.opts.budget_seconds = c.budget_seconds / n_jobs;
+        if (!c.budget_trials)
+            c.opts.budget_trials = 1000000;
+    }
+
+    tune_store *store = NULL;
+    if ((rc = tune_store_open(&store, c.db_path, &fp, &c.opts, argc, argv, c.resume, &e))) {
+        fprintf(stderr, "tune: %s\n", e.msg);
+        return kiln_exit_code(rc);
+    }
+    progress_ctx p = {.cli = &c, .store = store, .tty = isatty(2) && !c.json, .n_jobs = n_jobs};
+    snprintf(p.dev, sizeof p.dev, "%s", spec);
+    fprintf(stderr, "tune: %s (%s), %.1f GB/s copy, %d kernel x shape job(s), strategy %s, budget %s, session %lld\n",
+            spec, fp.name, gbps, n_jobs, kiln_search_name(c.opts.strategy),
+            c.budget_seconds > 0 ? "time" : "trials", tune_store_session(store));
+    kiln_tune_hooks hooks = {.user = &p, .lookup = hook_lookup, .record = hook_record, .progress = hook_progress};
+
+    int failed = 0;
+    double t0 = kiln_now_s();
+    for (int j = 0; j < n_jobs; j++) {
+        p.job = j;
+        kiln_tune_result r;
+        kiln_err je = {0};
+        int jrc = kiln_tune(&c.opts, spec, gbps, jobs[j].k, &jobs[j].s, &hooks, &r, &je);
+        if (jrc) {
+            char key[128];
+            jobs[j].k->shape_key(&jobs[j].s, key, sizeof key);
+            if (p.tty)
+                fprintf(stderr, "\r\033[K");
+            fprintf(stderr, "tune: %s %s: %s\n", jobs[j].k->name, key, je.msg);
+            failed++;
+            if (jrc == KILN_E_DB) /* the store is broken: stop, nothing more can be kept */
+                break;
+            continue;
+        }
+        print_result(&p, jobs[j].k, &jobs[j].s, &r);
+        if ((jrc = tune_store_winner(store, jobs[j].k, &jobs[j].s, &r, &je))) {
+            fprintf(stderr, "tune: storing the winner: %s\n", je.msg);
+            failed++;
+            break;
+        }
+    }
+    fprintf(stderr, "tune: session %lld finished in %.1f s: %d job(s), %d failed\n", tune_store_session(store),
+            kiln_now_s() - t0, n_jobs, failed);
+    tune_store_close(store, failed ? "incomplete" : "done");
+    return failed ? KILN_EXIT_FAIL : KILN_EXIT_OK;
 }
