@@ -15,8 +15,8 @@
 static const char *const migrations[] = {
     /* 0 -> 1: everything */
     "CREATE TABLE devices ("
-    " id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL UNIQUE, backend TEXT NOT NULL, vendor TEXT, vendor_id INTEGER,"
-    " device_id INTEGER, name TEXT, arch TEXT, driver_version TEXT, compiler_version TEXT, compute_units INTEGER,"
+    " id INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL UNIQUE, backend TEXT NOT NULL, vendor TEXT, pci_vendor_id INTEGER,"
+    " pci_device_id INTEGER, name TEXT, arch TEXT, driver_version TEXT, compiler_version TEXT, compute_units INTEGER,"
     " subgroup_size INTEGER, local_mem INTEGER, max_workgroup INTEGER, memory INTEGER, copy_gbps REAL,"
     " first_seen TEXT, last_seen TEXT);"
     "CREATE TABLE kernels (id INTEGER PRIMARY KEY, name TEXT NOT NULL, source_hash TEXT NOT NULL,"
@@ -229,7 +229,7 @@ int kiln_db_device_upsert(kiln_db *db, const kiln_fingerprint *fp, int64_t *id, 
     db_now(now);
     sqlite3_stmt *st;
     const char *sql =
-        "INSERT INTO devices(fingerprint, backend, vendor, vendor_id, device_id, name, arch, driver_version,"
+        "INSERT INTO devices(fingerprint, backend, vendor, pci_vendor_id, pci_device_id, name, arch, driver_version,"
         " compiler_version, compute_units, subgroup_size, local_mem, max_workgroup, memory, copy_gbps, first_seen,"
         " last_seen) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?16)"
         " ON CONFLICT(fingerprint) DO UPDATE SET last_seen = ?16,"

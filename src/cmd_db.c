@@ -1,12 +1,344 @@
-/* src/cmd_db.c - placeholder: `kiln db` is not implemented yet. */
+/* src/cmd_db.c - `kiln db`: show, best, export, import, merge, diff, prune. */
+#include <cjson/cJSON.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "db/db.h"
+#include "kernels/kernel.h"
 #include "src/commands.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: kiln db [--db PATH] <command>\n"
+               "  show [--json]                         sessions, winners, per-device summary\n"
+               "  best --kernel K --shape KEY [--device SPEC] [--json]\n"
+               "                                        the config a consumer gets, and the level matched\n"
+               "  export [-o FILE]                      every table as JSON (stdout by default)\n"
+               "  import FILE                           add an export (idempotent)\n"
+               "  merge OTHER.db...                     merge databases from other devices (no duplicates)\n"
+               "  diff A.db B.db                        winners that differ between two databases\n"
+               "  prune [--older-than DAYS] [--keep K]  drop old or slow trials (winners' trials stay)\n");
+}
+
+static int fail(kiln_err *e)
+{
+    fprintf(stderr, "kiln db: %s\n", e->msg);
+    return kiln_exit_code(e->code);
+}
+
+static const char *col(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? (const char *)t : "";
+}
+
+static int show(kiln_db *db, int json)
+{
+    sqlite3 *h = kiln_db_handle(db);
+    sqlite3_stmt *st;
+    cJSON *root = json ? cJSON_CreateObject() : NULL;
+    cJSON *js = json ? cJSON_AddArrayToObject(root, "sessions") : NULL;
+    cJSON *jw = json ? cJSON_AddArrayToObject(root, "winners") : NULL;
+    if (!json)
+        printf("database %s\n\nsessions:\n  %4s  %-34s %-10s %-20s %6s %6s  %s\n", kiln_db_path(db), "id", "device",
+               "strategy", "started", "ok", "failed", "status");
+    sqlite3_prepare_v2(h,
+                       "SELECT s.id, d.backend || ' ' || d.name, s.strategy, s.started, s.status,"
+                       " (SELECT COUNT(*) FROM trials t WHERE t.session_id = s.id AND t.status = 'ok'),"
+                       " (SELECT COUNT(*) FROM trials t WHERE t.session_id = s.id AND t.status != 'ok')"
+                       " FROM sessions s JOIN devices d ON d.id = s.device_id ORDER BY s.id",
+                       -1, &st, NULL);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (json) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "id", sqlite3_column_int(st, 0));
+            cJSON_AddStringToObject(o, "device", col(st, 1));
+            cJSON_AddStringToObject(o, "strategy", col(st, 2));
+            cJSON_AddStringToObject(o, "started", col(st, 3));
+            cJSON_AddStringToObject(o, "status", col(st, 4));
+            cJSON_AddNumberToObject(o, "ok", sqlite3_column_int(st, 5));
+            cJSON_AddNumberToObject(o, "failed", sqlite3_column_int(st, 6));
+            cJSON_AddItemToArray(js, o);
+        } else {
+            printf("  %4d  %-34.34s %-10s %-20s %6d %6d  %s\n", sqlite3_column_int(st, 0), col(st, 1), col(st, 2),
+                   col(st, 3), sqlite3_column_int(st, 5), sqlite3_column_int(st, 6), col(st, 4));
+        }
+    }
+    sqlite3_finalize(st);
+    if (!json)
+        printf("\nwinners:\n  %-24s %-16s %-28s %10s %10s %7s %7s  %s\n", "device", "kernel", "shape", "time us",
+               "default us", "speedup", "margin", "config");
+    sqlite3_prepare_v2(h,
+                       "SELECT d.backend || ':' || d.name, k.name, w.shape_key, w.median_ns, w.default_ns, w.speedup,"
+                       " w.margin, w.tie, w.config_json, k.source_hash FROM winners w JOIN devices d ON d.id ="
+                       " w.device_id JOIN kernels k ON k.id = w.kernel_id ORDER BY d.id, k.name, w.shape_key",
+                       -1, &st, NULL);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (json) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "device", col(st, 0));
+            cJSON_AddStringToObject(o, "kernel", col(st, 1));
+            cJSON_AddStringToObject(o, "shape", col(st, 2));
+            cJSON_AddNumberToObject(o, "median_ns", sqlite3_column_double(st, 3));
+            cJSON_AddNumberToObject(o, "default_ns", sqlite3_column_double(st, 4));
+            cJSON_AddNumberToObject(o, "speedup", sqlite3_column_double(st, 5));
+            cJSON_AddNumberToObject(o, "margin", sqlite3_column_double(st, 6));
+            cJSON_AddBoolToObject(o, "tie", sqlite3_column_int(st, 7));
+            cJSON_AddItemToObject(o, "config", cJSON_Parse(col(st, 8)));
+            cJSON_AddStringToObject(o, "source_hash", col(st, 9));
+            cJSON_AddItemToArray(jw, o);
+        } else {
+            printf("  %-24.24s %-16s %-28s %10.1f %10.1f %6.2fx %6.1f%%%s %s\n", col(st, 0), col(st, 1), col(st, 2),
+                   sqlite3_column_double(st, 3) / 1e3, sqlite3_column_double(st, 4) / 1e3,
+                   sqlite3_column_double(st, 5), 100 * sqlite3_column_double(st, 6),
+                   sqlite3_column_int(st, 7) ? " tie" : "    ", col(st, 8));
+        }
+    }
+    sqlite3_finalize(st);
+    if (!json)
+        printf("\nper device:\n");
+    sqlite3_prepare_v2(h,
+                       "SELECT d.backend || ':' || d.name, d.copy_gbps, (SELECT COUNT(*) FROM winners w WHERE"
+                       " w.device_id = d.id), (SELECT COUNT(*) FROM trials t WHERE t.device_id = d.id),"
+                       " (SELECT exp(avg(ln(w.speedup))) FROM winners w WHERE w.device_id = d.id AND w.speedup > 0)"
+                       " FROM devices d ORDER BY d.id",
+                       -1, &st, NULL);
+    cJSON *jd = json ? cJSON_AddArrayToObject(root, "devices") : NULL;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (json) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "device", col(st, 0));
+            cJSON_AddNumberToObject(o, "copy_gbps", sqlite3_column_double(st, 1));
+            cJSON_AddNumberToObject(o, "winners", sqlite3_column_int(st, 2));
+            cJSON_AddNumberToObject(o, "trials", sqlite3_column_int(st, 3));
+            cJSON_AddNumberToObject(o, "geomean_speedup", sqlite3_column_double(st, 4));
+            cJSON_AddItemToArray(jd, o);
+        } else {
+            printf("  %-40.40s copy %6.1f GB/s  %3d winners  %5d trials  geomean speedup %.2fx\n", col(st, 0),
+                   sqlite3_column_double(st, 1), sqlite3_column_int(st, 2), sqlite3_column_int(st, 3),
+                   sqlite3_column_double(st, 4));
+        }
+    }
+    sqlite3_finalize(st);
+    if (json) {
+        char *s = cJSON_Print(root);
+        puts(s);
+        free(s);
+        cJSON_Delete(root);
+    }
+    return 0;
+}
+
+static int best(kiln_db *db, const char *kernel, const char *shape, const char *device, int json)
+{
+    const kiln_kernel *k = kiln_kernel_find(kernel);
+    if (!k || !shape) {
+        fprintf(stderr, "kiln db best: --kernel NAME and --shape KEY are required (keys as in `kiln db show`)\n");
+        return KILN_EXIT_USAGE;
+    }
+    kiln_err e = {0};
+    kiln_device *d;
+    if (kiln_device_select(device ? device : "cpu", &d, &e))
+        return fail(&e);
+    char hash[17];
+    kiln_kernel_source_hash(k, d->backend, hash);
+    kiln_db_match m;
+    int rc = kiln_db_lookup(db, &d->fp, kernel, hash, shape, &m, &e);
+    kiln_device_close(d);
+    if (rc)
+        return fail(&e);
+    if (json)
+        printf("{\"kernel\":\"%s\",\"shape\":\"%s\",\"level\":\"%s\",\"config\":%s,\"tuned_shape\":\"%s\","
+               "\"tuned_on\":\"%s\",\"median_ns\":%.1f,\"stale_skipped\":%s}\n",
+               kernel, shape, kiln_match_name(m.level), m.level == KILN_MATCH_DEFAULT ? "null" : m.config_json,
+               m.shape_key, m.device, m.median_ns, m.stale ? "true" : "false");
+    else {
+        printf("%s %s: %s", kernel, shape, kiln_match_name(m.level));
+        if (m.level != KILN_MATCH_DEFAULT)
+            printf(" -> %s (tuned on %s for %s, %.1f us)", m.config_json, m.device, m.shape_key, m.median_ns / 1e3);
+        printf("\n");
+        if (m.stale)
+            printf("note: %s\n", m.note);
+    }
+    return 0;
+}
+
+static int diff(const char *a_path, const char *b_path)
+{
+    kiln_err e = {0};
+    kiln_db *a;
+    if (kiln_db_open(&a, a_path, &e))
+        return fail(&e);
+    sqlite3 *h = kiln_db_handle(a);
+    char *sql = sqlite3_mprintf("ATTACH %Q AS other", b_path);
+    int rc = sqlite3_exec(h, sql, NULL, NULL, NULL);
+    sqlite3_free(sql);
+    if (rc != SQLITE_OK) {
+        fprintf(stderr, "kiln db diff: cannot attach %s: %s\n", b_path, sqlite3_errmsg(h));
+        kiln_db_close(a);
+        return KILN_EXIT_UNAVAILABLE;
+    }
+    sqlite3_stmt *st;
+    const char *q =
+        "WITH wa AS (SELECT d.fingerprint f, k.name kn, w.shape_key s, w.config_json c, w.median_ns t FROM main.winners w"
+        " JOIN main.devices d ON d.id = w.device_id JOIN main.kernels k ON k.id = w.kernel_id),"
+        " wb AS (SELECT d.fingerprint f, k.name kn, w.shape_key s, w.config_json c, w.median_ns t FROM other.winners w"
+        " JOIN other.devices d ON d.id = w.device_id JOIN other.kernels k ON k.id = w.kernel_id)"
+        " SELECT wa.f, wa.kn, wa.s, wa.c, wa.t, wb.c, wb.t FROM wa LEFT JOIN wb USING(f, kn, s)"
+        " WHERE wb.c IS NULL OR wb.c != wa.c"
+        " UNION ALL SELECT wb.f, wb.kn, wb.s, NULL, NULL, wb.c, wb.t FROM wb LEFT JOIN wa USING(f, kn, s)"
+        " WHERE wa.c IS NULL";
+    if (sqlite3_prepare_v2(h, q, -1, &st, NULL) != SQLITE_OK) {
+        fprintf(stderr, "kiln db diff: %s\n", sqlite3_errmsg(h));
+        kiln_db_close(a);
+        return KILN_EXIT_FAIL;
+    }
+    int n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        n++;
+        /* fingerprint = backend|vendor|ids|name|driver|compiler: show backend, name, driver */
+        char f[512];
+        snprintf(f, sizeof f, "%s", col(st, 0));
+        char *part[6] = {0}, *save = NULL;
+        int np = 0;
+        for (char *t = strtok_r(f, "|", &save); t && np < 6; t = strtok_r(NULL, "|", &save))
+            part[np++] = t;
+        printf("%s %s (%s)  %s  %s\n", part[0] ? part[0] : "", part[3] ? part[3] : "", part[4] ? part[4] : "",
+               col(st, 1), col(st, 2));
+        for (int side = 0; side < 2; side++) {
+            int c = side ? 5 : 3, t = side ? 6 : 4;
+            if (sqlite3_column_type(st, c) == SQLITE_NULL)
+                printf("    %s: (no winner)\n", side ? "B" : "A");
+            else
+                printf("    %s: %s  %.1f us\n", side ? "B" : "A", col(st, c), sqlite3_column_double(st, t) / 1e3);
+        }
+    }
+    sqlite3_finalize(st);
+    printf("%d winner(s) differ\n", n);
+    kiln_db_close(a);
+    return 0;
+}
 
 int cmd_db(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "kiln db: not implemented yet\n");
-    return KILN_EXIT_UNAVAILABLE;
+    const char *path = NULL;
+    int i = 1;
+    if (i + 1 < argc && !strcmp(argv[i], "--db")) {
+        path = argv[i + 1];
+        i += 2;
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return KILN_EXIT_USAGE;
+    }
+    const char *sub = argv[i++];
+    if (!strcmp(sub, "-h") || !strcmp(sub, "--help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(sub, "diff")) {
+        if (argc - i != 2) {
+            usage(stderr);
+            return KILN_EXIT_USAGE;
+        }
+        return diff(argv[i], argv[i + 1]);
+    }
+    const char *kernel = NULL, *shape = NULL, *device = NULL, *out = NULL;
+    int json = 0, days = 0, keep = 0;
+    const char *files[32];
+    int n_files = 0;
+    for (; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--db") && v) { path = v; i++; }
+        else if (!strcmp(a, "--kernel") && v) { kernel = v; i++; }
+        else if (!strcmp(a, "--shape") && v) { shape = v; i++; }
+        else if (!strcmp(a, "--device") && v) { device = v; i++; }
+        else if (!strcmp(a, "-o") && v) { out = v; i++; }
+        else if (!strcmp(a, "--older-than") && v) { days = atoi(v); i++; }
+        else if (!strcmp(a, "--keep") && v) { keep = atoi(v); i++; }
+        else if (a[0] != '-' && n_files < 32) files[n_files++] = a;
+        else {
+            fprintf(stderr, "kiln db %s: unknown option '%s'\n", sub, a);
+            return KILN_EXIT_USAGE;
+        }
+    }
+    kiln_err e = {0};
+    kiln_db *db;
+    if (kiln_db_open(&db, path, &e))
+        return fail(&e);
+    int rc = 0;
+    if (!strcmp(sub, "show")) {
+        rc = show(db, json);
+    } else if (!strcmp(sub, "best")) {
+        rc = best(db, kernel, shape, device, json);
+    } else if (!strcmp(sub, "export")) {
+        FILE *f = out ? fopen(out, "w") : stdout;
+        if (!f) {
+            fprintf(stderr, "kiln db export: cannot write %s\n", out);
+            rc = KILN_EXIT_UNAVAILABLE;
+        } else {
+            if (kiln_db_export(db, f, &e))
+                rc = fail(&e);
+            if (out && fclose(f)) {
+                fprintf(stderr, "kiln db export: writing %s failed\n", out);
+                rc = KILN_EXIT_FAIL;
+            }
+        }
+    } else if (!strcmp(sub, "import")) {
+        for (int f = 0; f < n_files && !rc; f++) {
+            FILE *fp = fopen(files[f], "rb");
+            if (!fp) {
+                fprintf(stderr, "kiln db import: cannot read %s\n", files[f]);
+                rc = KILN_EXIT_UNAVAILABLE;
+                break;
+            }
+            fseek(fp, 0, SEEK_END);
+            long n = ftell(fp);
+            fseek(fp, 0, SEEK_SET);
+            char *text = malloc((size_t)n + 1);
+            size_t got = text ? fread(text, 1, (size_t)n, fp) : 0;
+            fclose(fp);
+            if (!text || got != (size_t)n) {
+                free(text);
+                fprintf(stderr, "kiln db import: reading %s failed\n", files[f]);
+                rc = KILN_EXIT_FAIL;
+                break;
+            }
+            text[n] = 0;
+            if (kiln_db_import(db, text, &e)) {
+                kiln_err_wrap(&e, "%s", files[f]);
+                rc = fail(&e);
+            }
+            free(text);
+        }
+        if (!n_files) {
+            usage(stderr);
+            rc = KILN_EXIT_USAGE;
+        }
+    } else if (!strcmp(sub, "merge")) {
+        for (int f = 0; f < n_files && !rc; f++)
+            if (kiln_db_merge(db, files[f], &e))
+                rc = fail(&e);
+        if (!n_files) {
+            usage(stderr);
+            rc = KILN_EXIT_USAGE;
+        }
+    } else if (!strcmp(sub, "prune")) {
+        int deleted = 0;
+        if (!days && !keep) {
+            fprintf(stderr, "kiln db prune: give --older-than DAYS and/or --keep K\n");
+            rc = KILN_EXIT_USAGE;
+        } else if (kiln_db_prune(db, days, keep, &deleted, &e))
+            rc = fail(&e);
+        else
+            printf("pruned %d trial(s)\n", deleted);
+    } else {
+        fprintf(stderr, "kiln db: unknown command '%s'\n", sub);
+        usage(stderr);
+        rc = KILN_EXIT_USAGE;
+    }
+    kiln_db_close(db);
+    return rc;
 }
