@@ -431,7 +431,10 @@ int kiln_db_winner_update(kiln_db *db, const kiln_db_winner *w, int *updated, ki
     sqlite3_bind_double(st, 7, w->speedup);
     sqlite3_bind_double(st, 8, w->margin);
     sqlite3_bind_int(st, 9, w->tie);
-    sqlite3_bind_int64(st, 10, w->trial_id);
+    if (w->trial_id > 0) /* 0: no trial row (imported or embedded winner) */
+        sqlite3_bind_int64(st, 10, w->trial_id);
+    else
+        sqlite3_bind_null(st, 10);
     sqlite3_bind_text(st, 11, now, -1, SQLITE_TRANSIENT);
     int rc = step_done(db, st, "storing a winner", e);
     if (!rc && updated)
