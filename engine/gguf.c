@@ -344,10 +344,9 @@ static int parse_tensor_info(cursor *c, int idx, kiln_gguf_tensor *t)
                          "%s: tensor '%s': dims[0] = %lld is not a multiple of the %s block size %zu", c->path, nm,
                          (long long)t->dims[0], ggml_types[gi].name, be);
     uint64_t nblocks = (uint64_t)ne / be;
-    if (nblocks > c->size / bb) /* cannot fit in the file; also keeps n_bytes from overflowing */
-        return kiln_fail(c->e, KILN_E_FORMAT,
-                         "%s: tensor '%s': %lld elements of %s need more bytes than the whole file (size %llu)", c->path,
-                         nm, (long long)ne, ggml_types[gi].name, (unsigned long long)c->size);
+    if (nblocks > ((uint64_t)INT64_MAX) / bb) /* keeps n_bytes (and offset + n_bytes) from overflowing */
+        return kiln_fail(c->e, KILN_E_FORMAT, "%s: tensor '%s': dims overflow: %lld elements of %s exceed 2^63 bytes",
+                         c->path, nm, (long long)ne, ggml_types[gi].name);
     t->n_bytes = nblocks * bb;
     if (READ_FIELD(c, &t->offset, "tensor '%s' offset", nm))
         return c->e ? c->e->code : KILN_E_FORMAT;
@@ -465,11 +464,13 @@ static int parse(kiln_gguf *g, kiln_err *e)
         if (t->offset % a)
             return kiln_fail(e, KILN_E_FORMAT, "%s: tensor '%s': offset %llu is not a multiple of the alignment %llu",
                              path, t->name, (unsigned long long)t->offset, (unsigned long long)a);
-        if (t->offset > data_size || t->n_bytes > data_size - t->offset)
+        if (t->offset > data_size || t->n_bytes > data_size - t->offset) {
+            /* absolute file offsets; the file is < 2^63 and n_bytes <= 2^63 */
+            unsigned long long a0 = t->offset > (uint64_t)INT64_MAX ? t->offset : g->data_offset + t->offset;
+            unsigned long long a1 = a0 > (uint64_t)INT64_MAX ? a0 : a0 + t->n_bytes;
             return kiln_fail(e, KILN_E_FORMAT, "%s: tensor '%s': data [%llu, %llu) past end of file (size %llu)", path,
-                             t->name, (unsigned long long)(g->data_offset + t->offset),
-                             (unsigned long long)(g->data_offset + t->offset + t->n_bytes),
-                             (unsigned long long)g->size);
+                             t->name, a0, a1, (unsigned long long)g->size);
+        }
         t->data = g->map + g->data_offset + t->offset;
     }
     kiln_gguf_tensor **order = malloc((size_t)g->n_tensors * sizeof *order);
