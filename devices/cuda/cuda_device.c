@@ -470,16 +470,17 @@ static int cu_launch(kiln_device *d, kiln_program *p, const uint32_t grid[3], co
     int rc = cur(d, e);
     if (rc)
         return rc;
-    snprintf(c->last, sizeof c->last, "%s", p->name);
+    /* an error here may be an earlier kernel's fault: c->last still names it */
     CUresult r = ns ? c->drv.EventRecord(c->ev0, c->stream) : CUDA_SUCCESS;
     if (r == CUDA_SUCCESS)
         r = c->drv.LaunchKernel(p->fn, g[0], g[1], g[2], p->local[0], p->local[1], p->local[2], 0, c->stream, params,
                                 NULL);
-    if (r == CUDA_SUCCESS && ns)
-        r = c->drv.EventRecord(c->ev1, c->stream);
     if (r != CUDA_SUCCESS)
         return fail_cu(e, d, r, "cuLaunchKernel(%s, grid %ux%ux%u, block %ux%ux%u)", p->name, g[0], g[1], g[2],
                        p->local[0], p->local[1], p->local[2]);
+    snprintf(c->last, sizeof c->last, "%s", p->name);
+    if (ns && (r = c->drv.EventRecord(c->ev1, c->stream)) != CUDA_SUCCESS)
+        return fail_cu(e, d, r, "cuEventRecord after %s", p->name);
     if (!ns)
         return 0;
     char what[160];
@@ -653,15 +654,17 @@ static int open_dev(int index, kiln_device **out, kiln_err *e)
         return kiln_fail(e, KILN_E_UNAVAILABLE, "cuda:%d: %s", index, why);
     }
     fingerprint(c, &d->fp);
-    if (c->drv.CtxCreate) {
-        r = c->drv.CtxCreate(&c->ctx, 0, c->dev);
-    } else {
-        r = c->drv.DevicePrimaryCtxRetain(&c->ctx, c->dev);
-        c->primary = r == CUDA_SUCCESS;
+    r = c->drv.CtxCreate ? c->drv.CtxCreate(&c->ctx, 0, c->dev) : CUDA_ERROR_NO_DEVICE;
+    if (r != CUDA_SUCCESS && r != CUDA_ERROR_OUT_OF_MEMORY) { /* no _v2 (or it refuses): the primary context */
+        CUresult r2 = c->drv.DevicePrimaryCtxRetain(&c->ctx, c->dev);
+        c->primary = r2 == CUDA_SUCCESS;
+        if (c->primary || !c->drv.CtxCreate)
+            r = r2;
     }
     if (r != CUDA_SUCCESS) {
         c->ctx = NULL;
-        int rc = fail_cu(e, d, r, "%s", c->drv.CtxCreate ? "cuCtxCreate_v2" : "cuDevicePrimaryCtxRetain");
+        int rc = fail_cu(e, d, r, "creating a context (%s)",
+                         c->drv.CtxCreate ? "cuCtxCreate_v2, then cuDevicePrimaryCtxRetain" : "cuDevicePrimaryCtxRetain");
         cu_destroy(d);
         return rc;
     }

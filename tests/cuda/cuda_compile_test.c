@@ -64,6 +64,7 @@ static void *worker(void *arg)
         if (i >= p->n_jobs)
             return NULL;
         job *j = &p->jobs[i];
+        j->desc.defines = j->defs; /* the job array moved while it grew */
         kiln_err e = {0};
         j->rc = p->be->compile_only(&j->desc, p->archs[j->arch], &j->bytes, &e);
         if (j->rc)
