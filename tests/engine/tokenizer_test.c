@@ -254,8 +254,8 @@ static void test_bpe(void)
 {
     /* "\xc4\xa0" is Ġ (U+0120), the GPT-2 alphabet's space */
     static const char *const tok[] = {"<|endoftext|>", "a", "b", "c", "d", "\xc4\xa0", "ab", "bc", "abc",
-                                      "\xc4\xa0" "a", "\xc4\xa0" "ab", "<tool>"};
-    static const int32_t ty[] = {3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 4};
+                                      "\xc4\xa0" "a", "\xc4\xa0" "ab", "<tool>", "dd"};
+    static const int32_t ty[] = {3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 4, 1};
     static const char *const merges[] = {
         "b c",               /* rank 0 */
         "a b",               /* rank 1 */
@@ -265,7 +265,7 @@ static void test_bpe(void)
         "\xc4\xa0" "ab c",   /* rank 5: Ġabc is no token, ignored */
         "x y",               /* rank 6: unknown tokens, ignored */
     };
-    kiln_vocab_desc d = {.model = "gpt2", .pre = "gpt2", .n_tokens = 12, .tokens = tok, .types = ty,
+    kiln_vocab_desc d = {.model = "gpt2", .pre = "gpt2", .n_tokens = 13, .tokens = tok, .types = ty,
                          .n_merges = 7, .merges = merges, .bos = -1, .eos = 0, .eot = -1, .unk = -1, .pad = -1};
     kiln_tokenizer *t;
     kiln_err e = {0};
@@ -303,6 +303,17 @@ static void test_bpe(void)
     const char *p = kiln_token_piece(t, 10, &pl);
     CHECK(p && pl == 3 && !memcmp(p, " ab", 3), "piece of Ġab");
     CHECK(kiln_token_lookup(t, "\xc4\xa0" "ab", 4) == 10 && kiln_token_lookup(t, "zz", 2) == -1, "lookup");
+    /* "dd" is a token no merge reaches: gpt2 keeps the bytes; llama-bpe (ignore_merges) takes
+     * a piece that is a whole token as is */
+    EXPECT(t, "dd", 0, 0, 4, 4);
+    kiln_tokenizer_free(t);
+    d.pre = "llama-bpe";
+    CHECK_OK(kiln_tokenizer_new(&d, &t, &e), &e);
+    if (t) {
+        EXPECT(t, "dd", 0, 0, 12);
+        EXPECT(t, "abc", 0, 0, 8);
+        EXPECT(t, "cab d", 0, 0, 3, 6, 5, 4);
+    }
     kiln_tokenizer_free(t);
 
     kiln_tokenizer *bad;
