@@ -13,6 +13,8 @@
 
 #include "util/clock.h"
 
+#define KILN_WORKER_FD_ENV "KILN_WORKER_FD"
+
 static const char *const status_names[KILN_TRIAL_STATUS_COUNT] = {
     "ok", "invalid", "compile_error", "wrong_result", "crash", "timeout", "device_error"};
 
@@ -209,7 +211,18 @@ static int read_all(int fd, void *p, size_t n, double deadline)
     return 0;
 }
 
-static void child_main(int fd, const kiln_worker_opts *o)
+/* What the parent sends the re-executed child first: the options, by value
+ * (the kernel by name; the child has the same registry). */
+typedef struct child_opts {
+    char device[256];
+    char kernel[64];
+    kiln_shape shape;
+    uint64_t seed;
+    kiln_measure_opts measure;
+    int measure_bandwidth;
+} child_opts;
+
+static void child_serve(int fd, const kiln_worker_opts *o)
 {
     session s;
     hello h = {0};
@@ -231,6 +244,34 @@ static void child_main(int fd, const kiln_worker_opts *o)
     }
     session_close(&s);
     _exit(0);
+}
+
+/* Runs before main() in any program that links the worker: when this
+ * process is a re-executed worker (KILN_WORKER_FD set by spawn), it serves
+ * trials and exits instead of running the program. */
+__attribute__((constructor)) static void worker_entry(void)
+{
+    const char *fds = getenv(KILN_WORKER_FD_ENV);
+    if (!fds)
+        return;
+    int fd = atoi(fds);
+    unsetenv(KILN_WORKER_FD_ENV); /* the worker's own children are not workers */
+    child_opts co;
+    hello h = {0};
+    if (read_all(fd, &co, sizeof co, kiln_now_s() + 30)) {
+        _exit(3);
+    }
+    co.device[sizeof co.device - 1] = 0;
+    co.kernel[sizeof co.kernel - 1] = 0;
+    kiln_worker_opts o = {.device = co.device, .shape = co.shape, .seed = co.seed, .measure = co.measure,
+                          .measure_bandwidth = co.measure_bandwidth};
+    if (!(o.kernel = kiln_kernel_find(co.kernel))) {
+        h.rc = KILN_E_INVALID;
+        snprintf(h.msg, sizeof h.msg, "worker: unknown kernel '%s'", co.kernel);
+        write_all(fd, &h, sizeof h);
+        _exit(1);
+    }
+    child_serve(fd, &o);
 }
 
 static void reap(kiln_worker *w, int kill_it, char *why, size_t n)
@@ -258,6 +299,22 @@ static int spawn(kiln_worker *w, kiln_err *e)
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
         return kiln_fail(e, KILN_E_IO, "worker: socketpair: %s", strerror(errno));
+    /* fork + exec of this same executable, not a bare fork: drivers that
+     * run threads (PoCL's pool, some Vulkan ICDs) deadlock in a forked
+     * child of a process that already initialized them. The child's
+     * constructor (worker_entry) recognises the environment variable. */
+    char exe[4096];
+    ssize_t nexe = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (nexe <= 0) {
+        close(sv[0]);
+        close(sv[1]);
+        return kiln_fail(e, KILN_E_IO, "worker: cannot find this executable (/proc/self/exe): %s", strerror(errno));
+    }
+    exe[nexe] = 0;
+    child_opts co = {.shape = w->opts.shape, .seed = w->opts.seed, .measure = w->opts.measure,
+                     .measure_bandwidth = w->opts.measure_bandwidth};
+    snprintf(co.device, sizeof co.device, "%s", w->opts.device);
+    snprintf(co.kernel, sizeof co.kernel, "%s", w->opts.kernel->name);
     fflush(stdout);
     fflush(stderr);
     pid_t pid = fork();
@@ -268,11 +325,24 @@ static int spawn(kiln_worker *w, kiln_err *e)
     }
     if (pid == 0) {
         close(sv[0]);
-        child_main(sv[1], &w->opts);
+        int fd = dup(sv[1]); /* without CLOEXEC, so it survives exec */
+        char num[16];
+        snprintf(num, sizeof num, "%d", fd);
+        if (fd < 0 || setenv(KILN_WORKER_FD_ENV, num, 1))
+            _exit(126);
+        char *argv[] = {exe, NULL};
+        execv(exe, argv);
+        _exit(127);
     }
     close(sv[1]);
     w->pid = pid;
     w->fd = sv[0];
+    if (write_all(w->fd, &co, sizeof co)) {
+        char why[256] = "no answer";
+        reap(w, 1, why, sizeof why);
+        return kiln_fail(e, KILN_E_DEVICE, "worker for %s on '%s' failed to start: %s", w->opts.kernel->name,
+                         w->opts.device, why);
+    }
     hello h;
     /* opening a device, building the reference and the health check */
     int rr = read_all(w->fd, &h, sizeof h, kiln_now_s() + 300);

@@ -8,7 +8,12 @@
  * (the child dies) or a hang (no answer within the timeout; the child is
  * killed) is reported as the trial's status, and a fresh worker is started
  * and health-checked before the next trial. The parent never touches the
- * device itself. */
+ * device itself.
+ *
+ * The worker is this same executable re-executed (fork + exec): drivers that
+ * run threads (PoCL) deadlock in a bare forked child of a process that has
+ * already initialized them. A constructor in worker.c recognises the child
+ * (KILN_WORKER_FD in its environment) and serves trials instead of main(). */
 #ifndef KILN_TUNER_WORKER_H
 #define KILN_TUNER_WORKER_H
 
