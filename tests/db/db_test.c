@@ -1,0 +1,333 @@
+/* tests/db/db_test.c - the tuning database as a specification:
+ * migrations and newer-version refusal, trials and resume, winners only
+ * improve, lookup levels and stale detection, JSON round trip, merge without
+ * duplicates, prune keeps winners, a corrupt file is an error and stays
+ * untouched, a locked file is a clear error, concurrent writers lose
+ * nothing, and kill -9 loses no committed trial. */
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "db/db.h"
+#include "tests/test.h"
+
+static char dir[256];
+
+static void path(char *out, const char *name) { snprintf(out, 512, "%s/%s", dir, name); }
+
+static kiln_fingerprint fp_of(const char *name, const char *driver, const char *arch)
+{
+    kiln_fingerprint fp = {.backend = KILN_VULKAN, .vendor_id = 0x10de};
+    snprintf(fp.vendor, sizeof fp.vendor, "NVIDIA");
+    snprintf(fp.name, sizeof fp.name, "%s", name);
+    snprintf(fp.driver_version, sizeof fp.driver_version, "%s", driver);
+    snprintf(fp.arch, sizeof fp.arch, "%s", arch);
+    return fp;
+}
+
+static int64_t add_trial(kiln_db *db, int64_t ses, int64_t dev, int64_t ker, const char *shape, const char *cfg,
+                         double ns)
+{
+    kiln_db_trial t = {.session_id = ses, .device_id = dev, .kernel_id = ker, .median_ns = ns, .n_samples = 7};
+    snprintf(t.shape_key, sizeof t.shape_key, "%s", shape);
+    snprintf(t.config_json, sizeof t.config_json, "%s", cfg);
+    snprintf(t.status, sizeof t.status, "ok");
+    int64_t id = -1;
+    kiln_err e = {0};
+    CHECK_OK(kiln_db_trial_insert(db, &t, &id, &e), &e);
+    return id;
+}
+
+static void winner(kiln_db *db, int64_t dev, int64_t ker, const char *shape, const char *cfg, double ns, int *upd)
+{
+    kiln_db_winner w = {.device_id = dev, .kernel_id = ker, .median_ns = ns, .default_ns = 2 * ns, .speedup = 2};
+    snprintf(w.shape_key, sizeof w.shape_key, "%s", shape);
+    snprintf(w.config_json, sizeof w.config_json, "%s", cfg);
+    kiln_err e = {0};
+    CHECK_OK(kiln_db_winner_update(db, &w, upd, &e), &e);
+}
+
+static void test_basics_and_lookup(void)
+{
+    char p[512];
+    path(p, "a.db");
+    kiln_db *db;
+    kiln_err e = {0};
+    CHECK_OK(kiln_db_open(&db, p, &e), &e);
+    kiln_fingerprint a = fp_of("RTX 4090", "550.1", "sm_89");
+    int64_t dev, ker, ker_old, ses;
+    CHECK_OK(kiln_db_device_upsert(db, &a, &dev, &e), &e);
+    int64_t again;
+    CHECK_OK(kiln_db_device_upsert(db, &a, &again, &e), &e);
+    CHECK(again == dev, "device upsert created a second row");
+    CHECK_OK(kiln_db_kernel_upsert(db, "gemv_int4", "hash-new", &ker, &e), &e);
+    CHECK_OK(kiln_db_kernel_upsert(db, "gemv_int4", "hash-old", &ker_old, &e), &e);
+    CHECK_OK(kiln_db_session_begin(db, dev, "random", "8 trials", "tune", &ses, &e), &e);
+    add_trial(db, ses, dev, ker, "m4096.k4096.q4f16_1.g32", "{\"wg\":64}", 500);
+    int64_t t2 = add_trial(db, ses, dev, ker, "m4096.k4096.q4f16_1.g32", "{\"wg\":128}", 400);
+    add_trial(db, ses, dev, ker, "m4096.k4096.q4f16_1.g32", "{\"wg\":128}", 999); /* duplicate: ignored */
+    kiln_db_trial t;
+    CHECK(kiln_db_trial_find(db, ses, ker, "m4096.k4096.q4f16_1.g32", "{\"wg\":128}", &t) == 1 && t.median_ns == 400,
+          "resume lookup: the first measurement stays");
+    CHECK(kiln_db_trial_find(db, ses, ker, "m4096.k4096.q4f16_1.g32", "{\"wg\":256}", &t) == 0, "unmeasured config");
+    (void)t2;
+    int upd = 0;
+    winner(db, dev, ker, "m4096.k4096.q4f16_1.g32", "{\"wg\":128}", 400, &upd);
+    CHECK(upd, "first winner stored");
+    winner(db, dev, ker, "m4096.k4096.q4f16_1.g32", "{\"wg\":32}", 450, &upd);
+    CHECK(!upd, "a slower winner must not replace a faster one");
+    winner(db, dev, ker, "m4096.k4096.q4f16_1.g32", "{\"wg\":256}", 300, &upd);
+    CHECK(upd, "a faster winner replaces");
+    /* a stale winner (old source hash) on another shape */
+    winner(db, dev, ker_old, "m11008.k4096.q4f16_1.g32", "{\"wg\":512}", 100, &upd);
+
+    kiln_db_match m;
+    CHECK_OK(kiln_db_lookup(db, &a, "gemv_int4", "hash-new", "m4096.k4096.q4f16_1.g32", &m, &e), &e);
+    CHECK(m.level == KILN_MATCH_EXACT && !strcmp(m.config_json, "{\"wg\":256}"), "exact: level %s config %s",
+          kiln_match_name(m.level), m.config_json);
+    kiln_fingerprint other_driver = fp_of("RTX 4090", "560.9", "sm_89");
+    CHECK_OK(kiln_db_lookup(db, &other_driver, "gemv_int4", "hash-new", "m4096.k4096.q4f16_1.g32", &m, &e), &e);
+    CHECK(m.level == KILN_MATCH_DEVICE, "other driver: level %s", kiln_match_name(m.level));
+    kiln_fingerprint sibling = fp_of("RTX 4080", "550.1", "sm_89");
+    CHECK_OK(kiln_db_lookup(db, &sibling, "gemv_int4", "hash-new", "m4096.k4096.q4f16_1.g32", &m, &e), &e);
+    CHECK(m.level == KILN_MATCH_ARCH, "same arch: level %s", kiln_match_name(m.level));
+    CHECK_OK(kiln_db_lookup(db, &a, "gemv_int4", "hash-new", "m4096.k11008.q4f16_1.g32", &m, &e), &e);
+    CHECK(m.level == KILN_MATCH_SHAPE && !strcmp(m.shape_key, "m4096.k4096.q4f16_1.g32"), "nearest shape: %s %s",
+          kiln_match_name(m.level), m.shape_key);
+    CHECK_OK(kiln_db_lookup(db, &a, "gemv_int4", "hash-new", "m11008.k4096.q4f16_1.g32", &m, &e), &e);
+    CHECK(m.stale && strcmp(m.config_json, "{\"wg\":512}"), "the stale winner must be skipped and reported");
+    CHECK(m.level != KILN_MATCH_EXACT, "stale used at exact level");
+    kiln_fingerprint amd = fp_of("RX 7900", "mesa", "gfx1100");
+    snprintf(amd.vendor, sizeof amd.vendor, "AMD");
+    CHECK_OK(kiln_db_lookup(db, &amd, "gemv_int4", "hash-new", "m4096.k4096.q4f16_1.g32", &m, &e), &e);
+    CHECK(m.level == KILN_MATCH_DEFAULT, "unknown device: level %s", kiln_match_name(m.level));
+    CHECK_OK(kiln_db_session_end(db, ses, "done", &e), &e);
+
+    /* JSON round trip: export -> import into empty -> export is identical; import twice adds nothing */
+    char *j1 = kiln_db_export_string(db, &e);
+    char p2[512];
+    path(p2, "b.db");
+    kiln_db *b;
+    CHECK_OK(kiln_db_open(&b, p2, &e), &e);
+    CHECK_OK(kiln_db_import(b, j1, &e), &e);
+    CHECK_OK(kiln_db_import(b, j1, &e), &e);
+    char *j2 = kiln_db_export_string(b, &e);
+    CHECK(j1 && j2 && !strcmp(j1, j2), "export/import/export is not lossless");
+    free(j2);
+    /* merge twice: no duplicates, the faster winner stays */
+    char p3[512];
+    path(p3, "c.db");
+    kiln_db *c;
+    CHECK_OK(kiln_db_open(&c, p3, &e), &e);
+    int64_t cdev, cker, cses;
+    kiln_db_device_upsert(c, &a, &cdev, &e);
+    kiln_db_kernel_upsert(c, "gemv_int4", "hash-new", &cker, &e);
+    kiln_db_session_begin(c, cdev, "anneal", "4", "tune", &cses, &e);
+    add_trial(c, cses, cdev, cker, "m4096.k4096.q4f16_1.g32", "{\"wg\":32}", 250);
+    winner(c, cdev, cker, "m4096.k4096.q4f16_1.g32", "{\"wg\":32}", 250, &upd);
+    kiln_db_close(c);
+    CHECK_OK(kiln_db_merge(b, p3, &e), &e);
+    CHECK_OK(kiln_db_merge(b, p3, &e), &e);
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(kiln_db_handle(b), "SELECT (SELECT COUNT(*) FROM trials), (SELECT COUNT(*) FROM sessions),"
+                                          " (SELECT config_json FROM winners WHERE shape_key LIKE 'm4096.k4096%')",
+                       -1, &st, NULL);
+    sqlite3_step(st);
+    CHECK(sqlite3_column_int(st, 0) == 3, "merged trials: %d (want 3)", sqlite3_column_int(st, 0));
+    CHECK(sqlite3_column_int(st, 1) == 2, "merged sessions: %d (want 2)", sqlite3_column_int(st, 1));
+    CHECK(!strcmp((const char *)sqlite3_column_text(st, 2), "{\"wg\":32}"), "merge kept the slower winner");
+    sqlite3_finalize(st);
+    /* prune: keep 1 per (device, kernel, shape), the winners' trials stay */
+    int deleted = 0;
+    CHECK_OK(kiln_db_prune(b, 0, 1, &deleted, &e), &e);
+    CHECK(deleted == 2, "prune deleted %d (want 2)", deleted);
+    kiln_db_close(b);
+    free(j1);
+    kiln_db_close(db);
+}
+
+static void test_versions_and_bad_files(void)
+{
+    char p[512];
+    kiln_err e = {0};
+    kiln_db *db;
+    /* a database from the future */
+    path(p, "future.db");
+    sqlite3 *h;
+    sqlite3_open(p, &h);
+    sqlite3_exec(h, "PRAGMA user_version = 99", NULL, NULL, NULL);
+    sqlite3_close(h);
+    CHECK(kiln_db_open(&db, p, &e) == KILN_E_DB && strstr(e.msg, "newer"), "newer schema: %s", e.msg);
+    /* an old v0 database (empty) migrates to the current version */
+    path(p, "old.db");
+    sqlite3_open(p, &h);
+    sqlite3_exec(h, "CREATE TABLE unrelated(x)", NULL, NULL, NULL);
+    sqlite3_close(h);
+    CHECK_OK(kiln_db_open(&db, p, &e), &e);
+    if (!e.code)
+        kiln_db_close(db);
+    /* a corrupt file: an error, and the file is byte-for-byte untouched */
+    path(p, "corrupt.db");
+    FILE *f = fopen(p, "wb");
+    char junk[4096];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (char)(i * 7 + 3);
+    fwrite(junk, 1, sizeof junk, f);
+    fclose(f);
+    e.code = 0;
+    CHECK(kiln_db_open(&db, p, &e) == KILN_E_DB && strstr(e.msg, p), "corrupt file: %s", e.msg);
+    char back[4096];
+    f = fopen(p, "rb");
+    size_t got = fread(back, 1, sizeof back, f);
+    fclose(f);
+    CHECK(got == sizeof junk && !memcmp(back, junk, sizeof junk), "the corrupt file was modified");
+    /* a locked file: another connection holds a write lock longer than our busy timeout */
+    path(p, "locked.db");
+    CHECK_OK(kiln_db_open(&db, p, &e), &e);
+    sqlite3_open(p, &h);
+    sqlite3_exec(h, "BEGIN EXCLUSIVE", NULL, NULL, NULL);
+    kiln_db_busy_timeout(db, 200);
+    kiln_fingerprint fp = fp_of("x", "y", "z");
+    int64_t id;
+    int rc = kiln_db_device_upsert(db, &fp, &id, &e);
+    CHECK(rc == KILN_E_DB && strstr(e.msg, "locked"), "locked db: rc %d %s", rc, e.msg);
+    sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(h);
+    CHECK_OK(kiln_db_device_upsert(db, &fp, &id, &e), &e);
+    kiln_db_close(db);
+}
+
+/* Several processes insert trials into one file at once: every row lands. */
+static void test_concurrent_writers(void)
+{
+    char p[512];
+    path(p, "concurrent.db");
+    kiln_err e = {0};
+    kiln_db *db;
+    CHECK_OK(kiln_db_open(&db, p, &e), &e);
+    kiln_fingerprint fp = fp_of("gpu", "1", "a");
+    int64_t dev, ker, ses;
+    kiln_db_device_upsert(db, &fp, &dev, &e);
+    kiln_db_kernel_upsert(db, "gemv_int4", "h", &ker, &e);
+    kiln_db_session_begin(db, dev, "random", "n", "t", &ses, &e);
+    kiln_db_close(db);
+    enum { WRITERS = 4, EACH = 60 };
+    pid_t pids[WRITERS];
+    for (int w = 0; w < WRITERS; w++) {
+        if ((pids[w] = fork()) == 0) {
+            kiln_db *cdb;
+            kiln_err ce = {0};
+            if (kiln_db_open(&cdb, p, &ce))
+                _exit(1);
+            for (int i = 0; i < EACH; i++) {
+                char cfg[64];
+                snprintf(cfg, sizeof cfg, "{\"w\":%d,\"i\":%d}", w, i);
+                kiln_db_trial t = {.session_id = ses, .device_id = dev, .kernel_id = ker, .median_ns = i + 1};
+                snprintf(t.shape_key, sizeof t.shape_key, "s");
+                snprintf(t.config_json, sizeof t.config_json, "%s", cfg);
+                snprintf(t.status, sizeof t.status, "ok");
+                if (kiln_db_trial_insert(cdb, &t, NULL, &ce))
+                    _exit(2);
+            }
+            kiln_db_close(cdb);
+            _exit(0);
+        }
+    }
+    for (int w = 0; w < WRITERS; w++) {
+        int st;
+        waitpid(pids[w], &st, 0);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "writer %d failed (status %d)", w, st);
+    }
+    CHECK_OK(kiln_db_open(&db, p, &e), &e);
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(kiln_db_handle(db), "SELECT COUNT(*) FROM trials", -1, &st, NULL);
+    sqlite3_step(st);
+    CHECK(sqlite3_column_int(st, 0) == WRITERS * EACH, "concurrent writers: %d of %d rows", sqlite3_column_int(st, 0),
+          WRITERS * EACH);
+    sqlite3_finalize(st);
+    kiln_db_close(db);
+}
+
+/* kill -9 a writer mid-session: every trial it reported committed is there. */
+static void test_kill9(void)
+{
+    char p[512];
+    path(p, "kill9.db");
+    kiln_err e = {0};
+    kiln_db *db;
+    CHECK_OK(kiln_db_open(&db, p, &e), &e);
+    kiln_fingerprint fp = fp_of("gpu", "1", "a");
+    int64_t dev, ker, ses;
+    kiln_db_device_upsert(db, &fp, &dev, &e);
+    kiln_db_kernel_upsert(db, "gemv_int4", "h", &ker, &e);
+    kiln_db_session_begin(db, dev, "random", "n", "t", &ses, &e);
+    kiln_db_close(db);
+    int fds[2];
+    CHECK(pipe(fds) == 0, "pipe");
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        kiln_db *cdb;
+        kiln_err ce = {0};
+        if (kiln_db_open(&cdb, p, &ce))
+            _exit(1);
+        for (int i = 0;; i++) {
+            kiln_db_trial t = {.session_id = ses, .device_id = dev, .kernel_id = ker, .median_ns = i + 1};
+            snprintf(t.shape_key, sizeof t.shape_key, "s");
+            snprintf(t.config_json, sizeof t.config_json, "{\"i\":%d}", i);
+            snprintf(t.status, sizeof t.status, "ok");
+            if (kiln_db_trial_insert(cdb, &t, NULL, &ce))
+                _exit(2);
+            if (write(fds[1], &i, sizeof i) != sizeof i) /* reported only after COMMIT returned */
+                _exit(3);
+        }
+    }
+    close(fds[1]);
+    int last = -1, v;
+    while (last < 150 && read(fds[0], &v, sizeof v) == sizeof v)
+        last = v;
+    kill(pid, SIGKILL);
+    while (read(fds[0], &v, sizeof v) == sizeof v)
+        last = v; /* anything reported before the kill */
+    close(fds[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    CHECK(WIFSIGNALED(st), "the writer was not killed");
+    CHECK_OK(kiln_db_open(&db, p, &e), &e);
+    sqlite3_stmt *q;
+    sqlite3_prepare_v2(kiln_db_handle(db), "PRAGMA integrity_check", -1, &q, NULL);
+    sqlite3_step(q);
+    CHECK(!strcmp((const char *)sqlite3_column_text(q, 0), "ok"), "integrity_check: %s", sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+    sqlite3_prepare_v2(kiln_db_handle(db), "SELECT COUNT(*) FROM trials WHERE config_json = ?1", -1, &q, NULL);
+    int missing = 0;
+    for (int i = 0; i <= last; i++) {
+        char cfg[32];
+        snprintf(cfg, sizeof cfg, "{\"i\":%d}", i);
+        sqlite3_reset(q);
+        sqlite3_bind_text(q, 1, cfg, -1, SQLITE_TRANSIENT);
+        sqlite3_step(q);
+        missing += sqlite3_column_int(q, 0) != 1;
+    }
+    sqlite3_finalize(q);
+    CHECK(last >= 150 && missing == 0, "kill -9: %d of %d committed trials missing", missing, last + 1);
+    fprintf(stderr, "kill -9 after %d committed trials: none lost\n", last + 1);
+    kiln_db_close(db);
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/kiln-db-test-XXXXXX");
+    if (!mkdtemp(dir))
+        return 1;
+    test_basics_and_lookup();
+    test_versions_and_bad_files();
+    test_concurrent_writers();
+    test_kill9();
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd))
+        fprintf(stderr, "could not remove %s\n", dir);
+    return test_result();
+}
