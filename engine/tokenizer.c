@@ -24,9 +24,12 @@ struct kiln_tokenizer {
     /* token string -> id: open addressing, -1 empty */
     int32_t *ht;
     size_t ht_mask;
-    /* (left id, right id) -> rank, result: open addressing, rank -1 empty */
-    uint64_t *mkey;
-    int32_t *mrank, *mres;
+    /* (left id, right id) -> rank, result: open addressing, rank -1 empty; one cache line
+     * holds four slots, so a probe costs one miss */
+    struct merge_slot {
+        uint64_t key;
+        int32_t rank, res;
+    } *merge;
     size_t m_mask;
     int n_merges_used;
     /* special tokens (control, user-defined), grouped by first byte, longest first */
@@ -86,16 +89,17 @@ int kiln_tok_find(const kiln_tokenizer *t, const char *s, size_t len)
 
 int kiln_tok_merge_find(const kiln_tokenizer *t, int32_t left, int32_t right, int32_t *result)
 {
-    if (!t->mkey)
+    if (!t->merge)
         return -1;
     uint64_t key = ((uint64_t)(uint32_t)left << 32) | (uint32_t)right;
     size_t i = (size_t)hash_u64(key) & t->m_mask;
     for (;;) {
-        if (t->mrank[i] < 0)
+        const struct merge_slot *m = &t->merge[i];
+        if (m->rank < 0)
             return -1;
-        if (t->mkey[i] == key) {
-            *result = t->mres[i];
-            return t->mrank[i];
+        if (m->key == key) {
+            *result = m->res;
+            return m->rank;
         }
         i = (i + 1) & t->m_mask;
     }
@@ -339,17 +343,16 @@ int kiln_tokenizer_new(const kiln_vocab_desc *d, kiln_tokenizer **out, kiln_err 
     /* merges */
     if (t->model == KILN_TOK_GPT2 && d->n_merges > 0) {
         size_t mcap = pow2_at_least((size_t)d->n_merges * 2);
-        t->mkey = malloc(mcap * sizeof *t->mkey);
-        t->mrank = malloc(mcap * sizeof *t->mrank);
-        t->mres = malloc(mcap * sizeof *t->mres);
+        t->merge = malloc(mcap * sizeof *t->merge);
         t->m_mask = mcap - 1;
         char *cat = NULL;
         size_t catcap = 0;
-        if (!t->mkey || !t->mrank || !t->mres) {
+        if (!t->merge) {
             rc = kiln_fail(e, KILN_E_NOMEM, "tokenizer: out of memory for %d merges", d->n_merges);
             goto fail;
         }
-        memset(t->mrank, 0xff, mcap * sizeof *t->mrank);
+        for (size_t i = 0; i < mcap; i++)
+            t->merge[i].rank = -1;
         for (int r = 0; r < d->n_merges; r++) {
             const char *m = d->merges[r];
             size_t ml = d->merge_lens ? d->merge_lens[r] : strlen(m);
@@ -380,13 +383,11 @@ int kiln_tokenizer_new(const kiln_vocab_desc *d, kiln_tokenizer **out, kiln_err 
                 continue;
             uint64_t key = ((uint64_t)(uint32_t)left << 32) | (uint32_t)right;
             size_t h = (size_t)hash_u64(key) & t->m_mask;
-            while (t->mrank[h] >= 0 && t->mkey[h] != key)
+            while (t->merge[h].rank >= 0 && t->merge[h].key != key)
                 h = (h + 1) & t->m_mask;
-            if (t->mrank[h] >= 0)
+            if (t->merge[h].rank >= 0)
                 continue; /* duplicate pair: the first (lowest rank) wins */
-            t->mkey[h] = key;
-            t->mrank[h] = r;
-            t->mres[h] = res;
+            t->merge[h] = (struct merge_slot){key, r, res};
             t->n_merges_used++;
         }
         free(cat);
@@ -471,9 +472,7 @@ void kiln_tokenizer_free(kiln_tokenizer *t)
     free(t->types);
     free(t->eog);
     free(t->ht);
-    free(t->mkey);
-    free(t->mrank);
-    free(t->mres);
+    free(t->merge);
     free(t->special);
     free(t);
 }

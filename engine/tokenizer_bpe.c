@@ -260,7 +260,7 @@ int kiln_pretok_split(const char *pre, const char *text, size_t len, size_t *end
 /* ---- BPE over one piece ---- */
 
 typedef struct {
-    int32_t rank, left, lid, rid;
+    int32_t rank, left, lid, rid, res;
 } bigram;
 
 typedef struct {
@@ -325,7 +325,7 @@ static void try_pair(bpe_ctx *b, int *nh, int left)
     int32_t res;
     int r = kiln_tok_merge_find(b->t, b->id[left], b->id[right], &res);
     if (r >= 0)
-        heap_push(b->heap, nh, (bigram){r, left, b->id[left], b->id[right]});
+        heap_push(b->heap, nh, (bigram){r, left, b->id[left], b->id[right], res});
 }
 
 static int grow(bpe_ctx *b, size_t n)
@@ -415,9 +415,7 @@ static int bpe_piece(void *ctx, size_t start, size_t end)
         int left = g.left, right = b->next[left];
         if (right < 0 || b->id[left] != g.lid || b->id[right] != g.rid || b->id[left] < 0)
             continue; /* stale */
-        int32_t res;
-        kiln_tok_merge_find(b->t, g.lid, g.rid, &res);
-        b->id[left] = res;
+        b->id[left] = g.res;
         b->next[left] = b->next[right];
         if (b->next[right] >= 0)
             b->prev[b->next[right]] = left;
