@@ -1,5 +1,25 @@
 /* kernels/gemv_int4/gemv_int4.cl - see gemv_int4.c for the schedule.
  * Defines: QUANT (kiln_quant), GROUP, WG, ROWS, VEC, UNROLL, SPLITK, REDUCE. */
+/* The reduce step (gemv_int4_reduce) is built from this file with only WG and
+ * SPLITK: the main kernel's parameters get harmless defaults so it compiles. */
+#ifndef QUANT
+#define QUANT 0
+#endif
+#ifndef GROUP
+#define GROUP 32
+#endif
+#ifndef ROWS
+#define ROWS 1
+#endif
+#ifndef VEC
+#define VEC 1
+#endif
+#ifndef UNROLL
+#define UNROLL 1
+#endif
+#ifndef REDUCE
+#define REDUCE 0
+#endif
 #define EPW (QUANT <= 2 ? 8 : QUANT == 3 ? 4 : QUANT == 4 ? 2 : 1)
 #define ZERO (QUANT == 0 ? 7.0f : QUANT == 1 ? 8.0f : 0.0f)
 
