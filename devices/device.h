@@ -59,6 +59,7 @@ typedef struct kiln_fingerprint {
     uint32_t max_workgroup;    /* max threads per workgroup */
     uint64_t memory_bytes;     /* global memory */
     uint64_t llc_bytes;        /* last-level cache size if known (for buffer rotation) */
+    uint32_t offset_align;     /* byte offsets of buffer arguments (kiln_arg.off) must be multiples of this */
     double copy_gbps;          /* measured device-to-device copy bandwidth, 0 until measured */
 } kiln_fingerprint;
 
@@ -83,6 +84,10 @@ typedef struct kiln_arg {
         uint32_t u32;
         float f32;
     };
+    /* KILN_ARG_BUF: the kernel sees the buffer from this byte offset on (a
+     * multiple of fp.offset_align), so one token's rows of a batch can be
+     * bound without copies. */
+    size_t off;
 } kiln_arg;
 
 #define KILN_MAX_ARGS 16

@@ -124,22 +124,20 @@ static void describe(const kiln_variant *v, char *buf, size_t n)
              v->dev->index, v->dev->fp.name, shape, cfg);
 }
 
-int kiln_variant_build(kiln_variant *v, kiln_device *d, const kiln_kernel *k, const kiln_shape *s,
-                       const kiln_config *c, unsigned flags, kiln_progcache *cache, kiln_err *e)
+/* Plans v->shape with v->cfg and gets every step's program (through the
+ * cache when there is one). Scratch buffers are not touched. */
+static int plan_and_build(kiln_variant *v, unsigned flags, kiln_err *e)
 {
-    memset(v, 0, sizeof *v);
-    v->dev = d;
-    v->kernel = k;
-    v->shape = *s;
-    v->cfg = *c;
-    v->cache = cache;
+    kiln_device *d = v->dev;
+    const kiln_kernel *k = v->kernel;
+    const kiln_shape *s = &v->shape;
     char what[1024];
     describe(v, what, sizeof what);
 
     char why[256] = "";
-    if (!k->config_valid(s, c, &d->fp, why, sizeof why))
+    if (!k->config_valid(s, &v->cfg, &d->fp, why, sizeof why))
         return kiln_fail(e, KILN_E_INVALID, "%s: config not valid here: %s", what, why);
-    int rc = k->plan(s, c, d->backend, &v->plan, e);
+    int rc = k->plan(s, &v->cfg, d->backend, &v->plan, e);
     if (rc)
         return kiln_err_wrap(e, "%s: plan", what);
     if (v->plan.n_steps < 1 || v->plan.n_steps > KILN_MAX_STEPS || v->plan.n_scratch > KILN_MAX_SCRATCH)
@@ -149,7 +147,7 @@ int kiln_variant_build(kiln_variant *v, kiln_device *d, const kiln_kernel *k, co
     for (int i = 0; i < v->plan.n_steps; i++) {
         kiln_plan_step *st = &v->plan.steps[i];
         if ((rc = check_step_args(k, &v->plan, st, i, e)))
-            goto fail;
+            return rc;
         for (int a = 0; a < 3; a++) { /* unset dimensions mean 1 */
             if (!st->local[a])
                 st->local[a] = 1;
@@ -177,39 +175,77 @@ int kiln_variant_build(kiln_variant *v, kiln_device *d, const kiln_kernel *k, co
         };
         if (d->backend == KILN_CPU) {
             desc.cpu_fn = kiln_cpu_kernel_find(st->entry);
-            if (!desc.cpu_fn) {
-                rc = kiln_fail(e, KILN_E_UNAVAILABLE, "%s: no cpu entry '%s'", what, st->entry);
-                goto fail;
-            }
+            if (!desc.cpu_fn)
+                return kiln_fail(e, KILN_E_UNAVAILABLE, "%s: no cpu entry '%s'", what, st->entry);
         } else {
             /* GLSL has one main() per file, named after the entry. */
             const char *name = d->backend == KILN_VULKAN ? st->entry : st->source;
             desc.source = kiln_source_get(name, d->backend);
-            if (!desc.source) {
-                rc = kiln_fail(e, KILN_E_UNAVAILABLE, "%s: no %s source '%s'", what, kiln_backend_name(d->backend),
-                               name);
-                goto fail;
-            }
+            if (!desc.source)
+                return kiln_fail(e, KILN_E_UNAVAILABLE, "%s: no %s source '%s'", what, kiln_backend_name(d->backend),
+                                 name);
         }
-        v->prog[i] = cache_build(cache, d, &desc, e);
+        if (v->prog[i] && !v->cache)
+            d->ops->release(d, v->prog[i]);
+        v->prog[i] = cache_build(v->cache, d, &desc, e);
         if (!v->prog[i]) {
             rc = e && e->code ? e->code : KILN_E_COMPILE;
             kiln_err_wrap(e, "%s: building step %d (%s)", what, i, st->entry);
-            goto fail;
-        }
-    }
-    for (int i = 0; i < v->plan.n_scratch; i++) {
-        size_t bytes = v->plan.scratch_bytes[i] ? v->plan.scratch_bytes[i] : 4;
-        v->scratch[i] = d->ops->alloc(d, bytes, e);
-        if (!v->scratch[i]) {
-            rc = kiln_err_wrap(e, "%s: scratch buffer %d (%zu bytes)", what, i, bytes);
-            goto fail;
+            return rc;
         }
     }
     return 0;
-fail:
-    kiln_variant_release(v);
-    return rc ? rc : KILN_E_INVALID;
+}
+
+/* Scratch buffers at least as large as the plan asks (kept when they are). */
+static int ensure_scratch(kiln_variant *v, kiln_err *e)
+{
+    for (int i = 0; i < v->plan.n_scratch; i++) {
+        size_t bytes = v->plan.scratch_bytes[i] ? v->plan.scratch_bytes[i] : 4;
+        if (v->scratch[i] && v->scratch_cap[i] >= bytes)
+            continue;
+        kiln_free(v->dev, v->scratch[i]);
+        v->scratch_cap[i] = 0;
+        v->scratch[i] = v->dev->ops->alloc(v->dev, bytes, e);
+        if (!v->scratch[i]) {
+            char what[1024];
+            describe(v, what, sizeof what);
+            return kiln_err_wrap(e, "%s: scratch buffer %d (%zu bytes)", what, i, bytes);
+        }
+        v->scratch_cap[i] = bytes;
+    }
+    return 0;
+}
+
+int kiln_variant_build(kiln_variant *v, kiln_device *d, const kiln_kernel *k, const kiln_shape *s,
+                       const kiln_config *c, unsigned flags, kiln_progcache *cache, kiln_err *e)
+{
+    memset(v, 0, sizeof *v);
+    v->dev = d;
+    v->kernel = k;
+    v->shape = *s;
+    v->cfg = *c;
+    v->cache = cache;
+    int rc = plan_and_build(v, flags, e);
+    if (!rc)
+        rc = ensure_scratch(v, e);
+    if (rc)
+        kiln_variant_release(v);
+    return rc;
+}
+
+int kiln_variant_reshape(kiln_variant *v, const kiln_shape *s, kiln_err *e)
+{
+    if (!v->cache)
+        return kiln_fail(e, KILN_E_INVALID, "%s: reshape needs a variant built with a program cache", v->kernel->name);
+    kiln_shape old = v->shape;
+    v->shape = *s;
+    int rc = plan_and_build(v, 0, e);
+    if (!rc)
+        rc = ensure_scratch(v, e);
+    if (rc)
+        v->shape = old;
+    return rc;
 }
 
 void kiln_variant_release(kiln_variant *v)
@@ -224,10 +260,16 @@ void kiln_variant_release(kiln_variant *v)
     for (int i = 0; i < KILN_MAX_SCRATCH; i++) {
         kiln_free(v->dev, v->scratch[i]);
         v->scratch[i] = NULL;
+        v->scratch_cap[i] = 0;
     }
 }
 
 int kiln_variant_run(kiln_variant *v, kiln_buffer *const *slots, double *ns, kiln_err *e)
+{
+    return kiln_variant_run_at(v, slots, NULL, ns, e);
+}
+
+int kiln_variant_run_at(kiln_variant *v, kiln_buffer *const *slots, const size_t *offs, double *ns, kiln_err *e)
 {
     double total = 0;
     for (int i = 0; i < v->plan.n_steps; i++) {
@@ -236,7 +278,9 @@ int kiln_variant_run(kiln_variant *v, kiln_buffer *const *slots, double *ns, kil
         for (int a = 0; a < st->n_args; a++) {
             const kiln_plan_arg *pa = &st->args[a];
             switch (pa->kind) {
-            case KILN_PA_SLOT: args[a] = (kiln_arg){.kind = KILN_ARG_BUF, .buf = slots[pa->index]}; break;
+            case KILN_PA_SLOT:
+                args[a] = (kiln_arg){.kind = KILN_ARG_BUF, .buf = slots[pa->index], .off = offs ? offs[pa->index] : 0};
+                break;
             case KILN_PA_SCRATCH: args[a] = (kiln_arg){.kind = KILN_ARG_BUF, .buf = v->scratch[pa->index]}; break;
             case KILN_PA_I32: args[a] = (kiln_arg){.kind = KILN_ARG_I32, .i32 = pa->i32}; break;
             case KILN_PA_U32: args[a] = (kiln_arg){.kind = KILN_ARG_U32, .u32 = pa->u32}; break;

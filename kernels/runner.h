@@ -24,6 +24,7 @@ typedef struct kiln_variant {
     kiln_plan plan;
     kiln_program *prog[KILN_MAX_STEPS];
     kiln_buffer *scratch[KILN_MAX_SCRATCH];
+    size_t scratch_cap[KILN_MAX_SCRATCH];
     kiln_progcache *cache;   /* not owned; programs owned by it when set */
 } kiln_variant;
 
@@ -40,9 +41,17 @@ int kiln_variant_build(kiln_variant *v, kiln_device *d, const kiln_kernel *k, co
                        const kiln_config *c, unsigned flags, kiln_progcache *cache, kiln_err *e);
 void kiln_variant_release(kiln_variant *v);
 
+/* Re-plans an existing variant for another shape with the same config (the
+ * engine: context length and token counts change every step). Programs come
+ * from the cache (a compile only when the defines change), scratch grows when
+ * needed. Fails (variant unchanged) if the config is not valid there. */
+int kiln_variant_reshape(kiln_variant *v, const kiln_shape *s, kiln_err *e);
+
 /* Queue all steps with slots[i] bound to slot i. ns != NULL: each step runs
  * synchronously and *ns is the sum of their device times. */
 int kiln_variant_run(kiln_variant *v, kiln_buffer *const *slots, double *ns, kiln_err *e);
+/* Same, slot i bound from byte offset offs[i] (offs may be NULL). */
+int kiln_variant_run_at(kiln_variant *v, kiln_buffer *const *slots, const size_t *offs, double *ns, kiln_err *e);
 
 /* Device copies of a problem's buffers (one per slot). */
 typedef struct kiln_problem_dev {

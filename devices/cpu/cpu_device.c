@@ -255,7 +255,7 @@ static int cpu_launch(kiln_device *d, kiln_program *p, const uint32_t grid[3], c
             if (!args[i].buf)
                 return kiln_fail(e, KILN_E_INVALID, "cpu:%d: %s/%s: buffer arg %d is NULL", d->index, p->kernel,
                                  p->entry, i);
-            j.l.ptr[i] = args[i].buf->ptr;
+            j.l.ptr[i] = (char *)args[i].buf->ptr + args[i].off;
         }
         j.l.arg[i] = args[i];
     }

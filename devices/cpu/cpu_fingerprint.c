@@ -126,6 +126,7 @@ void kiln_cpu_fingerprint(kiln_fingerprint *fp)
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     fp->compute_units = n > 0 ? (uint32_t)n : 1;
     fp->max_workgroup = 1024;
+    fp->offset_align = 4;
     long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
     fp->memory_bytes = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : 0;
     caches(fp);

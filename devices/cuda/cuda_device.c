@@ -452,7 +452,7 @@ static int cu_launch(kiln_device *d, kiln_program *p, const uint32_t grid[3], co
         if (args[i].kind == KILN_ARG_BUF) {
             if (!args[i].buf)
                 return kiln_fail(e, KILN_E_INVALID, "cuda:%d: %s: buffer arg %d is NULL", d->index, p->name, i);
-            ptrs[i] = args[i].buf->ptr;
+            ptrs[i] = args[i].buf->ptr + args[i].off;
             params[i] = &ptrs[i];
         } else {
             vals[i] = args[i].u32; /* i32, u32 and f32 are all 4 bytes, passed by value */
@@ -570,6 +570,7 @@ static void fingerprint(cuda_impl *c, kiln_fingerprint *fp)
     if (c->drv.DeviceTotalMem(&mem, c->dev) == CUDA_SUCCESS)
         fp->memory_bytes = mem;
     fp->llc_bytes = (uint64_t)attr(c, CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE);
+    fp->offset_align = 16; /* float4 loads */
     c->max_grid[0] = (unsigned)attr(c, CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X);
     c->max_grid[1] = (unsigned)attr(c, CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y);
     c->max_grid[2] = (unsigned)attr(c, CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z);

@@ -33,6 +33,7 @@ int cl_api_load(cl_api *api, char *why, size_t n)
     SYM(CreateCommandQueue);
     SYM(ReleaseCommandQueue);
     SYM(CreateBuffer);
+    SYM(CreateSubBuffer);
     SYM(ReleaseMemObject);
     SYM(EnqueueWriteBuffer);
     SYM(EnqueueReadBuffer);

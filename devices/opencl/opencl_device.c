@@ -261,20 +261,49 @@ static int cl_launch(kiln_device *d, kiln_program *p, const uint32_t grid[3], co
     if ((size_t)n_args != strlen(p->sig))
         return kiln_fail(e, KILN_E_INVALID, "opencl:%d: %s: %d args for signature '%s'", d->index, p->name, n_args,
                          p->sig);
-    for (int i = 0; i < n_args; i++) {
-        if ((char)args[i].kind != p->sig[i])
-            return kiln_fail(e, KILN_E_INVALID, "opencl:%d: %s: arg %d is '%c', signature says '%c'", d->index,
-                             p->name, i, (char)args[i].kind, p->sig[i]);
+    /* offsets become sub-buffers, released once the launch is queued (the
+     * queue keeps them alive until the kernel has run) */
+    cl_mem subs[KILN_MAX_ARGS];
+    int n_subs = 0, rc = 0;
+    for (int i = 0; i < n_args && !rc; i++) {
+        if ((char)args[i].kind != p->sig[i]) {
+            rc = kiln_fail(e, KILN_E_INVALID, "opencl:%d: %s: arg %d is '%c', signature says '%c'", d->index, p->name,
+                           i, (char)args[i].kind, p->sig[i]);
+            break;
+        }
         cl_int r;
         if (args[i].kind == KILN_ARG_BUF) {
-            if (!args[i].buf)
-                return kiln_fail(e, KILN_E_INVALID, "opencl:%d: %s: buffer arg %d is NULL", d->index, p->name, i);
-            r = c->api.SetKernelArg(p->kern, (cl_uint)i, sizeof(cl_mem), &args[i].buf->mem);
+            if (!args[i].buf) {
+                rc = kiln_fail(e, KILN_E_INVALID, "opencl:%d: %s: buffer arg %d is NULL", d->index, p->name, i);
+                break;
+            }
+            cl_mem m = args[i].buf->mem;
+            if (args[i].off) {
+                if (args[i].off >= args[i].buf->size || args[i].off % d->fp.offset_align) {
+                    rc = kiln_fail(e, KILN_E_INVALID, "opencl:%d: %s: arg %d: offset %zu outside the %zu-byte buffer "
+                                   "or not a multiple of %u", d->index, p->name, i, args[i].off, args[i].buf->size,
+                                   d->fp.offset_align);
+                    break;
+                }
+                cl_buffer_region reg = {.origin = args[i].off, .size = args[i].buf->size - args[i].off};
+                m = c->api.CreateSubBuffer(m, 0, CL_BUFFER_CREATE_TYPE_REGION, &reg, &r);
+                if (r != CL_SUCCESS) {
+                    rc = fail_cl(e, d, r, "clCreateSubBuffer");
+                    break;
+                }
+                subs[n_subs++] = m;
+            }
+            r = c->api.SetKernelArg(p->kern, (cl_uint)i, sizeof(cl_mem), &m);
         } else {
             r = c->api.SetKernelArg(p->kern, (cl_uint)i, 4, &args[i].u32);
         }
         if (r != CL_SUCCESS)
-            return fail_cl(e, d, r, "clSetKernelArg");
+            rc = fail_cl(e, d, r, "clSetKernelArg");
+    }
+    if (rc) {
+        for (int i = 0; i < n_subs; i++)
+            c->api.ReleaseMemObject(subs[i]);
+        return rc;
     }
     size_t global[3], local[3];
     for (int a = 0; a < 3; a++) {
@@ -283,6 +312,8 @@ static int cl_launch(kiln_device *d, kiln_program *p, const uint32_t grid[3], co
     }
     cl_event ev = NULL;
     cl_int r = c->api.EnqueueNDRangeKernel(c->q, p->kern, 3, NULL, global, local, 0, NULL, ns ? &ev : NULL);
+    for (int i = 0; i < n_subs; i++)
+        c->api.ReleaseMemObject(subs[i]);
     if (r != CL_SUCCESS) {
         char what[200];
         snprintf(what, sizeof what, "clEnqueueNDRangeKernel(%s)", p->name);
@@ -349,6 +380,8 @@ static void fingerprint(cl_impl *c, cl_platform_id plat, kiln_fingerprint *fp)
         fp->memory_bytes = ul;
     if (c->api.GetDeviceInfo(c->dev, CL_DEVICE_GLOBAL_MEM_CACHE_SIZE, sizeof ul, &ul, NULL) == CL_SUCCESS)
         fp->llc_bytes = ul;
+    if (c->api.GetDeviceInfo(c->dev, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof u, &u, NULL) == CL_SUCCESS)
+        fp->offset_align = u / 8 ? u / 8 : 1; /* reported in bits: sub-buffer origins must be multiples */
     /* OpenCL C 1.2 has no subgroup functions: Kiln's sources don't use them */
     fp->subgroup_size = fp->subgroup_min = fp->subgroup_max = 1;
     fp->has_subgroup_ops = 0;

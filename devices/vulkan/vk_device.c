@@ -306,6 +306,7 @@ static void fingerprint(vk_dev *vk, int has_sg_ext, int has_driver_props)
                            (sg.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT) ? 1 : 0;
     fp->local_mem_bytes = p->limits.maxComputeSharedMemorySize;
     fp->max_workgroup = p->limits.maxComputeWorkGroupInvocations;
+    fp->offset_align = (uint32_t)(p->limits.minStorageBufferOffsetAlignment ? p->limits.minStorageBufferOffsetAlignment : 1);
     uint64_t best = 0, any = 0;
     for (uint32_t i = 0; i < vk->mem_props.memoryHeapCount; i++) {
         const VkMemoryHeap *h = &vk->mem_props.memoryHeaps[i];

@@ -288,7 +288,12 @@ int vk_launch(kiln_device *d, kiln_program *p, const uint32_t grid[3], const kil
             if (!b || b->owner != vk)
                 return kiln_fail(e, KILN_E_INVALID, "%s: launch of '%s': argument %d: %s", vk->who, p->kernel, i,
                                  b ? "buffer belongs to another device" : "buffer is NULL");
-            bi[nb++] = (VkDescriptorBufferInfo){.buffer = b->buf, .offset = 0, .range = VK_WHOLE_SIZE};
+            VkDeviceSize align = vk->limits.minStorageBufferOffsetAlignment ? vk->limits.minStorageBufferOffsetAlignment : 1;
+            if (args[i].off % align)
+                return kiln_fail(e, KILN_E_INVALID, "%s: launch of '%s': argument %d: offset %zu is not a multiple of "
+                                 "minStorageBufferOffsetAlignment %llu", vk->who, p->kernel, i, args[i].off,
+                                 (unsigned long long)align);
+            bi[nb++] = (VkDescriptorBufferInfo){.buffer = b->buf, .offset = args[i].off, .range = VK_WHOLE_SIZE};
         } else {
             /* i32/u32/f32 share the 4 bytes of the union */
             memcpy(&c.pc[nsc++], &args[i].u32, 4);
