@@ -1,0 +1,279 @@
+/* engine/forward.c - the Llama forward pass through the kernel set.
+ *
+ * Reads top to bottom like the model (llama2.c style); every step is one
+ * kernel op on the engine's device:
+ *
+ *   x = embed(tokens)                      xn = rmsnorm(x) * attn_norm[0]
+ *   for each layer:
+ *     q, k, v = Wq xn, Wk xn, Wv xn        (gemm_int4 over the chunk, gemv_int4 for one token)
+ *     rope(q), rope(k)                     (adjacent pairs: GGUF Llama; half-split: NeoX-style archs)
+ *     kv_append(k, v) per token            (into the sequence's pages)
+ *     att = attention(q, cache) per token  (causal: token t sees positions <= its own)
+ *     x += Wo att; xn = rmsnorm(x) * ffn_norm        (one fused rmsnorm op)
+ *     x += Wdown (silu(Wgate xn) * Wup xn); xn = rmsnorm(x) * next norm
+ *   logits = Wout xn[last]
+ *
+ * Activations are f32 [tokens][width], token-major; one token's row is bound
+ * with a byte offset (device buffer offsets), never copied. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/model.h"
+
+typedef struct kset {
+    const kiln_kernel *embed, *rmsnorm, *gemv, *gemm, *rope, *append, *attn, *silu, *argmax;
+} kset;
+
+static int kernels(kset *k, kiln_err *e)
+{
+    k->embed = kiln_kernel_find("embed_gather");
+    k->rmsnorm = kiln_kernel_find("rmsnorm");
+    k->gemv = kiln_kernel_find("gemv_int4");
+    k->gemm = kiln_kernel_find("gemm_int4");
+    k->rope = kiln_kernel_find("rope");
+    k->append = kiln_kernel_find("kv_append");
+    k->attn = kiln_kernel_find("attention_paged");
+    k->silu = kiln_kernel_find("silu_mul");
+    k->argmax = kiln_kernel_find("argmax");
+    if (!k->embed || !k->rmsnorm || !k->gemv || !k->rope || !k->append || !k->attn || !k->silu || !k->argmax)
+        return kiln_fail(e, KILN_E_INVALID, "engine: a decode kernel is missing from the registry");
+    if (k->gemm && !k->gemm->shapes)
+        k->gemm = NULL; /* not built: prefill falls back to one gemv per token */
+    return 0;
+}
+
+int kiln_engine_init(kiln_engine *en, kiln_model *m, const kiln_engine_opts *o, kiln_err *e)
+{
+    memset(en, 0, sizeof *en);
+    en->m = m;
+    en->dev = m->dev;
+    const kiln_llama_config *c = &m->cfg;
+    en->chunk = o && o->chunk > 0 ? o->chunk : 64;
+    int ctx = o && o->ctx > 0 ? o->ctx : (c->context_length > 0 && c->context_length < 4096 ? c->context_length : 4096);
+    en->ctx = ctx;
+    int page = o && o->page_size > 0 ? o->page_size : 64;
+    kset ks;
+    int rc = kernels(&ks, e);
+    if (rc)
+        return rc;
+    if (!(en->ops = kiln_ops_new(m->dev, o ? o->db : NULL, o ? o->log : NULL, e)))
+        return e ? e->code : KILN_E_NOMEM;
+    if ((rc = kiln_kv_cache_init(&en->kv, m->dev, c->n_layer, c->n_head_kv, c->head_dim, page, ctx, e))) {
+        kiln_engine_free(en);
+        return rc;
+    }
+    size_t T = (size_t)en->chunk, E = (size_t)c->n_embd, HD = (size_t)c->n_head * (size_t)c->head_dim,
+           KVD = (size_t)c->n_head_kv * (size_t)c->head_dim, F = (size_t)c->n_ff;
+    struct {
+        kiln_buffer **b;
+        size_t bytes;
+    } bufs[] = {
+        {&en->x, T * E * 4},     {&en->xn, T * E * 4},   {&en->q, T * HD * 4},    {&en->k, T * KVD * 4},
+        {&en->v, T * KVD * 4},   {&en->att, T * HD * 4}, {&en->o, T * E * 4},     {&en->gate, T * F * 4},
+        {&en->up, T * F * 4},    {&en->hid, T * F * 4},  {&en->logits, (size_t)c->n_vocab * 4},
+        {&en->best, 4},          {&en->ids, T * 4},      {&en->pos, T * 4},
+    };
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (!(*bufs[i].b = kiln_alloc(m->dev, bufs[i].bytes, e))) {
+            kiln_engine_free(en);
+            return kiln_err_wrap(e, "engine: activation buffer of %zu bytes", bufs[i].bytes);
+        }
+    if (!(en->logits_host = malloc(sizeof(float) * (size_t)c->n_vocab))) {
+        kiln_engine_free(en);
+        return kiln_fail(e, KILN_E_NOMEM, "engine: out of memory");
+    }
+    /* token rows are bound by offset: they must meet the device's alignment */
+    size_t align = m->dev->fp.offset_align ? m->dev->fp.offset_align : 1;
+    if ((E * 4) % align || (HD * 4) % align || (KVD * 4) % align) {
+        kiln_engine_free(en);
+        return kiln_fail(e, KILN_E_INVALID, "engine: rows of %zu/%zu/%zu bytes are not multiples of %s's buffer "
+                         "offset alignment %zu", E * 4, HD * 4, KVD * 4, m->dev->fp.name, align);
+    }
+    return 0;
+}
+
+void kiln_engine_free(kiln_engine *en)
+{
+    if (!en->dev)
+        return;
+    kiln_buffer **bs[] = {&en->x, &en->xn, &en->q, &en->k, &en->v, &en->att, &en->o, &en->gate,
+                          &en->up, &en->hid, &en->logits, &en->best, &en->ids, &en->pos};
+    for (size_t i = 0; i < sizeof bs / sizeof bs[0]; i++) {
+        kiln_free(en->dev, *bs[i]);
+        *bs[i] = NULL;
+    }
+    kiln_kv_cache_free(&en->kv);
+    kiln_ops_free(en->ops);
+    free(en->logits_host);
+    memset(en, 0, sizeof *en);
+}
+
+/* ---- one op per model step ---- */
+
+static int rmsnorm(kiln_engine *en, const kset *ks, int op, int T, kiln_buffer *w, kiln_buffer *r, kiln_err *e)
+{
+    kiln_shape s = {.m = T, .k = en->m->cfg.n_embd, .op = op};
+    kiln_buffer *slots[4] = {en->x, w, en->xn, op ? r : en->xn};
+    return kiln_op(en->ops, ks->rmsnorm, &s, NULL, slots, NULL, e);
+}
+
+/* y[T][rows] = W x[T][cols], batched when T > 1. xoff/yoff: byte offsets. */
+static int matmul(kiln_engine *en, const kset *ks, const kiln_dmat *w, kiln_buffer *x, size_t xoff, kiln_buffer *y,
+                  size_t yoff, int T, kiln_err *e)
+{
+    kiln_buffer *slots[5] = {w->qs, w->scales, w->mins, x, y};
+    size_t offs[5] = {0, 0, 0, xoff, yoff};
+    kiln_shape s = {.m = w->rows, .k = w->cols, .quant = w->quant, .group = w->group ? w->group : 0};
+    if (T == 1)
+        return kiln_op(en->ops, ks->gemv, &s, NULL, slots, offs, e);
+    if (ks->gemm) {
+        s.n = T;
+        kiln_shape look = s; /* tuned per chunk-size class: the next power of two */
+        look.n = 1;
+        while (look.n < T)
+            look.n *= 2;
+        return kiln_op(en->ops, ks->gemm, &s, &look, slots, offs, e);
+    }
+    for (int t = 0; t < T; t++) {
+        offs[3] = xoff + (size_t)t * (size_t)w->cols * 4;
+        offs[4] = yoff + (size_t)t * (size_t)w->rows * 4;
+        int rc = kiln_op(en->ops, ks->gemv, &s, NULL, slots, offs, e);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int rope(kiln_engine *en, const kset *ks, kiln_buffer *x, int heads, int T, kiln_err *e)
+{
+    const kiln_llama_config *c = &en->m->cfg;
+    kiln_shape s = {.m = T, .heads = heads, .head_dim = c->head_dim, .k = c->rope_dim,
+                    .n = (int64_t)lroundf(c->rope_theta), .op = c->rope_neox ? 1 : 0};
+    kiln_buffer *slots[2] = {x, en->pos};
+    return kiln_op(en->ops, ks->rope, &s, NULL, slots, NULL, e);
+}
+
+/* K/V rows of the chunk into the cache, then each token's attention over
+ * positions 0..its own (causal). */
+static int attention(kiln_engine *en, const kset *ks, int layer, kiln_kv_seq *seq, int p0, int T, kiln_err *e)
+{
+    const kiln_llama_config *c = &en->m->cfg;
+    size_t kvrow = (size_t)c->n_head_kv * (size_t)c->head_dim * 4, qrow = (size_t)c->n_head * (size_t)c->head_dim * 4;
+    kiln_buffer *kp = en->kv.k[layer], *vp = en->kv.v[layer];
+    for (int t = 0; t < T; t++) {
+        kiln_shape s = {.heads = c->n_head, .kv_heads = c->n_head_kv, .head_dim = c->head_dim,
+                        .page_size = en->kv.page_size, .ctx = p0 + t};
+        kiln_shape look = s;
+        look.ctx = 0;
+        kiln_buffer *slots[5] = {en->k, en->v, kp, vp, seq->table};
+        size_t offs[5] = {(size_t)t * kvrow, (size_t)t * kvrow, 0, 0, 0};
+        int rc = kiln_op(en->ops, ks->append, &s, &look, slots, offs, e);
+        if (rc)
+            return rc;
+    }
+    for (int t = 0; t < T; t++) {
+        int ctx = p0 + t + 1;
+        kiln_shape s = {.heads = c->n_head, .kv_heads = c->n_head_kv, .head_dim = c->head_dim,
+                        .page_size = en->kv.page_size, .ctx = ctx};
+        kiln_shape look = s; /* tuned per context bucket */
+        look.ctx = 256;
+        while (look.ctx < ctx)
+            look.ctx *= 2;
+        kiln_buffer *slots[5] = {en->q, kp, vp, seq->table, en->att};
+        size_t offs[5] = {(size_t)t * qrow, 0, 0, 0, (size_t)t * qrow};
+        int rc = kiln_op(en->ops, ks->attn, &s, &look, slots, offs, e);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int chunk(kiln_engine *en, const kset *ks, kiln_kv_seq *seq, const int32_t *tokens, int T, kiln_err *e)
+{
+    kiln_model *m = en->m;
+    const kiln_llama_config *c = &m->cfg;
+    int p0 = seq->n_tokens;
+    int32_t pos[T];
+    for (int t = 0; t < T; t++)
+        pos[t] = p0 + t;
+    int rc;
+    if ((rc = kiln_write(en->dev, en->ids, 0, tokens, (size_t)T * 4, e)) ||
+        (rc = kiln_write(en->dev, en->pos, 0, pos, (size_t)T * 4, e)))
+        return rc;
+
+    kiln_shape es = {.m = T, .k = c->n_embd, .n = m->embd.rows, .quant = m->embd.quant, .group = m->embd.group};
+    kiln_buffer *eslots[5] = {m->embd.qs, m->embd.scales, m->embd.mins, en->ids, en->x};
+    if ((rc = kiln_op(en->ops, ks->embed, &es, NULL, eslots, NULL, e)) ||
+        (rc = rmsnorm(en, ks, 0, T, m->layers[0].attn_norm, NULL, e)))
+        return rc;
+    for (int l = 0; l < c->n_layer; l++) {
+        kiln_layer *L = &m->layers[l];
+        if ((rc = matmul(en, ks, &L->wq, en->xn, 0, en->q, 0, T, e)) ||
+            (rc = matmul(en, ks, &L->wk, en->xn, 0, en->k, 0, T, e)) ||
+            (rc = matmul(en, ks, &L->wv, en->xn, 0, en->v, 0, T, e)) ||
+            (rc = rope(en, ks, en->q, c->n_head, T, e)) || (rc = rope(en, ks, en->k, c->n_head_kv, T, e)) ||
+            (rc = attention(en, ks, l, seq, p0, T, e)) ||
+            (rc = matmul(en, ks, &L->wo, en->att, 0, en->o, 0, T, e)) ||
+            (rc = rmsnorm(en, ks, 1, T, L->ffn_norm, en->o, e)))
+            return kiln_err_wrap(e, "layer %d (attention)", l);
+        kiln_shape ss = {.m = (int64_t)T * c->n_ff};
+        kiln_buffer *sslots[3] = {en->gate, en->up, en->hid};
+        kiln_buffer *next = l + 1 < c->n_layer ? m->layers[l + 1].attn_norm : m->out_norm;
+        if ((rc = matmul(en, ks, &L->w_gate, en->xn, 0, en->gate, 0, T, e)) ||
+            (rc = matmul(en, ks, &L->w_up, en->xn, 0, en->up, 0, T, e)) ||
+            (rc = kiln_op(en->ops, ks->silu, &ss, NULL, sslots, NULL, e)) ||
+            (rc = matmul(en, ks, &L->w_down, en->hid, 0, en->o, 0, T, e)) ||
+            (rc = rmsnorm(en, ks, 1, T, next, en->o, e)))
+            return kiln_err_wrap(e, "layer %d (feed-forward)", l);
+    }
+    /* only the last token's logits are needed */
+    return matmul(en, ks, &m->output, en->xn, (size_t)(T - 1) * (size_t)c->n_embd * 4, en->logits, 0, 1, e);
+}
+
+int kiln_forward(kiln_engine *en, kiln_kv_seq *seq, const int32_t *tokens, int n, kiln_err *e)
+{
+    if (n <= 0)
+        return kiln_fail(e, KILN_E_INVALID, "forward: no tokens");
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= en->m->cfg.n_vocab)
+            return kiln_fail(e, KILN_E_INVALID, "forward: token %d at %d outside the vocabulary (%d)", tokens[i], i,
+                             en->m->cfg.n_vocab);
+    kset ks;
+    int rc = kernels(&ks, e);
+    if (rc)
+        return rc;
+    if ((rc = kiln_kv_seq_reserve(seq, n, e)))
+        return rc;
+    int start = seq->n_tokens;
+    for (int i = 0; i < n; i += en->chunk) {
+        int T = n - i < en->chunk ? n - i : en->chunk;
+        if ((rc = chunk(en, &ks, seq, tokens + i, T, e))) {
+            kiln_kv_seq_truncate(seq, start); /* the sequence is unchanged on failure */
+            return kiln_err_wrap(e, "forward on %s (tokens %d..%d)", en->dev->fp.name, start + i, start + i + T - 1);
+        }
+        seq->n_tokens += T;
+    }
+    return 0;
+}
+
+int kiln_engine_logits(kiln_engine *en, kiln_err *e)
+{
+    return kiln_read(en->dev, en->logits, 0, en->logits_host, sizeof(float) * (size_t)en->m->cfg.n_vocab, e);
+}
+
+int kiln_engine_argmax(kiln_engine *en, int32_t *id, kiln_err *e)
+{
+    kset ks;
+    int rc = kernels(&ks, e);
+    if (rc)
+        return rc;
+    kiln_shape s = {.m = en->m->cfg.n_vocab};
+    kiln_buffer *slots[2] = {en->logits, en->best};
+    uint32_t u = 0;
+    if ((rc = kiln_op(en->ops, ks.argmax, &s, NULL, slots, NULL, e)) ||
+        (rc = kiln_read(en->dev, en->best, 0, &u, 4, e)))
+        return rc;
+    *id = (int32_t)u;
+    return 0;
+}

@@ -1,0 +1,44 @@
+/* engine/kv_cache.h - the paged KV cache.
+ *
+ * Pools (per layer, K and V): f32 [n_pages][kv_heads][page_size][head_dim],
+ * the layout kernels/attention_paged reads. Pages are handed out from a free
+ * list; each sequence has its own page table (logical page -> physical page)
+ * on the device. Growing a sequence past the free pages fails with
+ * KILN_E_FULL and changes nothing, so the caller can stop cleanly. */
+#ifndef KILN_ENGINE_KV_CACHE_H
+#define KILN_ENGINE_KV_CACHE_H
+
+#include "devices/device.h"
+
+typedef struct kiln_kv_cache {
+    kiln_device *dev;
+    int n_layer, kv_heads, head_dim, page_size, n_pages;
+    kiln_buffer **k, **v;   /* [n_layer] pools */
+    int *free_pages;        /* stack of free physical pages */
+    int n_free;
+    size_t bytes;           /* device bytes of all pools */
+} kiln_kv_cache;
+
+typedef struct kiln_kv_seq {
+    kiln_kv_cache *cache;
+    int n_tokens;           /* tokens whose K/V rows are stored */
+    int n_pages, max_pages; /* pages held; capacity of the table */
+    int *pages;             /* host copy of the page table */
+    kiln_buffer *table;     /* device page table, i32 [max_pages] */
+} kiln_kv_seq;
+
+/* n_tokens of capacity in total, rounded up to whole pages. */
+int kiln_kv_cache_init(kiln_kv_cache *c, kiln_device *d, int n_layer, int kv_heads, int head_dim, int page_size,
+                       int n_tokens, kiln_err *e);
+void kiln_kv_cache_free(kiln_kv_cache *c);
+
+/* A sequence that may grow to max_tokens. */
+int kiln_kv_seq_init(kiln_kv_seq *s, kiln_kv_cache *c, int max_tokens, kiln_err *e);
+void kiln_kv_seq_free(kiln_kv_seq *s); /* returns its pages */
+/* Makes room for n more tokens (pages from the free list, table uploaded).
+ * KILN_E_FULL (nothing changed) when the cache or the sequence is full. */
+int kiln_kv_seq_reserve(kiln_kv_seq *s, int n, kiln_err *e);
+/* Forgets tokens from n on (a rejected turn, a rewind); pages past it return. */
+void kiln_kv_seq_truncate(kiln_kv_seq *s, int n);
+
+#endif

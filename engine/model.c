@@ -1,0 +1,163 @@
+/* engine/model.c - loading a GGUF Llama model onto a device (weights in
+ * Kiln's layout, norms as f32 buffers, tokenizer, chat template). */
+#include "engine/model.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const kiln_gguf_tensor *need(const kiln_gguf *g, const char *name, kiln_err *e)
+{
+    const kiln_gguf_tensor *t = kiln_gguf_tensor_find(g, name);
+    if (!t)
+        kiln_fail(e, KILN_E_FORMAT, "%s: tensor '%s' is missing", kiln_gguf_path(g), name);
+    return t;
+}
+
+static int load_vec(kiln_model *m, const char *name, kiln_buffer **out, kiln_err *e)
+{
+    const kiln_gguf_tensor *t = need(m->gguf, name, e);
+    if (!t)
+        return KILN_E_FORMAT;
+    int n = m->cfg.n_embd;
+    float *h = malloc(sizeof *h * (size_t)n);
+    if (!h)
+        return kiln_fail(e, KILN_E_NOMEM, "out of memory");
+    int rc = kiln_vector_from_gguf(m->gguf, t, h, n, e);
+    if (!rc && !(*out = kiln_alloc(m->dev, (size_t)n * 4, e)))
+        rc = kiln_err_wrap(e, "%s: tensor '%s'", kiln_gguf_path(m->gguf), name);
+    if (!rc && (rc = kiln_write(m->dev, *out, 0, h, (size_t)n * 4, e)))
+        kiln_err_wrap(e, "%s: tensor '%s'", kiln_gguf_path(m->gguf), name);
+    free(h);
+    if (!rc)
+        m->weight_bytes += (size_t)n * 4;
+    return rc;
+}
+
+static int load_mat(kiln_model *m, const char *name, kiln_dmat *d, FILE *notes, kiln_err *e)
+{
+    const kiln_gguf_tensor *t = need(m->gguf, name, e);
+    if (!t)
+        return KILN_E_FORMAT;
+    int rc = kiln_dmat_load(m->dev, m->gguf, t, d, e);
+    if (rc)
+        return rc;
+    m->weight_bytes += d->bytes;
+    if (d->conv_err > 0) {
+        m->n_lossy++;
+        if (d->conv_err > m->worst_conv_err)
+            m->worst_conv_err = d->conv_err;
+        if (notes)
+            fprintf(notes, "kiln: %s: %s\n", name, d->note);
+    }
+    return 0;
+}
+
+int kiln_model_load(kiln_model *m, kiln_device *d, const char *path, const kiln_model_opts *o, kiln_err *e)
+{
+    memset(m, 0, sizeof *m);
+    m->dev = d;
+    kiln_model_opts none = {0};
+    if (!o)
+        o = &none;
+    int tty = o->progress && isatty(fileno(o->progress));
+    int rc = kiln_gguf_open(path, &m->gguf, e);
+    if (rc)
+        return rc;
+    if ((rc = kiln_llama_config_read(m->gguf, &m->cfg, e)) || (rc = kiln_llama_validate(m->gguf, &m->cfg, e)))
+        goto fail;
+    if (m->cfg.qkv_bias) {
+        rc = kiln_fail(e, KILN_E_FORMAT, "%s: architecture '%s' has Q/K/V biases, which the Kiln forward pass does "
+                       "not apply yet", path, m->cfg.arch);
+        goto fail;
+    }
+    if (m->cfg.head_dim > 256 || m->cfg.head_dim % 4) {
+        rc = kiln_fail(e, KILN_E_FORMAT, "%s: head dim %d (attention_paged needs <= 256, a multiple of 4)", path,
+                       m->cfg.head_dim);
+        goto fail;
+    }
+    if ((rc = kiln_tokenizer_from_gguf(m->gguf, &m->tok, e))) {
+        kiln_err_wrap(e, "%s: tokenizer", path);
+        goto fail;
+    }
+    m->chat = KILN_CHAT_CHATML;
+    const char *tmpl;
+    size_t tl;
+    if (kiln_gguf_find(m->gguf, "tokenizer.chat_template") &&
+        !kiln_gguf_get_str(m->gguf, "tokenizer.chat_template", &tmpl, &tl, NULL)) {
+        int k = kiln_chat_detect(tmpl, tl);
+        if (k >= 0)
+            m->chat = (kiln_chat_kind)k;
+    }
+    m->layers = calloc((size_t)m->cfg.n_layer, sizeof *m->layers);
+    if (!m->layers) {
+        rc = kiln_fail(e, KILN_E_NOMEM, "out of memory");
+        goto fail;
+    }
+    if ((rc = load_mat(m, "token_embd.weight", &m->embd, o->notes, e)) ||
+        (rc = load_vec(m, "output_norm.weight", &m->out_norm, e)))
+        goto fail;
+    if (m->cfg.tied_output) {
+        m->output = m->embd;
+    } else {
+        if ((rc = load_mat(m, "output.weight", &m->output, o->notes, e)))
+            goto fail;
+        m->output_owned = 1;
+    }
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        kiln_layer *L = &m->layers[l];
+        char name[96];
+#define MAT(field, tname)                                                                                            \
+    snprintf(name, sizeof name, "blk.%d." tname ".weight", l);                                                       \
+    if ((rc = load_mat(m, name, &L->field, o->notes, e)))                                                            \
+        goto fail;
+#define VEC(field, tname)                                                                                            \
+    snprintf(name, sizeof name, "blk.%d." tname ".weight", l);                                                       \
+    if ((rc = load_vec(m, name, &L->field, e)))                                                                      \
+        goto fail;
+        VEC(attn_norm, "attn_norm")
+        VEC(ffn_norm, "ffn_norm")
+        MAT(wq, "attn_q")
+        MAT(wk, "attn_k")
+        MAT(wv, "attn_v")
+        MAT(wo, "attn_output")
+        MAT(w_gate, "ffn_gate")
+        MAT(w_up, "ffn_up")
+        MAT(w_down, "ffn_down")
+#undef MAT
+#undef VEC
+        if (tty)
+            fprintf(o->progress, "\rloading %s: layer %d/%d, %.0f MiB on %s", path, l + 1, m->cfg.n_layer,
+                    (double)m->weight_bytes / (1 << 20), d->fp.name);
+    }
+    if (tty)
+        fputc('\n', o->progress);
+    return 0;
+fail:
+    if (tty)
+        fputc('\n', o->progress);
+    kiln_model_free(m);
+    return rc;
+}
+
+void kiln_model_free(kiln_model *m)
+{
+    if (m->layers) {
+        for (int l = 0; l < m->cfg.n_layer; l++) {
+            kiln_layer *L = &m->layers[l];
+            kiln_free(m->dev, L->attn_norm);
+            kiln_free(m->dev, L->ffn_norm);
+            kiln_dmat *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+            for (int i = 0; i < 7; i++)
+                kiln_dmat_free(m->dev, mats[i]);
+        }
+        free(m->layers);
+    }
+    if (m->output_owned)
+        kiln_dmat_free(m->dev, &m->output);
+    kiln_dmat_free(m->dev, &m->embd);
+    kiln_free(m->dev, m->out_norm);
+    kiln_tokenizer_free(m->tok);
+    kiln_gguf_close(m->gguf);
+    memset(m, 0, sizeof *m);
+}

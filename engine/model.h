@@ -1,0 +1,82 @@
+/* engine/model.h - a Llama-family model loaded onto one device, and the
+ * state to run it: kernel ops, KV cache and activation buffers.
+ *
+ * kiln_model owns the GGUF mapping, the tokenizer and the weights on the
+ * device. kiln_engine owns what a forward pass needs for one device: the ops
+ * (configs looked up in the tuning database), the paged KV cache and the
+ * activation buffers for a prefill chunk. */
+#ifndef KILN_ENGINE_MODEL_H
+#define KILN_ENGINE_MODEL_H
+
+#include <stdio.h>
+
+#include "engine/chat_template.h"
+#include "engine/kv_cache.h"
+#include "engine/llama_config.h"
+#include "engine/ops.h"
+#include "engine/tokenizer.h"
+#include "engine/weights.h"
+
+typedef struct kiln_layer {
+    kiln_buffer *attn_norm, *ffn_norm; /* f32 [n_embd] */
+    kiln_dmat wq, wk, wv, wo, w_gate, w_up, w_down;
+} kiln_layer;
+
+typedef struct kiln_model {
+    kiln_llama_config cfg;
+    kiln_device *dev;
+    kiln_gguf *gguf;
+    kiln_tokenizer *tok;
+    kiln_chat_kind chat;       /* from tokenizer.chat_template (ChatML if absent) */
+    kiln_layer *layers;
+    kiln_dmat embd;            /* token_embd: [n_vocab] rows of n_embd */
+    kiln_dmat output;          /* LM head; a view of embd when tied (output_owned 0) */
+    int output_owned;
+    kiln_buffer *out_norm;
+    size_t weight_bytes;       /* on the device */
+    int n_lossy;               /* tensors converted with a loss (see notes on load) */
+    double worst_conv_err;
+} kiln_model;
+
+typedef struct kiln_model_opts {
+    FILE *progress;            /* a progress line while loading (NULL: quiet) */
+    FILE *notes;               /* one line per lossy conversion (NULL: quiet) */
+} kiln_model_opts;
+
+int kiln_model_load(kiln_model *m, kiln_device *d, const char *path, const kiln_model_opts *o, kiln_err *e);
+void kiln_model_free(kiln_model *m);
+
+typedef struct kiln_engine_opts {
+    int ctx;                   /* KV capacity in tokens (0: min(model context, 4096)) */
+    int page_size;             /* KV page size (0: 64) */
+    int chunk;                 /* prefill chunk in tokens (0: 64) */
+    kiln_db *db;               /* tuned configs (NULL: defaults) */
+    FILE *log;                 /* --verbose: which config each op class got */
+} kiln_engine_opts;
+
+typedef struct kiln_engine {
+    kiln_model *m;
+    kiln_device *dev;
+    kiln_ops *ops;
+    kiln_kv_cache kv;
+    int chunk, ctx;
+    /* activations for up to `chunk` tokens */
+    kiln_buffer *x, *xn, *q, *k, *v, *att, *o, *gate, *up, *hid, *logits, *best, *ids, *pos;
+    float *logits_host;
+} kiln_engine;
+
+int kiln_engine_init(kiln_engine *en, kiln_model *m, const kiln_engine_opts *o, kiln_err *e);
+void kiln_engine_free(kiln_engine *en);
+
+/* Runs tokens[0..n) of a sequence whose first seq->n_tokens are cached,
+ * in chunks of en->chunk (batched gemm_int4 for n > 1), appending their K/V.
+ * Afterwards the logits of the last token are ready: read them with
+ * kiln_engine_logits or take the argmax on the device with
+ * kiln_engine_argmax. KILN_E_FULL when the cache cannot hold them (the
+ * sequence is unchanged). */
+int kiln_forward(kiln_engine *en, kiln_kv_seq *seq, const int32_t *tokens, int n, kiln_err *e);
+/* Copies the last logits to the host (en->logits_host, n_vocab floats). */
+int kiln_engine_logits(kiln_engine *en, kiln_err *e);
+int kiln_engine_argmax(kiln_engine *en, int32_t *id, kiln_err *e);
+
+#endif

@@ -1,0 +1,163 @@
+/* engine/ops.c - see ops.h. Owns the op classes (one variant each) and the
+ * program cache of the engine's device. */
+#include "engine/ops.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct op_class {
+    const kiln_kernel *kernel;
+    char key[192];        /* kernel name + lookup shape key */
+    kiln_variant v;       /* built; re-planned per call */
+    int level;            /* kiln_match_level of its config */
+    int is_default;       /* running the default config */
+} op_class;
+
+struct kiln_ops {
+    kiln_device *dev;
+    kiln_db *db;
+    FILE *log;
+    kiln_progcache *cache;
+    op_class *cls;
+    int n, cap;
+};
+
+kiln_ops *kiln_ops_new(kiln_device *dev, kiln_db *db, FILE *log, kiln_err *e)
+{
+    kiln_ops *o = calloc(1, sizeof *o);
+    if (!o || !(o->cache = kiln_progcache_new(dev))) {
+        free(o);
+        kiln_fail(e, KILN_E_NOMEM, "engine ops: out of memory");
+        return NULL;
+    }
+    o->dev = dev;
+    o->db = db;
+    o->log = log;
+    return o;
+}
+
+void kiln_ops_free(kiln_ops *o)
+{
+    if (!o)
+        return;
+    for (int i = 0; i < o->n; i++)
+        kiln_variant_release(&o->cls[i].v);
+    free(o->cls);
+    kiln_progcache_free(o->cache);
+    free(o);
+}
+
+static int shape_equal(const kiln_shape *a, const kiln_shape *b) { return memcmp(a, b, sizeof *a) == 0; }
+
+/* The tuned config for (k, lookup) on this device, or the default. */
+static void choose_config(kiln_ops *o, const kiln_kernel *k, const kiln_shape *lookup, kiln_config *c, int *level,
+                          char *note, size_t n)
+{
+    kiln_config_default(k, c);
+    *level = KILN_MATCH_DEFAULT;
+    snprintf(note, n, "no database");
+    if (!o->db)
+        return;
+    char hash[17], key[128];
+    kiln_kernel_source_hash(k, o->dev->backend, hash);
+    k->shape_key(lookup, key, sizeof key);
+    kiln_db_match m;
+    kiln_err e = {0};
+    if (kiln_db_lookup(o->db, &o->dev->fp, k->name, hash, key, &m, &e)) {
+        snprintf(note, n, "lookup failed: %s", e.msg);
+        return;
+    }
+    *level = m.level;
+    snprintf(note, n, "%s%s%s", m.level == KILN_MATCH_DEFAULT ? "not tuned" : m.shape_key, m.stale ? ", stale winner skipped" : "",
+             m.note[0] ? "" : "");
+    if (m.level == KILN_MATCH_DEFAULT)
+        return;
+    if (kiln_config_from_json(k, m.config_json, c, &e)) {
+        kiln_config_default(k, c);
+        *level = KILN_MATCH_DEFAULT;
+        snprintf(note, n, "stored config unreadable (%s)", e.msg);
+    }
+}
+
+static op_class *find_class(kiln_ops *o, const kiln_kernel *k, const kiln_shape *s, const kiln_shape *lookup,
+                            kiln_err *e)
+{
+    char skey[128], key[192];
+    k->shape_key(lookup, skey, sizeof skey);
+    snprintf(key, sizeof key, "%s/%s", k->name, skey);
+    for (int i = 0; i < o->n; i++)
+        if (o->cls[i].kernel == k && !strcmp(o->cls[i].key, key))
+            return &o->cls[i];
+    if (o->n == o->cap) {
+        int cap = o->cap ? 2 * o->cap : 32;
+        op_class *c = realloc(o->cls, (size_t)cap * sizeof *c);
+        if (!c) {
+            kiln_fail(e, KILN_E_NOMEM, "engine ops: out of memory");
+            return NULL;
+        }
+        o->cls = c;
+        o->cap = cap;
+    }
+    op_class *c = &o->cls[o->n];
+    memset(c, 0, sizeof *c);
+    c->kernel = k;
+    snprintf(c->key, sizeof c->key, "%s", key);
+    kiln_config cfg;
+    char note[256];
+    choose_config(o, k, lookup, &cfg, &c->level, note, sizeof note);
+    kiln_err e2 = {0};
+    int rc = kiln_variant_build(&c->v, o->dev, k, s, &cfg, 0, o->cache, &e2);
+    if (rc == KILN_E_INVALID && c->level != KILN_MATCH_DEFAULT) {
+        snprintf(note, sizeof note, "tuned config not valid here (%.200s)", e2.msg);
+        kiln_config_default(k, &cfg);
+        c->level = KILN_MATCH_DEFAULT;
+        rc = kiln_variant_build(&c->v, o->dev, k, s, &cfg, 0, o->cache, e);
+    } else if (rc && e) {
+        *e = e2;
+    }
+    if (rc)
+        return NULL;
+    kiln_config def;
+    kiln_config_default(k, &def);
+    c->is_default = kiln_config_equal(k, &cfg, &def);
+    if (o->log) {
+        char js[512];
+        kiln_config_to_json(k, &cfg, js, sizeof js);
+        fprintf(o->log, "kiln: %-16s %-32s %-7s %s (%s)\n", k->name, skey, kiln_match_name(c->level), js, note);
+    }
+    o->n++;
+    return c;
+}
+
+int kiln_op(kiln_ops *o, const kiln_kernel *k, const kiln_shape *s, const kiln_shape *lookup,
+            kiln_buffer *const *slots, const size_t *offs, kiln_err *e)
+{
+    op_class *c = find_class(o, k, s, lookup ? lookup : s, e);
+    if (!c)
+        return e ? e->code : KILN_E_INVALID;
+    if (!shape_equal(&c->v.shape, s)) {
+        kiln_err e2 = {0};
+        int rc = kiln_variant_reshape(&c->v, s, &e2);
+        if (rc == KILN_E_INVALID && !c->is_default) {
+            /* the tuned config does not fit this shape: default from now on */
+            kiln_config def;
+            kiln_config_default(k, &def);
+            c->v.cfg = def;
+            c->is_default = 1;
+            c->level = KILN_MATCH_DEFAULT;
+            rc = kiln_variant_reshape(&c->v, s, e);
+        } else if (rc && e) {
+            *e = e2;
+        }
+        if (rc)
+            return rc;
+    }
+    return kiln_variant_run_at(&c->v, slots, offs, NULL, e);
+}
+
+void kiln_ops_match_counts(const kiln_ops *o, int counts[KILN_MATCH_DEFAULT + 1])
+{
+    memset(counts, 0, sizeof(int) * (KILN_MATCH_DEFAULT + 1));
+    for (int i = 0; i < o->n; i++)
+        counts[o->cls[i].level]++;
+}

@@ -1,0 +1,35 @@
+/* engine/ops.h - the engine's door to the kernel set: one call per op.
+ *
+ * An op call names a kernel, the shape it runs at and the shape to look its
+ * config up by (the tuned shape class: attention's context bucket, a
+ * prefill chunk size), and binds slot buffers with optional byte offsets.
+ * The first call of a (kernel, lookup shape) pair looks the config up in the
+ * tuning database for this device (falling back to the kernel's default),
+ * builds the variant and remembers it; later calls re-plan it for the actual
+ * shape (kernels/runner.h kiln_variant_reshape: no recompile unless the
+ * defines change). A config that is not valid at the actual shape falls back
+ * to the default config for that call class, and says so when verbose. */
+#ifndef KILN_ENGINE_OPS_H
+#define KILN_ENGINE_OPS_H
+
+#include <stdio.h>
+
+#include "db/db.h"
+#include "kernels/runner.h"
+
+typedef struct kiln_ops kiln_ops;
+
+/* db may be NULL (defaults only); log != NULL prints one line per op class
+ * (kernel, shape, matched level, config). */
+kiln_ops *kiln_ops_new(kiln_device *dev, kiln_db *db, FILE *log, kiln_err *e);
+void kiln_ops_free(kiln_ops *o);
+
+/* Runs kernel k at shape s; lookup (may be NULL = s) picks the config.
+ * offs may be NULL. Errors name the kernel, shape and config. */
+int kiln_op(kiln_ops *o, const kiln_kernel *k, const kiln_shape *s, const kiln_shape *lookup,
+            kiln_buffer *const *slots, const size_t *offs, kiln_err *e);
+
+/* How the configs were chosen so far: counts per kiln_match_level. */
+void kiln_ops_match_counts(const kiln_ops *o, int counts[KILN_MATCH_DEFAULT + 1]);
+
+#endif

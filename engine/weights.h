@@ -1,0 +1,40 @@
+/* engine/weights.h - one weight matrix of a model on a device, in Kiln's
+ * layout (kernels/quant.h), converted from its GGUF tensor.
+ *
+ * Conversions (DESIGN section 4): Q4_0 / Q4_1 / Q8_0 are repacked losslessly
+ * (group 32); F16 is copied; F32 and BF16 become f16 (BF16 -> f16 can lose
+ * range; the error is measured); every other type the GGUF decoder knows
+ * (Q4_K, Q6_K, Q5_*, ...) is dequantized and requantized to q8_0, and the
+ * normalized error introduced is measured and reported in `note`. */
+#ifndef KILN_ENGINE_WEIGHTS_H
+#define KILN_ENGINE_WEIGHTS_H
+
+#include "devices/device.h"
+#include "engine/gguf.h"
+#include "kernels/quant.h"
+
+typedef struct kiln_dmat {
+    int quant, group;          /* Kiln format of the device copy */
+    int64_t rows, cols;        /* out x in */
+    int64_t words_per_row, groups_per_row;
+    kiln_buffer *qs, *scales, *mins; /* scales/mins: 4-byte dummies where the format has none */
+    size_t bytes;              /* device bytes */
+    double conv_err;           /* normalized error of a lossy conversion (0: lossless) */
+    char note[160];            /* what was done: "Q4_1 repacked", "Q6_K -> q8_0 (err 2.1e-3)" */
+} kiln_dmat;
+
+/* Loads tensor t (dims [cols, rows]) onto d. Errors name the file and tensor. */
+int kiln_dmat_load(kiln_device *d, const kiln_gguf *g, const kiln_gguf_tensor *t, kiln_dmat *m, kiln_err *e);
+/* Uploads a host matrix (tests, synthetic weights). */
+int kiln_dmat_upload(kiln_device *d, const kiln_qmatrix *q, kiln_dmat *m, kiln_err *e);
+void kiln_dmat_free(kiln_device *d, kiln_dmat *m);
+
+/* Host copy of the matrix the device holds (for reference forwards in tests):
+ * converted exactly as kiln_dmat_load converts it. */
+int kiln_qmatrix_from_gguf(const kiln_gguf *g, const kiln_gguf_tensor *t, kiln_qmatrix *q, double *conv_err,
+                           char *note, size_t note_n, kiln_err *e);
+
+/* A 1-D f32 tensor (norm weights) of n elements, any float/decodable type. */
+int kiln_vector_from_gguf(const kiln_gguf *g, const kiln_gguf_tensor *t, float *out, int64_t n, kiln_err *e);
+
+#endif
