@@ -1,14 +1,154 @@
-/* engine/tune_shapes.c - placeholder until the GGUF loader lands: `tune
- * --model` says plainly that it cannot read models yet. */
+/* engine/tune_shapes.c - the (kernel, shape) pairs engine/forward.c runs for
+ * a model, built the way forward.c builds its lookup shapes (the shape the
+ * tuned config is looked up by), so that `tune --model` winners are found at
+ * the exact level. Reads the GGUF header and tensor table only: no weights
+ * are loaded or converted.
+ *
+ * Per step (T = 1 for decode, T = 64 for the default prefill chunk class):
+ *   embed_gather  m=T k=n_embd n=token_embd rows, token_embd's Kiln quant
+ *   rmsnorm       m=T k=n_embd op 0 (first norm) and op 1 (fused residual)
+ *   gemv_int4     every distinct projection (q, k, v, o, gate, up, down, LM head)
+ *   gemm_int4     the layer projections at n=64 (the LM head runs one token)
+ *   rope          m=T heads=n_head and n_head_kv, head_dim, k=rope_dim, n=theta, op=neox
+ *   kv_append     lookup ctx 0 (one class for every position), page 64
+ *   attention_paged  context buckets 256, 1024, 4096 up to the engine's
+ *                 default capacity min(context_length, 4096)
+ *   silu_mul      m=T*n_ff
+ *   argmax        m=n_vocab */
 #include "engine/tune_shapes.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/gguf.h"
+#include "engine/llama_config.h"
+#include "kernels/kernel.h"
+
+#define PREFILL_T 64  /* engine default chunk (kiln_engine_opts.chunk 0) */
+#define PAGE_SIZE 64  /* engine default KV page size */
+
+#define LIST_MAX 512 /* far more than a model has: layers with mixed quants add a few */
+
+typedef struct list {
+    const char *kernels[LIST_MAX];
+    kiln_shape shapes[LIST_MAX];
+    int n, overflow;
+} list;
+
+static void add(list *l, const char *kernel, kiln_shape s)
+{
+    for (int i = 0; i < l->n; i++)
+        if (!strcmp(l->kernels[i], kernel) && !memcmp(&l->shapes[i], &s, sizeof s))
+            return;
+    if (l->n == LIST_MAX) {
+        l->overflow = 1;
+        return;
+    }
+    l->kernels[l->n] = kernel;
+    l->shapes[l->n] = s;
+    l->n++;
+}
+
+/* Kiln format a tensor gets from kiln_qmatrix_from_gguf (engine/weights.c). */
+static void tensor_quant(const kiln_gguf_tensor *t, int *quant, int *group)
+{
+    *quant = t->type == KILN_GGML_Q4_0 ? KILN_Q4_0
+           : t->type == KILN_GGML_Q4_1 ? KILN_Q4_1
+           : t->type == KILN_GGML_Q8_0 ? KILN_Q8_0
+           : (t->type == KILN_GGML_F16 || t->type == KILN_GGML_F32 || t->type == KILN_GGML_BF16) ? KILN_F16
+           : KILN_Q8_0;
+    *group = *quant == KILN_F16 ? 0 : 32;
+}
+
+static int matrix(const kiln_gguf *g, const char *name, kiln_shape *s, kiln_err *e)
+{
+    const kiln_gguf_tensor *t = kiln_gguf_tensor_find(g, name);
+    if (!t)
+        return kiln_fail(e, KILN_E_FORMAT, "%s: tensor '%s' is missing", kiln_gguf_path(g), name);
+    int quant, group;
+    tensor_quant(t, &quant, &group);
+    /* as forward.c's matmul: m = rows (out), k = cols (in) */
+    *s = (kiln_shape){.m = t->dims[1], .k = t->dims[0], .quant = quant, .group = group};
+    return 0;
+}
 
 int kiln_model_tune_shapes(const char *gguf_path, const char **kernels, kiln_shape *shapes, int max, int *n,
                            kiln_err *e)
 {
-    (void)kernels;
-    (void)shapes;
-    (void)max;
     *n = 0;
-    return kiln_fail(e, KILN_E_UNAVAILABLE, "%s: tune --model needs the GGUF loader, which is not built yet",
-                     gguf_path);
+    kiln_gguf *g = NULL;
+    list *lp = NULL;
+    int rc = kiln_gguf_open(gguf_path, &g, e);
+    if (rc)
+        return rc;
+    kiln_llama_config c;
+    if ((rc = kiln_llama_config_read(g, &c, e))) {
+        kiln_err_wrap(e, "%s", gguf_path);
+        goto out;
+    }
+    lp = calloc(1, sizeof *lp);
+    if (!lp) {
+        rc = kiln_fail(e, KILN_E_NOMEM, "out of memory");
+        goto out;
+    }
+    static const char *const proj[] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+    /* projections, layer by layer (a file may mix quant types) */
+    for (int layer = 0; layer < c.n_layer; layer++)
+        for (size_t p = 0; p < sizeof proj / sizeof *proj; p++) {
+            char name[96];
+            snprintf(name, sizeof name, "blk.%d.%s.weight", layer, proj[p]);
+            kiln_shape s;
+            if ((rc = matrix(g, name, &s, e)))
+                goto out;
+            add(lp, "gemv_int4", s);
+            s.n = PREFILL_T;
+            add(lp, "gemm_int4", s);
+        }
+    kiln_shape emb, head;
+    if ((rc = matrix(g, "token_embd.weight", &emb, e)) ||
+        (rc = matrix(g, c.tied_output ? "token_embd.weight" : "output.weight", &head, e)))
+        goto out;
+    add(lp, "gemv_int4", head); /* the LM head: only the last token's logits */
+
+    static const int Ts[] = {1, PREFILL_T};
+    for (int i = 0; i < 2; i++) {
+        int T = Ts[i];
+        add(lp, "embed_gather",
+            (kiln_shape){.m = T, .k = c.n_embd, .n = emb.m, .quant = emb.quant, .group = emb.group});
+        for (int op = 0; op < 2; op++)
+            add(lp, "rmsnorm", (kiln_shape){.m = T, .k = c.n_embd, .op = op});
+        int heads[2] = {c.n_head, c.n_head_kv};
+        for (int h = 0; h < 2; h++)
+            add(lp, "rope", (kiln_shape){.m = T, .heads = heads[h], .head_dim = c.head_dim, .k = c.rope_dim,
+                                         .n = (int64_t)lroundf(c.rope_theta), .op = c.rope_neox ? 1 : 0});
+        add(lp, "silu_mul", (kiln_shape){.m = (int64_t)T * c.n_ff});
+    }
+    add(lp, "kv_append", (kiln_shape){.heads = c.n_head, .kv_heads = c.n_head_kv, .head_dim = c.head_dim,
+                                      .page_size = PAGE_SIZE, .ctx = 0});
+    /* the engine's default capacity; buckets past it are never looked up */
+    int cap = c.context_length > 0 && c.context_length < 4096 ? c.context_length : 4096;
+    static const int buckets[] = {256, 1024, 4096};
+    for (int i = 0; i < 3; i++) {
+        if (i > 0 && buckets[i - 1] >= cap)
+            break;
+        add(lp, "attention_paged", (kiln_shape){.heads = c.n_head, .kv_heads = c.n_head_kv, .head_dim = c.head_dim,
+                                                .page_size = PAGE_SIZE, .ctx = buckets[i]});
+    }
+    add(lp, "argmax", (kiln_shape){.m = c.n_vocab});
+    if (lp->overflow || lp->n > max) {
+        rc = kiln_fail(e, KILN_E_FULL, "%s: the model runs %s%d (kernel, shape) pairs, room for %d", gguf_path,
+                       lp->overflow ? "more than " : "", lp->n, max);
+        goto out;
+    }
+    for (int i = 0; i < lp->n; i++) {
+        kernels[i] = lp->kernels[i];
+        shapes[i] = lp->shapes[i];
+    }
+    *n = lp->n;
+out:
+    free(lp);
+    kiln_gguf_close(g);
+    return rc;
 }

@@ -1,0 +1,129 @@
+/* tests/engine/tune_shapes_test.c - kiln_model_tune_shapes on a synthetic
+ * tiny model (64 wide, 2 layers, n_ff 160, 4 heads / 2 kv of 16, vocab 512,
+ * context 256, untied, Q4_0 matrices, Q8_0 token_embd): exactly the lookup
+ * shapes engine/forward.c builds, no duplicates; the quant follows the file
+ * (Q4_1 file -> q4_1); a too-small array is KILN_E_FULL; a missing file
+ * names the path. With $KILN_SMOLLM2 also the real file's list (no weights
+ * are loaded, so it is quick). */
+#include <unistd.h>
+
+#include "engine/gguf.h"
+#include "engine/synth.h"
+#include "engine/tune_shapes.h"
+#include "kernels/kernel.h"
+#include "tests/test.h"
+
+#define MAXP 256
+
+static const char *kn[MAXP];
+static kiln_shape sh[MAXP];
+
+static int count(int n, const char *kernel)
+{
+    int c = 0;
+    for (int i = 0; i < n; i++)
+        c += !strcmp(kn[i], kernel);
+    return c;
+}
+
+static int has(int n, const char *kernel, kiln_shape s)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(kn[i], kernel) && !memcmp(&sh[i], &s, sizeof s))
+            return 1;
+    return 0;
+}
+
+static void check_tiny(const char *path, int quant)
+{
+    kiln_err e = {0};
+    int n = 0;
+    CHECK_OK(kiln_model_tune_shapes(path, kn, sh, MAXP, &n, &e), &e);
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            CHECK(strcmp(kn[i], kn[j]) || memcmp(&sh[i], &sh[j], sizeof sh[i]), "duplicate pair %d/%d (%s)", i, j,
+                  kn[i]);
+    /* 5 gemv (q=o, k=v, gate=up, down, LM head) + 4 gemm + 2 embed + 4 rmsnorm
+     * + 4 rope + 2 silu + kv_append + 1 attention bucket (ctx 256) + argmax */
+    CHECK(n == 24, "tiny: %d pairs, expected 24", n);
+    CHECK(count(n, "gemv_int4") == 5, "gemv: %d", count(n, "gemv_int4"));
+    CHECK(count(n, "gemm_int4") == 4, "gemm: %d", count(n, "gemm_int4"));
+    CHECK(count(n, "attention_paged") == 1, "attention buckets: %d", count(n, "attention_paged"));
+    const int64_t mk[5][2] = {{64, 64}, {32, 64}, {160, 64}, {64, 160}, {512, 64}};
+    for (int i = 0; i < 5; i++) {
+        kiln_shape s = {.m = mk[i][0], .k = mk[i][1], .quant = quant, .group = 32};
+        CHECK(has(n, "gemv_int4", s), "gemv m%lld k%lld missing", (long long)s.m, (long long)s.k);
+        s.n = 64;
+        CHECK(has(n, "gemm_int4", s) == (i < 4), "gemm m%lld k%lld n64", (long long)s.m, (long long)s.k);
+    }
+    for (int T = 1; T <= 64; T *= 64) {
+        CHECK(has(n, "embed_gather", (kiln_shape){.m = T, .k = 64, .n = 512, .quant = KILN_Q8_0, .group = 32}),
+              "embed T=%d", T);
+        CHECK(has(n, "rmsnorm", (kiln_shape){.m = T, .k = 64, .op = 0}), "rmsnorm op0 T=%d", T);
+        CHECK(has(n, "rmsnorm", (kiln_shape){.m = T, .k = 64, .op = 1}), "rmsnorm op1 T=%d", T);
+        CHECK(has(n, "silu_mul", (kiln_shape){.m = T * 160}), "silu T=%d", T);
+        for (int h = 2; h <= 4; h += 2) {
+            int found = 0;
+            for (int i = 0; i < n; i++)
+                found += !strcmp(kn[i], "rope") && sh[i].m == T && sh[i].heads == h && sh[i].head_dim == 16 &&
+                         sh[i].k == 16 && sh[i].op == 0 && sh[i].n > 0;
+            CHECK(found == 1, "rope T=%d heads %d: %d", T, h, found);
+        }
+    }
+    CHECK(has(n, "kv_append",
+              (kiln_shape){.heads = 4, .kv_heads = 2, .head_dim = 16, .page_size = 64, .ctx = 0}),
+          "kv_append");
+    CHECK(has(n, "attention_paged",
+              (kiln_shape){.heads = 4, .kv_heads = 2, .head_dim = 16, .page_size = 64, .ctx = 256}),
+          "attention ctx 256");
+    CHECK(has(n, "argmax", (kiln_shape){.m = 512}), "argmax");
+    /* every kernel it names exists in the registry */
+    for (int i = 0; i < n; i++)
+        CHECK(kiln_kernel_find(kn[i]) != NULL, "unknown kernel %s", kn[i]);
+
+    /* too small an array */
+    int n2 = 0;
+    CHECK(kiln_model_tune_shapes(path, kn, sh, 3, &n2, &e) == KILN_E_FULL && strstr(e.msg, "24"),
+          "max 3: %s", e.msg);
+}
+
+int main(void)
+{
+    char dir[256];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/kiln-tune-shapes-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    char path[512];
+    snprintf(path, sizeof path, "%s/tiny.gguf", dir);
+    kiln_err e = {0};
+    kiln_synth_opts o = {.preset = "tiny", .seed = 7};
+    CHECK_OK(kiln_synth_write(path, &o, &e), &e);
+    check_tiny(path, KILN_Q4_0);
+    o.quant = KILN_GGML_Q4_1;
+    CHECK_OK(kiln_synth_write(path, &o, &e), &e);
+    check_tiny(path, KILN_Q4_1);
+    unlink(path);
+    rmdir(dir);
+
+    int n = 0;
+    CHECK(kiln_model_tune_shapes("/nonexistent/model.gguf", kn, sh, MAXP, &n, &e) != 0 &&
+              strstr(e.msg, "/nonexistent/model.gguf"),
+          "missing file: %s", e.msg);
+
+    const char *real = getenv("KILN_SMOLLM2");
+    if (real && *real) { /* SmolLM2-135M Q4_1: 576 wide, 9/3 heads of 64, n_ff 1536, tied Q8_0 head */
+        CHECK_OK(kiln_model_tune_shapes(real, kn, sh, MAXP, &n, &e), &e);
+        CHECK(count(n, "gemv_int4") == 5, "smollm2 gemv: %d", count(n, "gemv_int4"));
+        CHECK(has(n, "gemv_int4", (kiln_shape){.m = 49152, .k = 576, .quant = KILN_Q8_0, .group = 32}),
+              "smollm2 LM head (tied token_embd, q8_0)");
+        CHECK(count(n, "attention_paged") == 3, "smollm2 attention buckets: %d", count(n, "attention_paged"));
+        for (int c = 256; c <= 4096; c *= 4)
+            CHECK(has(n, "attention_paged",
+                      (kiln_shape){.heads = 9, .kv_heads = 3, .head_dim = 64, .page_size = 64, .ctx = c}),
+                  "smollm2 attention ctx %d", c);
+    }
+    return test_result();
+}
