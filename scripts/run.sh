@@ -35,6 +35,6 @@ $kiln db show
 
 for b in "${backends[@]}"; do
   echo "== kiln run on $b"
-  $kiln run -m "$model" --device "$b" -n 64 --temp 0 \
+  $kiln run -m "$model" --device "$b" -n 32 --temp 0 \
     -p "What is the capital of France? Answer in one sentence."
 done
