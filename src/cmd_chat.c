@@ -1,12 +1,431 @@
-/* src/cmd_chat.c - placeholder: `kiln chat` is not implemented yet. */
+/* src/cmd_chat.c - `kiln chat`: a multi-turn terminal chat that keeps the
+ * conversation's KV cache between turns.
+ *
+ * The cache always holds format(messages so far) (engine/chat_template.h,
+ * prefix property): a turn tokenizes only kiln_chat_format_suffix of the new
+ * user message plus the generation prompt, generates the reply (whose tokens
+ * land in the cache as they are decoded), then runs the template's
+ * end-of-turn text ("<|im_end|>\n" for ChatML) through kiln_forward so the
+ * next turn continues from a complete assistant message.
+ *
+ * Input is read line by line from stdin (one line = one user message), so a
+ * script can pipe a conversation in. Commands: /reset, /stats, /quit (and
+ * EOF). Ctrl-C stops a reply. When the cache cannot hold the next message and
+ * at least one reply token, the turn is refused with a message that offers
+ * /reset; nothing in the cache changes (kiln_forward leaves a sequence as it
+ * was on KILN_E_FULL). */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "src/commands.h"
+#include "src/engine_cli.h"
+
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+typedef struct text_buf {
+    char *s;
+    size_t n, cap;
+    int oom;
+} text_buf;
+
+static void buf_add(text_buf *b, const char *t, size_t n)
+{
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = (b->n + n + 1) * 2;
+        char *s = realloc(b->s, cap);
+        if (!s) {
+            b->oom = 1;
+            return;
+        }
+        b->s = s;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->n, t, n);
+    b->n += n;
+    b->s[b->n] = 0;
+}
+
+static int on_text(void *user, const char *t, size_t n)
+{
+    buf_add(user, t, n);
+    fwrite(t, 1, n, stdout);
+    fflush(stdout);
+    return interrupted;
+}
+
+typedef struct chat {
+    kiln_engine_session s;
+    const kiln_engine_cli *c;
+    kiln_kv_seq seq;
+    int seq_ok;
+    kiln_chat_msg *msgs;       /* contents malloc'd */
+    int n_msgs, cap_msgs;
+    int n_cached;              /* the cache holds format(msgs[0..n_cached), no generation prompt) */
+    const char *system;        /* NULL: none */
+    char *end_marker;          /* the template's text after an assistant message's content */
+    int turns, total_gen;
+    char last_stats[512];
+} chat;
+
+static int push_msg(chat *ch, const char *role, const char *content, size_t len, kiln_err *e)
+{
+    if (ch->n_msgs == ch->cap_msgs) {
+        int cap = ch->cap_msgs ? 2 * ch->cap_msgs : 16;
+        kiln_chat_msg *m = realloc(ch->msgs, sizeof *m * (size_t)cap);
+        if (!m)
+            return kiln_fail(e, KILN_E_NOMEM, "out of memory");
+        ch->msgs = m;
+        ch->cap_msgs = cap;
+    }
+    char *c = strndup(content, len);
+    if (!c)
+        return kiln_fail(e, KILN_E_NOMEM, "out of memory");
+    ch->msgs[ch->n_msgs++] = (kiln_chat_msg){role, c};
+    return 0;
+}
+
+static void pop_msgs(chat *ch, int n)
+{
+    while (ch->n_msgs > n)
+        free((char *)ch->msgs[--ch->n_msgs].content);
+}
+
+/* Empty conversation, empty cache. */
+static int reset(chat *ch, kiln_err *e)
+{
+    pop_msgs(ch, 0);
+    ch->n_cached = 0;
+    if (ch->seq_ok)
+        kiln_kv_seq_free(&ch->seq);
+    ch->seq_ok = 0;
+    int rc = kiln_kv_seq_init(&ch->seq, &ch->s.en.kv, ch->s.en.ctx, e);
+    if (rc)
+        return rc;
+    ch->seq_ok = 1;
+    if (ch->system)
+        return push_msg(ch, "system", ch->system, strlen(ch->system), e);
+    return 0;
+}
+
+/* The template's end-of-turn text: what follows an assistant message's
+ * content (rendered with a sentinel content). */
+static int find_end_marker(chat *ch, kiln_err *e)
+{
+    kiln_chat_msg m[2] = {{"user", "u"}, {"assistant", "\x01"}};
+    char *out = NULL;
+    size_t len = 0;
+    int rc = kiln_chat_format_suffix(ch->s.model.chat, m, 1, 2, 0, &out, &len, e);
+    if (rc)
+        return rc;
+    char *p = strchr(out, '\x01');
+    ch->end_marker = strdup(p ? p + 1 : "");
+    free(out);
+    return ch->end_marker ? 0 : kiln_fail(e, KILN_E_NOMEM, "out of memory");
+}
+
+static int tokenize(const kiln_tokenizer *t, const char *text, size_t len, int add_bos, int32_t **ids, int *n,
+                    kiln_err *e)
+{
+    *ids = NULL;
+    *n = 0;
+    kiln_tokenize(t, text, len, add_bos, 1, NULL, 0, n, NULL); /* count */
+    *ids = malloc(sizeof **ids * (size_t)(*n + 1));
+    if (!*ids)
+        return kiln_fail(e, KILN_E_NOMEM, "out of memory");
+    return kiln_tokenize(t, text, len, add_bos, 1, *ids, *n + 1, n, e);
+}
+
+static void print_stats(chat *ch)
+{
+    kiln_engine_session *s = &ch->s;
+    fprintf(stderr,
+            "kiln chat: %d turn(s), %d messages, cache %d of %d tokens (%.0f%%), %d tokens generated, %s on %s:%d\n",
+            ch->turns, ch->n_msgs, ch->seq.n_tokens, s->en.ctx, 100.0 * ch->seq.n_tokens / s->en.ctx,
+            ch->total_gen, s->model.cfg.arch, kiln_backend_name(s->dev->backend), s->dev->index);
+    if (ch->last_stats[0])
+        fprintf(stderr, "last turn: %s\n", ch->last_stats);
+}
+
+static void say_full(chat *ch, int need)
+{
+    fprintf(stderr,
+            "kiln chat: the KV cache is full: %d of %d tokens used, this message needs %d more (and room for a "
+            "reply). The conversation is unchanged; type /reset to start over (or restart with a larger --ctx).\n",
+            ch->seq.n_tokens, ch->s.en.ctx, need);
+}
+
+/* One user message -> streamed reply. Errors other than a full cache are
+ * fatal for the session (returned); a full cache is reported and 0 returned. */
+static int turn(chat *ch, const char *line, size_t len, kiln_err *e)
+{
+    kiln_engine_session *s = &ch->s;
+    kiln_model *m = &s->model;
+    const kiln_engine_cli *c = ch->c;
+    int n_before_msgs = ch->n_msgs, before = ch->seq.n_tokens, cap = s->en.ctx;
+    int rc = push_msg(ch, "user", line, len, e);
+    char *text = NULL, *tail_text = NULL;
+    size_t tlen = 0;
+    int32_t *ids = NULL, *end_ids = NULL, *out = NULL;
+    int n_ids = 0, n_end = 0;
+    text_buf reply = {0};
+    kiln_gen_stats st = {0};
+    if (!rc)
+        rc = kiln_chat_format_suffix(m->chat, ch->msgs, ch->n_cached, ch->n_msgs, 1, &text, &tlen, e);
+    if (!rc)
+        rc = tokenize(m->tok, text, tlen, before == 0 ? -1 : 0, &ids, &n_ids, e);
+    if (!rc)
+        rc = tokenize(m->tok, ch->end_marker, strlen(ch->end_marker), 0, &end_ids, &n_end, e);
+    if (rc)
+        goto fail;
+    /* prompt + reply + end marker must fit: before + n_ids + n_gen + n_end <= cap */
+    int room = cap - before - n_ids - n_end;
+    if (room < 1) {
+        say_full(ch, n_ids + n_end);
+        pop_msgs(ch, n_before_msgs);
+        goto done;
+    }
+    int n_predict = c->n_predict < room ? c->n_predict : room;
+    if (!(out = malloc(sizeof *out * (size_t)n_predict))) {
+        rc = kiln_fail(e, KILN_E_NOMEM, "out of memory");
+        goto fail;
+    }
+    kiln_gen_opts go = {.n_predict = n_predict, .sampling = c->sampling, .stop = c->stop, .n_stop = c->n_stop,
+                        .on_text = on_text, .user = &reply};
+    interrupted = 0;
+    rc = kiln_generate(&s->en, &ch->seq, ids, n_ids, &go, &st, out, n_predict, e);
+    interrupted = 0;
+    printf("\n");
+    fflush(stdout);
+    if (rc == KILN_E_FULL && ch->seq.n_tokens == before) { /* cannot happen with the room check; be safe */
+        say_full(ch, n_ids + n_end);
+        pop_msgs(ch, n_before_msgs);
+        rc = 0;
+        goto done;
+    }
+    if (rc || reply.oom) {
+        if (!rc)
+            rc = kiln_fail(e, KILN_E_NOMEM, "out of memory");
+        goto fail;
+    }
+    /* Complete the assistant message in the cache. Generated tokens not yet
+     * decoded (the last one, unless the reply ended with an end-of-generation
+     * token) go in with the end marker. A stop string cut the text inside the
+     * tokens: then the reply is re-run as the text that was kept. */
+    int prompt_end = before + n_ids;
+    int done_gen = ch->seq.n_tokens - prompt_end, n_gen = st.n_gen < n_predict ? st.n_gen : n_predict;
+    int32_t *tail = NULL;
+    int n_tail = 0;
+    if (st.stop_reason == KILN_STOP_STRING) {
+        kiln_kv_seq_truncate(&ch->seq, prompt_end);
+        size_t rl = reply.n + strlen(ch->end_marker);
+        if (!(tail_text = malloc(rl + 1))) {
+            rc = kiln_fail(e, KILN_E_NOMEM, "out of memory");
+            goto fail;
+        }
+        snprintf(tail_text, rl + 1, "%s%s", reply.s ? reply.s : "", ch->end_marker);
+        free(end_ids);
+        end_ids = NULL;
+        rc = tokenize(m->tok, tail_text, rl, 0, &tail, &n_tail, e);
+        free(out);
+        out = tail; /* freed with out */
+        if (rc)
+            goto fail;
+    } else {
+        n_tail = n_gen - done_gen + n_end;
+        if (!(tail = malloc(sizeof *tail * (size_t)(n_tail + 1)))) {
+            rc = kiln_fail(e, KILN_E_NOMEM, "out of memory");
+            goto fail;
+        }
+        memcpy(tail, out + done_gen, sizeof *tail * (size_t)(n_gen - done_gen));
+        memcpy(tail + n_gen - done_gen, end_ids, sizeof *tail * (size_t)n_end);
+        free(out);
+        out = tail;
+    }
+    if (n_tail > 0 && (rc = kiln_forward(&s->en, &ch->seq, tail, n_tail, e))) {
+        if (rc != KILN_E_FULL)
+            goto fail;
+        /* only when a re-tokenized reply came out longer than its tokens */
+        kiln_kv_seq_truncate(&ch->seq, before);
+        pop_msgs(ch, n_before_msgs);
+        say_full(ch, n_tail);
+        rc = 0;
+        goto done;
+    }
+    if ((rc = push_msg(ch, "assistant", reply.s ? reply.s : "", reply.n, e)))
+        goto fail;
+    ch->n_cached = ch->n_msgs;
+    ch->turns++;
+    ch->total_gen += st.n_gen;
+    double pp = st.prefill_s > 0 ? st.n_prompt / st.prefill_s : 0;
+    double tg = st.decode_s > 0 ? st.n_decode / st.decode_s : 0;
+    snprintf(ch->last_stats, sizeof ch->last_stats,
+             "prefill %d new tokens, cache %d -> %d of %d | %d generated (%s) | prefill %.1f tok/s, decode %.1f "
+             "tok/s, TTFT %.0f ms",
+             n_ids, before, ch->seq.n_tokens, cap, st.n_gen, kiln_stop_name(st.stop_reason), pp, tg,
+             st.ttft_s * 1e3);
+    fprintf(stderr, "[%s]\n", ch->last_stats);
+    if (c->verbose) { /* the prefix property in practice: the cache vs the whole conversation tokenized afresh */
+        char *all = NULL;
+        size_t al = 0;
+        int n_all = 0;
+        if (!kiln_chat_format(m->chat, ch->msgs, ch->n_msgs, 0, &all, &al, NULL))
+            kiln_tokenize(m->tok, all, al, -1, 1, NULL, 0, &n_all, NULL);
+        fprintf(stderr, "kiln chat: cache holds %d tokens; the whole conversation tokenized afresh is %d\n",
+                ch->seq.n_tokens, n_all);
+        free(all);
+    }
+    if (n_gen >= n_predict && n_predict < c->n_predict)
+        fprintf(stderr, "kiln chat: the reply was cut because the KV cache is full (%d of %d tokens); type /reset "
+                        "to start over\n", ch->seq.n_tokens, cap);
+    else if (ch->seq.n_tokens > cap * 9 / 10)
+        fprintf(stderr, "kiln chat: the KV cache is %.0f%% full; /reset starts over\n",
+                100.0 * ch->seq.n_tokens / cap);
+done:
+    kiln_gen_stats_free(&st);
+    free(text);
+    free(tail_text);
+    free(ids);
+    free(end_ids);
+    free(out);
+    free(reply.s);
+    return rc;
+fail:
+    /* leave the conversation as it was before this message */
+    if (ch->seq_ok && ch->seq.n_tokens > before)
+        kiln_kv_seq_truncate(&ch->seq, before);
+    pop_msgs(ch, n_before_msgs);
+    goto done;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: kiln chat -m MODEL.gguf [options]\n"
+               "  --system TEXT           system message (default: the chat template's own, if it has one)\n"
+               "Reads one user message per line from stdin; commands: /reset /stats /quit (EOF quits).\n"
+               "After each reply a stats line goes to stderr.\n%s",
+            kiln_engine_cli_help());
+}
 
 int cmd_chat(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "kiln chat: not implemented yet\n");
-    return KILN_EXIT_UNAVAILABLE;
+    kiln_engine_cli c;
+    kiln_engine_cli_defaults(&c);
+    c.n_predict = 256;
+    const char *system = NULL;
+    for (int i = 1; i < argc; i++) {
+        int r = kiln_engine_cli_arg(&c, argc, argv, &i);
+        if (r < 0)
+            return KILN_EXIT_USAGE;
+        if (r)
+            continue;
+        if (!strcmp(argv[i], "--system") && i + 1 < argc)
+            system = argv[++i];
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage(stdout);
+            return KILN_EXIT_OK;
+        } else {
+            fprintf(stderr, "kiln chat: unknown option '%s'\n", argv[i]);
+            usage(stderr);
+            return KILN_EXIT_USAGE;
+        }
+    }
+    if (!c.model) {
+        fprintf(stderr, "kiln chat: -m MODEL is required\n");
+        usage(stderr);
+        return KILN_EXIT_USAGE;
+    }
+    if (c.prompt) {
+        fprintf(stderr, "kiln chat: -p is for `kiln run`; chat reads messages from stdin\n");
+        return KILN_EXIT_USAGE;
+    }
+    kiln_err e = {0};
+    chat ch;
+    memset(&ch, 0, sizeof ch);
+    ch.c = &c;
+    if (kiln_engine_session_open(&ch.s, &c, &e)) {
+        fprintf(stderr, "kiln chat: %s\n", e.msg);
+        return kiln_exit_code(e.code);
+    }
+    kiln_model *m = &ch.s.model;
+    char *sysbuf = NULL;
+    const char *tmpl, *def = NULL;
+    size_t tl, deflen = 0;
+    if (!system && kiln_gguf_find(m->gguf, "tokenizer.chat_template") &&
+        !kiln_gguf_get_str(m->gguf, "tokenizer.chat_template", &tmpl, &tl, NULL) &&
+        kiln_chat_default_system(tmpl, tl, &def, &deflen) && def)
+        system = sysbuf = strndup(def, deflen);
+    ch.system = system;
+    int rc = find_end_marker(&ch, &e);
+    if (!rc)
+        rc = reset(&ch, &e);
+    int tty = isatty(0);
+    if (!rc && tty)
+        fprintf(stderr, "kiln chat: %s, %s template, context %d tokens. /reset /stats /quit; Ctrl-C stops a reply.\n",
+                c.model, kiln_chat_name(m->chat), ch.s.en.ctx);
+    struct sigaction sa = {.sa_handler = on_sigint}; /* no SA_RESTART: Ctrl-C at the prompt interrupts getline */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    char *line = NULL;
+    size_t lcap = 0;
+    while (!rc) {
+        if (tty) {
+            printf("> ");
+            fflush(stdout);
+        }
+        errno = 0;
+        ssize_t n = getline(&line, &lcap, stdin);
+        if (n < 0) {
+            if (errno == EINTR && interrupted) {
+                interrupted = 0;
+                clearerr(stdin);
+                printf("\n");
+                continue;
+            }
+            break; /* EOF */
+        }
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = 0;
+        if (n == 0)
+            continue;
+        if (!strcmp(line, "/quit") || !strcmp(line, "/exit"))
+            break;
+        if (!strcmp(line, "/reset")) {
+            rc = reset(&ch, &e);
+            ch.turns = ch.total_gen = 0;
+            ch.last_stats[0] = 0;
+            if (!rc)
+                fprintf(stderr, "kiln chat: conversation reset (cache %d of %d tokens)\n", ch.seq.n_tokens,
+                        ch.s.en.ctx);
+            continue;
+        }
+        if (!strcmp(line, "/stats")) {
+            print_stats(&ch);
+            continue;
+        }
+        if (line[0] == '/' && !strchr(line, ' ')) {
+            fprintf(stderr, "kiln chat: unknown command '%s' (/reset /stats /quit)\n", line);
+            continue;
+        }
+        rc = turn(&ch, line, (size_t)n, &e);
+    }
+    if (rc)
+        fprintf(stderr, "kiln chat: %s\n", e.msg);
+    free(line);
+    pop_msgs(&ch, 0);
+    free(ch.msgs);
+    free(ch.end_marker);
+    free(sysbuf);
+    if (ch.seq_ok)
+        kiln_kv_seq_free(&ch.seq);
+    kiln_engine_session_close(&ch.s);
+    return rc ? kiln_exit_code(e.code) : KILN_EXIT_OK;
 }
