@@ -1,12 +1,59 @@
-/* src/cmd_report.c - placeholder: `kiln report` is not implemented yet. */
+/* src/cmd_report.c - `kiln report`: gnuplot figures (PNG + SVG), one
+ * self-contained HTML page and a markdown summary from a database.
+ *
+ *   kiln report [--db PATH] [-o DIR]      (DIR default: kiln-report) */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "reports/report.h"
 #include "src/commands.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: kiln report [--db PATH] [-o DIR]\n"
+               "  figures (convergence, landscape, bandwidth, speedup, history) as PNG and SVG,\n"
+               "  DIR/index.html (figures inline) and DIR/summary.md; needs gnuplot (apt-get install gnuplot-nox)\n"
+               "  --db PATH   database (default $KILN_DB or ~/.local/share/kiln/kiln.db)\n"
+               "  -o DIR      output directory (default kiln-report)\n");
+}
 
 int cmd_report(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "kiln report: not implemented yet\n");
-    return KILN_EXIT_UNAVAILABLE;
+    const char *db_path = NULL, *dir = "kiln-report";
+    for (int i = 1; i < argc; i++) {
+        if ((!strcmp(argv[i], "--db") || !strcmp(argv[i], "-o")) && i + 1 < argc) {
+            if (argv[i][1] == 'o')
+                dir = argv[++i];
+            else
+                db_path = argv[++i];
+        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage(stdout);
+            return KILN_EXIT_OK;
+        } else {
+            fprintf(stderr, "kiln report: unknown or incomplete option '%s'\n", argv[i]);
+            usage(stderr);
+            return KILN_EXIT_USAGE;
+        }
+    }
+    kiln_err e = {0};
+    kiln_db *db;
+    if (kiln_db_open(&db, db_path, &e)) {
+        fprintf(stderr, "kiln report: %s\n", e.msg);
+        return kiln_exit_code(e.code);
+    }
+    kiln_report_result r;
+    int rc = kiln_report(db, dir, &r, &e);
+    kiln_db_close(db);
+    if (rc) {
+        fprintf(stderr, "kiln report: %s\n", e.msg);
+        return rc == KILN_E_UNAVAILABLE ? KILN_EXIT_UNAVAILABLE : kiln_exit_code(rc);
+    }
+    printf("report: %d figure(s) in %s:", r.n_figures, dir);
+    for (int i = 0; i < r.n_figures; i++)
+        printf(" %s", r.figures[i]);
+    printf("\n  %s\n  %s\n", r.html, r.markdown);
+    if (r.skipped[0])
+        printf("  not drawn (no data): %s\n", r.skipped);
+    return KILN_EXIT_OK;
 }

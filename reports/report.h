@@ -1,0 +1,34 @@
+/* reports/report.h - `kiln report`: figures (gnuplot, PNG + SVG), one
+ * self-contained HTML page (SVG inline) and a markdown summary from a tuning
+ * database.
+ *
+ * Figures, each only when the database has data for it:
+ *   convergence  best-so-far time (relative to the first valid trial) vs
+ *                trial index, per session x kernel x shape (strategy named)
+ *   landscape    the best time over the two most influential parameters of
+ *                the kernel x shape with the most valid trials (influence:
+ *                spread of the mean log-time between a parameter's values)
+ *   bandwidth    achieved GB/s of default and tuned configs next to the
+ *                device's copy bandwidth (latest kernel bench per device)
+ *   speedup      tuned/default speedup of every winner, per device
+ *   history      gated bench metrics (kernel times, pp/tg tok/s, TTFT) over
+ *                the bench runs, relative to each series' first run, with
+ *                the commit on the x axis
+ * The generator writes data files and one gnuplot script into the output
+ * directory and runs `gnuplot` there (found on PATH, or $KILN_GNUPLOT). */
+#ifndef KILN_REPORTS_REPORT_H
+#define KILN_REPORTS_REPORT_H
+
+#include "db/db.h"
+
+typedef struct kiln_report_result {
+    int n_figures;           /* figures drawn (each as .png and .svg) */
+    char figures[8][32];     /* their base names */
+    char skipped[512];       /* which figures had no data */
+    char html[1024], markdown[1024];
+} kiln_report_result;
+
+/* KILN_E_UNAVAILABLE when gnuplot is missing (message says how to install). */
+int kiln_report(kiln_db *db, const char *out_dir, kiln_report_result *r, kiln_err *e);
+
+#endif
