@@ -1,7 +1,305 @@
-/* kernels/gemm_int4/gemm_int4.c - placeholder until the kernel lands: declares no shapes,
- * so kiln check reports it as missing (never as passed). */
-#include "kernels/kernel.h"
-#include "kernels/sources.h"
+/* kernels/gemm_int4/gemm_int4.c - Y = X W^T for a batch of N tokens (prefill),
+ * W group-quantized along K in gemv_int4's layout.
+ *
+ * Y[n][m] = sum_k W[m][k] * X[n][k] for n in [0, N), m in [0, M).
+ * Slots: 0 qs (u32 words, kernels/quant.h layout), 1 scales (f16), 2 mins
+ * (f16; q4_1 only, a 4-byte dummy otherwise), 3 X (f32 [N][K], token-major),
+ * 4 Y (f32 [N][M], token-major).
+ * Shape: m, k, n (tokens), quant (q4f16_1, q4_0, q4_1, q8_0, f16), group.
+ * Scalars: M, K, words_per_row, groups_per_row, N. Defines: QUANT, GROUP and
+ * the schedule (WG, ROWS, TN, VEC, UNROLL, REDUCE).
+ *
+ * GPU schedule: a workgroup of WG threads owns a tile of ROWS rows x TN
+ * tokens (grid = ceil(M/ROWS) x ceil(N/TN)). Its threads stride over the
+ * row's words VEC at a time (a VEC never straddles a group: one scale serves
+ * it), UNROLL steps per loop trip; each weight element is dequantized once
+ * and multiplied with the TN tokens' x (acc[ROWS][TN] per thread), then the
+ * workgroup reduces the ROWS*TN sums through shared memory (REDUCE 0,
+ * red[ROWS*TN*WG]) or subgroup adds (REDUCE 1). Rows/tokens past M/N are
+ * clamped for loads and never written.
+ * CPU schedule: ROWS rows per task (grid = ceil(M/ROWS)); each row is
+ * dequantized to f32 once (SIMD) and dotted with blocks of TN token rows,
+ * two rows x TN tokens per pass (AVX-512 / AVX2 FMA, scalar fallback).
+ *
+ * Test hooks (tests only): KILN_TEST_BREAK reads x[n][1] in place of
+ * x[n][0]; KILN_TEST_CRASH / KILN_TEST_HANG make the cpu entry crash / spin. */
+#include "kernels/gemm_int4/gemm_int4.h"
 
-const kiln_kernel kiln_kernel_gemm_int4 = {.name = "gemm_int4", .doc = "not implemented yet"};
-const kiln_cpu_entry kiln_cpu_entries_gemm_int4[] = {{0, 0}};
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/gemv_int4/gemv_int4.h"
+
+static const kiln_param params[] = {
+    {"wg", "WG", "threads per workgroup (gpu)", 4, {32, 64, 128, 256}, 64},
+    {"rows", "ROWS", "rows per workgroup (cpu: rows per task)", 4, {1, 2, 4, 8}, 2},
+    {"tokens", "TN", "tokens per workgroup (cpu: token block)", 4, {1, 2, 4, 8}, 4},
+    {"vec", "VEC", "u32 words loaded per thread per step (gpu)", 3, {1, 2, 4}, 1},
+    {"unroll", "UNROLL", "loop unroll factor (gpu)", 2, {1, 2}, 1},
+    {"reduce", "REDUCE", "0 shared-memory tree, 1 subgroup adds (gpu)", 2, {0, 1}, 0},
+};
+enum { P_WG, P_ROWS, P_TN, P_VEC, P_UNROLL, P_REDUCE, P_COUNT };
+
+/* Accumulators per thread (rows x tokens): registers, and the shared
+ * reduction array is rows * tokens * wg floats. */
+#define GEMM_MAX_ACC 32
+
+static int config_valid(const kiln_shape *s, const kiln_config *c, const kiln_fingerprint *fp, char *why, size_t n)
+{
+    int wg = c->v[P_WG], rows = c->v[P_ROWS], tn = c->v[P_TN], vec = c->v[P_VEC], reduce = c->v[P_REDUCE];
+    if (s->quant == KILN_F32 || s->quant < 0 || s->quant >= KILN_QUANT_COUNT) {
+        snprintf(why, n, "format %s is not a gemm_int4 weight format", kiln_quant_name(s->quant));
+        return 0;
+    }
+    if (s->quant != KILN_F16 && s->group != 32 && s->group != 128) {
+        snprintf(why, n, "group %d (32 or 128)", s->group);
+        return 0;
+    }
+    if (s->n < 1 || s->m < 1 || s->k < 1) {
+        snprintf(why, n, "empty shape (m %lld, k %lld, n %lld)", (long long)s->m, (long long)s->k, (long long)s->n);
+        return 0;
+    }
+    if (fp->backend == KILN_CPU) {
+        for (int i = 0; i < P_COUNT; i++)
+            if (i != P_ROWS && i != P_TN && c->v[i] != params[i].def) {
+                snprintf(why, n, "%s applies to gpu backends only", params[i].name);
+                return 0;
+            }
+        return 1;
+    }
+    if ((uint32_t)wg > fp->max_workgroup) {
+        snprintf(why, n, "wg %d > device max %u", wg, fp->max_workgroup);
+        return 0;
+    }
+    if (rows * tn > GEMM_MAX_ACC) {
+        snprintf(why, n, "rows %d x tokens %d = %d accumulators per thread (max %d)", rows, tn, rows * tn,
+                 GEMM_MAX_ACC);
+        return 0;
+    }
+    size_t shared = (size_t)rows * (size_t)tn * (size_t)wg * 4;
+    if (fp->local_mem_bytes && shared > fp->local_mem_bytes) {
+        snprintf(why, n, "shared memory %zu > %llu", shared, (unsigned long long)fp->local_mem_bytes);
+        return 0;
+    }
+    if (s->quant != KILN_F16) {
+        int words_per_group = s->group / kiln_gemv_elems_per_word(s->quant);
+        if (words_per_group % vec) {
+            snprintf(why, n, "vec %d must divide the %d words of a group", vec, words_per_group);
+            return 0;
+        }
+    }
+    if (reduce) {
+        if (!fp->has_subgroup_ops || !fp->subgroup_size || wg % (int)fp->subgroup_size) {
+            snprintf(why, n, "subgroup reduction needs subgroup ops and wg a multiple of %u", fp->subgroup_size);
+            return 0;
+        }
+        if (fp->backend == KILN_OPENCL) {
+            snprintf(why, n, "subgroup reduction is not built for OpenCL (1.2 sources)");
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int shapes(int which, kiln_shape *out, int max)
+{
+    kiln_shape list[64];
+    int n = 0;
+#define S(M, K, N, Q, G) list[n++] = (kiln_shape){.m = (M), .k = (K), .n = (N), .quant = (Q), .group = (G)}
+    if (which == KILN_SHAPES_TUNE) {
+        /* Llama-7B prefill chunks, SmolLM2-135M prompts */
+        S(4096, 4096, 64, KILN_Q4F16_1, 32);
+        S(11008, 4096, 64, KILN_Q4F16_1, 32);
+        S(4096, 11008, 64, KILN_Q4F16_1, 32);
+        S(4096, 4096, 16, KILN_Q4F16_1, 32);
+        S(576, 576, 32, KILN_Q4_1, 32);
+        S(1536, 576, 32, KILN_Q4_1, 32);
+        S(576, 1536, 32, KILN_Q4_1, 32);
+    } else if (which == KILN_SHAPES_CHECK) {
+        /* real shapes: Llama-7B short prefill chunks, SmolLM2-135M prompts */
+        S(4096, 4096, 16, KILN_Q4F16_1, 32);
+        S(11008, 4096, 8, KILN_Q4F16_1, 32);
+        S(576, 576, 32, KILN_Q4_1, 32);
+        S(1536, 576, 7, KILN_Q4_1, 32);
+        S(576, 1536, 13, KILN_Q4_1, 32);
+        /* every format at a small size */
+        S(256, 512, 5, KILN_Q4F16_1, 128);
+        S(200, 256, 6, KILN_Q4_0, 32);
+        S(160, 320, 3, KILN_Q8_0, 32);
+        S(96, 192, 9, KILN_F16, 0);
+        /* odd: K not a multiple of the group, M not a multiple of rows,
+         * N not a multiple of tokens, N = 1 */
+        S(1001, 4000, 1, KILN_Q4F16_1, 128);
+        S(333, 136, 11, KILN_Q4_0, 32);
+        S(77, 200, 5, KILN_Q4_1, 32);
+        S(129, 1000, 3, KILN_Q8_0, 32);
+        S(3, 37, 2, KILN_F16, 0);
+        S(67, 96, 1, KILN_Q4_1, 32);
+    } else {
+        S(64, 256, 5, KILN_Q4F16_1, 32);
+        S(96, 512, 3, KILN_Q4F16_1, 128);
+        S(37, 200, 7, KILN_Q4_0, 32);
+        S(50, 136, 9, KILN_Q4_1, 32);
+        S(33, 100, 1, KILN_Q8_0, 32);
+        S(19, 77, 3, KILN_F16, 0);
+        S(576, 576, 5, KILN_Q4_1, 32);
+    }
+#undef S
+    int m = n < max ? n : max;
+    memcpy(out, list, sizeof(kiln_shape) * (size_t)m);
+    return m;
+}
+
+static void shape_key(const kiln_shape *s, char *buf, size_t n)
+{
+    if (s->quant == KILN_F16)
+        snprintf(buf, n, "m%lld.k%lld.n%lld.%s", (long long)s->m, (long long)s->k, (long long)s->n,
+                 kiln_quant_name(s->quant));
+    else
+        snprintf(buf, n, "m%lld.k%lld.n%lld.%s.g%d", (long long)s->m, (long long)s->k, (long long)s->n,
+                 kiln_quant_name(s->quant), s->group);
+}
+
+void kiln_gemm_reference(const kiln_qmatrix *q, const float *x, int64_t n_tokens, float *y)
+{
+    int64_t M = q->rows, K = q->cols;
+    float *w = malloc(sizeof *w * (size_t)(K ? K : 1));
+    double *wd = malloc(sizeof *wd * (size_t)(K ? K : 1));
+    if (!w || !wd) {
+        free(w);
+        free(wd);
+        return;
+    }
+    for (int64_t r = 0; r < M; r++) {
+        kiln_dequantize_row(q, r, w);
+        for (int64_t k = 0; k < K; k++)
+            wd[k] = w[k];
+        for (int64_t t = 0; t < n_tokens; t++) {
+            const float *xt = x + t * K;
+            double a0 = 0, a1 = 0;
+            int64_t k = 0;
+            for (; k + 1 < K; k += 2) {
+                a0 += wd[k] * xt[k];
+                a1 += wd[k + 1] * xt[k + 1];
+            }
+            for (; k < K; k++)
+                a0 += wd[k] * xt[k];
+            y[t * M + r] = (float)(a0 + a1);
+        }
+    }
+    free(wd);
+    free(w);
+}
+
+static int problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e)
+{
+    memset(p, 0, sizeof *p);
+    p->shape = *s;
+    kiln_qmatrix q;
+    int rc = kiln_qmatrix_alloc(&q, s->quant, s->group, s->m, s->k, e);
+    if (rc)
+        return rc;
+    kiln_rng rng;
+    kiln_rng_seed(&rng, seed ^ 0x6e3d);
+    kiln_qmatrix_random(&q, &rng);
+    size_t sb = kiln_qmatrix_scale_bytes(&q);
+    int64_t N = s->n > 0 ? s->n : 1;
+    /* Budget 2e-4 of rms(y), as gemv_int4: every Y[n][m] is one K-long dot
+     * product accumulated in f32 (in another order than the double
+     * reference), erring by ~sqrt(K) * 2^-24 relative (~1e-5 at K = 11008);
+     * N does not add error, only more independent dot products (the max over
+     * N*M of them grows like sqrt(log(N*M)), still < 1e-4). One wrong x index
+     * (x[n][0] read from x[n][1]) changes every Y[n][m] by ~|w||x|, i.e. by
+     * ~rms(y)/sqrt(K) (>= 1e-2 for K <= 11008): 50x over the budget. */
+    kiln_problem_buf *b0 = kiln_problem_add(p, "qs", KILN_IN, kiln_qmatrix_qs_bytes(&q), KILN_CMP_NONE, 0, e);
+    kiln_problem_buf *b1 = b0 ? kiln_problem_add(p, "scales", KILN_IN, sb ? sb : 4, KILN_CMP_NONE, 0, e) : NULL;
+    kiln_problem_buf *b2 = b1 ? kiln_problem_add(p, "mins", KILN_IN, q.mins ? sb : 4, KILN_CMP_NONE, 0, e) : NULL;
+    kiln_problem_buf *b3 =
+        b2 ? kiln_problem_add(p, "x", KILN_IN, (size_t)N * (size_t)s->k * 4, KILN_CMP_NONE, 0, e) : NULL;
+    kiln_problem_buf *b4 =
+        b3 ? kiln_problem_add(p, "y", KILN_OUT, (size_t)N * (size_t)s->m * 4, KILN_CMP_F32, 2e-4, e) : NULL;
+    if (!b4) {
+        kiln_qmatrix_free(&q);
+        kiln_problem_free(p);
+        return e ? e->code : KILN_E_NOMEM;
+    }
+    memcpy(b0->host, q.qs, b0->bytes);
+    if (sb)
+        memcpy(b1->host, q.scales, sb);
+    else
+        memset(b1->host, 0x3c, 4);
+    if (q.mins)
+        memcpy(b2->host, q.mins, sb);
+    else
+        memset(b2->host, 0x3c, 4);
+    float *x = b3->host;
+    for (int64_t i = 0; i < N * s->k; i++) {
+        x[i] = kiln_rng_normal(&rng);
+        if (x[i] == 0)
+            x[i] = 0.5f;
+    }
+    kiln_gemm_reference(&q, x, N, b4->expect);
+    kiln_qmatrix_free(&q);
+    return 0;
+}
+
+static int plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out, kiln_err *e)
+{
+    (void)e;
+    memset(out, 0, sizeof *out);
+    int epw = kiln_gemv_elems_per_word(s->quant);
+    int group = s->quant == KILN_F16 ? 0 : s->group;
+    int64_t cols_pad = group ? (s->k + group - 1) / group * group : s->k;
+    int64_t wpr = (cols_pad + epw - 1) / epw;
+    int64_t gpr = group ? cols_pad / group : 0;
+    int64_t N = s->n > 0 ? s->n : 1;
+    int rows = c->v[P_ROWS], tn = c->v[P_TN];
+    kiln_plan_step *st = &out->steps[0];
+    out->n_steps = 1;
+    st->source = "gemm_int4";
+    st->entry = be == KILN_CPU ? "gemm_int4_cpu" : "gemm_int4";
+    st->signature = "bbbbbuuuuu";
+    kiln_plan_config_defines(st, &kiln_kernel_gemm_int4, c);
+    kiln_plan_define(st, "QUANT", s->quant);
+    kiln_plan_define(st, "GROUP", group ? group : 1);
+    st->local[0] = be == KILN_CPU ? 1 : (uint32_t)c->v[P_WG];
+    st->grid[0] = (uint32_t)((s->m + rows - 1) / rows);
+    st->grid[1] = be == KILN_CPU ? 1 : (uint32_t)((N + tn - 1) / tn);
+    for (int i = 0; i < 5; i++)
+        kiln_plan_slot(st, i);
+    kiln_plan_u32(st, (uint32_t)s->m);
+    kiln_plan_u32(st, (uint32_t)s->k);
+    kiln_plan_u32(st, (uint32_t)wpr);
+    kiln_plan_u32(st, (uint32_t)gpr);
+    kiln_plan_u32(st, (uint32_t)N);
+    return 0;
+}
+
+static double bytes(const kiln_shape *s)
+{
+    int epw = kiln_gemv_elems_per_word(s->quant);
+    int group = s->quant == KILN_F16 ? 0 : s->group;
+    int64_t cols_pad = group ? (s->k + group - 1) / group * group : s->k;
+    double N = (double)(s->n > 0 ? s->n : 1);
+    double w = (double)s->m * (double)((cols_pad + epw - 1) / epw) * 4;
+    double sc = group ? (double)s->m * (double)(cols_pad / group) * 2 * (s->quant == KILN_Q4_1 ? 2 : 1) : 0;
+    return w + sc + N * (double)s->k * 4 + N * (double)s->m * 4;
+}
+
+static double flops(const kiln_shape *s) { return 2.0 * (double)s->m * (double)s->k * (double)(s->n > 0 ? s->n : 1); }
+
+const kiln_kernel kiln_kernel_gemm_int4 = {
+    .name = "gemm_int4",
+    .doc = "Y = X W^T for N tokens, W int4/q8/f16 group-quantized along K (prefill projections)",
+    .params = params,
+    .n_params = P_COUNT,
+    .n_slots = 5,
+    .shapes = shapes,
+    .shape_key = shape_key,
+    .config_valid = config_valid,
+    .problem_init = problem_init,
+    .plan = plan,
+    .bytes = bytes,
+    .flops = flops,
+};
