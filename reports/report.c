@@ -128,7 +128,7 @@ static void fig_convergence(rep *p)
     char body[8192];
     int n = snprintf(body, sizeof body,
                      "set title 'Tuning convergence: best so far vs trial'\nset xlabel 'trial'\n"
-                     "set ylabel 'best time so far / first valid trial'\nset grid\nset key outside right top\n"
+                     "set ylabel 'best time so far / first valid trial'\nset grid\nset key below\n"
                      "set key font ',8'\nplot ");
     for (int i = 0; i < series && n < (int)sizeof body - 300; i++)
         n += snprintf(body + n, sizeof body - (size_t)n, "%s'convergence.dat' index %d using 1:2 with steps lw 2 title '%s'",
@@ -322,14 +322,17 @@ static void fig_bandwidth(rep *p)
         skip(p, "bandwidth (no kernel bench runs)");
         return;
     }
-    figure(p, "bandwidth",
+    char body[2048];
+    snprintf(body, sizeof body,
+           "set xrange [-0.6:%.1f]\n"
            "set title 'Achieved bandwidth vs the device copy bandwidth (latest kernel bench per device)'\n"
            "set style data histograms\nset style histogram clustered gap 1\nset style fill solid 0.8 border -1\n"
            "set boxwidth 0.9\nset ylabel 'GB/s'\nset yrange [0:*]\nset grid ytics\nset xtics rotate by -25 font ',8'\n"
            "set key outside top center horizontal\nset bmargin 9\n"
            "plot 'bandwidth.dat' using 2:xtic(1) title 'default config' lc rgb '#999999', \\\n"
            "     '' using 3 title 'tuned config' lc rgb '#d9541e', \\\n"
-           "     '' using 4 title 'device copy bandwidth (peak)' lc rgb '#3060c0'\n");
+           "     '' using 4 title 'device copy bandwidth (peak)' lc rgb '#3060c0'\n", n - 0.4);
+    figure(p, "bandwidth", body);
 }
 
 static void fig_speedup(rep *p)
@@ -424,7 +427,7 @@ static void fig_history(rep *p)
     char body[8192];
     int n = snprintf(body, sizeof body,
                      "set title 'Bench history: value relative to the first run of each series'\n"
-                     "set xlabel 'commit #run'\nset ylabel 'value / first run'\nset grid\nset key outside right top\n"
+                     "set xlabel 'commit #run'\nset ylabel 'value / first run'\nset grid\nset key below\n"
                      "set key font ',8'\nset xtics rotate by -30 font ',8'\nset offsets 0.5, 0.5, 0, 0\nplot ");
     for (int i = 0; i < series && n < (int)sizeof body - 300; i++)
         n += snprintf(body + n, sizeof body - (size_t)n,
