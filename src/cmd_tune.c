@@ -173,9 +173,6 @@ static int collect_jobs(const tune_cli *c, job *jobs, int *n_jobs, kiln_err *e)
     if (c->n_kernels) {
         for (int i = 0; i < c->n_kernels; i++)
             names[n_names++] = c->kernels[i];
-    } else {
-        for (size_t i = 0; i < sizeof default_kernels / sizeof *default_kernels; i++)
-            names[n_names++] = default_kernels[i];
     }
     kiln_shape model_shapes[MAX_JOBS];
     const char *model_kernels[MAX_JOBS];
@@ -184,6 +181,19 @@ static int collect_jobs(const tune_cli *c, job *jobs, int *n_jobs, kiln_err *e)
         int rc = kiln_model_tune_shapes(c->model, model_kernels, model_shapes, MAX_JOBS, &n_model, e);
         if (rc)
             return rc;
+    }
+    if (!c->n_kernels && c->model) {
+        /* every kernel the model's forward pass runs, in first-use order */
+        for (int j = 0; j < n_model && n_names < 32; j++) {
+            int seen = 0;
+            for (int i = 0; i < n_names && !seen; i++)
+                seen = !strcmp(names[i], model_kernels[j]);
+            if (!seen)
+                names[n_names++] = model_kernels[j];
+        }
+    } else if (!c->n_kernels) {
+        for (size_t i = 0; i < sizeof default_kernels / sizeof *default_kernels; i++)
+            names[n_names++] = default_kernels[i];
     }
     for (int i = 0; i < n_names; i++) {
         const kiln_kernel *k = kiln_kernel_find(names[i]);
