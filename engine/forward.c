@@ -111,11 +111,23 @@ void kiln_engine_free(kiln_engine *en)
 
 /* ---- one op per model step ---- */
 
+/* Configs of token-count-shaped ops are looked up by the chunk class (the
+ * next power of two), the sizes `tune --model` tunes (engine/tune_shapes.c). */
+static int64_t token_class(int64_t T)
+{
+    int64_t c = 1;
+    while (c < T)
+        c *= 2;
+    return c;
+}
+
 static int rmsnorm(kiln_engine *en, const kset *ks, int op, int T, kiln_buffer *w, kiln_buffer *r, kiln_err *e)
 {
     kiln_shape s = {.m = T, .k = en->m->cfg.n_embd, .op = op};
     kiln_buffer *slots[4] = {en->x, w, en->xn, op ? r : en->xn};
-    return kiln_op(en->ops, ks->rmsnorm, &s, NULL, slots, NULL, e);
+    kiln_shape look = s;
+    look.m = token_class(T);
+    return kiln_op(en->ops, ks->rmsnorm, &s, &look, slots, NULL, e);
 }
 
 /* y[T][rows] = W x[T][cols], batched when T > 1. xoff/yoff: byte offsets. */
@@ -151,7 +163,9 @@ static int rope(kiln_engine *en, const kset *ks, kiln_buffer *x, int heads, int 
     kiln_shape s = {.m = T, .heads = heads, .head_dim = c->head_dim, .k = c->rope_dim,
                     .n = (int64_t)lroundf(c->rope_theta), .op = c->rope_neox ? 1 : 0};
     kiln_buffer *slots[2] = {x, en->pos};
-    return kiln_op(en->ops, ks->rope, &s, NULL, slots, NULL, e);
+    kiln_shape look = s;
+    look.m = token_class(T);
+    return kiln_op(en->ops, ks->rope, &s, &look, slots, NULL, e);
 }
 
 /* K/V rows of the chunk into the cache, then each token's attention over
@@ -204,7 +218,9 @@ static int chunk(kiln_engine *en, const kset *ks, kiln_kv_seq *seq, const int32_
 
     kiln_shape es = {.m = T, .k = c->n_embd, .n = m->embd.rows, .quant = m->embd.quant, .group = m->embd.group};
     kiln_buffer *eslots[5] = {m->embd.qs, m->embd.scales, m->embd.mins, en->ids, en->x};
-    if ((rc = kiln_op(en->ops, ks->embed, &es, NULL, eslots, NULL, e)) ||
+    kiln_shape elook = es;
+    elook.m = token_class(T);
+    if ((rc = kiln_op(en->ops, ks->embed, &es, &elook, eslots, NULL, e)) ||
         (rc = rmsnorm(en, ks, 0, T, m->layers[0].attn_norm, NULL, e)))
         return rc;
     for (int l = 0; l < c->n_layer; l++) {
@@ -217,12 +233,12 @@ static int chunk(kiln_engine *en, const kset *ks, kiln_kv_seq *seq, const int32_
             (rc = matmul(en, ks, &L->wo, en->att, 0, en->o, 0, T, e)) ||
             (rc = rmsnorm(en, ks, 1, T, L->ffn_norm, en->o, e)))
             return kiln_err_wrap(e, "layer %d (attention)", l);
-        kiln_shape ss = {.m = (int64_t)T * c->n_ff};
+        kiln_shape ss = {.m = (int64_t)T * c->n_ff}, slook = {.m = token_class(T) * c->n_ff};
         kiln_buffer *sslots[3] = {en->gate, en->up, en->hid};
         kiln_buffer *next = l + 1 < c->n_layer ? m->layers[l + 1].attn_norm : m->out_norm;
         if ((rc = matmul(en, ks, &L->w_gate, en->xn, 0, en->gate, 0, T, e)) ||
             (rc = matmul(en, ks, &L->w_up, en->xn, 0, en->up, 0, T, e)) ||
-            (rc = kiln_op(en->ops, ks->silu, &ss, NULL, sslots, NULL, e)) ||
+            (rc = kiln_op(en->ops, ks->silu, &ss, &slook, sslots, NULL, e)) ||
             (rc = matmul(en, ks, &L->w_down, en->hid, 0, en->o, 0, T, e)) ||
             (rc = rmsnorm(en, ks, 1, T, next, en->o, e)))
             return kiln_err_wrap(e, "layer %d (feed-forward)", l);
