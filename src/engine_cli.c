@@ -1,6 +1,9 @@
 /* src/engine_cli.c - see engine_cli.h. */
 #include "src/engine_cli.h"
 
+/* src/meson.build generates it (tools/embed_db.c); "" unless -Dtuned_db */
+extern const char kiln_embedded_db_json[];
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +107,13 @@ int kiln_engine_session_open(kiln_engine_session *s, const kiln_engine_cli *c, k
     } else if (c->db_path) {
         return kiln_fail(e, KILN_E_IO, "tuning database %s does not exist (run `tune` first, or leave out --db to use "
                          "the default configs)", c->db_path);
+    } else if (kiln_embedded_db_json[0]) {
+        /* a release build's embedded winners, looked up like a database file */
+        if ((rc = kiln_db_open(&s->db, ":memory:", e)) || (rc = kiln_db_import(s->db, kiln_embedded_db_json, e)))
+            return kiln_err_wrap(e, "embedded tuning database");
+        if (c->verbose)
+            fprintf(stderr, "kiln: no tuning database file (%s): using the winners embedded in this build\n",
+                    dbp ? dbp : "no path");
     } else if (c->verbose) {
         fprintf(stderr, "kiln: no tuning database (%s): default configs\n", dbp ? dbp : "no path");
     }

@@ -115,6 +115,19 @@ static void test_basics_and_lookup(void)
     char *j2 = kiln_db_export_string(b, &e);
     CHECK(j1 && j2 && !strcmp(j1, j2), "export/import/export is not lossless");
     free(j2);
+    /* a release build's embedded winners: imported into an in-memory
+     * database (src/engine_cli.c), looked up at the same levels */
+    kiln_db *mem;
+    CHECK_OK(kiln_db_open(&mem, ":memory:", &e), &e);
+    CHECK_OK(kiln_db_import(mem, j1, &e), &e);
+    kiln_db_match mm;
+    CHECK_OK(kiln_db_lookup(mem, &amd, "gemv_int4", "hash-new", "m4096.k4096.q4f16_1.g32", &mm, &e), &e);
+    CHECK(mm.level == KILN_MATCH_DEFAULT, "in-memory: unknown device level %s", kiln_match_name(mm.level));
+    j2 = kiln_db_export_string(mem, &e);
+    CHECK(j1 && j2 && !strcmp(j1, j2), "in-memory import/export is not lossless");
+    CHECK(access(":memory:", F_OK) != 0, "an in-memory database left a file named :memory:");
+    free(j2);
+    kiln_db_close(mem);
     /* merge twice: no duplicates, the faster winner stays */
     char p3[512];
     path(p3, "c.db");
