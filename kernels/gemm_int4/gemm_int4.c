@@ -33,7 +33,7 @@
 
 static const kiln_param params[] = {
     {"wg", "WG", "threads per workgroup (gpu)", 4, {32, 64, 128, 256}, 64},
-    {"rows", "ROWS", "rows per workgroup (cpu: rows per task)", 4, {1, 2, 4, 8}, 2},
+    {"rows", "ROWS", "rows per workgroup (cpu: rows per task)", 4, {1, 2, 4, 8}, 4},
     {"tokens", "TN", "tokens per workgroup (cpu: token block)", 4, {1, 2, 4, 8}, 4},
     {"vec", "VEC", "u32 words loaded per thread per step (gpu)", 3, {1, 2, 4}, 1},
     {"unroll", "UNROLL", "loop unroll factor (gpu)", 2, {1, 2}, 1},

@@ -105,18 +105,28 @@ gemm_int4(__global const uint *qs, __global const ushort *scales, __global const
                 }
             }
         }
+    /* two barriers, not log2(WG): thread (i, p) sums output i's partials
+     * p, p + P, ... (P = WG / NACC threads per output, conflict-free reads)
+     * into red[i * WG + p], which only it reads; then NACC threads add P each */
     for (int i = 0; i < NACC; i++)
         red[i * WG + tid] = acc[i];
     barrier(CLK_LOCAL_MEM_FENCE);
-    for (uint off = WG / 2; off > 0; off >>= 1) {
-        if (tid < off)
-            for (int i = 0; i < NACC; i++)
-                red[i * WG + tid] += red[i * WG + tid + off];
-        barrier(CLK_LOCAL_MEM_FENCE);
+    {
+        const uint P = WG / NACC;
+        uint i = tid / P, p = tid % P;
+        float a = 0.0f;
+        for (uint j = 0; j < NACC; j++)
+            a += red[i * WG + j * P + p];
+        red[i * WG + p] = a;
     }
-    for (uint i = tid; i < NACC; i += WG) {
-        uint r = i / TN, t = i % TN;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (tid < NACC) {
+        const uint P = WG / NACC;
+        uint r = tid / TN, t = tid % TN;
+        float a = 0.0f;
+        for (uint p = 0; p < P; p++)
+            a += red[tid * WG + p];
         if (row0 + r < M && tok0 + t < N)
-            y[(size_t)(tok0 + t) * M + row0 + r] = red[i * WG];
+            y[(size_t)(tok0 + t) * M + row0 + r] = a;
     }
 }

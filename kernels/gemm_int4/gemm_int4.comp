@@ -8,12 +8,27 @@ layout(std430, binding = 0) readonly buffer Qs { uint qs[]; };
 layout(std430, binding = 1) readonly buffer Scales { uint sc[]; };
 layout(std430, binding = 2) readonly buffer Mins { uint mn[]; };
 layout(std430, binding = 3) readonly buffer X { float x[]; };
+layout(std430, binding = 3) readonly buffer X4 { vec4 x4[]; }; /* the same x, 16-byte loads (K % 4 == 0) */
 layout(std430, binding = 4) writeonly buffer Y { float y[]; };
 layout(push_constant) uniform PC { uint M; uint K; uint wpr; uint gpr; uint N; } pc;
 
 #define HALF(arr, i) unpackHalf2x16(arr[(i) >> 1])[(i) & 1u]
 
 shared float red[NACC * WG];
+
+/* element j of a word, dequantized (s: scale, m: min; unused where the format has none) */
+float deq(uint word, uint j, float s, float m)
+{
+#if QUANT == 4
+    return unpackHalf2x16(word)[j];
+#elif QUANT == 3
+    return float(bitfieldExtract(int(word), int(8 * j), 8)) * s;
+#elif QUANT == 2
+    return float((word >> (4 * j)) & 0xFu) * s + m;
+#else
+    return (float((word >> (4 * j)) & 0xFu) - ZERO) * s;
+#endif
+}
 
 void main()
 {
@@ -34,11 +49,13 @@ void main()
     float acc[NACC];
     [[unroll]] for (int i = 0; i < NACC; i++)
         acc[i] = 0.0;
+    bool x4ok = (pc.K & 3u) == 0u;
+    /* No loop exits below (bounds are guards), so every constant loop unrolls
+     * and acc/word/wf stay in registers. */
     for (uint w0 = tid * VEC; w0 < words; w0 += step * UNROLL) {
         [[unroll]] for (uint u = 0; u < UNROLL; u++) {
-            uint w = w0 + u * step;
-            if (w >= words)
-                break;
+            uint w = min(w0 + u * step, words - 1); /* clamped: a step past the row adds nothing (k >= K) */
+            uint kb = (w0 + u * step) * EPW;
 #if QUANT != 4
             /* a VEC never straddles a group: one scale (and min) per row */
             uint g = (w * EPW) / GROUP;
@@ -54,39 +71,64 @@ void main()
             }
 #endif
             [[unroll]] for (uint v = 0; v < VEC; v++) {
-                uint wv = w + v;
-                if (wv >= words)
-                    break;
                 uint word[ROWS];
                 [[unroll]] for (int r = 0; r < ROWS; r++)
-                    word[r] = qs[qoff[r] + wv];
-                [[unroll]] for (uint j = 0; j < EPW; j++) {
-                    uint k = wv * EPW + j;
-                    if (k >= pc.K)
-                        break;
-                    /* dequantize each row's element once ... */
-                    float wf[ROWS];
-                    [[unroll]] for (int r = 0; r < ROWS; r++) {
-#if QUANT == 4
-                        wf[r] = unpackHalf2x16(word[r])[j];
-#elif QUANT == 3
-                        wf[r] = float(bitfieldExtract(int(word[r]), int(8 * j), 8)) * s[r];
-#elif QUANT == 2
-                        wf[r] = float((word[r] >> (4 * j)) & 0xFu) * s[r] + m[r];
-#else
-                        wf[r] = (float((word[r] >> (4 * j)) & 0xFu) - ZERO) * s[r];
-#endif
-                    }
-                    /* ... and use it for TN tokens (each x load for ROWS rows) */
-                    [[unroll]] for (int t = 0; t < TN; t++) {
-                        float xv = x[xoff[t] + k];
-#ifdef KILN_TEST_BREAK
-                        if (k == 0u)
-                            xv = x[xoff[t] + 1];
-#endif
+                    word[r] = qs[qoff[r] + min(w + v, words - 1)];
+#if QUANT != 4
+                /* whole word inside the row and K % 4 == 0: x in 16-byte loads */
+                if (x4ok && kb + (v + 1) * EPW <= pc.K) {
+                    [[unroll]] for (uint j4 = 0; j4 < EPW; j4 += 4) {
+                        uint k = kb + v * EPW + j4;
+                        vec4 wf4[ROWS];
                         [[unroll]] for (int r = 0; r < ROWS; r++)
-                            acc[r * TN + t] += wf[r] * xv;
+#if QUANT == 2
+                            wf4[r] = vec4(deq(word[r], j4, s[r], m[r]), deq(word[r], j4 + 1, s[r], m[r]),
+                                          deq(word[r], j4 + 2, s[r], m[r]), deq(word[r], j4 + 3, s[r], m[r]));
+#else
+                            wf4[r] = vec4(deq(word[r], j4, s[r], 0.0), deq(word[r], j4 + 1, s[r], 0.0),
+                                          deq(word[r], j4 + 2, s[r], 0.0), deq(word[r], j4 + 3, s[r], 0.0));
+#endif
+                        [[unroll]] for (int t = 0; t < TN; t++) {
+                            vec4 xv = x4[(xoff[t] + k) >> 2];
+#ifdef KILN_TEST_BREAK
+                            if (k == 0u)
+                                xv.x = x[xoff[t] + 1];
+#endif
+                            [[unroll]] for (int r = 0; r < ROWS; r++)
+                                acc[r * TN + t] += dot(wf4[r], xv);
+                        }
                     }
+                } else
+#endif
+                {
+                [[unroll]] for (uint j = 0; j < EPW; j++) {
+                    uint k = kb + v * EPW + j;
+                    if (k < pc.K) {
+                        /* dequantize each row's element once ... */
+                        float wf[ROWS];
+                        [[unroll]] for (int r = 0; r < ROWS; r++) {
+#if QUANT == 4
+                            wf[r] = unpackHalf2x16(word[r])[j];
+#elif QUANT == 3
+                            wf[r] = float(bitfieldExtract(int(word[r]), int(8 * j), 8)) * s[r];
+#elif QUANT == 2
+                            wf[r] = float((word[r] >> (4 * j)) & 0xFu) * s[r] + m[r];
+#else
+                            wf[r] = (float((word[r] >> (4 * j)) & 0xFu) - ZERO) * s[r];
+#endif
+                        }
+                        /* ... and use it for TN tokens (each x load for ROWS rows) */
+                        [[unroll]] for (int t = 0; t < TN; t++) {
+                            float xv = x[xoff[t] + k];
+#ifdef KILN_TEST_BREAK
+                            if (k == 0u)
+                                xv = x[xoff[t] + 1];
+#endif
+                            [[unroll]] for (int r = 0; r < ROWS; r++)
+                                acc[r * TN + t] += wf[r] * xv;
+                        }
+                    }
+                }
                 }
             }
         }
@@ -109,19 +151,29 @@ void main()
         }
     }
 #else
+    /* two barriers, not log2(WG): thread (i, p) sums output i's partials
+     * p, p + P, ... (P = WG / NACC threads per output, conflict-free reads)
+     * into red[i * WG + p], which only it reads; then NACC threads add P each */
     [[unroll]] for (int i = 0; i < NACC; i++)
         red[i * WG + tid] = acc[i];
     barrier();
-    for (uint off = WG / 2; off > 0; off >>= 1) {
-        if (tid < off)
-            [[unroll]] for (int i = 0; i < NACC; i++)
-                red[i * WG + tid] += red[i * WG + tid + off];
-        barrier();
+    {
+        const uint P = WG / NACC;
+        uint i = tid / P, p = tid % P;
+        float a = 0.0;
+        [[unroll]] for (uint j = 0; j < NACC; j++)
+            a += red[i * WG + j * P + p];
+        red[i * WG + p] = a;
     }
-    for (uint i = tid; i < NACC; i += WG) {
-        uint r = i / TN, t = i % TN;
+    barrier();
+    if (tid < NACC) {
+        const uint P = WG / NACC;
+        uint r = tid / TN, t = tid % TN;
+        float a = 0.0;
+        for (uint p = 0; p < P; p++)
+            a += red[tid * WG + p];
         if (row0 + r < pc.M && tok0 + t < pc.N)
-            y[(tok0 + t) * pc.M + row0 + r] = red[i * WG];
+            y[(tok0 + t) * pc.M + row0 + r] = a;
     }
 #endif
 }

@@ -137,21 +137,31 @@ gemm_int4(const uint32_t *__restrict__ qs, const uint16_t *__restrict__ scales, 
         }
     }
 #else
+    /* two barriers, not log2(WG): thread (i, p) sums output i's partials
+     * p, p + P, ... (P = WG / NACC threads per output, conflict-free reads)
+     * into red[i * WG + p], which only it reads; then NACC threads add P each */
 #pragma unroll
     for (int i = 0; i < NACC; i++)
         red[i * WG + tid] = acc[i];
     __syncthreads();
-    for (uint32_t off = WG / 2; off > 0; off >>= 1) {
-        if (tid < off)
+    {
+        const uint32_t P = WG / NACC;
+        uint32_t i = tid / P, p = tid % P;
+        float a = 0.0f;
 #pragma unroll
-            for (int i = 0; i < NACC; i++)
-                red[i * WG + tid] += red[i * WG + tid + off];
-        __syncthreads();
+        for (uint32_t j = 0; j < NACC; j++)
+            a += red[i * WG + j * P + p];
+        red[i * WG + p] = a;
     }
-    for (uint32_t i = tid; i < NACC; i += WG) {
-        uint32_t r = i / TN, t = i % TN;
+    __syncthreads();
+    if (tid < NACC) {
+        const uint32_t P = WG / NACC;
+        uint32_t r = tid / TN, t = tid % TN;
+        float a = 0.0f;
+        for (uint32_t p = 0; p < P; p++)
+            a += red[tid * WG + p];
         if (row0 + r < M && tok0 + t < N)
-            y[(size_t)(tok0 + t) * M + row0 + r] = red[i * WG];
+            y[(size_t)(tok0 + t) * M + row0 + r] = a;
     }
 #endif
 }
