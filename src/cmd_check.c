@@ -127,6 +127,23 @@ static int pick_configs(const kiln_kernel *k, const kiln_shape *s0, const kiln_f
     return n;
 }
 
+/* Does a --device spec name backend b? Specs that are not a backend name
+ * (parts of a device name) may match any backend. */
+static int named_backend(const check_opts *o, kiln_backend_kind b)
+{
+    for (int i = 0; i < o->n_devices; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s", o->devices[i]);
+        char *colon = strchr(name, ':');
+        if (colon)
+            *colon = 0;
+        kiln_backend_kind k;
+        if (kiln_backend_parse(name, &k) || k == b)
+            return 1;
+    }
+    return 0;
+}
+
 static void progress(int tty, const kiln_device *d, const kiln_kernel *k, const char *shape, int i, int n)
 {
     if (tty)
@@ -148,6 +165,10 @@ int cmd_check(int argc, char **argv)
     int n_dev = 0;
     printf("backends:\n");
     for (int b = 0; b < KILN_BACKEND_COUNT; b++) {
+        /* with --device naming backends, leave the others unprobed: starting
+         * a driver costs time (lavapipe: an LLVM JIT) and brings its leaks */
+        if (o.n_devices && !named_backend(&o, (kiln_backend_kind)b))
+            continue;
         kiln_backend_status st;
         kiln_backend_probe((kiln_backend_kind)b, &st);
         if (st.available)

@@ -13,7 +13,10 @@
 int cuda_drv_load(cuda_drv *drv, char *why, size_t n)
 {
     memset(drv, 0, sizeof *drv);
-    drv->lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+    /* RTLD_NODELETE: drivers keep state (ICD lists, atexit hooks) that must
+     * outlive our handle; unmapping them on close turns it into leaks and
+     * dangling callbacks. The refcount still drops on close. */
+    drv->lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (!drv->lib) {
         const char *err = dlerror();
         /* "libcuda.so.1: cannot open shared object file: No such file or directory" */

@@ -8,9 +8,12 @@
 int cl_api_load(cl_api *api, char *why, size_t n)
 {
     memset(api, 0, sizeof *api);
-    api->lib = dlopen("libOpenCL.so.1", RTLD_NOW | RTLD_LOCAL);
+    /* RTLD_NODELETE: drivers keep state (ICD lists, atexit hooks) that must
+     * outlive our handle; unmapping them on close turns it into leaks and
+     * dangling callbacks. The refcount still drops on close. */
+    api->lib = dlopen("libOpenCL.so.1", RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (!api->lib)
-        api->lib = dlopen("libOpenCL.so", RTLD_NOW | RTLD_LOCAL);
+        api->lib = dlopen("libOpenCL.so", RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (!api->lib) {
         snprintf(why, n, "%s (install ocl-icd-libopencl1 and a driver, e.g. pocl-opencl-icd)", dlerror());
         return -1;

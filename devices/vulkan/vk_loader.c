@@ -16,7 +16,10 @@ int vk_loader_open(vk_fns *f, char *why, size_t n)
     static const char *const names[] = {"libvulkan.so.1", "libvulkan.so"};
     char first_err[256] = "";
     for (size_t i = 0; i < sizeof names / sizeof names[0] && !f->lib; i++) {
-        f->lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+        /* RTLD_NODELETE: drivers keep state (ICD lists, atexit hooks) that must
+         * outlive our handle; unmapping them on close turns it into leaks and
+         * dangling callbacks. The refcount still drops on close. */
+        f->lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
         if (!f->lib && i == 0) {
             const char *de = dlerror();
             snprintf(first_err, sizeof first_err, "%s", de ? de : "dlopen failed");
