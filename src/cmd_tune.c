@@ -346,9 +346,13 @@ int cmd_tune(int argc, char **argv)
     }
     progress_ctx p = {.cli = &c, .store = store, .tty = isatty(2) && !c.json, .n_jobs = n_jobs};
     snprintf(p.dev, sizeof p.dev, "%s", spec);
+    char budget[64];
+    if (c.budget_seconds > 0)
+        snprintf(budget, sizeof budget, "%.0f s (%.0f s per job)", c.budget_seconds, c.opts.budget_seconds);
+    else
+        snprintf(budget, sizeof budget, "%d trials per job", c.opts.budget_trials);
     fprintf(stderr, "tune: %s (%s), %.1f GB/s copy, %d kernel x shape job(s), strategy %s, budget %s, session %lld\n",
-            spec, fp.name, gbps, n_jobs, kiln_search_name(c.opts.strategy),
-            c.budget_seconds > 0 ? "time" : "trials", tune_store_session(store));
+            spec, fp.name, gbps, n_jobs, kiln_search_name(c.opts.strategy), budget, tune_store_session(store));
     kiln_tune_hooks hooks = {.user = &p, .lookup = hook_lookup, .record = hook_record, .progress = hook_progress};
 
     int failed = 0;
