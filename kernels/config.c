@@ -1,6 +1,7 @@
 /* kernels/config.c - configs of a schedule space: defaults, JSON, corners. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/kernel.h"
@@ -127,4 +128,69 @@ void kiln_plan_config_defines(kiln_plan_step *s, const kiln_kernel *k, const kil
 {
     for (int i = 0; i < k->n_params; i++)
         kiln_plan_define(s, k->params[i].define, c->v[i]);
+}
+
+/* Config number i of the cartesian space (mixed radix over the parameters). */
+static void config_at(const kiln_kernel *k, long long i, kiln_config *c)
+{
+    kiln_config_default(k, c);
+    for (int p = 0; p < k->n_params; p++) {
+        int nv = k->params[p].n_values;
+        c->v[p] = k->params[p].values[i % nv];
+        i /= nv;
+    }
+}
+
+static int add_unique(const kiln_kernel *k, const kiln_config *c, kiln_config *out, int n)
+{
+    for (int j = 0; j < n; j++)
+        if (kiln_config_equal(k, c, &out[j]))
+            return n;
+    out[n] = *c;
+    return n + 1;
+}
+
+/* The random draws are uniform over the valid configs: spaces up to
+ * ENUMERATE_MAX are enumerated first, because a backend that uses few
+ * parameters (the cpu) makes blind draws almost always invalid. */
+#define ENUMERATE_MAX 100000
+int kiln_config_pick(const kiln_kernel *k, const kiln_shape *s0, const kiln_fingerprint *fp, int n_random,
+                     kiln_rng *rng, kiln_config *out, int max)
+{
+    int n = 0;
+    kiln_config_default(k, &out[n++]);
+    n += kiln_config_corners(k, out + n, max - n - n_random);
+    char why[128];
+    kiln_config c;
+    double total = kiln_config_space_size(k);
+    if (total <= ENUMERATE_MAX) {
+        long long *valid = malloc(sizeof *valid * (size_t)total);
+        long long nv = 0;
+        for (long long i = 0; valid && i < (long long)total; i++) {
+            config_at(k, i, &c);
+            if (k->config_valid(s0, &c, fp, why, sizeof why))
+                valid[nv++] = i;
+        }
+        for (int got = 0; valid && got < n_random && nv > 0 && n < max; got++) {
+            long long j = (long long)kiln_rng_below(rng, (uint32_t)nv); /* draw without replacement */
+            config_at(k, valid[j], &c);
+            valid[j] = valid[--nv];
+            n = add_unique(k, &c, out, n);
+        }
+        if (valid) {
+            free(valid);
+            return n;
+        }
+    }
+    for (int tries = 0, got = 0; got < n_random && tries < 200 && n < max; tries++) {
+        kiln_config_default(k, &c);
+        for (int p = 0; p < k->n_params; p++)
+            c.v[p] = k->params[p].values[kiln_rng_below(rng, (uint32_t)k->params[p].n_values)];
+        if (!k->config_valid(s0, &c, fp, why, sizeof why))
+            continue;
+        int before = n;
+        n = add_unique(k, &c, out, n);
+        got += n > before;
+    }
+    return n;
 }

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "devices/device.h"
+#include "util/rng.h"
 
 #define KILN_MAX_PARAMS 16
 #define KILN_MAX_VALUES 16
@@ -194,6 +195,11 @@ int kiln_config_from_json(const kiln_kernel *k, const char *json, kiln_config *c
 /* The space's corners: for each parameter its min and max with the others at
  * default. Returns how many distinct configs were written. */
 int kiln_config_corners(const kiln_kernel *k, kiln_config *out, int max);
+/* The configs `kiln check` verifies: the default, the corners, then
+ * n_random valid configs drawn uniformly; duplicates and configs invalid for
+ * (shape, device) removed. Writes at most max; returns how many. */
+int kiln_config_pick(const kiln_kernel *k, const kiln_shape *s, const kiln_fingerprint *fp, int n_random,
+                     kiln_rng *rng, kiln_config *out, int max);
 /* Number of configs in the full cartesian space (before constraints). */
 double kiln_config_space_size(const kiln_kernel *k);
 /* Adds every parameter's define (param->define = value) to a plan step. */

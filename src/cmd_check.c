@@ -101,32 +101,6 @@ static int wanted(const check_opts *o, const kiln_kernel *k)
     return 0;
 }
 
-/* Default, corners, then random configs; duplicates removed. */
-static int pick_configs(const kiln_kernel *k, const kiln_shape *s0, const kiln_fingerprint *fp, int n_random,
-                        kiln_rng *rng, kiln_config *out)
-{
-    int n = 0;
-    kiln_config_default(k, &out[n++]);
-    n += kiln_config_corners(k, out + n, MAX_CONFIGS - n - n_random);
-    for (int tries = 0, got = 0; got < n_random && tries < 200 && n < MAX_CONFIGS; tries++) {
-        kiln_config c;
-        kiln_config_default(k, &c);
-        for (int p = 0; p < k->n_params; p++)
-            c.v[p] = k->params[p].values[kiln_rng_below(rng, (uint32_t)k->params[p].n_values)];
-        char why[128];
-        if (!k->config_valid(s0, &c, fp, why, sizeof why))
-            continue;
-        int dup = 0;
-        for (int j = 0; j < n && !dup; j++)
-            dup = kiln_config_equal(k, &c, &out[j]);
-        if (!dup) {
-            out[n++] = c;
-            got++;
-        }
-    }
-    return n;
-}
-
 /* Does a --device spec name backend b? Specs that are not a backend name
  * (parts of a device name) may match any backend. */
 static int named_backend(const check_opts *o, kiln_backend_kind b)
@@ -226,7 +200,7 @@ int cmd_check(int argc, char **argv)
         kiln_config cfgs[MAX_DEVICES][MAX_CONFIGS];
         int n_cfg[MAX_DEVICES];
         for (int d = 0; d < n_dev; d++)
-            n_cfg[d] = pick_configs(k, &shapes[0], &devs[d]->fp, o.n_random, &rng, cfgs[d]);
+            n_cfg[d] = kiln_config_pick(k, &shapes[0], &devs[d]->fp, o.n_random, &rng, cfgs[d], MAX_CONFIGS);
 
         for (int si = 0; si < n_s; si++) {
             char skey[128];

@@ -90,32 +90,6 @@ static void cuda_fp(kiln_fingerprint *fp, const char *arch)
     fp->llc_bytes = 40ull << 20;
 }
 
-/* kiln check's pick_configs (src/cmd_check.c): default, corners, random. */
-static int pick_configs(const kiln_kernel *k, const kiln_shape *s0, const kiln_fingerprint *fp, int n_random,
-                        kiln_rng *rng, kiln_config *out)
-{
-    int n = 0;
-    kiln_config_default(k, &out[n++]);
-    n += kiln_config_corners(k, out + n, MAX_CONFIGS - n - n_random);
-    for (int tries = 0, got = 0; got < n_random && tries < 200 && n < MAX_CONFIGS; tries++) {
-        kiln_config c;
-        kiln_config_default(k, &c);
-        for (int p = 0; p < k->n_params; p++)
-            c.v[p] = k->params[p].values[kiln_rng_below(rng, (uint32_t)k->params[p].n_values)];
-        char why[128];
-        if (!k->config_valid(s0, &c, fp, why, sizeof why))
-            continue;
-        int dup = 0;
-        for (int j = 0; j < n && !dup; j++)
-            dup = kiln_config_equal(k, &c, &out[j]);
-        if (!dup) {
-            out[n++] = c;
-            got++;
-        }
-    }
-    return n;
-}
-
 typedef struct jobs {
     job *v;
     int n, cap;
@@ -314,7 +288,7 @@ int main(void)
         n_shapes[ki] = n_s;
         kiln_config cfgs[MAX_CONFIGS];
         /* one cuda device in kiln check: configs drawn once per kernel */
-        int n_c = pick_configs(k, &shapes[0], &fps[n_archs - 1], n_random, &rng, cfgs);
+        int n_c = kiln_config_pick(k, &shapes[0], &fps[n_archs - 1], n_random, &rng, cfgs, MAX_CONFIGS);
         for (int ai = 0; ai < n_archs; ai++)
             for (int si = 0; si < n_s; si++) {
                 char skey[128];
