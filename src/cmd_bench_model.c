@@ -223,7 +223,8 @@ int kiln_cmd_bench_model(int argc, char **argv)
         fprintf(stderr, "kiln bench model: database %s: %s\n", dbp, e.msg);
         return kiln_exit_code(e.code);
     }
-    c.db_path = dbp; /* the engine reads the tuned configs from the same file */
+    if (db) /* the engine reads the tuned configs from the file results go to */
+        c.db_path = dbp;
     char batch[32];
     kiln_bench_batch_tag(batch);
     kiln_bench_set out = {0};
