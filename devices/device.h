@@ -60,6 +60,8 @@ typedef struct kiln_fingerprint {
     uint64_t memory_bytes;     /* global memory */
     uint64_t llc_bytes;        /* last-level cache size if known (for buffer rotation) */
     uint32_t offset_align;     /* byte offsets of buffer arguments (kiln_arg.off) must be multiples of this */
+    uint32_t cpu_device;       /* the driver runs kernels on CPU cores (lavapipe, PoCL; the cpu backend):
+                                * invocations share SIMD lanes, so schedules that suit GPUs may not */
     double copy_gbps;          /* measured device-to-device copy bandwidth, 0 until measured */
 } kiln_fingerprint;
 

@@ -53,7 +53,7 @@ static int shape_equal(const kiln_shape *a, const kiln_shape *b) { return memcmp
 static void choose_config(kiln_ops *o, const kiln_kernel *k, const kiln_shape *lookup, kiln_config *c, int *level,
                           char *note, size_t n)
 {
-    kiln_config_default(k, c);
+    kiln_config_default_for(k, &o->dev->fp, c);
     *level = KILN_MATCH_DEFAULT;
     snprintf(note, n, "no database");
     if (!o->db)
@@ -73,7 +73,7 @@ static void choose_config(kiln_ops *o, const kiln_kernel *k, const kiln_shape *l
     if (m.level == KILN_MATCH_DEFAULT)
         return;
     if (kiln_config_from_json(k, m.config_json, c, &e)) {
-        kiln_config_default(k, c);
+        kiln_config_default_for(k, &o->dev->fp, c);
         *level = KILN_MATCH_DEFAULT;
         snprintf(note, n, "stored config unreadable (%s)", e.msg);
     }
@@ -109,7 +109,7 @@ static op_class *find_class(kiln_ops *o, const kiln_kernel *k, const kiln_shape 
     int rc = kiln_variant_build(&c->v, o->dev, k, s, &cfg, 0, o->cache, &e2);
     if (rc == KILN_E_INVALID && c->level != KILN_MATCH_DEFAULT) {
         snprintf(note, sizeof note, "tuned config not valid here (%.200s)", e2.msg);
-        kiln_config_default(k, &cfg);
+        kiln_config_default_for(k, &o->dev->fp, &cfg);
         c->level = KILN_MATCH_DEFAULT;
         rc = kiln_variant_build(&c->v, o->dev, k, s, &cfg, 0, o->cache, e);
     } else if (rc && e) {
@@ -118,7 +118,7 @@ static op_class *find_class(kiln_ops *o, const kiln_kernel *k, const kiln_shape 
     if (rc)
         return NULL;
     kiln_config def;
-    kiln_config_default(k, &def);
+    kiln_config_default_for(k, &o->dev->fp, &def);
     c->is_default = kiln_config_equal(k, &cfg, &def);
     if (o->log) {
         char js[512];
@@ -141,7 +141,7 @@ int kiln_op(kiln_ops *o, const kiln_kernel *k, const kiln_shape *s, const kiln_s
         if (rc == KILN_E_INVALID && !c->is_default) {
             /* the tuned config does not fit this shape: default from now on */
             kiln_config def;
-            kiln_config_default(k, &def);
+            kiln_config_default_for(k, &o->dev->fp, &def);
             c->v.cfg = def;
             c->is_default = 1;
             c->level = KILN_MATCH_DEFAULT;

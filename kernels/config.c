@@ -13,6 +13,13 @@ void kiln_config_default(const kiln_kernel *k, kiln_config *c)
         c->v[i] = k->params[i].def;
 }
 
+void kiln_config_default_for(const kiln_kernel *k, const kiln_fingerprint *fp, kiln_config *c)
+{
+    kiln_config_default(k, c);
+    if (k->device_default)
+        k->device_default(fp, c);
+}
+
 static int param_index(const kiln_kernel *k, const char *name)
 {
     for (int i = 0; i < k->n_params; i++)
@@ -158,7 +165,9 @@ int kiln_config_pick(const kiln_kernel *k, const kiln_shape *s0, const kiln_fing
                      kiln_rng *rng, kiln_config *out, int max)
 {
     int n = 0;
-    kiln_config_default(k, &out[n++]);
+    kiln_config_default_for(k, fp, &out[n]); /* the device's default, and the space's if it differs */
+    kiln_config_default(k, &out[n + 1]);
+    n += kiln_config_equal(k, &out[n], &out[n + 1]) ? 1 : 2;
     n += kiln_config_corners(k, out + n, max - n - n_random);
     char why[128];
     kiln_config c;

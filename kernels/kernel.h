@@ -172,6 +172,10 @@ typedef struct kiln_kernel {
     /* Bytes the kernel must move (for GB/s) and useful flops. */
     double (*bytes)(const kiln_shape *s);
     double (*flops)(const kiln_shape *s);
+    /* Optional: the default schedule on this device, written over the
+     * space's defaults (gemv's row-per-invocation layout on CPU drivers).
+     * NULL: the space's defaults everywhere. */
+    void (*device_default)(const kiln_fingerprint *fp, kiln_config *c);
 } kiln_kernel;
 
 /* Parses "m=4096,k=4096,quant=q4f16_1,group=32" (fields: m k n quant group
@@ -185,6 +189,9 @@ const kiln_kernel *kiln_kernel_find(const char *name);
 
 /* Config helpers (kernels/config.c). */
 void kiln_config_default(const kiln_kernel *k, kiln_config *c);
+/* The default schedule on a device: the baseline tuned speedups are measured
+ * against, and what the engine runs when nothing tuned matches. */
+void kiln_config_default_for(const kiln_kernel *k, const kiln_fingerprint *fp, kiln_config *c);
 int kiln_config_get(const kiln_kernel *k, const kiln_config *c, const char *param, int fallback);
 void kiln_config_set(const kiln_kernel *k, kiln_config *c, const char *param, int value);
 int kiln_config_equal(const kiln_kernel *k, const kiln_config *a, const kiln_config *b);

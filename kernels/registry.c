@@ -101,19 +101,33 @@ void kiln_kernel_source_hash(const kiln_kernel *k, kiln_backend_kind be, char ou
         h = fnv1a(h, &p->def, sizeof p->def);
     }
     kiln_shape s;
-    kiln_config c;
     kiln_plan plan;
     if (be == KILN_CPU) {
         h = fnv1a(h, KILN_VERSION, strlen(KILN_VERSION));
     } else if (k->shapes && k->shapes(KILN_SHAPES_TUNE, &s, 1) == 1) {
-        kiln_config_default(k, &c);
-        if (k->plan(&s, &c, be, &plan, NULL) == 0)
+        /* the sources of the default's plan and of every corner's (a corner
+         * may switch to another source file: gemv's layout, a reduce step),
+         * each file once */
+        kiln_config cfgs[1 + 2 * KILN_MAX_PARAMS];
+        kiln_config_default(k, &cfgs[0]);
+        int n_cfg = 1 + kiln_config_corners(k, cfgs + 1, 2 * KILN_MAX_PARAMS);
+        const char *seen[64];
+        int n_seen = 0;
+        for (int ci = 0; ci < n_cfg; ci++) {
+            if (k->plan(&s, &cfgs[ci], be, &plan, NULL))
+                continue;
             for (int i = 0; i < plan.n_steps; i++) {
                 const char *name = be == KILN_VULKAN ? plan.steps[i].entry : plan.steps[i].source;
-                const char *src = kiln_source_get(name, be);
-                if (src)
+                int dup = 0;
+                for (int j = 0; j < n_seen && !dup; j++)
+                    dup = !strcmp(seen[j], name);
+                const char *src = dup || n_seen == 64 ? NULL : kiln_source_get(name, be);
+                if (src) {
+                    seen[n_seen++] = name;
                     h = fnv1a(h, src, strlen(src));
+                }
             }
+        }
     }
     snprintf(out, 17, "%016llx", (unsigned long long)h);
 }

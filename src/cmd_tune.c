@@ -31,6 +31,8 @@ typedef struct tune_cli {
     int n_kernels;
     const char *shapes[32];
     int n_shapes;
+    const char *configs[32]; /* --config JSON */
+    int n_configs;
     int strategy, budget_trials, json, verbose, in_process;
     double budget_seconds;
     long long resume;
@@ -47,6 +49,8 @@ static void usage(FILE *f)
             "  --model FILE.gguf   tune exactly the shapes this model needs\n"
             "  --strategy S        exhaustive|random|anneal|evolve|model (default model)\n"
             "  --budget N|DUR      N trials per kernel x shape, or a duration for the session (90s, 5m, 1h)\n"
+            "  --config JSON       measure this config right after the default (repeatable; one --kernel),\n"
+            "                      e.g. '{\"layout\":1,\"wg\":32}'; missing keys take the defaults\n"
             "  --patience N        stop a kernel x shape after N trials without a 1%% improvement (default 24)\n"
             "  --seed S            search and input seed\n"
             "  --db PATH           tuning database (default $KILN_DB or ~/.local/share/kiln/kiln.db)\n"
@@ -109,6 +113,7 @@ static int parse(int argc, char **argv, tune_cli *c)
         else if (!strcmp(a, "--kernel")) { NEED(); if (c->n_kernels < 32) c->kernels[c->n_kernels++] = v; }
         else if (!strcmp(a, "--shape")) { NEED(); if (c->n_shapes < 32) c->shapes[c->n_shapes++] = v; }
         else if (!strcmp(a, "--model")) { NEED(); c->model = v; }
+        else if (!strcmp(a, "--config")) { NEED(); if (c->n_configs < 32) c->configs[c->n_configs++] = v; }
         else if (!strcmp(a, "--db")) { NEED(); c->db_path = v; }
         else if (!strcmp(a, "--strategy")) {
             NEED();
@@ -142,6 +147,10 @@ static int parse(int argc, char **argv, tune_cli *c)
             return KILN_EXIT_USAGE;
         }
 #undef NEED
+    }
+    if (c->n_configs && c->n_kernels != 1) {
+        fprintf(stderr, "tune: --config needs exactly one --kernel (configs are per kernel)\n");
+        return KILN_EXIT_USAGE;
     }
     if (!c->device) {
         fprintf(stderr, "tune: --device is required\n");
@@ -314,6 +323,14 @@ int cmd_tune(int argc, char **argv)
         fprintf(stderr, "tune: %s\n", e.msg);
         return kiln_exit_code(rc);
     }
+    kiln_config first[32];
+    for (int i = 0; i < c.n_configs; i++)
+        if ((rc = kiln_config_from_json(jobs[0].k, c.configs[i], &first[i], &e))) {
+            fprintf(stderr, "tune: --config %s: %s\n", c.configs[i], e.msg);
+            return KILN_EXIT_USAGE;
+        }
+    c.opts.first = first;
+    c.opts.n_first = c.n_configs;
 
     /* Identify the device and measure its copy bandwidth once, in this process
      * but before any worker: the workers reopen it. */

@@ -72,8 +72,8 @@ int kiln_tune(const kiln_tune_opts *o, const char *device, double copy_gbps, con
     }
 
     int budget = o->budget_trials;
-    if (budget > kiln_search_pool_size(search))
-        budget = kiln_search_pool_size(search);
+    if (budget > kiln_search_pool_size(search) + o->n_first)
+        budget = kiln_search_pool_size(search) + o->n_first;
     candidate *cands = calloc((size_t)budget + 1, sizeof *cands);
     int n_cands = 0, rc = 0, since_best = 0, trial_no = 0;
     double best = INFINITY, slowest_ok = 0, t0 = kiln_now_s();
@@ -83,10 +83,15 @@ int kiln_tune(const kiln_tune_opts *o, const char *device, double copy_gbps, con
         goto out;
     }
     kiln_config def;
-    kiln_config_default(k, &def);
+    kiln_config_default_for(k, &r->fp, &def);
 
     kiln_config c;
-    while (st.done < budget && kiln_search_next(search, &c)) {
+    int n_first = 0;
+    for (;;) {
+        /* the default (the search's first pick), then the caller's configs, then the strategy */
+        int from_first = st.done > 0 && n_first < o->n_first;
+        if (st.done >= budget || !(from_first ? (c = o->first[n_first++], 1) : kiln_search_next(search, &c)))
+            break;
         if (o->budget_seconds > 0 && kiln_now_s() - t0 > o->budget_seconds)
             break;
         if (o->patience > 0 && since_best >= o->patience) {

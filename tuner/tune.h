@@ -28,6 +28,8 @@ typedef struct kiln_tune_opts {
     int remeasure_rounds;
     kiln_measure_opts measure;
     int in_process;          /* no child process (debugging only) */
+    const kiln_config *first; /* configs measured right after the default, before the */
+    int n_first;              /* strategy's own picks (tune --config); count in the budget */
     int plant_crash_at;      /* tests: trial number (1-based) planted to crash, 0 none */
     int plant_hang_at;       /* tests: trial number planted to hang, 0 none */
 } kiln_tune_opts;

@@ -363,6 +363,7 @@ static void fingerprint(cl_impl *c, cl_platform_id plat, kiln_fingerprint *fp)
     info_str(c, CL_DEVICE_OPENCL_C_VERSION, fp->compiler_version, sizeof fp->compiler_version);
     cl_device_type type = 0;
     c->api.GetDeviceInfo(c->dev, CL_DEVICE_TYPE, sizeof type, &type, NULL);
+    fp->cpu_device = (type & CL_DEVICE_TYPE_CPU) != 0;
     snprintf(fp->arch, sizeof fp->arch, "%s/%.50s",
              type & CL_DEVICE_TYPE_GPU ? "gpu" : type & CL_DEVICE_TYPE_CPU ? "cpu" : "accel", fp->name);
     cl_uint u = 0;

@@ -283,6 +283,7 @@ static void fingerprint(vk_dev *vk, int has_sg_ext, int has_driver_props)
 #endif
 
     if (p->deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU) {
+        fp->cpu_device = 1;
         /* lavapipe/SwiftShader: one worker per CPU by default */
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         fp->compute_units = cpus > 0 ? (uint32_t)cpus : 0;
