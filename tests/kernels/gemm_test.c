@@ -42,6 +42,8 @@ static const char *const extra_configs[] = {
     "{\"rows\":8,\"tokens\":8}", /* cpu only (64 accumulators > 32 on gpus) */
     "{\"rows\":1,\"tokens\":2}",
     "{\"rows\":4,\"tokens\":1}",
+    "{\"layout\":1,\"wg\":32,\"tokens\":8}", /* one invocation per row (gpu backends) */
+    "{\"layout\":1,\"wg\":128,\"tokens\":1}",
 };
 #define N_EXTRA ((int)(sizeof extra_configs / sizeof extra_configs[0]))
 
@@ -121,6 +123,10 @@ static void test_problems(const kiln_kernel *k)
         {"{\"reduce\":1}", &gpu, 1},
         {"{\"wg\":128}", &cpu, 0},
         {"{\"vec\":4}", &cpu, 0},
+        {"{\"layout\":1}", &cpu, 0},                    /* the cpu backend has its own loop */
+        {"{\"layout\":1,\"tokens\":8,\"wg\":256}", &gpu, 1}, /* no shared array in layout 1 */
+        {"{\"layout\":1,\"rows\":2}", &ocl, 0},         /* one row per invocation */
+        {"{\"layout\":1,\"reduce\":1}", &gpu, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         kiln_config c;
@@ -140,6 +146,26 @@ static void test_problems(const kiln_kernel *k)
     CHECK(k->config_valid(&q4k, &c, &gpu, why, sizeof why), "vec 4 with 8 words per group: %s", why);
     q4k.quant = KILN_Q4_0; /* 4 words per group of 32: vec 4 divides */
     CHECK(k->config_valid(&q4k, &c, &gpu, why, sizeof why), "vec 4 with 4 words per group: %s", why);
+
+    /* device defaults: one invocation per row where the driver runs on CPU
+     * cores (gemm: PoCL only; gemv: PoCL and lavapipe), valid there */
+    const kiln_kernel *gv = kiln_kernel_find("gemv_int4");
+    kiln_fingerprint pocl = ocl, lvp = gpu, cpu_b = cpu;
+    pocl.cpu_device = lvp.cpu_device = cpu_b.cpu_device = 1;
+    struct {
+        const kiln_kernel *k;
+        const kiln_fingerprint *fp;
+        int layout;
+    } defs[] = {{k, &pocl, 1}, {k, &lvp, 0}, {k, &gpu, 0}, {k, &cpu_b, 0},
+                {gv, &pocl, 1}, {gv, &lvp, 1}, {gv, &ocl, 0}, {gv, &cpu_b, 0}};
+    for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
+        kiln_config_default_for(defs[i].k, defs[i].fp, &c);
+        int layout = kiln_config_get(defs[i].k, &c, "layout", -1);
+        CHECK(layout == defs[i].layout, "%s default on %s (cpu_device %u): layout %d, want %d", defs[i].k->name,
+              kiln_backend_name(defs[i].fp->backend), defs[i].fp->cpu_device, layout, defs[i].layout);
+        CHECK(defs[i].k->config_valid(&s, &c, defs[i].fp, why, sizeof why), "%s device default invalid on %s: %s",
+              defs[i].k->name, kiln_backend_name(defs[i].fp->backend), why);
+    }
 
     /* reference vs gemv_int4's, token by token; inputs never all zero */
     int n = test_shapes(k, shapes);
