@@ -643,8 +643,8 @@ static int get_int(const kiln_gguf *g, const char *key, int64_t lo, uint64_t hi,
 
 int kiln_gguf_get_u32(const kiln_gguf *g, const char *key, uint32_t *out, kiln_err *e)
 {
-    int neg;
-    uint64_t m;
+    int neg = 0;
+    uint64_t m = 0; /* set when get_int returns 0 (gcc -O3 cannot see it) */
     int rc = get_int(g, key, 0, UINT32_MAX, "u32", &neg, &m, e);
     if (!rc)
         *out = (uint32_t)m;
@@ -653,8 +653,8 @@ int kiln_gguf_get_u32(const kiln_gguf *g, const char *key, uint32_t *out, kiln_e
 
 int kiln_gguf_get_i32(const kiln_gguf *g, const char *key, int32_t *out, kiln_err *e)
 {
-    int neg;
-    uint64_t m;
+    int neg = 0;
+    uint64_t m = 0; /* set when get_int returns 0 (gcc -O3 cannot see it) */
     int rc = get_int(g, key, INT32_MIN, INT32_MAX, "i32", &neg, &m, e);
     if (!rc)
         *out = neg ? (int32_t)(-(int64_t)m) : (int32_t)m;
@@ -663,8 +663,8 @@ int kiln_gguf_get_i32(const kiln_gguf *g, const char *key, int32_t *out, kiln_er
 
 int kiln_gguf_get_u64(const kiln_gguf *g, const char *key, uint64_t *out, kiln_err *e)
 {
-    int neg;
-    uint64_t m;
+    int neg = 0;
+    uint64_t m = 0; /* set when get_int returns 0 (gcc -O3 cannot see it) */
     int rc = get_int(g, key, 0, UINT64_MAX, "u64", &neg, &m, e);
     if (!rc)
         *out = m;
