@@ -189,8 +189,9 @@ void kiln_device_close(kiln_device *d);
 int kiln_device_select(const char *spec, kiln_device **out, kiln_err *e);
 
 /* Measures device-to-device copy bandwidth (GB/s, counting read+write bytes)
- * with the device timer: warm-up, several sizes above the LLC, median of
- * repeats. Stores it in d->fp.copy_gbps and returns it via *gbps. */
+ * with the device timer: buffer pairs holding twice the LLC in all (split
+ * where one buffer cannot be that large), warm-up, median of 9 passes.
+ * Stores it in d->fp.copy_gbps and returns it via *gbps. */
 int kiln_measure_copy_bandwidth(kiln_device *d, double *gbps, kiln_err *e);
 
 /* Convenience wrappers that keep call sites short. */

@@ -53,8 +53,8 @@ int kiln_rotation_count(const kiln_fingerprint *fp, double problem_bytes)
     if (problem_bytes <= 0)
         return 1;
     int n = (int)ceil(2.0 * llc / problem_bytes) + 1;
-    if (n > 16)
-        n = 16;
+    if (n > KILN_ROTATION_MAX)
+        n = KILN_ROTATION_MAX;
     /* stay well inside device memory */
     double mem = fp->memory_bytes ? (double)fp->memory_bytes : 4e9;
     while (n > 1 && n * problem_bytes > mem / 4)

@@ -30,10 +30,14 @@ typedef struct kiln_measurement {
 void kiln_measure_defaults(kiln_measure_opts *o);
 
 /* Buffer copies for rotation: enough that copies x bytes > 2 x LLC, at most
- * 16. Problems from LLC/8 up (gemv/gemm weights, KV caches of real contexts)
- * are therefore timed from memory. Smaller ones (one RMSNorm row, a rope of
- * one token) stay partly cache-resident: in a decode step their inputs were
- * just written by the previous kernel, so a warm cache is what they meet. */
+ * KILN_ROTATION_MAX and a quarter of device memory. Problems from LLC/64 up
+ * (gemv/gemm weights, KV caches of real contexts) are therefore timed from
+ * memory, also on hosts with a 300 MiB L3 (with 16 copies a 4096x4096 int4
+ * matrix, 9.4 MB, stayed in such an L3). Smaller ones (one RMSNorm row, a
+ * rope of one token) stay partly cache-resident: in a decode step their
+ * inputs were just written by the previous kernel, so a warm cache is what
+ * they meet. */
+#define KILN_ROTATION_MAX 128
 int kiln_rotation_count(const kiln_fingerprint *fp, double problem_bytes);
 
 int kiln_measure_variant(kiln_variant *v, kiln_problem_dev *copies, int n_copies, const kiln_measure_opts *o,

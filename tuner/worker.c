@@ -25,7 +25,7 @@ const char *kiln_trial_status_name(int s) { return s >= 0 && s < KILN_TRIAL_STAT
 typedef struct session {
     kiln_device *dev;
     kiln_problem prob;
-    kiln_problem_dev copies[16];
+    kiln_problem_dev copies[KILN_ROTATION_MAX];
     int n_copies;
     kiln_progcache *cache;
 } session;

@@ -6,8 +6,13 @@
  *    winner.
  * 2. Every strategy, on cpu and on every other available backend, finishes
  *    a short session with a verified winner and never proposes a config twice.
- * 3. Search alone: exhaustive covers the pool exactly once. */
+ * 3. Search alone: exhaustive covers the pool exactly once.
+ * 4. Rotation: the buffer copies a measurement cycles through exceed twice
+ *    the LLC for weight-sized problems, also with a 300 MiB L3, within a
+ *    quarter of device memory. */
 #include <math.h>
+
+#include "tuner/measure.h"
 
 #include "tests/test.h"
 #include "tuner/tune.h"
@@ -129,8 +134,31 @@ static void test_exhaustive_covers_pool(const kiln_kernel *k)
     kiln_search_free(se);
 }
 
+static void test_rotation(void)
+{
+    const double mib = 1024.0 * 1024.0;
+    kiln_fingerprint fp = {.backend = KILN_CPU, .llc_bytes = (uint64_t)(300 * mib), .memory_bytes = 24ull << 30};
+    /* 4096x4096 q4f16_1 gemv (~9.4 MB), 11008x4096 (~25 MB): timed from memory */
+    const double sizes[] = {9.4e6, 25.2e6, 64 * mib, 700 * mib};
+    for (int i = 0; i < 4; i++) {
+        int n = kiln_rotation_count(&fp, sizes[i]);
+        CHECK(n >= 1 && n <= KILN_ROTATION_MAX, "%.0f bytes: %d copies", sizes[i], n);
+        CHECK(n * sizes[i] > 2.0 * (double)fp.llc_bytes, "%.0f bytes x %d copies <= 2 x LLC (300 MiB)", sizes[i], n);
+    }
+    /* a small device memory caps the copies at a quarter of it */
+    kiln_fingerprint small = fp;
+    small.memory_bytes = 2ull << 30;
+    int n = kiln_rotation_count(&small, 9.4e6);
+    CHECK(n * 9.4e6 <= (double)small.memory_bytes / 4 && n > 16, "2 GiB device: %d copies of 9.4 MB", n);
+    /* one RMSNorm row: cache-resident by design, count still bounded */
+    CHECK(kiln_rotation_count(&fp, 16384) == KILN_ROTATION_MAX, "16 KiB problem: %d copies",
+          kiln_rotation_count(&fp, 16384));
+    CHECK(kiln_rotation_count(&fp, 0) == 1, "empty problem");
+}
+
 int main(void)
 {
+    test_rotation();
     const kiln_kernel *k = kiln_kernel_find("gemv_int4");
     if (!k || !k->shapes)
         KILN_SKIP("gemv_int4 not implemented");
