@@ -58,6 +58,8 @@ typedef struct kiln_fingerprint {
     uint64_t local_mem_bytes;  /* shared / local memory per workgroup */
     uint32_t max_workgroup;    /* max threads per workgroup */
     uint64_t memory_bytes;     /* global memory */
+    uint64_t max_buffer_bytes; /* largest buffer one allocation may hold (Vulkan: maxStorageBufferRange and
+                                * maxMemoryAllocationSize, OpenCL: CL_DEVICE_MAX_MEM_ALLOC_SIZE); 0: no limit */
     uint64_t llc_bytes;        /* last-level cache size if known (for buffer rotation) */
     uint32_t offset_align;     /* byte offsets of buffer arguments (kiln_arg.off) must be multiples of this */
     uint32_t cpu_device;       /* the driver runs kernels on CPU cores (lavapipe, PoCL; the cpu backend):

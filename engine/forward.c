@@ -134,7 +134,28 @@ static int rmsnorm(kiln_engine *en, const kset *ks, int op, int T, kiln_buffer *
 static int matmul(kiln_engine *en, const kset *ks, const kiln_dmat *w, kiln_buffer *x, size_t xoff, kiln_buffer *y,
                   size_t yoff, int T, kiln_err *e)
 {
-    kiln_buffer *slots[5] = {w->qs, w->scales, w->mins, x, y};
+    if (w->n_parts > 1) {
+        /* a matrix in several buffers (the LM head of a large vocabulary on a
+         * device with small buffers): one gemv per part and token, each part
+         * writing its rows of y[t] at an aligned offset. Configs are looked up
+         * at the whole matrix's shape. */
+        kiln_shape full = {.m = w->rows, .k = w->cols, .quant = w->quant, .group = w->group ? w->group : 0};
+        for (int t = 0; t < T; t++)
+            for (int i = 0; i < w->n_parts; i++) {
+                const kiln_dmat_part *p = &w->part[i];
+                kiln_buffer *slots[5] = {p->qs, p->scales, p->mins, x, y};
+                size_t offs[5] = {0, 0, 0, xoff + (size_t)t * (size_t)w->cols * 4,
+                                  yoff + ((size_t)t * (size_t)w->rows + (size_t)p->row0) * 4};
+                kiln_shape s = full;
+                s.m = p->rows;
+                int rc = kiln_op(en->ops, ks->gemv, &s, &full, slots, offs, e);
+                if (rc)
+                    return kiln_err_wrap(e, "rows %lld..%lld (part %d of %d)", (long long)p->row0,
+                                         (long long)(p->row0 + p->rows), i + 1, w->n_parts);
+            }
+        return 0;
+    }
+    kiln_buffer *slots[5] = {w->part[0].qs, w->part[0].scales, w->part[0].mins, x, y};
     size_t offs[5] = {0, 0, 0, xoff, yoff};
     kiln_shape s = {.m = w->rows, .k = w->cols, .quant = w->quant, .group = w->group ? w->group : 0};
     if (T == 1)
@@ -203,6 +224,22 @@ static int attention(kiln_engine *en, const kset *ks, int layer, kiln_kv_seq *se
     return 0;
 }
 
+/* The rows of an embedding table held in parts: dequantized on the host from
+ * the same converted matrix the device holds, written as x[T][n_embd]. */
+static int embed_on_host(kiln_engine *en, const int32_t *tokens, int T, kiln_err *e)
+{
+    const kiln_model *m = en->m;
+    size_t n = (size_t)m->cfg.n_embd;
+    float *rows = malloc(sizeof *rows * n * (size_t)T);
+    if (!rows)
+        return kiln_fail(e, KILN_E_NOMEM, "embedding rows for %d tokens: out of memory", T);
+    for (int t = 0; t < T; t++)
+        kiln_dequantize_row(&m->embd_host, tokens[t], rows + (size_t)t * n);
+    int rc = kiln_write(en->dev, en->x, 0, rows, sizeof *rows * n * (size_t)T, e);
+    free(rows);
+    return rc;
+}
+
 static int chunk(kiln_engine *en, const kset *ks, kiln_kv_seq *seq, const int32_t *tokens, int T, kiln_err *e)
 {
     kiln_model *m = en->m;
@@ -216,12 +253,18 @@ static int chunk(kiln_engine *en, const kset *ks, kiln_kv_seq *seq, const int32_
         (rc = kiln_write(en->dev, en->pos, 0, pos, (size_t)T * 4, e)))
         return rc;
 
-    kiln_shape es = {.m = T, .k = c->n_embd, .n = m->embd.rows, .quant = m->embd.quant, .group = m->embd.group};
-    kiln_buffer *eslots[5] = {m->embd.qs, m->embd.scales, m->embd.mins, en->ids, en->x};
-    kiln_shape elook = es;
-    elook.m = token_class(T);
-    if ((rc = kiln_op(en->ops, ks->embed, &es, &elook, eslots, NULL, e)) ||
-        (rc = rmsnorm(en, ks, 0, T, m->layers[0].attn_norm, NULL, e)))
+    if (m->embd_on_host) {
+        if ((rc = embed_on_host(en, tokens, T, e)))
+            return rc;
+    } else {
+        kiln_shape es = {.m = T, .k = c->n_embd, .n = m->embd.rows, .quant = m->embd.quant, .group = m->embd.group};
+        kiln_buffer *eslots[5] = {m->embd.part[0].qs, m->embd.part[0].scales, m->embd.part[0].mins, en->ids, en->x};
+        kiln_shape elook = es;
+        elook.m = token_class(T);
+        if ((rc = kiln_op(en->ops, ks->embed, &es, &elook, eslots, NULL, e)))
+            return rc;
+    }
+    if ((rc = rmsnorm(en, ks, 0, T, m->layers[0].attn_norm, NULL, e)))
         return rc;
     for (int l = 0; l < c->n_layer; l++) {
         kiln_layer *L = &m->layers[l];

@@ -34,14 +34,16 @@ static int load_vec(kiln_model *m, const char *name, kiln_buffer **out, kiln_err
     return rc;
 }
 
-static int load_mat(kiln_model *m, const char *name, kiln_dmat *d, FILE *notes, kiln_err *e)
+static int load_mat(kiln_model *m, const char *name, kiln_dmat *d, const kiln_model_opts *o, kiln_qmatrix *keep,
+                    kiln_err *e)
 {
     const kiln_gguf_tensor *t = need(m->gguf, name, e);
     if (!t)
         return KILN_E_FORMAT;
-    int rc = kiln_dmat_load(m->dev, m->gguf, t, d, e);
+    int rc = kiln_dmat_load(m->dev, m->gguf, t, o->max_part_bytes, d, keep, e);
     if (rc)
         return rc;
+    FILE *notes = o->notes;
     m->weight_bytes += d->bytes;
     if (d->conv_err > 0) {
         m->n_lossy++;
@@ -94,13 +96,17 @@ int kiln_model_load(kiln_model *m, kiln_device *d, const char *path, const kiln_
         rc = kiln_fail(e, KILN_E_NOMEM, "out of memory");
         goto fail;
     }
-    if ((rc = load_mat(m, "token_embd.weight", &m->embd, o->notes, e)) ||
+    if ((rc = load_mat(m, "token_embd.weight", &m->embd, o, &m->embd_host, e)) ||
         (rc = load_vec(m, "output_norm.weight", &m->out_norm, e)))
         goto fail;
+    /* one embedding buffer: gathered on the device; in parts: on the host */
+    m->embd_on_host = m->embd.n_parts > 1;
+    if (!m->embd_on_host)
+        kiln_qmatrix_free(&m->embd_host);
     if (m->cfg.tied_output) {
         m->output = m->embd;
     } else {
-        if ((rc = load_mat(m, "output.weight", &m->output, o->notes, e)))
+        if ((rc = load_mat(m, "output.weight", &m->output, o, NULL, e)))
             goto fail;
         m->output_owned = 1;
     }
@@ -109,7 +115,7 @@ int kiln_model_load(kiln_model *m, kiln_device *d, const char *path, const kiln_
         char name[96];
 #define MAT(field, tname)                                                                                            \
     snprintf(name, sizeof name, "blk.%d." tname ".weight", l);                                                       \
-    if ((rc = load_mat(m, name, &L->field, o->notes, e)))                                                            \
+    if ((rc = load_mat(m, name, &L->field, o, NULL, e)))                                                                \
         goto fail;
 #define VEC(field, tname)                                                                                            \
     snprintf(name, sizeof name, "blk.%d." tname ".weight", l);                                                       \
@@ -156,6 +162,7 @@ void kiln_model_free(kiln_model *m)
     if (m->output_owned)
         kiln_dmat_free(m->dev, &m->output);
     kiln_dmat_free(m->dev, &m->embd);
+    kiln_qmatrix_free(&m->embd_host);
     kiln_free(m->dev, m->out_norm);
     kiln_tokenizer_free(m->tok);
     kiln_gguf_close(m->gguf);

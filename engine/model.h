@@ -30,6 +30,8 @@ typedef struct kiln_model {
     kiln_chat_kind chat;       /* from tokenizer.chat_template (ChatML if absent) */
     kiln_layer *layers;
     kiln_dmat embd;            /* token_embd: [n_vocab] rows of n_embd */
+    kiln_qmatrix embd_host;    /* its host copy when it is split into parts (embd.n_parts > 1): */
+    int embd_on_host;          /* tokens are then gathered on the host, one row each */
     kiln_dmat output;          /* LM head; a view of embd when tied (output_owned 0) */
     int output_owned;
     kiln_buffer *out_norm;
@@ -41,6 +43,7 @@ typedef struct kiln_model {
 typedef struct kiln_model_opts {
     FILE *progress;            /* a progress line while loading (NULL: quiet) */
     FILE *notes;               /* one line per lossy conversion (NULL: quiet) */
+    uint64_t max_part_bytes;   /* split matrices into buffers of at most this (0: the device's limit) */
 } kiln_model_opts;
 
 int kiln_model_load(kiln_model *m, kiln_device *d, const char *path, const kiln_model_opts *o, kiln_err *e);

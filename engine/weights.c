@@ -109,7 +109,20 @@ int kiln_qmatrix_from_gguf(const kiln_gguf *g, const kiln_gguf_tensor *t, kiln_q
     return 0;
 }
 
-int kiln_dmat_upload(kiln_device *d, const kiln_qmatrix *q, kiln_dmat *m, kiln_err *e)
+/* Rows per part: as many KILN_DMAT_ROW_ALIGN-row blocks as fit in one buffer. */
+static int64_t rows_per_part(const kiln_qmatrix *q, uint64_t max_bytes)
+{
+    if (!max_bytes)
+        return q->rows;
+    uint64_t row_bytes = (uint64_t)q->words_per_row * 4;
+    uint64_t srow = (uint64_t)q->groups_per_row * 2;
+    if (srow > row_bytes)
+        row_bytes = srow;
+    int64_t rows = (int64_t)(max_bytes / row_bytes) / KILN_DMAT_ROW_ALIGN * KILN_DMAT_ROW_ALIGN;
+    return rows < q->rows ? rows : q->rows;
+}
+
+int kiln_dmat_upload(kiln_device *d, const kiln_qmatrix *q, uint64_t max_part_bytes, kiln_dmat *m, kiln_err *e)
 {
     memset(m, 0, sizeof *m);
     m->quant = q->quant;
@@ -118,24 +131,46 @@ int kiln_dmat_upload(kiln_device *d, const kiln_qmatrix *q, kiln_dmat *m, kiln_e
     m->cols = q->cols;
     m->words_per_row = q->words_per_row;
     m->groups_per_row = q->groups_per_row;
-    size_t qb = kiln_qmatrix_qs_bytes(q), sb = kiln_qmatrix_scale_bytes(q);
-    size_t sbytes = q->scales ? sb : 4, mbytes = q->mins ? sb : 4;
-    if (!(m->qs = kiln_alloc(d, qb, e)) || !(m->scales = kiln_alloc(d, sbytes, e)) ||
-        !(m->mins = kiln_alloc(d, mbytes, e)))
-        goto fail;
+    uint64_t limit = max_part_bytes ? max_part_bytes : d->fp.max_buffer_bytes;
+    if (max_part_bytes && d->fp.max_buffer_bytes && d->fp.max_buffer_bytes < limit)
+        limit = d->fp.max_buffer_bytes;
+    int64_t per = rows_per_part(q, limit);
+    if (per < 1)
+        return kiln_fail(e, KILN_E_INVALID,
+                         "%lld x %lld %s matrix: not even %d rows fit in one buffer of %llu bytes", (long long)q->rows, (long long)q->cols, kiln_quant_name(q->quant),
+                         KILN_DMAT_ROW_ALIGN, (unsigned long long)limit);
+    int64_t n_parts = (q->rows + per - 1) / per;
+    if (n_parts > KILN_DMAT_MAX_PARTS)
+        return kiln_fail(e, KILN_E_INVALID, "%lld x %lld %s matrix needs %lld buffers of %llu bytes (max %d)",
+                         (long long)q->rows, (long long)q->cols, kiln_quant_name(q->quant),
+                         (long long)n_parts, (unsigned long long)limit, KILN_DMAT_MAX_PARTS);
     static const uint32_t dummy = 0;
-    if (kiln_write(d, m->qs, 0, q->qs, qb, e) ||
-        kiln_write(d, m->scales, 0, q->scales ? (const void *)q->scales : &dummy, sbytes, e) ||
-        kiln_write(d, m->mins, 0, q->mins ? (const void *)q->mins : &dummy, mbytes, e))
-        goto fail;
-    m->bytes = qb + sbytes + mbytes;
+    size_t wrow = (size_t)q->words_per_row * 4, srow = (size_t)q->groups_per_row * 2;
+    for (int64_t r0 = 0; r0 < q->rows; r0 += per) {
+        kiln_dmat_part *p = &m->part[m->n_parts++];
+        p->row0 = r0;
+        p->rows = q->rows - r0 < per ? q->rows - r0 : per;
+        size_t qb = wrow * (size_t)p->rows, sb = srow * (size_t)p->rows;
+        size_t sbytes = q->scales ? sb : 4, mbytes = q->mins ? sb : 4;
+        if (!(p->qs = kiln_alloc(d, qb, e)) || !(p->scales = kiln_alloc(d, sbytes, e)) ||
+            !(p->mins = kiln_alloc(d, mbytes, e)))
+            goto fail;
+        const uint8_t *qs = (const uint8_t *)q->qs + wrow * (size_t)r0;
+        const void *sc = q->scales ? (const void *)((const uint8_t *)q->scales + srow * (size_t)r0) : &dummy;
+        const void *mn = q->mins ? (const void *)((const uint8_t *)q->mins + srow * (size_t)r0) : &dummy;
+        if (kiln_write(d, p->qs, 0, qs, qb, e) || kiln_write(d, p->scales, 0, sc, sbytes, e) ||
+            kiln_write(d, p->mins, 0, mn, mbytes, e))
+            goto fail;
+        m->bytes += qb + sbytes + mbytes;
+    }
     return 0;
 fail:
     kiln_dmat_free(d, m);
     return e ? e->code : KILN_E_DEVICE;
 }
 
-int kiln_dmat_load(kiln_device *d, const kiln_gguf *g, const kiln_gguf_tensor *t, kiln_dmat *m, kiln_err *e)
+int kiln_dmat_load(kiln_device *d, const kiln_gguf *g, const kiln_gguf_tensor *t, uint64_t max_part_bytes,
+                   kiln_dmat *m, kiln_qmatrix *keep, kiln_err *e)
 {
     kiln_qmatrix q;
     double err;
@@ -143,8 +178,11 @@ int kiln_dmat_load(kiln_device *d, const kiln_gguf *g, const kiln_gguf_tensor *t
     int rc = kiln_qmatrix_from_gguf(g, t, &q, &err, note, sizeof note, e);
     if (rc)
         return rc;
-    rc = kiln_dmat_upload(d, &q, m, e);
-    kiln_qmatrix_free(&q);
+    rc = kiln_dmat_upload(d, &q, max_part_bytes, m, e);
+    if (rc || !keep)
+        kiln_qmatrix_free(&q);
+    else
+        *keep = q;
     if (rc)
         return kiln_err_wrap(e, "%s: uploading tensor '%s' to %s", kiln_gguf_path(g), t->name, d->fp.name);
     m->conv_err = err;
@@ -154,10 +192,14 @@ int kiln_dmat_load(kiln_device *d, const kiln_gguf *g, const kiln_gguf_tensor *t
 
 void kiln_dmat_free(kiln_device *d, kiln_dmat *m)
 {
-    kiln_free(d, m->qs);
-    kiln_free(d, m->scales);
-    kiln_free(d, m->mins);
-    m->qs = m->scales = m->mins = NULL;
+    for (int i = 0; i < m->n_parts; i++) {
+        kiln_dmat_part *p = &m->part[i];
+        kiln_free(d, p->qs);
+        kiln_free(d, p->scales);
+        kiln_free(d, p->mins);
+        p->qs = p->scales = p->mins = NULL;
+    }
+    m->n_parts = 0;
 }
 
 int kiln_vector_from_gguf(const kiln_gguf *g, const kiln_gguf_tensor *t, float *out, int64_t n, kiln_err *e)

@@ -13,20 +13,38 @@
 #include "engine/gguf.h"
 #include "kernels/quant.h"
 
+/* Rows [row0, row0 + rows) of a matrix, in buffers of their own. A matrix
+ * larger than one device buffer may be (Vulkan's maxStorageBufferRange is
+ * 128 MiB on lavapipe and many phones; a 128k-vocabulary embedding in q8_0 is
+ * 260 MiB at n_embd 2048) is held as several such parts, each a whole number
+ * of KILN_DMAT_ROW_ALIGN rows so that the part's outputs start at an aligned
+ * byte offset of y. */
+#define KILN_DMAT_MAX_PARTS 32
+#define KILN_DMAT_ROW_ALIGN 64
+typedef struct kiln_dmat_part {
+    int64_t row0, rows;
+    kiln_buffer *qs, *scales, *mins; /* scales/mins: 4-byte dummies where the format has none */
+} kiln_dmat_part;
+
 typedef struct kiln_dmat {
     int quant, group;          /* Kiln format of the device copy */
     int64_t rows, cols;        /* out x in */
     int64_t words_per_row, groups_per_row;
-    kiln_buffer *qs, *scales, *mins; /* scales/mins: 4-byte dummies where the format has none */
+    int n_parts;               /* 1 unless the matrix exceeds the device's largest buffer */
+    kiln_dmat_part part[KILN_DMAT_MAX_PARTS];
     size_t bytes;              /* device bytes */
     double conv_err;           /* normalized error of a lossy conversion (0: lossless) */
     char note[160];            /* what was done: "Q4_1 repacked", "Q6_K -> q8_0 (err 2.1e-3)" */
 } kiln_dmat;
 
-/* Loads tensor t (dims [cols, rows]) onto d. Errors name the file and tensor. */
-int kiln_dmat_load(kiln_device *d, const kiln_gguf *g, const kiln_gguf_tensor *t, kiln_dmat *m, kiln_err *e);
-/* Uploads a host matrix (tests, synthetic weights). */
-int kiln_dmat_upload(kiln_device *d, const kiln_qmatrix *q, kiln_dmat *m, kiln_err *e);
+/* Loads tensor t (dims [cols, rows]) onto d. Errors name the file and tensor.
+ * max_part_bytes: the largest buffer a part may use (0: the device's limit,
+ * d->fp.max_buffer_bytes; tests pass small values to force parts). keep: if
+ * not NULL, receives the converted host matrix (the caller frees it). */
+int kiln_dmat_load(kiln_device *d, const kiln_gguf *g, const kiln_gguf_tensor *t, uint64_t max_part_bytes,
+                   kiln_dmat *m, kiln_qmatrix *keep, kiln_err *e);
+/* Uploads a host matrix (tests, synthetic weights), in parts where needed. */
+int kiln_dmat_upload(kiln_device *d, const kiln_qmatrix *q, uint64_t max_part_bytes, kiln_dmat *m, kiln_err *e);
 void kiln_dmat_free(kiln_device *d, kiln_dmat *m);
 
 /* Host copy of the matrix the device holds (for reference forwards in tests):

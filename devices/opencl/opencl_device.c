@@ -379,6 +379,8 @@ static void fingerprint(cl_impl *c, cl_platform_id plat, kiln_fingerprint *fp)
         fp->max_workgroup = (uint32_t)sz;
     if (c->api.GetDeviceInfo(c->dev, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof ul, &ul, NULL) == CL_SUCCESS)
         fp->memory_bytes = ul;
+    if (c->api.GetDeviceInfo(c->dev, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof ul, &ul, NULL) == CL_SUCCESS)
+        fp->max_buffer_bytes = ul;
     if (c->api.GetDeviceInfo(c->dev, CL_DEVICE_GLOBAL_MEM_CACHE_SIZE, sizeof ul, &ul, NULL) == CL_SUCCESS)
         fp->llc_bytes = ul;
     if (c->api.GetDeviceInfo(c->dev, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof u, &u, NULL) == CL_SUCCESS)

@@ -317,6 +317,9 @@ static void fingerprint(vk_dev *vk, int has_sg_ext, int has_driver_props)
             best = h->size;
     }
     fp->memory_bytes = best ? best : any;
+    fp->max_buffer_bytes = vk->limits.maxStorageBufferRange;
+    if (vk->max_alloc && vk->max_alloc < fp->max_buffer_bytes)
+        fp->max_buffer_bytes = vk->max_alloc;
 }
 
 /* ---- open / destroy ------------------------------------------------------- */

@@ -8,7 +8,11 @@
  *     a wrong row, page or position moves logits by O(1) of their rms);
  *   - the sequence's page table is not the identity (another sequence holds
  *     a page in between), pages of 16 tokens, so paging is exercised;
- *   - a full KV cache gives KILN_E_FULL and leaves the sequence usable. */
+ *   - a full KV cache gives KILN_E_FULL and leaves the sequence usable;
+ *   - the Q4_0 model again with matrices split into 5 KiB buffers (what a
+ *     device with a small maxStorageBufferRange gets for a large vocabulary):
+ *     the Q8_0 embedding in 8 parts gathered on the host, the LM head in 4
+ *     and the FFN up/gate in 2 (per-token gemv in prefill), same budget. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +48,7 @@ static int argmax(const float *v, int n)
     return b;
 }
 
-static void run_device(const char *spec, const char *path, const char *label)
+static void run_device(const char *spec, const char *path, const char *label, uint64_t max_part_bytes)
 {
     kiln_err e = {0};
     kiln_device *d;
@@ -53,11 +57,17 @@ static void run_device(const char *spec, const char *path, const char *label)
         return;
     }
     kiln_model m;
-    if (kiln_model_load(&m, d, path, NULL, &e)) {
+    kiln_model_opts mo = {.max_part_bytes = max_part_bytes};
+    if (kiln_model_load(&m, d, path, &mo, &e)) {
         CHECK(0, "%s: load %s: %s", spec, path, e.msg);
         kiln_device_close(d);
         return;
     }
+    if (max_part_bytes)
+        CHECK(m.embd.n_parts == 8 && m.embd_on_host && m.output.n_parts == 4 && m.layers[0].w_gate.n_parts == 2 &&
+                  m.layers[0].wq.n_parts == 1,
+              "%s %s: parts: embd %d (host %d), output %d, ffn_gate %d, wq %d", spec, label, m.embd.n_parts,
+              m.embd_on_host, m.output.n_parts, m.layers[0].w_gate.n_parts, m.layers[0].wq.n_parts);
     kiln_engine en;
     kiln_engine_opts eo = {.ctx = 256, .page_size = 16, .chunk = 8};
     if (kiln_engine_init(&en, &m, &eo, &e)) {
@@ -159,7 +169,8 @@ int main(void)
             continue;
         }
         for (int q = 0; q < 3; q++)
-            run_device(backends[b], paths[q], quants[q].label);
+            run_device(backends[b], paths[q], quants[q].label, 0);
+        run_device(backends[b], paths[0], "q4_0 in 5 KiB parts", 5120);
         ran++;
     }
     for (int q = 0; q < 3; q++)
