@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "kiln_config.h"
+#include "util/git_commit.h"
 #include "util/rng.h"
 
 /* ---- sets ---------------------------------------------------------------- */
@@ -106,7 +107,7 @@ int kiln_bench_begin(kiln_bench_writer *w, kiln_db *db, const kiln_fingerprint *
     kiln_db_bench_run r = {.device_id = w->device_id};
     snprintf(r.kind, sizeof r.kind, "%s", kind);
     snprintf(r.subject, sizeof r.subject, "%s", subject ? subject : "");
-    snprintf(r.git_commit, sizeof r.git_commit, "%s", KILN_GIT_COMMIT);
+    snprintf(r.git_commit, sizeof r.git_commit, "%s", kiln_git_commit);
     const char *ref = getenv("KILN_GIT_REF");
     snprintf(r.git_ref, sizeof r.git_ref, "%s", ref ? ref : "");
     snprintf(r.build_options, sizeof r.build_options, "%s", kiln_bench_build_options());

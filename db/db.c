@@ -9,6 +9,7 @@
 
 #include "db/db_internal.h"
 #include "kiln_config.h"
+#include "util/git_commit.h"
 #include "util/rng.h"
 
 /* Migration n brings a database from version n to n + 1. */
@@ -290,7 +291,7 @@ int kiln_db_session_begin(kiln_db *db, int64_t device_id, const char *strategy, 
     sqlite3_bind_int64(st, 3, device_id);
     sqlite3_bind_text(st, 4, strategy, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 5, budget, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 6, KILN_GIT_COMMIT, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, kiln_git_commit, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 7, host, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 8, args, -1, SQLITE_TRANSIENT);
     int rc = step_done(db, st, "starting a session", e);

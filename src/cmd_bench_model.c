@@ -16,6 +16,7 @@
 
 #include "bench/bench_format.h"
 #include "kiln_config.h"
+#include "util/git_commit.h"
 #include "bench/bench_store.h"
 #include "src/commands.h"
 #include "src/engine_cli.h"
@@ -59,7 +60,7 @@ static int add(kiln_bench_writer *w, kiln_bench_set *out, const char *dev, const
 {
     kiln_bench_result r = {.higher_is_better = hib, .value = value, .mean = mean, .spread = spread, .n = n,
                            .run_id = w ? w->run_id : 0};
-    snprintf(r.git_commit, sizeof r.git_commit, "%s", KILN_GIT_COMMIT);
+    snprintf(r.git_commit, sizeof r.git_commit, "%s", kiln_git_commit);
     snprintf(r.device, sizeof r.device, "%s", dev);
     snprintf(r.subject, sizeof r.subject, "%s", subject);
     snprintf(r.metric, sizeof r.metric, "%s", metric);

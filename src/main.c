@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "kiln_config.h"
+#include "util/git_commit.h"
 #include "src/commands.h"
 #include "util/err.h"
 
@@ -30,7 +31,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "kiln %s (%s) - kernel autotuning and benchmarking for quantized Llama models\n\n"
                "usage: kiln <command> [options]   (kiln <command> --help for details)\n\n",
-            KILN_VERSION, KILN_GIT_COMMIT);
+            KILN_VERSION, kiln_git_commit);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "\nexit codes: 0 ok, 1 failed (wrong kernel, regression, ...), 2 usage, 3 unavailable\n");
@@ -58,7 +59,7 @@ int main(int argc, char **argv)
         return argc < 2 ? KILN_EXIT_USAGE : KILN_EXIT_OK;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        printf("kiln %s (%s)\n", KILN_VERSION, KILN_GIT_COMMIT);
+        printf("kiln %s (%s)\n", KILN_VERSION, kiln_git_commit);
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
