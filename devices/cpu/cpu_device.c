@@ -1,11 +1,15 @@
 /* devices/cpu/cpu_device.c - the CPU backend: host memory, a persistent
  * worker pool, kernels as C functions (kiln_cpu_fn), monotonic-clock timing.
  *
- * A launch splits the flattened grid into contiguous chunks, one per worker
- * (the calling thread takes the first), and returns when all are done, so
- * launches are synchronous and finish() has nothing to wait for. The pool
- * belongs to the device; two CPU devices have two pools. */
+ * A launch cuts the flattened grid into chunks, about four per thread, that
+ * the workers and the calling thread claim from a shared counter until none
+ * are left, and returns when all are done, so launches are synchronous and
+ * finish() has nothing to wait for. Claiming (rather than a fixed share per
+ * thread) matters on shared cores: a thread slowed by a neighbour takes
+ * fewer chunks instead of holding the whole launch up. The pool belongs to
+ * the device; two CPU devices have two pools. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +38,8 @@ struct kiln_program {
 typedef struct job {
     const kiln_program *p;
     kiln_cpu_launch l;
-    uint32_t n_wg, n_parts;
+    uint32_t n_wg, n_parts, chunk; /* workgroups per claim */
+    _Atomic uint64_t *next;        /* first unclaimed workgroup */
 } job;
 
 typedef struct cpu_impl {
@@ -46,16 +51,20 @@ typedef struct cpu_impl {
     uint32_t pending;
     int quit;
     job cur;
+    _Atomic uint64_t next; /* the current launch's claim counter */
 } cpu_impl;
 
 static void run_part(const job *j, uint32_t part)
 {
-    uint64_t begin = (uint64_t)j->n_wg * part / j->n_parts, end = (uint64_t)j->n_wg * (part + 1) / j->n_parts;
-    if (begin == end)
-        return;
     kiln_cpu_launch l = j->l;
     l.thread = part;
-    j->p->fn(&l, (uint32_t)begin, (uint32_t)end);
+    for (;;) {
+        uint64_t begin = atomic_fetch_add_explicit(j->next, j->chunk, memory_order_relaxed);
+        if (begin >= j->n_wg)
+            return;
+        uint64_t end = begin + j->chunk < j->n_wg ? begin + j->chunk : j->n_wg;
+        j->p->fn(&l, (uint32_t)begin, (uint32_t)end);
+    }
 }
 
 typedef struct worker_arg {
@@ -276,6 +285,11 @@ static int cpu_launch(kiln_device *d, kiln_program *p, const uint32_t grid[3], c
         parts = j.n_wg ? j.n_wg : 1;
     j.n_parts = parts;
     j.l.n_threads = parts;
+    j.chunk = parts > 1 ? j.n_wg / (4 * parts) : j.n_wg;
+    if (j.chunk < 1)
+        j.chunk = 1;
+    atomic_store_explicit(&c->next, 0, memory_order_relaxed);
+    j.next = &c->next;
     uint64_t t0 = kiln_now_ns();
     if (parts > 1) {
         pthread_mutex_lock(&c->mu);

@@ -36,8 +36,14 @@ static const kiln_param params[] = {
      "0 a workgroup shares each row's K (gpu), 1 one invocation per row with x uniform across the subgroup "
      "(drivers that run invocations in CPU SIMD lanes: lavapipe, PoCL)",
      2, {0, 1}, 0},
+    /* One thread's int4 weight stream ran at ~5 GB/s against 14 GB/s of plain
+     * reads on the Xeon VM of bench/results (latency-bound). Software
+     * prefetch measured as a tie there (tune, interleaved re-measure), so it
+     * is off by default and left to the tuner per host. */
+    {"prefetch", "PREFETCH", "cpu: software prefetch this many bytes ahead in a row's weights (0: off)", 4,
+     {0, 256, 512, 1024}, 0},
 };
-enum { P_WG, P_ROWS, P_VEC, P_UNROLL, P_SPLITK, P_REDUCE, P_LAYOUT, N_PARAMS };
+enum { P_WG, P_ROWS, P_VEC, P_UNROLL, P_SPLITK, P_REDUCE, P_LAYOUT, P_PREFETCH, N_PARAMS };
 
 int kiln_gemv_elems_per_word(int quant)
 {
@@ -57,11 +63,15 @@ static int config_valid(const kiln_shape *s, const kiln_config *c, const kiln_fi
     }
     if (fp->backend == KILN_CPU) {
         for (int i = 0; i < N_PARAMS; i++)
-            if (i != P_ROWS && c->v[i] != params[i].def) {
+            if (i != P_ROWS && i != P_PREFETCH && c->v[i] != params[i].def) {
                 snprintf(why, n, "%s applies to gpu backends only", params[i].name);
                 return 0;
             }
         return 1;
+    }
+    if (c->v[P_PREFETCH] != params[P_PREFETCH].def) {
+        snprintf(why, n, "prefetch applies to the cpu backend only");
+        return 0;
     }
     if ((uint32_t)wg > fp->max_workgroup) {
         snprintf(why, n, "wg %d > device max %u", wg, fp->max_workgroup);

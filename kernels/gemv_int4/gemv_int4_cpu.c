@@ -4,7 +4,8 @@
  *
  * Per group: t = sum_j (c_j - z) x_j in SIMD lanes, acc += s * t, without
  * reducing lanes until the row ends; q4_1 adds m * sum(x_group), with the
- * group sums of x computed once per task. */
+ * group sums of x computed once per task. The AVX-512 int4 path reads x
+ * deinterleaved and takes z off as z * sum(x_group) (row_avx512_int4). */
 #include <immintrin.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -17,7 +18,9 @@
 typedef struct gemv_args {
     const uint32_t *qs;
     const uint16_t *scales, *mins;
-    const float *x, *xsum; /* xsum[g] = sum of x over group g (q4_1) */
+    const float *x, *xsum; /* xsum[g] = sum of x over group g (q4_1; every int4 format on AVX-512) */
+    const float *xd;       /* AVX-512 int4: x per block of 32 as its 16 even then its 16 odd elements */
+    uint32_t prefetch;     /* bytes ahead in the row's weights to prefetch (0: none) */
     float *y;
     uint32_t M, K, wpr, gpr;
     int quant, group;
@@ -52,11 +55,11 @@ static float row_scalar(const gemv_args *a, uint32_t r, uint32_t k_begin)
 /* Whole groups only; the partial last group goes through row_scalar. */
 static uint32_t full_groups(const gemv_args *a) { return a->quant == KILN_F16 ? 0 : a->K / (uint32_t)a->group; }
 
+/* f16 and q8_0 on AVX-512 (int4 goes through row_avx512_int4). */
 __attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c"))) static float row_avx512(const gemv_args *a, uint32_t r)
 {
     const uint32_t *w = a->qs + (size_t)r * a->wpr;
     __m512 acc = _mm512_setzero_ps();
-    float tail_m = 0;
     if (a->quant == KILN_F16) {
         uint32_t k = 0;
         for (; k + 16 <= a->K; k += 16) {
@@ -66,35 +69,55 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c"))) static float row_a
         return _mm512_reduce_add_ps(acc) + row_scalar(a, r, k);
     }
     uint32_t ng = full_groups(a), per = (uint32_t)a->group / 32;
-    __m512 z = _mm512_set1_ps((float)zero_of(a->quant));
-    const __m128i m4 = _mm_set1_epi8(0x0F);
     for (uint32_t g = 0; g < ng; g++) {
         float s = _cvtsh_ss(a->scales[(size_t)r * a->gpr + g]);
         __m512 t = _mm512_setzero_ps();
         for (uint32_t b = 0; b < per; b++) {
             uint32_t k = g * (uint32_t)a->group + 32 * b;
-            __m512 f0, f1;
-            if (a->quant == KILN_Q8_0) {
-                __m128i lo = _mm_loadu_si128((const __m128i *)(w + k / 4));
-                __m128i hi = _mm_loadu_si128((const __m128i *)(w + k / 4 + 4));
-                f0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(lo));
-                f1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(hi));
-            } else {
-                __m128i v = _mm_loadu_si128((const __m128i *)(w + k / 8));
-                __m128i lo = _mm_and_si128(v, m4), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m4);
-                f0 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi)));
-                f1 = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_unpackhi_epi8(lo, hi)));
-                f0 = _mm512_sub_ps(f0, z);
-                f1 = _mm512_sub_ps(f1, z);
-            }
-            t = _mm512_fmadd_ps(f0, _mm512_loadu_ps(a->x + k), t);
-            t = _mm512_fmadd_ps(f1, _mm512_loadu_ps(a->x + k + 16), t);
+            if (a->prefetch)
+                _mm_prefetch((const char *)(w + k / 4) + a->prefetch, _MM_HINT_T0);
+            __m128i lo = _mm_loadu_si128((const __m128i *)(w + k / 4));
+            __m128i hi = _mm_loadu_si128((const __m128i *)(w + k / 4 + 4));
+            t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(lo)), _mm512_loadu_ps(a->x + k), t);
+            t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(hi)), _mm512_loadu_ps(a->x + k + 16), t);
         }
         acc = _mm512_fmadd_ps(t, _mm512_set1_ps(s), acc);
-        if (a->quant == KILN_Q4_1)
-            tail_m += _cvtsh_ss(a->mins[(size_t)r * a->gpr + g]) * a->xsum[g];
     }
-    return _mm512_reduce_add_ps(acc) + tail_m + row_scalar(a, r, ng * (uint32_t)a->group);
+    return _mm512_reduce_add_ps(acc) + row_scalar(a, r, ng * (uint32_t)a->group);
+}
+
+/* int4 on AVX-512 with x deinterleaved (a->xd): byte i of a 32-element block
+ * holds elements 2i (low nibble) and 2i+1 (high); widening the 16 bytes to
+ * 16 dwords and splitting nibbles in place gives the even and the odd
+ * elements, matched by the even and odd halves of xd. One lane-crossing
+ * widen per 32 weights instead of two unpacks and two widens, and the zero
+ * point comes off once per group as z * sum(x): s * (sum c x - z sum x). */
+__attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c"))) static float row_avx512_int4(const gemv_args *a,
+                                                                                           uint32_t r)
+{
+    const uint32_t *w = a->qs + (size_t)r * a->wpr;
+    const uint16_t *sc = a->scales + (size_t)r * a->gpr, *mn = a->mins + (size_t)r * a->gpr;
+    uint32_t ng = full_groups(a), per = (uint32_t)a->group / 32;
+    float z = (float)zero_of(a->quant), tail = 0;
+    const __m512i m4 = _mm512_set1_epi32(0x0F);
+    __m512 acc = _mm512_setzero_ps();
+    for (uint32_t g = 0; g < ng; g++) {
+        float s = _cvtsh_ss(sc[g]);
+        __m512 t = _mm512_setzero_ps();
+        for (uint32_t b = 0; b < per; b++) {
+            uint32_t k = g * (uint32_t)a->group + 32 * b;
+            if (a->prefetch)
+                _mm_prefetch((const char *)(w + k / 8) + a->prefetch, _MM_HINT_T0);
+            __m512i d = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(w + k / 8)));
+            __m512 even = _mm512_cvtepi32_ps(_mm512_and_si512(d, m4));
+            __m512 odd = _mm512_cvtepi32_ps(_mm512_srli_epi32(d, 4));
+            t = _mm512_fmadd_ps(even, _mm512_loadu_ps(a->xd + k), t);
+            t = _mm512_fmadd_ps(odd, _mm512_loadu_ps(a->xd + k + 16), t);
+        }
+        acc = _mm512_fmadd_ps(t, _mm512_set1_ps(s), acc);
+        tail += (a->quant == KILN_Q4_1 ? _cvtsh_ss(mn[g]) : -z * s) * a->xsum[g];
+    }
+    return _mm512_reduce_add_ps(acc) + tail + row_scalar(a, r, ng * (uint32_t)a->group);
 }
 
 __attribute__((target("avx2,fma,f16c"))) static float hsum256(__m256 v)
@@ -127,6 +150,8 @@ __attribute__((target("avx2,fma,f16c"))) static float row_avx2(const gemv_args *
         for (uint32_t b = 0; b < per; b++) {
             uint32_t k = g * (uint32_t)a->group + 32 * b;
             __m128i e[2];
+            if (a->prefetch)
+                _mm_prefetch((const char *)(w + k / (a->quant == KILN_Q8_0 ? 4 : 8)) + a->prefetch, _MM_HINT_T0);
             if (a->quant == KILN_Q8_0) {
                 e[0] = _mm_loadu_si128((const __m128i *)(w + k / 4));
                 e[1] = _mm_loadu_si128((const __m128i *)(w + k / 4 + 4));
@@ -180,6 +205,7 @@ static void gemv_int4_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t 
         .qs = l->ptr[0], .scales = l->ptr[1], .mins = l->ptr[2], .x = l->ptr[3], .y = l->ptr[4],
         .M = l->arg[5].u32, .K = l->arg[6].u32, .wpr = l->arg[7].u32, .gpr = l->arg[8].u32,
         .quant = (int)kiln_define_get(d, nd, "QUANT", 0), .group = (int)kiln_define_get(d, nd, "GROUP", 32),
+        .prefetch = (uint32_t)kiln_define_get(d, nd, "PREFETCH", 0),
     };
     uint32_t rows = (uint32_t)kiln_define_get(d, nd, "ROWS", 1);
     float *xcopy = NULL, *xsum = NULL;
@@ -192,22 +218,36 @@ static void gemv_int4_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t 
         xcopy[0] = xcopy[1];
         a.x = xcopy;
     }
-    if (a.quant == KILN_Q4_1) {
+    int isa = pick_isa();
+    int int4 = kiln_quant_is_int4(a.quant), deint = isa == 3 && int4;
+    float *xd = NULL;
+    if (a.quant == KILN_Q4_1 || deint) {
         uint32_t ng = full_groups(&a);
         xsum = calloc(ng ? ng : 1, sizeof *xsum);
-        if (!xsum) {
+        xd = deint ? malloc(sizeof *xd * (ng ? (size_t)ng * (size_t)a.group : 1)) : NULL;
+        if (!xsum || (deint && !xd)) {
+            free(xsum);
             free(xcopy);
             return;
         }
         for (uint32_t g = 0; g < ng; g++)
             for (uint32_t k = g * (uint32_t)a.group; k < (g + 1) * (uint32_t)a.group; k++)
                 xsum[g] += a.x[k];
+        for (uint32_t b = 0; deint && b < ng * (uint32_t)a.group / 32; b++)
+            for (int i = 0; i < 16; i++) {
+                xd[32 * b + i] = a.x[32 * b + 2 * i];
+                xd[32 * b + 16 + i] = a.x[32 * b + 2 * i + 1];
+            }
         a.xsum = xsum;
+        a.xd = xd;
     }
-    int isa = pick_isa();
     for (uint32_t wg = wg_begin; wg < wg_end; wg++)
         for (uint32_t r = wg * rows; r < (wg + 1) * rows && r < a.M; r++)
-            a.y[r] = isa == 3 ? row_avx512(&a, r) : isa == 2 ? row_avx2(&a, r) : row_scalar(&a, r, 0);
+            a.y[r] = deint ? row_avx512_int4(&a, r)
+                     : isa == 3 ? row_avx512(&a, r)
+                     : isa == 2 ? row_avx2(&a, r)
+                                : row_scalar(&a, r, 0);
+    free(xd);
     free(xsum);
     free(xcopy);
 }
