@@ -84,7 +84,7 @@ static void bench_one(const kiln_kbench_opts *o, kiln_db *db, const char *spec, 
     k->shape_key(&j->s, row->shape_key, sizeof row->shape_key);
     snprintf(row->subject, sizeof row->subject, "%s %s", k->name, row->shape_key);
     kiln_config def, tuned;
-    kiln_config_default_for(k, fp, &def);
+    kiln_config_default_for(k, fp, &j->s, &def);
     tuned = def;
     kiln_config_to_json(k, &def, row->default_json, sizeof row->default_json);
 

@@ -53,7 +53,7 @@ static int shape_equal(const kiln_shape *a, const kiln_shape *b) { return memcmp
 static void choose_config(kiln_ops *o, const kiln_kernel *k, const kiln_shape *lookup, kiln_config *c, int *level,
                           char *note, size_t n)
 {
-    kiln_config_default_for(k, &o->dev->fp, c);
+    kiln_config_default_for(k, &o->dev->fp, lookup, c);
     *level = KILN_MATCH_DEFAULT;
     snprintf(note, n, "no database");
     if (!o->db)
@@ -73,7 +73,7 @@ static void choose_config(kiln_ops *o, const kiln_kernel *k, const kiln_shape *l
     if (m.level == KILN_MATCH_DEFAULT)
         return;
     if (kiln_config_from_json(k, m.config_json, c, &e)) {
-        kiln_config_default_for(k, &o->dev->fp, c);
+        kiln_config_default_for(k, &o->dev->fp, lookup, c);
         *level = KILN_MATCH_DEFAULT;
         snprintf(note, n, "stored config unreadable (%s)", e.msg);
     }
@@ -107,9 +107,13 @@ static op_class *find_class(kiln_ops *o, const kiln_kernel *k, const kiln_shape 
     choose_config(o, k, lookup, &cfg, &c->level, note, sizeof note);
     kiln_err e2 = {0};
     int rc = kiln_variant_build(&c->v, o->dev, k, s, &cfg, 0, o->cache, &e2);
-    if (rc == KILN_E_INVALID && c->level != KILN_MATCH_DEFAULT) {
-        snprintf(note, sizeof note, "tuned config not valid here (%.200s)", e2.msg);
-        kiln_config_default_for(k, &o->dev->fp, &cfg);
+    kiln_config def;
+    kiln_config_default_for(k, &o->dev->fp, s, &def);
+    if (rc == KILN_E_INVALID && !kiln_config_equal(k, &cfg, &def)) {
+        /* a tuned config, or the default of the lookup shape, that does not fit s */
+        snprintf(note, sizeof note, "%s not valid here (%.200s)",
+                 c->level != KILN_MATCH_DEFAULT ? "tuned config" : "default", e2.msg);
+        cfg = def;
         c->level = KILN_MATCH_DEFAULT;
         rc = kiln_variant_build(&c->v, o->dev, k, s, &cfg, 0, o->cache, e);
     } else if (rc && e) {
@@ -117,8 +121,6 @@ static op_class *find_class(kiln_ops *o, const kiln_kernel *k, const kiln_shape 
     }
     if (rc)
         return NULL;
-    kiln_config def;
-    kiln_config_default_for(k, &o->dev->fp, &def);
     c->is_default = kiln_config_equal(k, &cfg, &def);
     if (o->log) {
         char js[512];
@@ -138,10 +140,11 @@ int kiln_op(kiln_ops *o, const kiln_kernel *k, const kiln_shape *s, const kiln_s
     if (!shape_equal(&c->v.shape, s)) {
         kiln_err e2 = {0};
         int rc = kiln_variant_reshape(&c->v, s, &e2);
-        if (rc == KILN_E_INVALID && !c->is_default) {
-            /* the tuned config does not fit this shape: default from now on */
-            kiln_config def;
-            kiln_config_default_for(k, &o->dev->fp, &def);
+        kiln_config def;
+        kiln_config_default_for(k, &o->dev->fp, s, &def);
+        if (rc == KILN_E_INVALID && !kiln_config_equal(k, &c->v.cfg, &def)) {
+            /* the tuned config (or the device default of another shape) does
+             * not fit this shape: this shape's default from now on */
             c->v.cfg = def;
             c->is_default = 1;
             c->level = KILN_MATCH_DEFAULT;

@@ -13,11 +13,16 @@ void kiln_config_default(const kiln_kernel *k, kiln_config *c)
         c->v[i] = k->params[i].def;
 }
 
-void kiln_config_default_for(const kiln_kernel *k, const kiln_fingerprint *fp, kiln_config *c)
+void kiln_config_default_for(const kiln_kernel *k, const kiln_fingerprint *fp, const kiln_shape *s,
+                             kiln_config *c)
 {
     kiln_config_default(k, c);
-    if (k->device_default)
-        k->device_default(fp, c);
+    if (!k->device_default)
+        return;
+    k->device_default(fp, c);
+    char why[128];
+    if (s && !k->config_valid(s, c, fp, why, sizeof why))
+        kiln_config_default(k, c);
 }
 
 static int param_index(const kiln_kernel *k, const char *name)
@@ -165,7 +170,7 @@ int kiln_config_pick(const kiln_kernel *k, const kiln_shape *s0, const kiln_fing
                      kiln_rng *rng, kiln_config *out, int max)
 {
     int n = 0;
-    kiln_config_default_for(k, fp, &out[n]); /* the device's default, and the space's if it differs */
+    kiln_config_default_for(k, fp, s0, &out[n]); /* the device's default, and the space's if it differs */
     kiln_config_default(k, &out[n + 1]);
     n += kiln_config_equal(k, &out[n], &out[n + 1]) ? 1 : 2;
     n += kiln_config_corners(k, out + n, max - n - n_random);

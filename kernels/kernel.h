@@ -174,6 +174,7 @@ typedef struct kiln_kernel {
     double (*flops)(const kiln_shape *s);
     /* Optional: the default schedule on this device, written over the
      * space's defaults (gemv's row-per-invocation layout on CPU drivers).
+     * Where it is not valid for a shape, the space's default is used.
      * NULL: the space's defaults everywhere. */
     void (*device_default)(const kiln_fingerprint *fp, kiln_config *c);
 } kiln_kernel;
@@ -189,9 +190,12 @@ const kiln_kernel *kiln_kernel_find(const char *name);
 
 /* Config helpers (kernels/config.c). */
 void kiln_config_default(const kiln_kernel *k, kiln_config *c);
-/* The default schedule on a device: the baseline tuned speedups are measured
- * against, and what the engine runs when nothing tuned matches. */
-void kiln_config_default_for(const kiln_kernel *k, const kiln_fingerprint *fp, kiln_config *c);
+/* The default schedule on a device for shape s: the baseline tuned speedups
+ * are measured against, and what the engine runs when nothing tuned
+ * matches. The kernel's device default where it is valid for s (s NULL: not
+ * checked), else the space's default. */
+void kiln_config_default_for(const kiln_kernel *k, const kiln_fingerprint *fp, const kiln_shape *s,
+                             kiln_config *c);
 int kiln_config_get(const kiln_kernel *k, const kiln_config *c, const char *param, int fallback);
 void kiln_config_set(const kiln_kernel *k, kiln_config *c, const char *param, int value);
 int kiln_config_equal(const kiln_kernel *k, const kiln_config *a, const kiln_config *b);

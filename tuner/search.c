@@ -75,7 +75,7 @@ static int build_pool(kiln_search *s, const kiln_shape *sh, const kiln_fingerpri
     if (!s->pool)
         return kiln_fail(e, KILN_E_NOMEM, "search: no memory for the config pool");
     kiln_config def;
-    kiln_config_default_for(k, fp, &def);
+    kiln_config_default_for(k, fp, sh, &def);
     char why[128];
     if (k->config_valid(sh, &def, fp, why, sizeof why))
         s->pool[s->n_pool++] = def; /* the default always comes first */

@@ -83,7 +83,7 @@ int kiln_tune(const kiln_tune_opts *o, const char *device, double copy_gbps, con
         goto out;
     }
     kiln_config def;
-    kiln_config_default_for(k, &r->fp, &def);
+    kiln_config_default_for(k, &r->fp, s, &def);
 
     kiln_config c;
     int n_first = 0;

@@ -133,7 +133,7 @@ static int session_open(session *s, const kiln_worker_opts *o, kiln_err *e)
         s->n_copies++;
     }
     kiln_config def;
-    kiln_config_default_for(o->kernel, &s->dev->fp, &def);
+    kiln_config_default_for(o->kernel, &s->dev->fp, &o->shape, &def);
     kiln_trial t;
     run_trial(s, o, &def, 0, &t);
     if (t.status != KILN_TRIAL_OK && t.status != KILN_TRIAL_INVALID) {

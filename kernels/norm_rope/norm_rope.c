@@ -258,6 +258,15 @@ static int rms_plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind
 static double rms_bytes(const kiln_shape *s) { return 4.0 * s->m * s->k * (s->op ? 4 : 2) + 4.0 * s->k; }
 static double rms_flops(const kiln_shape *s) { return (double)s->m * s->k * (s->op ? 5 : 4); }
 
+/* Drivers on CPU cores (PoCL, lavapipe): float4 loads. SmolLM2 rows of 576,
+ * interleaved re-measure (tune --config, 2026-12-01): lavapipe 1.13x (1 row)
+ * and 1.25x (64 rows), PoCL 1.30x at 64 rows and a tie at 1 row. */
+static void rms_device_default(const kiln_fingerprint *fp, kiln_config *c)
+{
+    if (fp->backend != KILN_CPU && fp->cpu_device)
+        c->v[R_VEC] = 4;
+}
+
 const kiln_kernel kiln_kernel_rmsnorm = {
     .name = "rmsnorm",
     .doc = "RMSNorm over rows of f32 (op 0), or residual add + RMSNorm in one pass (op 1)",
@@ -271,6 +280,7 @@ const kiln_kernel kiln_kernel_rmsnorm = {
     .plan = rms_plan,
     .bytes = rms_bytes,
     .flops = rms_flops,
+    .device_default = rms_device_default,
 };
 
 /* ================================================================ rope */

@@ -159,13 +159,24 @@ static void test_problems(const kiln_kernel *k)
     } defs[] = {{k, &pocl, 1}, {k, &lvp, 0}, {k, &gpu, 0}, {k, &cpu_b, 0},
                 {gv, &pocl, 1}, {gv, &lvp, 1}, {gv, &ocl, 0}, {gv, &cpu_b, 0}};
     for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
-        kiln_config_default_for(defs[i].k, defs[i].fp, &c);
+        kiln_config_default_for(defs[i].k, defs[i].fp, &s, &c);
         int layout = kiln_config_get(defs[i].k, &c, "layout", -1);
         CHECK(layout == defs[i].layout, "%s default on %s (cpu_device %u): layout %d, want %d", defs[i].k->name,
               kiln_backend_name(defs[i].fp->backend), defs[i].fp->cpu_device, layout, defs[i].layout);
         CHECK(defs[i].k->config_valid(&s, &c, defs[i].fp, why, sizeof why), "%s device default invalid on %s: %s",
               defs[i].k->name, kiln_backend_name(defs[i].fp->backend), why);
     }
+    /* a device default that does not fit the shape gives way to the space's:
+     * rmsnorm's float4 loads on CPU drivers need n % 4 == 0 */
+    const kiln_kernel *rms = kiln_kernel_find("rmsnorm");
+    kiln_shape row576 = {.m = 1, .k = 576}, row577 = {.m = 1, .k = 577};
+    kiln_config_default_for(rms, &lvp, &row576, &c);
+    CHECK(kiln_config_get(rms, &c, "vec", 0) == 4, "rmsnorm n 576 on lavapipe: vec %d", kiln_config_get(rms, &c, "vec", 0));
+    kiln_config_default_for(rms, &lvp, &row577, &c);
+    CHECK(kiln_config_get(rms, &c, "vec", 0) == 1 && rms->config_valid(&row577, &c, &lvp, why, sizeof why),
+          "rmsnorm n 577 on lavapipe: vec %d (%s)", kiln_config_get(rms, &c, "vec", 0), why);
+    kiln_config_default_for(rms, &gpu, &row576, &c);
+    CHECK(kiln_config_get(rms, &c, "vec", 0) == 1, "rmsnorm on a gpu: vec %d", kiln_config_get(rms, &c, "vec", 0));
 
     /* reference vs gemv_int4's, token by token; inputs never all zero */
     int n = test_shapes(k, shapes);
