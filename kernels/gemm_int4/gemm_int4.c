@@ -270,29 +270,18 @@ static int plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be,
     int rows = c->v[P_ROWS], tn = c->v[P_TN];
     kiln_plan_step *st = &out->steps[0];
     out->n_steps = 1;
+    st->signature = "bbbbbuuuuu";
     if (be != KILN_CPU && c->v[P_LAYOUT] == 1) {
+        /* one invocation per row x TN tokens (rows, vec, unroll, reduce at their defaults) */
         st->source = st->entry = "gemm_int4_rows";
-        st->signature = "bbbbbuuuuu";
-        kiln_plan_define(st, "QUANT", s->quant);
-        kiln_plan_define(st, "GROUP", group ? group : 1);
         kiln_plan_define(st, "WG", c->v[P_WG]);
         kiln_plan_define(st, "TN", tn);
-        st->local[0] = (uint32_t)c->v[P_WG];
-        st->grid[0] = (uint32_t)((s->m + c->v[P_WG] - 1) / c->v[P_WG]);
-        st->grid[1] = (uint32_t)((N + tn - 1) / tn);
-        for (int i = 0; i < 5; i++)
-            kiln_plan_slot(st, i);
-        kiln_plan_u32(st, (uint32_t)s->m);
-        kiln_plan_u32(st, (uint32_t)s->k);
-        kiln_plan_u32(st, (uint32_t)wpr);
-        kiln_plan_u32(st, (uint32_t)gpr);
-        kiln_plan_u32(st, (uint32_t)N);
-        return 0;
+        rows = c->v[P_WG];
+    } else {
+        st->source = "gemm_int4";
+        st->entry = be == KILN_CPU ? "gemm_int4_cpu" : "gemm_int4";
+        kiln_plan_config_defines(st, &kiln_kernel_gemm_int4, c);
     }
-    st->source = "gemm_int4";
-    st->entry = be == KILN_CPU ? "gemm_int4_cpu" : "gemm_int4";
-    st->signature = "bbbbbuuuuu";
-    kiln_plan_config_defines(st, &kiln_kernel_gemm_int4, c);
     kiln_plan_define(st, "QUANT", s->quant);
     kiln_plan_define(st, "GROUP", group ? group : 1);
     st->local[0] = be == KILN_CPU ? 1 : (uint32_t)c->v[P_WG];

@@ -239,27 +239,17 @@ static int plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be,
     dims.groups_per_row = group ? cols_pad / group : 0;
     kiln_plan_step *st = &out->steps[0];
     out->n_steps = 1;
-    if (be != KILN_CPU && c->v[P_LAYOUT] == 1) {
-        st->source = st->entry = "gemv_int4_rows";
-        st->signature = "bbbbbuuuu";
-        kiln_plan_define(st, "QUANT", s->quant);
-        kiln_plan_define(st, "GROUP", group ? group : 1);
-        kiln_plan_define(st, "WG", c->v[P_WG]);
-        st->local[0] = (uint32_t)c->v[P_WG];
-        st->grid[0] = (uint32_t)((s->m + c->v[P_WG] - 1) / c->v[P_WG]);
-        for (int slot = 0; slot < 5; slot++)
-            kiln_plan_slot(st, slot);
-        kiln_plan_u32(st, (uint32_t)s->m);
-        kiln_plan_u32(st, (uint32_t)s->k);
-        kiln_plan_u32(st, (uint32_t)dims.words_per_row);
-        kiln_plan_u32(st, (uint32_t)dims.groups_per_row);
-        return 0;
-    }
-    int rows = c->v[P_ROWS], splitk = be == KILN_CPU ? 1 : c->v[P_SPLITK];
+    /* layout 1: one invocation per row (entry gemv_int4_rows; split-K and
+     * rows per workgroup stay at their defaults there, see config_valid) */
+    int by_row = be != KILN_CPU && c->v[P_LAYOUT] == 1;
+    int rows = by_row ? c->v[P_WG] : c->v[P_ROWS], splitk = be == KILN_CPU ? 1 : c->v[P_SPLITK];
     st->source = "gemv_int4";
-    st->entry = be == KILN_CPU ? "gemv_int4_cpu" : "gemv_int4";
+    st->entry = by_row ? "gemv_int4_rows" : be == KILN_CPU ? "gemv_int4_cpu" : "gemv_int4";
     st->signature = "bbbbbuuuu";
-    kiln_plan_config_defines(st, &kiln_kernel_gemv_int4, c);
+    if (by_row)
+        kiln_plan_define(st, "WG", c->v[P_WG]);
+    else
+        kiln_plan_config_defines(st, &kiln_kernel_gemv_int4, c);
     kiln_plan_define(st, "QUANT", s->quant);
     kiln_plan_define(st, "GROUP", group ? group : 1);
     st->local[0] = be == KILN_CPU ? 1 : (uint32_t)c->v[P_WG];

@@ -1,7 +1,8 @@
 /* kernels/gemv_int4/gemv_int4.cl - see gemv_int4.c for the schedule.
  * Defines: QUANT (kiln_quant), GROUP, WG, ROWS, VEC, UNROLL, SPLITK, REDUCE. */
 /* The reduce step (gemv_int4_reduce) is built from this file with only WG and
- * SPLITK: the main kernel's parameters get harmless defaults so it compiles. */
+ * SPLITK, layout 1 (gemv_int4_rows) with QUANT, GROUP and WG: the other
+ * kernels' parameters get harmless defaults so that every entry compiles. */
 #ifndef QUANT
 #define QUANT 0
 #endif
@@ -19,6 +20,9 @@
 #endif
 #ifndef REDUCE
 #define REDUCE 0
+#endif
+#ifndef SPLITK
+#define SPLITK 1
 #endif
 #define EPW (QUANT <= 2 ? 8 : QUANT == 3 ? 4 : QUANT == 4 ? 2 : 1)
 #define ZERO (QUANT == 0 ? 7.0f : QUANT == 1 ? 8.0f : 0.0f)
@@ -127,4 +131,42 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void gemv_int4_reduce(_
     for (uint i = 0; i < splitk; i++)
         s += part[(size_t)i * M + row];
     y[row] = s;
+}
+
+/* Layout 1: one work-item per row walking the whole of K (see
+ * gemv_int4_rows.comp for why CPU drivers want it). */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
+gemv_int4_rows(__global const uint *qs, __global const ushort *scales, __global const ushort *mins,
+               __global const float *x, __global float *y, uint M, uint K, uint wpr, uint gpr)
+{
+    uint row = get_global_id(0);
+    if (row >= M)
+        return;
+    __global const uint *q = qs + (size_t)row * wpr;
+    float acc = 0.0f;
+#if QUANT == 4
+    for (uint k = 0; k < K; k++) {
+        float xv = x[k];
+#ifdef KILN_TEST_BREAK
+        if (k == 0)
+            xv = x[1];
+#endif
+        acc += vload_half(k, (__global const half *)q) * xv;
+    }
+#else
+    uint words = (K + EPW - 1) / EPW, wpg = GROUP / EPW;
+    for (uint g = 0; g * wpg < words; g++) { /* the last group may be partial */
+        float d = 0.0f, xs = 0.0f;
+        for (uint w = g * wpg; w < min(words, (g + 1) * wpg); w++) {
+            float xsw;
+            d += word_dot(q[w], w * EPW, K, x, &xsw);
+            xs += xsw;
+        }
+        acc += vload_half((size_t)row * gpr + g, (__global const half *)scales) * d;
+#if QUANT == 2
+        acc += vload_half((size_t)row * gpr + g, (__global const half *)mins) * xs;
+#endif
+    }
+#endif
+    y[row] = acc;
 }

@@ -1,7 +1,8 @@
 /* kernels/gemv_int4/gemv_int4.cu - see gemv_int4.c for the schedule.
  * Defines: QUANT, GROUP, WG, ROWS, VEC, UNROLL, SPLITK, REDUCE.
  * The reduce step (gemv_int4_reduce) is built from this file with only WG and
- * SPLITK: the main kernel's parameters get harmless defaults so it compiles. */
+ * SPLITK, layout 1 (gemv_int4_rows) with QUANT, GROUP and WG: the other
+ * kernels' parameters get harmless defaults so that every entry compiles. */
 #ifndef QUANT
 #define QUANT 0
 #endif
@@ -20,6 +21,9 @@
 #ifndef REDUCE
 #define REDUCE 0
 #endif
+#ifndef SPLITK
+#define SPLITK 1
+#endif
 #define EPW (QUANT <= 2 ? 8 : QUANT == 3 ? 4 : QUANT == 4 ? 2 : 1)
 #define ZERO (QUANT == 0 ? 7.0f : QUANT == 1 ? 8.0f : 0.0f)
 
@@ -31,6 +35,30 @@ __device__ __forceinline__ float xat(const float *__restrict__ x, uint32_t k)
 #endif
     return x[k];
 }
+
+#if QUANT != 4
+/* sum over the EPW elements of one word: (code - zero) * x, and sum of x */
+__device__ __forceinline__ float word_dot(uint32_t word, uint32_t k0, uint32_t K, const float *__restrict__ x, float *xs)
+{
+    float d = 0.0f, s = 0.0f;
+#pragma unroll
+    for (uint32_t j = 0; j < EPW; j++) {
+        uint32_t k = k0 + j;
+        if (k >= K)
+            break;
+        float xv = xat(x, k);
+#if QUANT <= 2
+        float c = (float)((word >> (4 * j)) & 0xFu) - ZERO;
+#else
+        float c = (float)(int8_t)((word >> (8 * j)) & 0xFFu);
+#endif
+        d += c * xv;
+        s += xv;
+    }
+    *xs = s;
+    return d;
+}
+#endif
 
 extern "C" __global__ void __launch_bounds__(WG)
 gemv_int4(const uint32_t *__restrict__ qs, const uint16_t *__restrict__ scales, const uint16_t *__restrict__ mins,
@@ -70,21 +98,9 @@ gemv_int4(const uint32_t *__restrict__ qs, const uint16_t *__restrict__ scales, 
                 float s = kiln_half_to_float(scales[(size_t)row * gpr + g]);
                 float d = 0.0f, xs = 0.0f;
                 for (uint32_t v = 0; v < VEC && w + v < we; v++) {
-                    uint32_t word = qrow[w + v], k0 = (w + v) * EPW;
-#pragma unroll
-                    for (uint32_t j = 0; j < EPW; j++) {
-                        uint32_t k = k0 + j;
-                        if (k >= K)
-                            break;
-                        float xv = xat(x, k);
-#if QUANT <= 2
-                        float c = (float)((word >> (4 * j)) & 0xFu) - ZERO;
-#else
-                        float c = (float)(int8_t)((word >> (8 * j)) & 0xFFu);
-#endif
-                        d += c * xv;
-                        xs += xv;
-                    }
+                    float xsv;
+                    d += word_dot(qrow[w + v], (w + v) * EPW, K, x, &xsv);
+                    xs += xsv;
                 }
 #if QUANT == 2
                 acc[r] += s * d + kiln_half_to_float(mins[(size_t)row * gpr + g]) * xs;
@@ -138,4 +154,41 @@ extern "C" __global__ void gemv_int4_reduce(const float *__restrict__ part, floa
     for (uint32_t i = 0; i < splitk; i++)
         s += part[(size_t)i * M + row];
     y[row] = s;
+}
+
+/* Layout 1: one thread per row walking the whole of K (see
+ * gemv_int4_rows.comp for why CPU drivers want it; on NVIDIA GPUs a warp's
+ * weight reads are strided by a row, so layout 0 should win: it is in the
+ * space so that the tuner, not a guess, says so). */
+extern "C" __global__ void __launch_bounds__(WG)
+gemv_int4_rows(const uint32_t *__restrict__ qs, const uint16_t *__restrict__ scales,
+               const uint16_t *__restrict__ mins, const float *__restrict__ x, float *__restrict__ y, uint32_t M,
+               uint32_t K, uint32_t wpr, uint32_t gpr)
+{
+    uint32_t row = blockIdx.x * WG + threadIdx.x;
+    if (row >= M)
+        return;
+    const uint32_t *q = qs + (size_t)row * wpr;
+    float acc = 0.0f;
+#if QUANT == 4
+    for (uint32_t k = 0; k < K; k++) {
+        uint32_t word = q[k / 2];
+        acc += kiln_half_to_float((uint16_t)(k & 1 ? word >> 16 : word & 0xFFFFu)) * xat(x, k);
+    }
+#else
+    uint32_t words = (K + EPW - 1) / EPW, wpg = GROUP / EPW;
+    for (uint32_t g = 0; g * wpg < words; g++) { /* the last group may be partial */
+        float d = 0.0f, xs = 0.0f;
+        for (uint32_t w = g * wpg; w < min(words, (g + 1) * wpg); w++) {
+            float xsw;
+            d += word_dot(q[w], w * EPW, K, x, &xsw);
+            xs += xsw;
+        }
+        acc += kiln_half_to_float(scales[(size_t)row * gpr + g]) * d;
+#if QUANT == 2
+        acc += kiln_half_to_float(mins[(size_t)row * gpr + g]) * xs;
+#endif
+    }
+#endif
+    y[row] = acc;
 }
