@@ -116,6 +116,7 @@ typedef struct kiln_cpu_launch {
     uint32_t local[3];
     uint32_t thread;                /* index of the worker thread running this chunk */
     uint32_t n_threads;
+    unsigned isa;                   /* KILN_ISA_* bits the kernel may use (devices/cpu/cpu_isa.h) */
 } kiln_cpu_launch;
 
 /* A CPU kernel runs workgroups [wg_begin, wg_end) of the flattened grid

@@ -19,7 +19,7 @@ void kiln_config_default_for(const kiln_kernel *k, const kiln_fingerprint *fp, c
     kiln_config_default(k, c);
     if (!k->device_default)
         return;
-    k->device_default(fp, c);
+    k->device_default(fp, s, c);
     char why[128];
     if (s && !k->config_valid(s, c, fp, why, sizeof why))
         kiln_config_default(k, c);
@@ -165,7 +165,7 @@ static int add_unique(const kiln_kernel *k, const kiln_config *c, kiln_config *o
 /* The random draws are uniform over the valid configs: spaces up to
  * ENUMERATE_MAX are enumerated first, because a backend that uses few
  * parameters (the cpu) makes blind draws almost always invalid. */
-#define ENUMERATE_MAX 100000
+#define ENUMERATE_MAX 2000000 /* ~10 ms of config_valid calls; gemv_int4 has 138240 */
 int kiln_config_pick(const kiln_kernel *k, const kiln_shape *s0, const kiln_fingerprint *fp, int n_random,
                      kiln_rng *rng, kiln_config *out, int max)
 {

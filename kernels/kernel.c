@@ -80,6 +80,19 @@ void kiln_plan_i32(kiln_plan_step *s, int32_t v) { *next_arg(s) = (kiln_plan_arg
 void kiln_plan_u32(kiln_plan_step *s, uint32_t v) { *next_arg(s) = (kiln_plan_arg){.kind = KILN_PA_U32, .u32 = v}; }
 void kiln_plan_f32(kiln_plan_step *s, float v) { *next_arg(s) = (kiln_plan_arg){.kind = KILN_PA_F32, .f32 = v}; }
 
+int kiln_data_class(const kiln_kernel *k, const kiln_shape *s, const kiln_config *c)
+{
+    return k->data_class && k->problem_class ? k->data_class(s, c) : 0;
+}
+
+int kiln_problem_make(const kiln_kernel *k, kiln_problem *p, const kiln_shape *s, int cls, uint64_t seed,
+                      kiln_err *e)
+{
+    if (cls == 0 || !k->problem_class)
+        return k->problem_init(p, s, seed, e);
+    return k->problem_class(p, s, cls, seed, e);
+}
+
 int kiln_shape_parse(const char *spec, kiln_shape *s, kiln_err *e)
 {
     char buf[512];
@@ -97,6 +110,15 @@ int kiln_shape_parse(const char *spec, kiln_shape *s, kiln_err *e)
             s->quant = q;
             continue;
         }
+        if (!strcmp(f, "act")) {
+            if (!strcmp(v, "f32") || !strcmp(v, "0"))
+                s->act = KILN_ACT_F32;
+            else if (!strcmp(v, "q8") || !strcmp(v, "1"))
+                s->act = KILN_ACT_Q8;
+            else
+                return kiln_fail(e, KILN_E_INVALID, "shape '%s': act '%s' is not f32 or q8", spec, v);
+            continue;
+        }
         char *end;
         long long n = strtoll(v, &end, 10);
         if (*end || n < 0)
@@ -111,9 +133,10 @@ int kiln_shape_parse(const char *spec, kiln_shape *s, kiln_err *e)
         else if (!strcmp(f, "page_size")) s->page_size = (int32_t)n;
         else if (!strcmp(f, "ctx")) s->ctx = (int32_t)n;
         else if (!strcmp(f, "op")) s->op = (int32_t)n;
+        else if (!strcmp(f, "ilv")) s->ilv = (int32_t)n;
         else
             return kiln_fail(e, KILN_E_INVALID,
-                             "shape '%s': unknown field '%s' (m k n quant group heads kv_heads head_dim page_size ctx op)",
+                             "shape '%s': unknown field '%s' (m k n quant group heads kv_heads head_dim page_size ctx op act ilv)",
                              spec, f);
     }
     return 0;

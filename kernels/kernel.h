@@ -69,7 +69,17 @@ typedef struct kiln_shape {
     int32_t page_size; /* paged KV cache page size (tokens) */
     int32_t ctx;       /* attention: context length (tokens already in the cache) */
     int32_t op;        /* kernel-specific operation selector (documented per kernel) */
+    int32_t act;       /* gemv/gemm: activation precision the caller allows (kiln_act) */
+    int32_t ilv;       /* matrix kernels: the weight layout the data is in (kernels/quant_ilv.h; 0 or 1
+                        * row-major). gemv: 0 leaves it to the config (tuning), R > 0 requires ilv R */
 } kiln_shape;
+
+/* What a matrix kernel may do to its f32 activations (the user's --precision).
+ * KILN_ACT_F32: x stays f32 (exact: greedy output equals a float64 forward).
+ * KILN_ACT_Q8: configs may quantize x to int8 per block of 32 (one f32 scale
+ * per block, round to nearest) and use integer dot products; their reference
+ * quantizes x the same way. Which configs do is their `act` parameter. */
+enum kiln_act { KILN_ACT_F32 = 0, KILN_ACT_Q8 = 1 };
 
 typedef enum kiln_buf_role { KILN_IN = 0, KILN_OUT = 1, KILN_INOUT = 2 } kiln_buf_role;
 
@@ -165,19 +175,34 @@ typedef struct kiln_kernel {
     void (*shape_key)(const kiln_shape *s, char *buf, size_t n);
     /* 1 if valid; else 0 and a reason in why ("wg 1024 > device max 256"). */
     int (*config_valid)(const kiln_shape *s, const kiln_config *c, const kiln_fingerprint *fp, char *why, size_t n);
-    /* Random inputs (seeded), reference outputs, comparison budgets. */
+    /* Random inputs (seeded), reference outputs, comparison budgets: the
+     * problem every config of data class 0 is verified and timed on. */
     int (*problem_init)(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e);
+    /* Optional: configs whose problem data differ (weights in another
+     * layout, a reference that quantizes x as the kernel does) map to a
+     * data class > 0 and get problem_class(cls) instead; the inputs are the
+     * same random values, only their encoding and the reference differ.
+     * NULL: one class. Use kiln_problem_make, not these hooks directly. */
+    int (*data_class)(const kiln_shape *s, const kiln_config *c);
+    int (*problem_class)(kiln_problem *p, const kiln_shape *s, int cls, uint64_t seed, kiln_err *e);
     /* How to run config c for shape s on backend be. */
     int (*plan)(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out, kiln_err *e);
     /* Bytes the kernel must move (for GB/s) and useful flops. */
     double (*bytes)(const kiln_shape *s);
     double (*flops)(const kiln_shape *s);
-    /* Optional: the default schedule on this device, written over the
-     * space's defaults (gemv's row-per-invocation layout on CPU drivers).
-     * Where it is not valid for a shape, the space's default is used.
-     * NULL: the space's defaults everywhere. */
-    void (*device_default)(const kiln_fingerprint *fp, kiln_config *c);
+    /* Optional: the default schedule on this device for shape s (NULL: any
+     * shape), written over the space's defaults (gemv's row-per-invocation
+     * layout on CPU drivers; the layout a matrix is already in). Where it
+     * is not valid for a shape, the space's default is used. NULL: the
+     * space's defaults everywhere. */
+    void (*device_default)(const kiln_fingerprint *fp, const kiln_shape *s, kiln_config *c);
 } kiln_kernel;
+
+/* The data class of config c for shape s (0 when the kernel has one). */
+int kiln_data_class(const kiln_kernel *k, const kiln_shape *s, const kiln_config *c);
+/* The problem of data class cls: problem_init for 0, else problem_class. */
+int kiln_problem_make(const kiln_kernel *k, kiln_problem *p, const kiln_shape *s, int cls, uint64_t seed,
+                      kiln_err *e);
 
 /* Parses "m=4096,k=4096,quant=q4f16_1,group=32" (fields: m k n quant group
  * heads kv_heads head_dim page_size ctx op) on top of *s. */

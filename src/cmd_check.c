@@ -199,81 +199,101 @@ int cmd_check(int argc, char **argv)
         unsigned flags = o.break_kernel && !strcmp(o.break_kernel, k->name) ? KILN_BUILD_TEST_BREAK : 0;
         kiln_config cfgs[MAX_DEVICES][MAX_CONFIGS];
         int n_cfg[MAX_DEVICES];
-        for (int d = 0; d < n_dev; d++)
-            n_cfg[d] = kiln_config_pick(k, &shapes[0], &devs[d]->fp, o.n_random, &rng, cfgs[d], MAX_CONFIGS);
 
         for (int si = 0; si < n_s; si++) {
+            /* each shape its own picks: configs valid for one shape (int8
+             * activations, a tile that divides M) may not be for another */
+            for (int d = 0; d < n_dev; d++)
+                n_cfg[d] = kiln_config_pick(k, &shapes[si], &devs[d]->fp, o.n_random, &rng, cfgs[d], MAX_CONFIGS);
             char skey[128];
             k->shape_key(&shapes[si], skey, sizeof skey);
-            kiln_problem prob = {0};
-            if (k->problem_init(&prob, &shapes[si], o.seed * 1000003u + (uint64_t)si, &err)) {
-                printf("FAIL %s %s: building the reference problem: %s\n", k->name, skey, err.msg);
-                failures++;
-                continue;
-            }
-            for (int d = 0; d < n_dev; d++) {
-                tally *ty = &t[d * n_k + ki];
-                double t0 = kiln_now_s();
-                ty->shapes++;
-                kiln_problem_dev pd;
-                if (kiln_problem_upload(devs[d], &prob, &pd, &err)) {
-                    printf("FAIL %s:%d %s %s: %s\n", kiln_backend_name(devs[d]->backend), devs[d]->index, k->name,
-                           skey, err.msg);
-                    ty->fail++;
+            /* configs that need other problem data (a weight layout, int8
+             * activations) are verified on their own class's problem */
+            int classes[MAX_CONFIGS], n_cls = 0;
+            for (int d = 0; d < n_dev; d++)
+                for (int ci = 0; ci < n_cfg[d]; ci++) {
+                    int cls = kiln_data_class(k, &shapes[si], &cfgs[d][ci]), seen = 0;
+                    for (int j = 0; j < n_cls; j++)
+                        seen |= classes[j] == cls;
+                    if (!seen && n_cls < MAX_CONFIGS)
+                        classes[n_cls++] = cls;
+                }
+            for (int d = 0; d < n_dev; d++)
+                t[d * n_k + ki].shapes++;
+            for (int ix = 0; ix < n_cls; ix++) {
+                int cls = classes[ix];
+                kiln_problem prob = {0};
+                if (kiln_problem_make(k, &prob, &shapes[si], cls, o.seed * 1000003u + (uint64_t)si, &err)) {
+                    printf("FAIL %s %s: building the reference problem (data class %d): %s\n", k->name, skey, cls,
+                           err.msg);
                     failures++;
                     continue;
                 }
-                for (int ci = 0; ci < n_cfg[d]; ci++) {
-                    const kiln_config *c = &cfgs[d][ci];
-                    char cj[512], why[256];
-                    kiln_config_to_json(k, c, cj, sizeof cj);
-                    progress(tty, devs[d], k, skey, ci, n_cfg[d]);
-                    if (!k->config_valid(&shapes[si], c, &devs[d]->fp, why, sizeof why)) {
-                        ty->invalid++;
-                        if (o.verbose)
-                            printf("  n/a  %s:%d %s %s %s: %s\n", kiln_backend_name(devs[d]->backend),
-                                   devs[d]->index, k->name, skey, cj, why);
-                        continue;
-                    }
-                    ty->runs++;
-                    kiln_variant v;
-                    kiln_verify_result vr;
-                    int vrc = kiln_variant_build(&v, devs[d], k, &shapes[si], c, flags, cache[d], &err);
-                    if (!vrc) {
-                        vrc = kiln_verify(&v, &prob, &pd, &vr, &err);
-                        kiln_variant_release(&v);
-                    }
-                    const char *dn = kiln_backend_name(devs[d]->backend);
-                    if (vrc) {
-                        if (tty)
-                            fprintf(stderr, "\r\033[K");
-                        printf("FAIL %s:%d %s shape %s config %s: %s: %s\n", dn, devs[d]->index, k->name, skey, cj,
-                               kiln_code_name(vrc), err.msg);
+                for (int d = 0; d < n_dev; d++) {
+                    tally *ty = &t[d * n_k + ki];
+                    double t0 = kiln_now_s();
+                    kiln_problem_dev pd;
+                    if (kiln_problem_upload(devs[d], &prob, &pd, &err)) {
+                        printf("FAIL %s:%d %s %s: %s\n", kiln_backend_name(devs[d]->backend), devs[d]->index, k->name,
+                               skey, err.msg);
                         ty->fail++;
                         failures++;
                         continue;
                     }
-                    double ratio = vr.budget > 0 ? vr.err / vr.budget : (vr.ok ? 0 : INFINITY);
-                    if (ratio > ty->worst_ratio)
-                        ty->worst_ratio = ratio;
-                    if (vr.ok) {
-                        ty->pass++;
-                        if (o.verbose)
-                            printf("  ok   %s:%d %s %s %s err %.3g (budget %.3g)\n", dn, devs[d]->index, k->name,
-                                   skey, cj, vr.err, vr.budget);
-                    } else {
-                        if (tty)
-                            fprintf(stderr, "\r\033[K");
-                        printf("FAIL %s:%d %s shape %s config %s: wrong result: %s\n", dn, devs[d]->index, k->name,
-                               skey, cj, vr.detail);
-                        ty->fail++;
-                        failures++;
+                    for (int ci = 0; ci < n_cfg[d]; ci++) {
+                        const kiln_config *c = &cfgs[d][ci];
+                        if (kiln_data_class(k, &shapes[si], c) != cls)
+                            continue;
+                        char cj[512], why[256];
+                        kiln_config_to_json(k, c, cj, sizeof cj);
+                        progress(tty, devs[d], k, skey, ci, n_cfg[d]);
+                        if (!k->config_valid(&shapes[si], c, &devs[d]->fp, why, sizeof why)) {
+                            ty->invalid++;
+                            if (o.verbose)
+                                printf("  n/a  %s:%d %s %s %s: %s\n", kiln_backend_name(devs[d]->backend),
+                                       devs[d]->index, k->name, skey, cj, why);
+                            continue;
+                        }
+                        ty->runs++;
+                        kiln_variant v;
+                        kiln_verify_result vr;
+                        int vrc = kiln_variant_build(&v, devs[d], k, &shapes[si], c, flags, cache[d], &err);
+                        if (!vrc) {
+                            vrc = kiln_verify(&v, &prob, &pd, &vr, &err);
+                            kiln_variant_release(&v);
+                        }
+                        const char *dn = kiln_backend_name(devs[d]->backend);
+                        if (vrc) {
+                            if (tty)
+                                fprintf(stderr, "\r\033[K");
+                            printf("FAIL %s:%d %s shape %s config %s: %s: %s\n", dn, devs[d]->index, k->name, skey, cj,
+                                   kiln_code_name(vrc), err.msg);
+                            ty->fail++;
+                            failures++;
+                            continue;
+                        }
+                        double ratio = vr.budget > 0 ? vr.err / vr.budget : (vr.ok ? 0 : INFINITY);
+                        if (ratio > ty->worst_ratio)
+                            ty->worst_ratio = ratio;
+                        if (vr.ok) {
+                            ty->pass++;
+                            if (o.verbose)
+                                printf("  ok   %s:%d %s %s %s err %.3g (budget %.3g)\n", dn, devs[d]->index, k->name,
+                                       skey, cj, vr.err, vr.budget);
+                        } else {
+                            if (tty)
+                                fprintf(stderr, "\r\033[K");
+                            printf("FAIL %s:%d %s shape %s config %s: wrong result: %s\n", dn, devs[d]->index, k->name,
+                                   skey, cj, vr.detail);
+                            ty->fail++;
+                            failures++;
+                        }
                     }
+                    kiln_problem_dev_free(&pd);
+                    ty->seconds += kiln_now_s() - t0;
                 }
-                kiln_problem_dev_free(&pd);
-                ty->seconds += kiln_now_s() - t0;
+                kiln_problem_free(&prob);
             }
-            kiln_problem_free(&prob);
         }
     }
     if (tty)

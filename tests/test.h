@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "devices/cpu/cpu_isa.h"
+
 static int test_failures;
 
 #define CHECK(cond, ...)                                                                                     \
@@ -48,6 +50,15 @@ static inline int test_backend_required(const char *backend)
         if ((p == req || p[-1] == ',') && (p[n] == 0 || p[n] == ','))
             return 1;
     return 0;
+}
+
+/* The ISA bits a cpu device opened now would hand its kernels ($KILN_CPU_ISA
+ * applied), for tests that call cpu entries without a device. */
+static inline unsigned test_cpu_isa(void)
+{
+    unsigned isa;
+    kiln_cpu_isa_cap(kiln_cpu_isa_detect(), getenv("KILN_CPU_ISA"), &isa);
+    return isa;
 }
 
 static inline int test_result(void)

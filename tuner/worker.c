@@ -24,22 +24,54 @@ const char *kiln_trial_status_name(int s) { return s >= 0 && s < KILN_TRIAL_STAT
 
 typedef struct session {
     kiln_device *dev;
+    int cls;           /* data class of prob and copies (kiln_data_class) */
     kiln_problem prob;
     kiln_problem_dev copies[KILN_ROTATION_MAX];
     int n_copies;
     kiln_progcache *cache;
 } session;
 
-static void session_close(session *s)
+static void session_drop_problem(session *s)
 {
     for (int i = 0; i < s->n_copies; i++)
         kiln_problem_dev_free(&s->copies[i]);
     s->n_copies = 0;
+    kiln_problem_free(&s->prob);
+}
+
+static void session_close(session *s)
+{
+    session_drop_problem(s);
     kiln_progcache_free(s->cache);
     s->cache = NULL;
-    kiln_problem_free(&s->prob);
     kiln_device_close(s->dev);
     s->dev = NULL;
+}
+
+/* The problem of data class cls and its rotation copies on the device (the
+ * inputs a config of that class reads: a weight layout, quantized x). */
+static int session_load_problem(session *s, const kiln_worker_opts *o, int cls, kiln_err *e)
+{
+    session_drop_problem(s);
+    s->cls = cls;
+    int rc = kiln_problem_make(o->kernel, &s->prob, &o->shape, cls, o->seed, e);
+    if (rc)
+        return rc;
+    double bytes = 0;
+    for (int i = 0; i < s->prob.n_bufs; i++)
+        bytes += (double)s->prob.bufs[i].bytes;
+    int want = kiln_rotation_count(&s->dev->fp, bytes);
+    for (int i = 0; i < want; i++) {
+        if ((rc = kiln_problem_upload(s->dev, &s->prob, &s->copies[i], e))) {
+            if (i == 0) {
+                session_drop_problem(s);
+                return rc;
+            }
+            break; /* fewer copies than wanted: still correct, maybe cache-warm */
+        }
+        s->n_copies++;
+    }
+    return 0;
 }
 
 static int trial_status_of(int code)
@@ -64,6 +96,13 @@ static void run_trial(session *s, const kiln_worker_opts *o, const kiln_config *
     if (rc) {
         t->status = trial_status_of(rc);
         snprintf(t->reason, sizeof t->reason, "%s", e.msg);
+        goto out;
+    }
+    int cls = kiln_data_class(o->kernel, &o->shape, c);
+    if ((cls != s->cls || !s->n_copies) && (rc = session_load_problem(s, o, cls, &e))) {
+        t->status = KILN_TRIAL_DEVICE;
+        snprintf(t->reason, sizeof t->reason, "problem data (class %d): %s", cls, e.msg);
+        kiln_variant_release(&v);
         goto out;
     }
     if (flags & KILN_BUILD_TEST_CRASH && s->dev->backend != KILN_CPU)
@@ -114,26 +153,12 @@ static int session_open(session *s, const kiln_worker_opts *o, kiln_err *e)
         session_close(s);
         return kiln_fail(e, KILN_E_NOMEM, "worker: no memory");
     }
-    if ((rc = o->kernel->problem_init(&s->prob, &o->shape, o->seed, e))) {
+    kiln_config def;
+    kiln_config_default_for(o->kernel, &s->dev->fp, &o->shape, &def);
+    if ((rc = session_load_problem(s, o, kiln_data_class(o->kernel, &o->shape, &def), e))) {
         session_close(s);
         return rc;
     }
-    double bytes = 0;
-    for (int i = 0; i < s->prob.n_bufs; i++)
-        bytes += (double)s->prob.bufs[i].bytes;
-    int want = kiln_rotation_count(&s->dev->fp, bytes);
-    for (int i = 0; i < want; i++) {
-        if ((rc = kiln_problem_upload(s->dev, &s->prob, &s->copies[i], e))) {
-            if (i == 0) {
-                session_close(s);
-                return rc;
-            }
-            break; /* fewer copies than wanted: still correct, maybe cache-warm */
-        }
-        s->n_copies++;
-    }
-    kiln_config def;
-    kiln_config_default_for(o->kernel, &s->dev->fp, &o->shape, &def);
     kiln_trial t;
     run_trial(s, o, &def, 0, &t);
     if (t.status != KILN_TRIAL_OK && t.status != KILN_TRIAL_INVALID) {

@@ -7,8 +7,17 @@
  * finish() has nothing to wait for. Claiming (rather than a fixed share per
  * thread) matters on shared cores: a thread slowed by a neighbour takes
  * fewer chunks instead of holding the whole launch up. The pool belongs to
- * the device; two CPU devices have two pools. */
+ * the device; two CPU devices have two pools.
+ *
+ * Waking: a decode step is hundreds of short launches a few microseconds
+ * apart, and a futex wake-up per launch and thread cost ~15% of SmolLM2's
+ * decode (perf: futex/cond wake paths). Workers and the caller therefore
+ * spin (with pause) for up to spin_ns on the launch counter before they
+ * sleep on a condition variable; a host gap longer than that (sampling,
+ * tokenizing, an idle server) costs one wake-up, not a core.
+ * $KILN_CPU_SPIN_US sets the window (default 100 us, 0 = always sleep). */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +25,7 @@
 #include <unistd.h>
 
 #include "devices/cpu/cpu_internal.h"
+#include "devices/cpu/cpu_isa.h"
 #include "devices/device.h"
 #include "util/clock.h"
 
@@ -44,15 +54,29 @@ typedef struct job {
 
 typedef struct cpu_impl {
     pthread_t *threads;
-    uint32_t n_threads; /* workers besides the caller */
+    uint32_t n_threads;            /* workers besides the caller */
+    unsigned isa;                  /* KILN_ISA_* after $KILN_CPU_ISA */
+    uint64_t spin_ns;              /* how long a waiter spins at most before it sleeps */
+    uint64_t caller_window;        /* the launching thread's current spin window (spin_until) */
     pthread_mutex_t mu;
     pthread_cond_t go, done;
-    uint64_t generation;
-    uint32_t pending;
-    int quit;
-    job cur;
-    _Atomic uint64_t next; /* the current launch's claim counter */
+    _Atomic uint64_t generation;   /* bumped once per launch that uses workers */
+    _Atomic uint32_t pending;      /* workers that have not finished the current launch */
+    _Atomic int sleepers;          /* workers blocked on go */
+    _Atomic int caller_sleeping;   /* the launching thread is blocked on done */
+    _Atomic int quit;
+    job cur;                       /* stable while pending > 0 */
+    _Atomic uint64_t next;         /* the current launch's claim counter */
 } cpu_impl;
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
 
 static void run_part(const job *j, uint32_t part)
 {
@@ -67,6 +91,68 @@ static void run_part(const job *j, uint32_t part)
     }
 }
 
+static int new_work(cpu_impl *c, uint64_t seen)
+{
+    return atomic_load(&c->generation) != seen || atomic_load_explicit(&c->quit, memory_order_relaxed);
+}
+
+static int all_done(cpu_impl *c, uint64_t unused)
+{
+    (void)unused;
+    return atomic_load(&c->pending) == 0;
+}
+
+/* Spins up to *window ns for cond(c, arg) to hold; 1 if it did. The window
+ * adapts like an adaptive mutex: a spin that times out halves it (down to
+ * 1/64 of spin_ns), one that succeeds widens it again. When the cores are
+ * oversubscribed (other processes, a neighbour's build) the thread we wait
+ * for is often not running and a full window per launch would cost more
+ * than the wake-up it saves; after the first few hundred pauses the spin
+ * also yields the core to whatever else is runnable. */
+static inline int spin_until(cpu_impl *c, uint64_t *window, int (*cond)(cpu_impl *, uint64_t), uint64_t arg)
+{
+    uint64_t t0 = 0;
+    for (uint32_t i = 0; *window; i++) {
+        if (cond(c, arg)) {
+            uint64_t w = *window + c->spin_ns / 8;
+            *window = w < c->spin_ns ? w : c->spin_ns;
+            return 1;
+        }
+        if ((i & 63) == 0) {
+            uint64_t now = kiln_now_ns();
+            if (!t0) {
+                t0 = now;
+            } else if (now - t0 > *window) {
+                uint64_t w = *window / 2;
+                *window = w > c->spin_ns / 64 ? w : c->spin_ns / 64;
+                return 0;
+            }
+        }
+        if (i < 256)
+            cpu_relax();
+        else
+            sched_yield();
+    }
+    return 0;
+}
+
+/* The next launch's generation (or the current one when quitting). The
+ * sleepers count and the generation are both sequentially consistent: a
+ * launcher either sees this worker asleep and signals under the mutex, or
+ * this worker sees the new generation before it waits. */
+static uint64_t wait_for_work(cpu_impl *c, uint64_t *window, uint64_t seen)
+{
+    if (spin_until(c, window, new_work, seen))
+        return atomic_load(&c->generation);
+    pthread_mutex_lock(&c->mu);
+    atomic_fetch_add(&c->sleepers, 1);
+    while (atomic_load(&c->generation) == seen && !atomic_load(&c->quit))
+        pthread_cond_wait(&c->go, &c->mu);
+    atomic_fetch_sub(&c->sleepers, 1);
+    pthread_mutex_unlock(&c->mu);
+    return atomic_load(&c->generation);
+}
+
 typedef struct worker_arg {
     cpu_impl *impl;
     uint32_t index;
@@ -77,23 +163,20 @@ static void *worker(void *arg)
     worker_arg wa = *(worker_arg *)arg;
     free(arg);
     cpu_impl *c = wa.impl;
-    uint64_t seen = 0;
-    pthread_mutex_lock(&c->mu);
+    uint64_t seen = 0, window = c->spin_ns;
     for (;;) {
-        while (!c->quit && c->generation == seen)
-            pthread_cond_wait(&c->go, &c->mu);
-        if (c->quit)
+        seen = wait_for_work(c, &window, seen);
+        if (atomic_load(&c->quit))
             break;
-        seen = c->generation;
         job j = c->cur;
-        pthread_mutex_unlock(&c->mu);
         if (wa.index + 1 < j.n_parts)
             run_part(&j, wa.index + 1);
-        pthread_mutex_lock(&c->mu);
-        if (--c->pending == 0)
+        if (atomic_fetch_sub(&c->pending, 1) == 1 && atomic_load(&c->caller_sleeping)) {
+            pthread_mutex_lock(&c->mu);
             pthread_cond_signal(&c->done);
+            pthread_mutex_unlock(&c->mu);
+        }
     }
-    pthread_mutex_unlock(&c->mu);
     return NULL;
 }
 
@@ -102,7 +185,7 @@ static void cpu_destroy(kiln_device *d)
     cpu_impl *c = d->impl;
     if (c) {
         pthread_mutex_lock(&c->mu);
-        c->quit = 1;
+        atomic_store(&c->quit, 1);
         pthread_cond_broadcast(&c->go);
         pthread_mutex_unlock(&c->mu);
         for (uint32_t i = 0; i < c->n_threads; i++)
@@ -288,22 +371,27 @@ static int cpu_launch(kiln_device *d, kiln_program *p, const uint32_t grid[3], c
     j.chunk = parts > 1 ? j.n_wg / (4 * parts) : j.n_wg;
     if (j.chunk < 1)
         j.chunk = 1;
+    j.l.isa = c->isa;
     atomic_store_explicit(&c->next, 0, memory_order_relaxed);
     j.next = &c->next;
     uint64_t t0 = kiln_now_ns();
     if (parts > 1) {
-        pthread_mutex_lock(&c->mu);
         c->cur = j;
-        c->pending = c->n_threads;
-        c->generation++;
-        pthread_cond_broadcast(&c->go);
-        pthread_mutex_unlock(&c->mu);
+        atomic_store(&c->pending, c->n_threads);
+        atomic_fetch_add(&c->generation, 1);
+        if (atomic_load(&c->sleepers)) {
+            pthread_mutex_lock(&c->mu);
+            pthread_cond_broadcast(&c->go);
+            pthread_mutex_unlock(&c->mu);
+        }
     }
     run_part(&j, 0);
-    if (parts > 1) {
+    if (parts > 1 && !spin_until(c, &c->caller_window, all_done, 0)) {
         pthread_mutex_lock(&c->mu);
-        while (c->pending)
+        atomic_store(&c->caller_sleeping, 1);
+        while (atomic_load(&c->pending))
             pthread_cond_wait(&c->done, &c->mu);
+        atomic_store(&c->caller_sleeping, 0);
         pthread_mutex_unlock(&c->mu);
     }
     if (ns)
@@ -355,6 +443,17 @@ static int open_dev(int index, kiln_device **out, kiln_err *e)
     d->backend = KILN_CPU;
     d->impl = c;
     kiln_cpu_fingerprint(&d->fp);
+    const char *force = getenv("KILN_CPU_ISA");
+    if (kiln_cpu_isa_cap(kiln_cpu_isa_detect(), force, &c->isa)) {
+        free(d);
+        free(c);
+        return kiln_fail(e, KILN_E_INVALID,
+                         "cpu: KILN_CPU_ISA=%s is not one of scalar, avx2, avx-vnni, avx512, avx512-vnni, neon, "
+                         "dotprod, i8mm, native", force);
+    }
+    const char *spin = getenv("KILN_CPU_SPIN_US");
+    c->spin_ns = spin && *spin ? (uint64_t)strtoull(spin, NULL, 10) * 1000 : 100000;
+    c->caller_window = c->spin_ns;
     /* KILN_CPU_THREADS caps the pool (benchmarks on shared machines). */
     long n = (long)d->fp.compute_units;
     const char *cap = getenv("KILN_CPU_THREADS");

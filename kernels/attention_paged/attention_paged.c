@@ -445,8 +445,9 @@ static double attn_flops(const kiln_shape *s) { return 4.0 * s->heads * s->ctx *
 /* Drivers on CPU cores (PoCL, lavapipe): 4-wide K/V loads. At SmolLM2's
  * decode shapes (9 heads / 3 kv, d 64, ctx 256 and 1024) vec 4 beat vec 1 by
  * 2.2-2.5x on both in an interleaved re-measure (tune --config, 2026-12-01). */
-static void attn_device_default(const kiln_fingerprint *fp, kiln_config *c)
+static void attn_device_default(const kiln_fingerprint *fp, const kiln_shape *s, kiln_config *c)
 {
+    (void)s;
     if (fp->backend != KILN_CPU && fp->cpu_device)
         c->v[P_VEC] = 4;
 }

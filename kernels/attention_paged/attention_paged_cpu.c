@@ -8,11 +8,12 @@
  * loaded once for the HPW heads). WRITE_PARTIAL=1 writes [m, l, acc[hd]] per
  * (head, split) into the scratch buffer for attn_paged_combine_cpu.
  * The inner dot/axpy loops come in AVX-512, AVX2+FMA and scalar builds of the
- * same body, picked at run time with __builtin_cpu_supports. */
+ * same body, picked per launch from its ISA bits (devices/cpu/cpu_isa.h). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "devices/cpu/cpu_isa.h"
 #include "kernels/attention_paged/attention_paged.h"
 #include "kernels/kernel.h"
 #include "kernels/sources.h"
@@ -205,30 +206,6 @@ AVX512 static inline void scal_avx512(float *y, float a, int n)
 ATTN_BODY(avx512, AVX512, dot_avx512, axpy_avx512, scal_avx512)
 #endif
 
-/* $KILN_CPU_ISA=scalar|avx2|avx512 caps the ISA (tests use it to cover every path). */
-static int cpu_isa(void)
-{
-#ifdef KILN_X86
-    static int cached = -1;
-    if (cached >= 0)
-        return cached;
-    int isa = 0;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        isa = 1;
-    if (__builtin_cpu_supports("avx512f"))
-        isa = 2;
-    const char *cap = getenv("KILN_CPU_ISA");
-    if (cap && strcmp(cap, "scalar") == 0)
-        isa = 0;
-    else if (cap && strcmp(cap, "avx2") == 0 && isa > 1)
-        isa = 1;
-    cached = isa;
-    return isa;
-#else
-    return 0;
-#endif
-}
-
 static void attn_paged_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_end)
 {
     attn_args a = {
@@ -246,7 +223,7 @@ static void attn_paged_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t
         a.tile = MAX_TILE;
     if (a.hpw > MAX_HPW || a.hd > KILN_ATT_MAX_HD)
         return; /* rejected by config_valid; never reached */
-    int isa = cpu_isa();
+    int isa = kiln_cpu_isa_level(l->isa);
     for (uint32_t w = wg_begin; w < wg_end; w++) {
         uint32_t g = w % a.ngroups, s = w / a.ngroups;
 #ifdef KILN_X86

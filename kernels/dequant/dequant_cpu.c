@@ -5,10 +5,11 @@
  * decoded by the scalar tail. Every path computes (q - z) * d, q * d + m
  * (exact products, so the add is the only rounding) and rounds f16 output to
  * nearest even (F16C _MM_FROUND_TO_NEAREST_INT / util/f16.c): bit-exact with
- * the reference. $KILN_CPU_ISA=scalar|avx2 caps the path (tests). */
+ * the reference. The path follows the launch's ISA bits (devices/cpu/cpu_isa.h). */
 #include <stdlib.h>
 #include <string.h>
 
+#include "devices/cpu/cpu_isa.h"
 #include "kernels/dequant/dequant.h"
 #include "kernels/kernel.h"
 #include "kernels/sources.h"
@@ -131,31 +132,6 @@ AVX512 static void row_avx512(const dq_args *a, int64_t r)
 }
 #endif
 
-/* 0 scalar, 1 avx2+fma+f16c, 2 avx512; $KILN_CPU_ISA caps it */
-int kiln_dq_cpu_isa(void)
-{
-#ifdef KILN_X86
-    static int cached = -1;
-    if (cached >= 0)
-        return cached;
-    int isa = 0;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
-        isa = 1;
-    if (isa && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl"))
-        isa = 2;
-    const char *cap = getenv("KILN_CPU_ISA");
-    if (cap && strcmp(cap, "scalar") == 0)
-        isa = 0;
-    else if (cap && strcmp(cap, "avx2") == 0 && isa > 1)
-        isa = 1;
-    cached = isa;
-    return isa;
-#else
-    return 0;
-#endif
-}
-
 static void dequant_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_end)
 {
     dq_args a = {
@@ -164,7 +140,7 @@ static void dequant_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg
         .quant = l->arg[8].i32, .group = l->arg[9].i32, .op = l->arg[10].i32,
         .brk = (int)kiln_define_get(l->defines, l->n_defines, "KILN_TEST_BREAK", 0),
     };
-    int isa = kiln_dq_cpu_isa();
+    int isa = kiln_cpu_isa_level(l->isa);
     for (uint32_t r = wg_begin; r < wg_end && r < a.rows; r++) {
 #ifdef KILN_X86
         if (isa == 2)

@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "kernels/gemv_int4/gemv_int4.h"
+#include "kernels/quant_ilv.h"
 
 static const kiln_param params[] = {
     {"wg", "WG", "threads per workgroup (gpu)", 4, {32, 64, 128, 256}, 64},
@@ -62,6 +63,10 @@ static int config_valid(const kiln_shape *s, const kiln_config *c, const kiln_fi
     }
     if (s->n < 1 || s->m < 1 || s->k < 1) {
         snprintf(why, n, "empty shape (m %lld, k %lld, n %lld)", (long long)s->m, (long long)s->k, (long long)s->n);
+        return 0;
+    }
+    if (s->ilv > 1 && (fp->backend != KILN_CPU || !kiln_ilv_valid(s->ilv) || s->quant == KILN_F16)) {
+        snprintf(why, n, "a matrix in layout ilv %d runs on the cpu only (int4/q8 formats)", s->ilv);
         return 0;
     }
     if (fp->backend == KILN_CPU) {
@@ -149,6 +154,10 @@ static int shapes(int which, kiln_shape *out, int max)
         S(129, 1000, 3, KILN_Q8_0, 32);
         S(3, 37, 2, KILN_F16, 0);
         S(67, 96, 1, KILN_Q4_1, 32);
+        /* weights interleaved by gemv's winner (cpu): the same product */
+        list[n++] = (kiln_shape){.m = 333, .k = 136, .n = 11, .quant = KILN_Q4_0, .group = 32, .ilv = 4};
+        list[n++] = (kiln_shape){.m = 129, .k = 1000, .n = 3, .quant = KILN_Q8_0, .group = 32, .ilv = 8};
+        list[n++] = (kiln_shape){.m = 77, .k = 200, .n = 5, .quant = KILN_Q4_1, .group = 32, .ilv = 16};
     } else {
         S(64, 256, 5, KILN_Q4F16_1, 32);
         S(96, 512, 3, KILN_Q4F16_1, 128);
@@ -164,14 +173,20 @@ static int shapes(int which, kiln_shape *out, int max)
     return m;
 }
 
+/* A matrix in an interleaved layout gets ".ilvR" (the engine looks tuned
+ * configs up without it: the cpu gemm gathers rows, its schedule does not
+ * depend on the layout). */
 static void shape_key(const kiln_shape *s, char *buf, size_t n)
 {
+    char ilv[16] = "";
+    if (s->ilv > 1)
+        snprintf(ilv, sizeof ilv, ".ilv%d", s->ilv);
     if (s->quant == KILN_F16)
-        snprintf(buf, n, "m%lld.k%lld.n%lld.%s", (long long)s->m, (long long)s->k, (long long)s->n,
-                 kiln_quant_name(s->quant));
+        snprintf(buf, n, "m%lld.k%lld.n%lld.%s%s", (long long)s->m, (long long)s->k, (long long)s->n,
+                 kiln_quant_name(s->quant), ilv);
     else
-        snprintf(buf, n, "m%lld.k%lld.n%lld.%s.g%d", (long long)s->m, (long long)s->k, (long long)s->n,
-                 kiln_quant_name(s->quant), s->group);
+        snprintf(buf, n, "m%lld.k%lld.n%lld.%s.g%d%s", (long long)s->m, (long long)s->k, (long long)s->n,
+                 kiln_quant_name(s->quant), s->group, ilv);
 }
 
 void kiln_gemm_reference(const kiln_qmatrix *q, const float *x, int64_t n_tokens, float *y)
@@ -216,7 +231,14 @@ static int problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kil
     kiln_rng rng;
     kiln_rng_seed(&rng, seed ^ 0x6e3d);
     kiln_qmatrix_random(&q, &rng);
-    size_t sb = kiln_qmatrix_scale_bytes(&q);
+    kiln_ilv_arrays il = {0};
+    int ilv = s->ilv > 1 ? s->ilv : 1;
+    if (ilv > 1 && (rc = kiln_ilv_pack(&q, ilv, &il, e))) {
+        kiln_qmatrix_free(&q);
+        return rc;
+    }
+    size_t sb = ilv > 1 ? il.scale_bytes : kiln_qmatrix_scale_bytes(&q);
+    size_t qb = ilv > 1 ? il.qs_bytes : kiln_qmatrix_qs_bytes(&q);
     int64_t N = s->n > 0 ? s->n : 1;
     /* Budget 2e-4 of rms(y), as gemv_int4: every Y[n][m] is one K-long dot
      * product accumulated in f32 (in another order than the double
@@ -225,7 +247,7 @@ static int problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kil
      * N*M of them grows like sqrt(log(N*M)), still < 1e-4). One wrong x index
      * (x[n][0] read from x[n][1]) changes every Y[n][m] by ~|w||x|, i.e. by
      * ~rms(y)/sqrt(K) (>= 1e-2 for K <= 11008): 50x over the budget. */
-    kiln_problem_buf *b0 = kiln_problem_add(p, "qs", KILN_IN, kiln_qmatrix_qs_bytes(&q), KILN_CMP_NONE, 0, e);
+    kiln_problem_buf *b0 = kiln_problem_add(p, "qs", KILN_IN, qb, KILN_CMP_NONE, 0, e);
     kiln_problem_buf *b1 = b0 ? kiln_problem_add(p, "scales", KILN_IN, sb ? sb : 4, KILN_CMP_NONE, 0, e) : NULL;
     kiln_problem_buf *b2 = b1 ? kiln_problem_add(p, "mins", KILN_IN, q.mins ? sb : 4, KILN_CMP_NONE, 0, e) : NULL;
     kiln_problem_buf *b3 =
@@ -234,16 +256,17 @@ static int problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kil
         b3 ? kiln_problem_add(p, "y", KILN_OUT, (size_t)N * (size_t)s->m * 4, KILN_CMP_F32, 2e-4, e) : NULL;
     if (!b4) {
         kiln_qmatrix_free(&q);
+        kiln_ilv_free(&il);
         kiln_problem_free(p);
         return e ? e->code : KILN_E_NOMEM;
     }
-    memcpy(b0->host, q.qs, b0->bytes);
+    memcpy(b0->host, ilv > 1 ? il.qs : q.qs, b0->bytes);
     if (sb)
-        memcpy(b1->host, q.scales, sb);
+        memcpy(b1->host, ilv > 1 ? il.scales : q.scales, sb);
     else
         memset(b1->host, 0x3c, 4);
     if (q.mins)
-        memcpy(b2->host, q.mins, sb);
+        memcpy(b2->host, ilv > 1 ? il.mins : q.mins, sb);
     else
         memset(b2->host, 0x3c, 4);
     float *x = b3->host;
@@ -254,6 +277,7 @@ static int problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kil
     }
     kiln_gemm_reference(&q, x, N, b4->expect);
     kiln_qmatrix_free(&q);
+    kiln_ilv_free(&il);
     return 0;
 }
 
@@ -284,6 +308,8 @@ static int plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be,
     }
     kiln_plan_define(st, "QUANT", s->quant);
     kiln_plan_define(st, "GROUP", group ? group : 1);
+    if (be == KILN_CPU)
+        kiln_plan_define(st, "ILV", s->ilv > 1 ? s->ilv : 1);
     st->local[0] = be == KILN_CPU ? 1 : (uint32_t)c->v[P_WG];
     st->grid[0] = (uint32_t)((s->m + rows - 1) / rows);
     st->grid[1] = be == KILN_CPU ? 1 : (uint32_t)((N + tn - 1) / tn);
@@ -314,8 +340,9 @@ static double flops(const kiln_shape *s) { return 2.0 * (double)s->m * (double)s
  * tune session on 1536x576, 32 tokens, q4_1 (2-core EPYC): PoCL 7.0 ms vs
  * 19.8 ms for layout 0; lavapipe the other way (127 vs 89 ms), so Vulkan
  * keeps layout 0. */
-static void device_default(const kiln_fingerprint *fp, kiln_config *c)
+static void device_default(const kiln_fingerprint *fp, const kiln_shape *s, kiln_config *c)
 {
+    (void)s;
     if (fp->backend == KILN_OPENCL && fp->cpu_device)
         c->v[P_LAYOUT] = 1;
 }

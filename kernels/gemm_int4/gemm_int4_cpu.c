@@ -1,6 +1,7 @@
 /* kernels/gemm_int4/gemm_int4_cpu.c - gemm_int4 on the CPU: AVX-512, AVX2 and
- * scalar paths over Kiln's layout, chosen at run time ($KILN_CPU_ISA=avx2|scalar
- * forces a lower path, for tests).
+ * scalar paths over Kiln's layout, chosen by the launch's ISA bits
+ * (devices/cpu/cpu_isa.h). Weights interleaved by rows (ILV > 1, the layout
+ * gemv's winner chose) are gathered a row at a time first.
  *
  * A task owns ROWS rows: each is dequantized to f32 once (SIMD unpacking as
  * in gemv_int4_cpu.c; all code x f16-scale products are exact in f32), then
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "devices/cpu/cpu_isa.h"
 #include "kernels/gemm_int4/gemm_int4.h"
 #include "kernels/gemv_int4/gemv_int4.h"
 #include "kernels/sources.h"
@@ -256,18 +258,23 @@ static void dot_scalar(const float *w0, const float *w1, const float *const *xp,
     }
 }
 
-static int pick_isa(void)
+/* Row r of a matrix in layout ilv (kernels/quant_ilv.h) copied to a
+ * row-major one-row matrix, so the dequantizers read it as row 0. */
+static gemm_args gather_row(const gemm_args *a, uint32_t r, int ilv, uint32_t *words, uint16_t *sc, uint16_t *mn)
 {
-    const char *force = getenv("KILN_CPU_ISA");
-    __builtin_cpu_init();
-    int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("f16c");
-    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-    if (force && !strcmp(force, "scalar"))
-        return 0;
-    if (force && !strcmp(force, "avx2"))
-        return avx2 ? 2 : 0;
-    return avx512 ? 3 : avx2 ? 2 : 0;
+    uint32_t R = (uint32_t)ilv, t = r / R, i = r % R;
+    for (uint32_t w = 0; w < a->wpr; w++)
+        words[w] = a->qs[((size_t)t * a->wpr + w) * R + i];
+    for (uint32_t g = 0; g < a->gpr; g++) {
+        sc[g] = a->scales[((size_t)t * a->gpr + g) * R + i];
+        if (a->quant == KILN_Q4_1)
+            mn[g] = a->mins[((size_t)t * a->gpr + g) * R + i];
+    }
+    gemm_args one = *a;
+    one.qs = words;
+    one.scales = sc;
+    one.mins = mn;
+    return one;
 }
 
 static void gemm_int4_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_end)
@@ -313,7 +320,15 @@ static void gemm_int4_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t 
         free(xcopy);
         return;
     }
-    int isa = pick_isa();
+    int isa = kiln_cpu_isa_level(l->isa), ilv = (int)kiln_define_get(d, nd, "ILV", 1);
+    uint32_t *gw = NULL;
+    uint16_t *gs = NULL;
+    if (ilv > 1 && (!(gw = malloc(sizeof *gw * a.wpr)) || !(gs = malloc(sizeof *gs * 2 * (a.gpr + 1))))) {
+        free(gw);
+        free(wbuf);
+        free(xcopy);
+        return;
+    }
     for (uint32_t wg = wg_begin; wg < wg_end; wg++) {
         uint32_t r0 = wg * rows;
         if (r0 >= a.M)
@@ -321,12 +336,14 @@ static void gemm_int4_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t 
         uint32_t rn = a.M - r0 < rows ? a.M - r0 : rows;
         for (uint32_t i = 0; i < rn; i++) {
             float *out = wbuf + i * stride;
-            if (isa == 3)
-                deq_avx512(&a, r0 + i, out);
-            else if (isa == 2)
-                deq_avx2(&a, r0 + i, out);
+            gemm_args one = ilv > 1 ? gather_row(&a, r0 + i, ilv, gw, gs, gs + a.gpr + 1) : a;
+            uint32_t r = ilv > 1 ? 0 : r0 + i;
+            if (isa == 2)
+                deq_avx512(&one, r, out);
+            else if (isa == 1)
+                deq_avx2(&one, r, out);
             else
-                deq_scalar(&a, r0 + i, 0, out);
+                deq_scalar(&one, r, 0, out);
         }
         for (uint32_t t0 = 0; t0 < a.N; t0 += (uint32_t)tn) {
             const float *xp[MAX_TN];
@@ -337,9 +354,9 @@ static void gemm_int4_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t 
             for (uint32_t i = 0; i < rn; i += 2) {
                 const float *w0 = wbuf + i * stride, *w1 = i + 1 < rn ? w0 + stride : w0;
                 float out[2][MAX_TN];
-                if (isa == 3)
+                if (isa == 2)
                     dot_avx512(w0, w1, xp, tn, a.K, out);
-                else if (isa == 2)
+                else if (isa == 1)
                     dot_avx2(w0, w1, xp, tn, a.K, out);
                 else
                     dot_scalar(w0, w1, xp, tn, a.K, out);
@@ -352,6 +369,8 @@ static void gemm_int4_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t 
             }
         }
     }
+    free(gw);
+    free(gs);
     free(wbuf);
     free(xcopy);
 }

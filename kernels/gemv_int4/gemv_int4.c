@@ -23,11 +23,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/act_q8.h"
+#include "kernels/quant_ilv.h"
 #include "util/f16.h"
 
 static const kiln_param params[] = {
     {"wg", "WG", "threads per workgroup (gpu)", 5, {32, 64, 128, 256, 512}, 64},
-    {"rows", "ROWS", "rows per workgroup (cpu: rows per task)", 4, {1, 2, 4, 8}, 1},
+    {"rows", "ROWS", "rows per workgroup (cpu: rows per task, the work split's grain)", 6, {1, 2, 4, 8, 16, 32}, 1},
     {"vec", "VEC", "u32 words loaded per thread per step (gpu)", 3, {1, 2, 4}, 1},
     {"unroll", "UNROLL", "loop unroll factor (gpu)", 3, {1, 2, 4}, 1},
     {"splitk", "SPLITK", "workgroups sharing one row's K, + a reduce step (gpu)", 4, {1, 2, 4, 8}, 1},
@@ -42,8 +44,17 @@ static const kiln_param params[] = {
      * is off by default and left to the tuner per host. */
     {"prefetch", "PREFETCH", "cpu: software prefetch this many bytes ahead in a row's weights (0: off)", 4,
      {0, 256, 512, 1024}, 0},
+    /* The two below change the data, not only the code: configs with
+     * different values get their own problem (data_class) and the engine
+     * repacks each matrix to its winner's layout at load. */
+    {"act", "ACT",
+     "activations: 0 f32, 1 int8 per block of 32 + integer dot products (cpu; needs a shape with act=q8, "
+     "i.e. --precision fast)",
+     2, {0, 1}, 0},
+    {"ilv", "ILV", "weight layout: rows interleaved word by word in tiles of 1 (row-major), 4, 8 or 16 (cpu, act 1)",
+     4, {1, 4, 8, 16}, 1},
 };
-enum { P_WG, P_ROWS, P_VEC, P_UNROLL, P_SPLITK, P_REDUCE, P_LAYOUT, P_PREFETCH, N_PARAMS };
+enum { P_WG, P_ROWS, P_VEC, P_UNROLL, P_SPLITK, P_REDUCE, P_LAYOUT, P_PREFETCH, P_ACT, P_ILV, N_PARAMS };
 
 int kiln_gemv_elems_per_word(int quant)
 {
@@ -61,16 +72,45 @@ static int config_valid(const kiln_shape *s, const kiln_config *c, const kiln_fi
         snprintf(why, n, "group %d (32 or 128)", s->group);
         return 0;
     }
+    int act = c->v[P_ACT], ilv = c->v[P_ILV];
+    if (s->ilv > 1 ? ilv != s->ilv : s->ilv == 1 && ilv != 1) {
+        snprintf(why, n, "ilv %d: the matrix is in layout %d", ilv, s->ilv);
+        return 0;
+    }
+    if (act && s->act != KILN_ACT_Q8) {
+        snprintf(why, n, "act 1 quantizes x: the shape allows f32 activations only (act=q8 allows it)");
+        return 0;
+    }
+    if (act && s->quant == KILN_F16) {
+        snprintf(why, n, "act 1 needs int4 or q8_0 weights");
+        return 0;
+    }
     if (fp->backend == KILN_CPU) {
         for (int i = 0; i < N_PARAMS; i++)
-            if (i != P_ROWS && i != P_PREFETCH && c->v[i] != params[i].def) {
+            if (i != P_ROWS && i != P_PREFETCH && i != P_ACT && i != P_ILV && c->v[i] != params[i].def) {
                 snprintf(why, n, "%s applies to gpu backends only", params[i].name);
                 return 0;
             }
+        if (ilv > 1 && !act) {
+            snprintf(why, n, "ilv %d: interleaved layouts run on the int8 path (act 1)", ilv);
+            return 0;
+        }
+        if (c->v[P_ROWS] % ilv) {
+            snprintf(why, n, "rows %d must be a multiple of ilv %d (a task owns whole tiles)", c->v[P_ROWS], ilv);
+            return 0;
+        }
+        if (act && c->v[P_PREFETCH]) {
+            snprintf(why, n, "prefetch applies to the f32 path (act 0)");
+            return 0;
+        }
         return 1;
     }
     if (c->v[P_PREFETCH] != params[P_PREFETCH].def) {
         snprintf(why, n, "prefetch applies to the cpu backend only");
+        return 0;
+    }
+    if (act || ilv != 1) {
+        snprintf(why, n, "act and ilv are cpu-only so far (the gpu sources read f32 x and row-major weights)");
         return 0;
     }
     if ((uint32_t)wg > fp->max_workgroup) {
@@ -125,12 +165,29 @@ static int shapes(int which, kiln_shape *out, int max)
     kiln_shape list[64];
     int n = 0;
 #define S(M, K, Q, G) list[n++] = (kiln_shape){.m = (M), .k = (K), .quant = (Q), .group = (G)}
+#define S8(M, K, Q, G) list[n++] = (kiln_shape){.m = (M), .k = (K), .quant = (Q), .group = (G), .act = KILN_ACT_Q8}
     if (which == KILN_SHAPES_TUNE) {
         S(4096, 4096, KILN_Q4F16_1, 32);
         S(11008, 4096, KILN_Q4F16_1, 32);
         S(4096, 11008, KILN_Q4F16_1, 32);
         S(12288, 4096, KILN_Q4F16_1, 32);
+        S8(4096, 4096, KILN_Q4F16_1, 32);
+        S8(11008, 4096, KILN_Q4F16_1, 32);
+        S8(4096, 11008, KILN_Q4F16_1, 32);
+        S8(12288, 4096, KILN_Q4F16_1, 32);
     } else if (which == KILN_SHAPES_CHECK) {
+        /* int8 activations: every weight format, the Llama and SmolLM2
+         * shapes, and odd ones (K not a multiple of the group, M not a
+         * multiple of any tile) */
+        S8(4096, 4096, KILN_Q4F16_1, 32);
+        S8(4096, 4096, KILN_Q4_0, 128);
+        S8(576, 576, KILN_Q4_1, 32);
+        S8(1536, 576, KILN_Q8_0, 32);
+        S8(576, 1536, KILN_Q4_0, 32);
+        S8(1001, 4000, KILN_Q4F16_1, 128);
+        S8(333, 136, KILN_Q4_0, 32);
+        S8(77, 200, KILN_Q4_1, 32);
+        S8(129, 1000, KILN_Q8_0, 32);
         /* real Llama shapes: the big ones in the formats a tuned engine uses */
         S(4096, 4096, KILN_Q4F16_1, 32);
         S(4096, 4096, KILN_Q4F16_1, 128);
@@ -157,22 +214,36 @@ static int shapes(int which, kiln_shape *out, int max)
         S(33, 100, KILN_Q8_0, 32);
         S(19, 77, KILN_F16, 0);
         S(576, 576, KILN_Q4_1, 32);
+        S8(64, 256, KILN_Q4F16_1, 32);
+        S8(37, 200, KILN_Q4_0, 32);
+        S8(50, 136, KILN_Q4_1, 128);
+        S8(33, 100, KILN_Q8_0, 32);
     }
 #undef S
+#undef S8
     int m = n < max ? n : max;
     memcpy(out, list, sizeof(kiln_shape) * (size_t)m);
     return m;
 }
 
+/* f32-activation shapes keep the keys they always had; a shape that allows
+ * int8 activations (the engine's --precision fast) is another key, so the
+ * database keeps one winner per precision and a strict lookup never meets
+ * an int8 winner. */
 static void shape_key(const kiln_shape *s, char *buf, size_t n)
 {
+    const char *act = s->act == KILN_ACT_Q8 ? ".xq8" : "";
     if (s->quant == KILN_F16)
-        snprintf(buf, n, "m%lld.k%lld.%s", (long long)s->m, (long long)s->k, kiln_quant_name(s->quant));
+        snprintf(buf, n, "m%lld.k%lld.%s%s", (long long)s->m, (long long)s->k, kiln_quant_name(s->quant), act);
     else
-        snprintf(buf, n, "m%lld.k%lld.%s.g%d", (long long)s->m, (long long)s->k, kiln_quant_name(s->quant), s->group);
+        snprintf(buf, n, "m%lld.k%lld.%s.g%d%s", (long long)s->m, (long long)s->k, kiln_quant_name(s->quant),
+                 s->group, act);
 }
 
-static int problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e)
+/* The problem of data class (act, ilv): the same random matrix and x for
+ * every class; the weights in layout ilv, the reference over x rounded
+ * through the q8 contract when act is 1. */
+static int make_problem(kiln_problem *p, const kiln_shape *s, int act, int ilv, uint64_t seed, kiln_err *e)
 {
     memset(p, 0, sizeof *p);
     p->shape = *s;
@@ -183,35 +254,70 @@ static int problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kil
     kiln_rng rng;
     kiln_rng_seed(&rng, seed ^ 0x9e37);
     kiln_qmatrix_random(&q, &rng);
-    size_t sb = kiln_qmatrix_scale_bytes(&q);
+    kiln_ilv_arrays il = {0};
+    if (ilv > 1 && (rc = kiln_ilv_pack(&q, ilv, &il, e))) {
+        kiln_qmatrix_free(&q);
+        return rc;
+    }
+    size_t sb = ilv > 1 ? il.scale_bytes : kiln_qmatrix_scale_bytes(&q);
+    size_t qb = ilv > 1 ? il.qs_bytes : kiln_qmatrix_qs_bytes(&q);
     /* Budget 2e-4 of rms(y): f32 accumulation in another order than the
      * double reference errs by ~sqrt(K) * 2^-24 relative (~1e-5 at K=11008).
      * One wrong x index changes y[r] by about |w||x|, i.e. by ~rms(y)/sqrt(K)
-     * (>= 1e-2 for K <= 11008): 50x over the budget. */
-    kiln_problem_buf *b0 = kiln_problem_add(p, "qs", KILN_IN, kiln_qmatrix_qs_bytes(&q), KILN_CMP_NONE, 0, e);
+     * (>= 1e-2 for K <= 11008): 50x over the budget. The act-1 reference
+     * rounds x exactly as the kernel does, so the same budget holds. */
+    kiln_problem_buf *b0 = kiln_problem_add(p, "qs", KILN_IN, qb, KILN_CMP_NONE, 0, e);
     kiln_problem_buf *b1 = b0 ? kiln_problem_add(p, "scales", KILN_IN, sb ? sb : 4, KILN_CMP_NONE, 0, e) : NULL;
     kiln_problem_buf *b2 = b1 ? kiln_problem_add(p, "mins", KILN_IN, q.mins ? sb : 4, KILN_CMP_NONE, 0, e) : NULL;
     kiln_problem_buf *b3 = b2 ? kiln_problem_add(p, "x", KILN_IN, (size_t)s->k * 4, KILN_CMP_NONE, 0, e) : NULL;
     kiln_problem_buf *b4 = b3 ? kiln_problem_add(p, "y", KILN_OUT, (size_t)s->m * 4, KILN_CMP_F32, 2e-4, e) : NULL;
-    if (!b4) {
+    float *xr = b4 && act ? malloc(sizeof *xr * (size_t)(s->k ? s->k : 1)) : NULL;
+    if (!b4 || (act && !xr)) {
         kiln_qmatrix_free(&q);
+        kiln_ilv_free(&il);
         kiln_problem_free(p);
-        return e ? e->code : KILN_E_NOMEM;
+        return b4 ? kiln_fail(e, KILN_E_NOMEM, "gemv problem: no memory") : e ? e->code : KILN_E_NOMEM;
     }
-    memcpy(b0->host, q.qs, b0->bytes);
+    memcpy(b0->host, ilv > 1 ? il.qs : q.qs, qb);
     if (sb)
-        memcpy(b1->host, q.scales, sb);
+        memcpy(b1->host, ilv > 1 ? il.scales : q.scales, sb);
     if (q.mins)
-        memcpy(b2->host, q.mins, sb);
+        memcpy(b2->host, ilv > 1 ? il.mins : q.mins, sb);
     float *x = b3->host;
     for (int64_t k = 0; k < s->k; k++) {
         x[k] = kiln_rng_normal(&rng);
         if (x[k] == 0)
             x[k] = 0.5f;
     }
-    kiln_gemv_reference(&q, x, b4->expect);
+    if (act)
+        kiln_act_q8_roundtrip(x, s->k, xr);
+    kiln_gemv_reference(&q, act ? xr : x, b4->expect);
+    free(xr);
     kiln_qmatrix_free(&q);
+    kiln_ilv_free(&il);
     return 0;
+}
+
+static int problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e)
+{
+    return make_problem(p, s, 0, 1, seed, e);
+}
+
+/* class = act + 2 * (index of ilv in 1, 4, 8, 16) */
+static int ilv_index(int ilv) { return ilv == 16 ? 3 : ilv == 8 ? 2 : ilv == 4 ? 1 : 0; }
+
+static int data_class(const kiln_shape *s, const kiln_config *c)
+{
+    (void)s;
+    return c->v[P_ACT] + 2 * ilv_index(c->v[P_ILV]);
+}
+
+static int problem_class(kiln_problem *p, const kiln_shape *s, int cls, uint64_t seed, kiln_err *e)
+{
+    static const int ilvs[4] = {1, 4, 8, 16};
+    if (cls < 0 || cls >= 8)
+        return kiln_fail(e, KILN_E_INVALID, "gemv_int4: no data class %d", cls);
+    return make_problem(p, s, cls & 1, ilvs[cls >> 1], seed, e);
 }
 
 void kiln_gemv_reference(const kiln_qmatrix *q, const float *x, float *y)
@@ -227,6 +333,47 @@ void kiln_gemv_reference(const kiln_qmatrix *q, const float *x, float *y)
     free(w);
 }
 
+/* act 1 on the cpu: x -> int8 blocks in a scratch buffer (one thread: a
+ * few microseconds at K = 14336), then the integer gemv over the tiles. */
+static int plan_cpu_q8(const kiln_shape *s, const kiln_config *c, int64_t wpr, int64_t gpr, kiln_plan *out)
+{
+    int ilv = c->v[P_ILV], rows = c->v[P_ROWS];
+    out->n_steps = 2;
+    out->n_scratch = 1;
+    out->scratch_bytes[0] = kiln_xq_bytes(s->k);
+    kiln_plan_step *q = &out->steps[0];
+    q->source = "gemv_int4";
+    q->entry = "act_q8_cpu";
+    q->signature = "bbuu";
+    q->local[0] = 1;
+    q->grid[0] = 1;
+    q->cpu_threads = 1;
+    kiln_plan_slot(q, 3);
+    kiln_plan_scratch(q, 0);
+    kiln_plan_u32(q, (uint32_t)s->k);
+    kiln_plan_u32(q, s->quant == KILN_Q8_0 ? KILN_XQ_Q8 : KILN_XQ_INT4);
+    kiln_plan_step *st = &out->steps[1];
+    st->source = "gemv_int4";
+    st->entry = "gemv_q8_cpu";
+    st->signature = "bbbbbuuuu";
+    kiln_plan_define(st, "QUANT", s->quant);
+    kiln_plan_define(st, "GROUP", s->group);
+    kiln_plan_define(st, "ROWS", rows);
+    kiln_plan_define(st, "ILV", ilv);
+    st->local[0] = 1;
+    st->grid[0] = (uint32_t)((kiln_ilv_rows(s->m, ilv) + rows - 1) / rows);
+    kiln_plan_slot(st, 0);
+    kiln_plan_slot(st, 1);
+    kiln_plan_slot(st, 2);
+    kiln_plan_scratch(st, 0);
+    kiln_plan_slot(st, 4);
+    kiln_plan_u32(st, (uint32_t)s->m);
+    kiln_plan_u32(st, (uint32_t)s->k);
+    kiln_plan_u32(st, (uint32_t)wpr);
+    kiln_plan_u32(st, (uint32_t)gpr);
+    return 0;
+}
+
 static int plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out, kiln_err *e)
 {
     (void)e;
@@ -237,6 +384,8 @@ static int plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be,
     int64_t cols_pad = group ? (s->k + group - 1) / group * group : s->k;
     dims.words_per_row = (cols_pad + epw - 1) / epw;
     dims.groups_per_row = group ? cols_pad / group : 0;
+    if (be == KILN_CPU && c->v[P_ACT])
+        return plan_cpu_q8(s, c, dims.words_per_row, dims.groups_per_row, out);
     kiln_plan_step *st = &out->steps[0];
     out->n_steps = 1;
     /* layout 1: one invocation per row (entry gemv_int4_rows; split-K and
@@ -303,10 +452,15 @@ static double flops(const kiln_shape *s) { return 2.0 * (double)s->m * (double)s
 /* GPU backends whose driver runs on CPU cores: one invocation per row.
  * Measured against layout 0 in the same tune session (2-core EPYC):
  * lavapipe 2.85-3.0x, PoCL 1.9-2.4x on 576x576 q4_1 and 49152x576 q8_0. */
-static void device_default(const kiln_fingerprint *fp, kiln_config *c)
+static void device_default(const kiln_fingerprint *fp, const kiln_shape *s, kiln_config *c)
 {
     if (fp->backend != KILN_CPU && fp->cpu_device)
         c->v[P_LAYOUT] = 1;
+    if (s && s->ilv > 1) { /* a matrix already interleaved: the int8 path over its tiles */
+        c->v[P_ACT] = 1;
+        c->v[P_ILV] = s->ilv;
+        c->v[P_ROWS] = s->ilv;
+    }
 }
 
 const kiln_kernel kiln_kernel_gemv_int4 = {
@@ -319,6 +473,8 @@ const kiln_kernel kiln_kernel_gemv_int4 = {
     .shape_key = shape_key,
     .config_valid = config_valid,
     .problem_init = problem_init,
+    .data_class = data_class,
+    .problem_class = problem_class,
     .plan = plan,
     .bytes = bytes,
     .flops = flops,

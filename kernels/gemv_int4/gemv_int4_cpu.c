@@ -1,6 +1,6 @@
 /* kernels/gemv_int4/gemv_int4_cpu.c - gemv_int4 on the CPU: AVX-512, AVX2
- * and scalar paths over Kiln's layout, chosen at run time
- * ($KILN_CPU_ISA=avx2|scalar forces a lower path, for tests).
+ * and scalar paths over Kiln's layout, chosen by the launch's ISA bits
+ * (devices/cpu/cpu_isa.h; KILN_CPU_ISA forces a lower path, for tests).
  *
  * Per group: t = sum_j (c_j - z) x_j in SIMD lanes, acc += s * t, without
  * reducing lanes until the row ends; q4_1 adds m * sum(x_group), with the
@@ -11,7 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "devices/cpu/cpu_isa.h"
+#include "kernels/act_q8.h"
 #include "kernels/gemv_int4/gemv_int4.h"
+#include "kernels/gemv_int4/gemv_q8_cpu.h"
 #include "kernels/sources.h"
 #include "util/f16.h"
 
@@ -196,20 +199,6 @@ __attribute__((target("avx2,fma,f16c"))) static float row_avx2(const gemv_args *
     return hsum256(acc) + tail_m + row_scalar(a, r, ng * (uint32_t)a->group);
 }
 
-static int pick_isa(void)
-{
-    const char *force = getenv("KILN_CPU_ISA");
-    __builtin_cpu_init();
-    int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("f16c");
-    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-    if (force && !strcmp(force, "scalar"))
-        return 0;
-    if (force && !strcmp(force, "avx2"))
-        return avx2 ? 2 : 0;
-    return avx512 ? 3 : avx2 ? 2 : 0;
-}
-
 static void gemv_int4_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_end)
 {
     const kiln_define *d = l->defines;
@@ -238,7 +227,7 @@ static void gemv_int4_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t 
         xcopy[0] = xcopy[1];
         a.x = xcopy;
     }
-    int isa = pick_isa();
+    int isa = l->isa & KILN_ISA_AVX512 ? 3 : l->isa & KILN_ISA_AVX2 ? 2 : 0;
     int int4 = kiln_quant_is_int4(a.quant), deint = isa == 3 && int4;
     float *xd = NULL;
     if (a.quant == KILN_Q4_1 || deint) {
@@ -270,4 +259,9 @@ static void gemv_int4_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t 
     free(xcopy);
 }
 
-const kiln_cpu_entry kiln_cpu_entries_gemv_int4[] = {{"gemv_int4_cpu", gemv_int4_cpu}, {0, 0}};
+const kiln_cpu_entry kiln_cpu_entries_gemv_int4[] = {
+    {"gemv_int4_cpu", gemv_int4_cpu},
+    {"gemv_q8_cpu", kiln_gemv_q8_cpu},   /* act 1 (gemv_q8_cpu.c) */
+    {"act_q8_cpu", kiln_act_q8_cpu},     /* its x quantization step (kernels/act_q8.c) */
+    {0, 0},
+};

@@ -261,8 +261,9 @@ static double rms_flops(const kiln_shape *s) { return (double)s->m * s->k * (s->
 /* Drivers on CPU cores (PoCL, lavapipe): float4 loads. SmolLM2 rows of 576,
  * interleaved re-measure (tune --config, 2026-12-01): lavapipe 1.13x (1 row)
  * and 1.25x (64 rows), PoCL 1.30x at 64 rows and a tie at 1 row. */
-static void rms_device_default(const kiln_fingerprint *fp, kiln_config *c)
+static void rms_device_default(const kiln_fingerprint *fp, const kiln_shape *s, kiln_config *c)
 {
+    (void)s;
     if (fp->backend != KILN_CPU && fp->cpu_device)
         c->v[R_VEC] = 4;
 }

@@ -3,13 +3,14 @@
  *
  * rmsnorm_cpu: one row per workgroup; the residual add, the sum of squares
  * (16 or 8 f32 lanes, so ~n/16 sequential terms per lane) and the scaling run
- * in AVX-512 or AVX2+FMA, with a scalar path. $KILN_CPU_ISA=scalar|avx2 caps it.
+ * in AVX-512 or AVX2+FMA, with a scalar path. The launch's ISA bits pick it.
  * rope_cpu: one token per workgroup: cos/sin of the n_rot/2 angles once, then
  * every head is rotated with them. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "devices/cpu/cpu_isa.h"
 #include "kernels/kernel.h"
 #include "kernels/sources.h"
 
@@ -17,29 +18,6 @@
 #include <immintrin.h>
 #define KILN_X86 1
 #endif
-
-static int cpu_isa(void)
-{
-#ifdef KILN_X86
-    static int cached = -1;
-    if (cached >= 0)
-        return cached;
-    int isa = 0;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        isa = 1;
-    if (isa && __builtin_cpu_supports("avx512f"))
-        isa = 2;
-    const char *cap = getenv("KILN_CPU_ISA");
-    if (cap && strcmp(cap, "scalar") == 0)
-        isa = 0;
-    else if (cap && strcmp(cap, "avx2") == 0 && isa > 1)
-        isa = 1;
-    cached = isa;
-    return isa;
-#else
-    return 0;
-#endif
-}
 
 /* ---------------------------------------------------------------- rmsnorm */
 
@@ -134,7 +112,7 @@ static void rmsnorm_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg
     int op = l->arg[6].i32;
     float eps = l->arg[7].f32;
     int brk = (int)kiln_define_get(l->defines, l->n_defines, "KILN_TEST_BREAK", 0);
-    int isa = cpu_isa();
+    int isa = kiln_cpu_isa_level(l->isa);
     for (uint32_t row = wg_begin; row < wg_end && row < rows; row++) {
         float *xr = x + row * n, *yr = y + row * n;
         const float *rr = op ? r + row * n : NULL;

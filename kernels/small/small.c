@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "kernels/dequant/dequant.h"
+#include "kernels/quant_ilv.h"
 #include "kernels/kernel.h"
 #include "kernels/sources.h"
 #include "util/f16.h"
@@ -101,8 +102,11 @@ static int emb_shape_ok(const kiln_shape *s, char *why, size_t n)
 
 static void emb_shape_key(const kiln_shape *s, char *buf, size_t n)
 {
-    snprintf(buf, n, "ids%lld.dim%lld.vocab%lld.%s.g%d", (long long)s->m, (long long)s->k, (long long)s->n,
-             kiln_quant_name(s->quant), s->quant == KILN_F16 ? 0 : s->group);
+    char ilv[16] = "";
+    if (s->ilv > 1)
+        snprintf(ilv, sizeof ilv, ".ilv%d", s->ilv);
+    snprintf(buf, n, "ids%lld.dim%lld.vocab%lld.%s.g%d%s", (long long)s->m, (long long)s->k, (long long)s->n,
+             kiln_quant_name(s->quant), s->quant == KILN_F16 ? 0 : s->group, ilv);
 }
 
 static kiln_shape EMB(int64_t ids, int64_t dim, int64_t vocab, int q, int g)
@@ -129,12 +133,23 @@ static int emb_shapes(int which, kiln_shape *out, int max)
         n = put(out, max, n, EMB(3, 576, 49152, KILN_Q8_0, 32));
         n = put(out, max, n, EMB(2, 1536, 5000, KILN_F16, 0));
         n = put(out, max, n, EMB(5, 1001, 333, KILN_Q4_1, 128));     /* odd sizes */
+        /* a tied table interleaved for the LM head's gemv (cpu) */
+        kiln_shape il = EMB(6, 576, 1001, KILN_Q8_0, 32);
+        il.ilv = 16;
+        n = put(out, max, n, il);
+        il = EMB(3, 200, 77, KILN_Q4_1, 32);
+        il.ilv = 4;
+        n = put(out, max, n, il);
     }
     return n < max ? n : max;
 }
 
 static int emb_config_valid(const kiln_shape *s, const kiln_config *c, const kiln_fingerprint *fp, char *why, size_t n)
 {
+    if (s->ilv > 1 && (fp->backend != KILN_CPU || s->quant == KILN_F16 || !kiln_ilv_valid(s->ilv))) {
+        snprintf(why, n, "a table in layout ilv %d is read on the cpu only (int4/q8)", s->ilv);
+        return 0;
+    }
     return emb_shape_ok(s, why, n) && wg_ok(emb_params, 1, c, fp, NULL, why, n);
 }
 
@@ -149,11 +164,15 @@ static int emb_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed,
     int64_t cols_pad, wpr, gpr;
     kiln_dq_layout(&t, &cols_pad, &wpr, &gpr);
     int f16 = s->quant == KILN_F16, has_min = s->quant == KILN_Q4_1;
-    kiln_problem_buf *bq = kiln_problem_add(p, "qs", KILN_IN, (size_t)(t.m * wpr) * 4, KILN_CMP_NONE, 0, e);
-    kiln_problem_buf *bs = bq ? kiln_problem_add(p, "scales", KILN_IN, f16 ? 4 : (size_t)(t.m * gpr) * 2,
+    /* a table interleaved by rows (the tied LM head in gemv's layout) holds
+     * its padding rows too; it is generated row-major and repacked */
+    int ilv = s->ilv > 1 && !f16 ? s->ilv : 1;
+    int64_t rows = kiln_ilv_rows(t.m, ilv);
+    kiln_problem_buf *bq = kiln_problem_add(p, "qs", KILN_IN, (size_t)(rows * wpr) * 4, KILN_CMP_NONE, 0, e);
+    kiln_problem_buf *bs = bq ? kiln_problem_add(p, "scales", KILN_IN, f16 ? 4 : (size_t)(rows * gpr) * 2,
                                                  KILN_CMP_NONE, 0, e)
                               : NULL;
-    kiln_problem_buf *bm = bs ? kiln_problem_add(p, "mins", KILN_IN, has_min ? (size_t)(t.m * gpr) * 2 : 4,
+    kiln_problem_buf *bm = bs ? kiln_problem_add(p, "mins", KILN_IN, has_min ? (size_t)(rows * gpr) * 2 : 4,
                                                  KILN_CMP_NONE, 0, e)
                               : NULL;
     kiln_problem_buf *bi = bm ? kiln_problem_add(p, "ids", KILN_IN, (size_t)s->m * 4, KILN_CMP_NONE, 0, e) : NULL;
@@ -196,6 +215,25 @@ static int emb_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed,
                                   has_min ? (const uint16_t *)bm->host + r * gpr : NULL, c);
         }
     }
+    if (ilv > 1) {
+        uint32_t *q = malloc(bq->bytes);
+        uint16_t *sc = malloc(bs->bytes), *mn = has_min ? malloc(bm->bytes) : NULL;
+        if (!q || !sc || (has_min && !mn)) {
+            free(q);
+            free(sc);
+            free(mn);
+            kiln_problem_free(p);
+            return kiln_fail(e, KILN_E_NOMEM, "embed_gather: no memory");
+        }
+        kiln_ilv_pack_raw(bq->host, bs->host, has_min ? bm->host : NULL, t.m, wpr, gpr, ilv, q, sc, mn);
+        memcpy(bq->host, q, bq->bytes);
+        memcpy(bs->host, sc, bs->bytes);
+        if (has_min)
+            memcpy(bm->host, mn, bm->bytes);
+        free(q);
+        free(sc);
+        free(mn);
+    }
     return 0;
 }
 
@@ -229,6 +267,8 @@ static int emb_plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind
     kiln_plan_i32(st, (int32_t)gpr);
     kiln_plan_i32(st, s->quant);
     kiln_plan_i32(st, s->group);
+    if (be == KILN_CPU)
+        kiln_plan_define(st, "ILV", s->ilv > 1 ? s->ilv : 1);
     out->n_steps = 1;
     return 0;
 }

@@ -1,12 +1,13 @@
 /* kernels/small/small_cpu.c - CPU entries of embed_gather, silu_mul,
  * residual_add and argmax (layouts and arguments: see small.c).
  * residual_add and argmax are vectorized (AVX-512 / AVX2 / scalar, capped by
- * $KILN_CPU_ISA); silu_mul is a scalar expf loop (libm's expf is the cost);
+ * the launch's ISA bits); silu_mul is a scalar expf loop (libm's expf is the cost);
  * embed_gather decodes one row per id. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "devices/cpu/cpu_isa.h"
 #include "kernels/dequant/dequant.h"
 #include "kernels/kernel.h"
 #include "kernels/sources.h"
@@ -19,29 +20,6 @@
 
 #define CPU_CHUNK 4096
 
-static int cpu_isa(void)
-{
-#ifdef KILN_X86
-    static int cached = -1;
-    if (cached >= 0)
-        return cached;
-    int isa = 0;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        isa = 1;
-    if (isa && __builtin_cpu_supports("avx512f"))
-        isa = 2;
-    const char *cap = getenv("KILN_CPU_ISA");
-    if (cap && strcmp(cap, "scalar") == 0)
-        isa = 0;
-    else if (cap && strcmp(cap, "avx2") == 0 && isa > 1)
-        isa = 1;
-    cached = isa;
-    return isa;
-#else
-    return 0;
-#endif
-}
-
 static int brk_of(const kiln_cpu_launch *l) { return (int)kiln_define_get(l->defines, l->n_defines, "KILN_TEST_BREAK", 0); }
 
 /* ---------------------------------------------------------------- embed_gather */
@@ -53,7 +31,14 @@ static void embed_gather_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32
     float *out = l->ptr[4];
     int64_t n = l->arg[5].i32, dim = l->arg[6].i32, vocab = l->arg[7].i32, wpr = l->arg[8].i32, gpr = l->arg[9].i32;
     int quant = l->arg[10].i32, group = l->arg[11].i32;
+    int64_t R = kiln_define_get(l->defines, l->n_defines, "ILV", 1);
     int brk = brk_of(l);
+    uint32_t *rowq = NULL;
+    uint16_t *rows_sc = NULL;
+    if (R > 1 && (!(rowq = malloc(sizeof *rowq * (size_t)wpr)) || !(rows_sc = malloc(sizeof *rows_sc * 2 * (size_t)gpr)))) {
+        free(rowq);
+        return;
+    }
     for (uint32_t t = wg_begin; t < wg_end && t < n; t++) {
         int64_t id = ids[t];
         if (brk && t == 0)
@@ -71,9 +56,24 @@ static void embed_gather_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32
         }
         const uint32_t *qr = qs + id * wpr;
         const uint16_t *sr = sc + id * gpr, *mr = quant == KILN_Q4_1 ? mn + id * gpr : NULL;
+        if (R > 1) { /* interleaved table (kernels/quant_ilv.h): gather the row */
+            int64_t tile = id / R, i = id % R;
+            for (int64_t w = 0; w < wpr; w++)
+                rowq[w] = qs[(tile * wpr + w) * R + i];
+            for (int64_t g = 0; g < gpr; g++) {
+                rows_sc[g] = sc[(tile * gpr + g) * R + i];
+                if (quant == KILN_Q4_1)
+                    rows_sc[gpr + g] = mn[(tile * gpr + g) * R + i];
+            }
+            qr = rowq;
+            sr = rows_sc;
+            mr = quant == KILN_Q4_1 ? rows_sc + gpr : NULL;
+        }
         for (int64_t c = 0; c < dim; c++)
             o[c] = kiln_dq_value(quant, group, qr, sr, mr, c);
     }
+    free(rowq);
+    free(rows_sc);
 }
 
 /* ---------------------------------------------------------------- silu_mul */
@@ -119,7 +119,7 @@ static void residual_add_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32
     if (b >= e)
         return;
     float x0 = x[0];
-    int isa = cpu_isa();
+    int isa = kiln_cpu_isa_level(l->isa);
 #ifdef KILN_X86
     if (isa == 2)
         add_avx512(x, y, b, e);
@@ -204,7 +204,7 @@ static void argmax_partial_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint
     const float *lg = l->ptr[0];
     uint32_t *part = l->ptr[1];
     int64_t n = l->arg[2].i32, chunk = l->arg[3].i32;
-    int isa = cpu_isa();
+    int isa = kiln_cpu_isa_level(l->isa);
     for (uint32_t blk = wg_begin; blk < wg_end; blk++) {
         int64_t b = (int64_t)blk * chunk, e = b + chunk < n ? b + chunk : n, best;
 #ifdef KILN_X86

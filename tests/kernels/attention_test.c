@@ -88,7 +88,7 @@ static int host_run(const kiln_kernel *k, const kiln_shape *s, const kiln_config
         if (!fn)
             return -1;
         kiln_cpu_launch l = {.n_args = st->n_args, .defines = st->defines, .n_defines = st->n_defines,
-                             .n_threads = 1};
+                             .n_threads = 1, .isa = test_cpu_isa()};
         for (int a = 0; a < st->n_args; a++) {
             kiln_plan_arg *pa = &st->args[a];
             CHECK(st->signature[a] == (pa->kind == KILN_PA_SCRATCH ? 'b' : pa->kind == KILN_PA_SLOT ? 'b' : (char)pa->kind),

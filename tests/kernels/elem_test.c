@@ -104,7 +104,7 @@ static int host_run(const kiln_kernel *k, const kiln_shape *s, const kiln_config
             break;
         }
         kiln_cpu_launch l = {.n_args = st->n_args, .defines = st->defines, .n_defines = st->n_defines,
-                             .n_threads = 1};
+                             .n_threads = 1, .isa = test_cpu_isa()};
         for (int a = 0; a < st->n_args; a++) {
             kiln_plan_arg *pa = &st->args[a];
             switch (pa->kind) {
