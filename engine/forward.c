@@ -50,6 +50,7 @@ int kiln_engine_init(kiln_engine *en, kiln_model *m, const kiln_engine_opts *o, 
     en->dev = m->dev;
     const kiln_llama_config *c = &m->cfg;
     en->chunk = o && o->chunk > 0 ? o->chunk : 64;
+    en->act = o && o->precision == KILN_PRECISION_STRICT ? KILN_ACT_F32 : KILN_ACT_Q8;
     int ctx = o && o->ctx > 0 ? o->ctx : (c->context_length > 0 && c->context_length < 4096 ? c->context_length : 4096);
     en->ctx = ctx;
     int page = o && o->page_size > 0 ? o->page_size : 64;
@@ -157,17 +158,26 @@ static int matmul(kiln_engine *en, const kset *ks, const kiln_dmat *w, kiln_buff
     }
     kiln_buffer *slots[5] = {w->part[0].qs, w->part[0].scales, w->part[0].mins, x, y};
     size_t offs[5] = {0, 0, 0, xoff, yoff};
-    kiln_shape s = {.m = w->rows, .k = w->cols, .quant = w->quant, .group = w->group ? w->group : 0};
-    if (T == 1)
-        return kiln_op(en->ops, ks->gemv, &s, NULL, slots, offs, e);
+    /* the matrix's layout travels in the shape: gemv configs must read it
+     * (the layout was chosen at load from the same lookup, engine/ops.c
+     * kiln_engine_layout) and gemm reads it as given */
+    kiln_shape s = {.m = w->rows, .k = w->cols, .quant = w->quant, .group = w->group ? w->group : 0,
+                    .act = en->act, .ilv = w->ilv};
+    if (T == 1) {
+        kiln_shape look = s;
+        look.ilv = 0; /* winners are stored per shape, not per layout */
+        return kiln_op(en->ops, ks->gemv, &s, &look, slots, offs, e);
+    }
     if (ks->gemm) {
         s.n = T;
         kiln_shape look = s; /* tuned per chunk-size class: the next power of two */
+        look.ilv = 0;
         look.n = 1;
         while (look.n < T)
             look.n *= 2;
         return kiln_op(en->ops, ks->gemm, &s, &look, slots, offs, e);
     }
+    s.ilv = w->ilv;
     for (int t = 0; t < T; t++) {
         offs[3] = xoff + (size_t)t * (size_t)w->cols * 4;
         offs[4] = yoff + (size_t)t * (size_t)w->rows * 4;
@@ -257,10 +267,12 @@ static int chunk(kiln_engine *en, const kset *ks, kiln_kv_seq *seq, const int32_
         if ((rc = embed_on_host(en, tokens, T, e)))
             return rc;
     } else {
-        kiln_shape es = {.m = T, .k = c->n_embd, .n = m->embd.rows, .quant = m->embd.quant, .group = m->embd.group};
+        kiln_shape es = {.m = T, .k = c->n_embd, .n = m->embd.rows, .quant = m->embd.quant, .group = m->embd.group,
+                         .ilv = m->embd.ilv > 1 ? m->embd.ilv : 0};
         kiln_buffer *eslots[5] = {m->embd.part[0].qs, m->embd.part[0].scales, m->embd.part[0].mins, en->ids, en->x};
         kiln_shape elook = es;
         elook.m = token_class(T);
+        elook.ilv = 0;
         if ((rc = kiln_op(en->ops, ks->embed, &es, &elook, eslots, NULL, e)))
             return rc;
     }

@@ -34,13 +34,26 @@ static int load_vec(kiln_model *m, const char *name, kiln_buffer **out, kiln_err
     return rc;
 }
 
+/* The layout the matrix's gemv config reads (1 where nothing says more). */
+static int layout_of(const kiln_model_opts *o, const kiln_gguf_tensor *t)
+{
+    if (!o->layout || t->n_dims != 2)
+        return 1;
+    kiln_shape s = {.m = t->dims[1], .k = t->dims[0], .act = o->act};
+    kiln_format_of_ggml(t->type, &s.quant, &s.group);
+    int ilv = o->layout(o->layout_ctx, &s);
+    return kiln_ilv_valid(ilv) ? ilv : 1;
+}
+
+/* gemv: 1 if the matrix is multiplied by gemv_int4 (the embedding table only
+ * when it is tied to the LM head). */
 static int load_mat(kiln_model *m, const char *name, kiln_dmat *d, const kiln_model_opts *o, kiln_qmatrix *keep,
-                    kiln_err *e)
+                    int gemv, kiln_err *e)
 {
     const kiln_gguf_tensor *t = need(m->gguf, name, e);
     if (!t)
         return KILN_E_FORMAT;
-    int rc = kiln_dmat_load(m->dev, m->gguf, t, o->max_part_bytes, d, keep, e);
+    int rc = kiln_dmat_load(m->dev, m->gguf, t, o->max_part_bytes, gemv ? layout_of(o, t) : 1, d, keep, e);
     if (rc)
         return rc;
     FILE *notes = o->notes;
@@ -96,7 +109,7 @@ int kiln_model_load(kiln_model *m, kiln_device *d, const char *path, const kiln_
         rc = kiln_fail(e, KILN_E_NOMEM, "out of memory");
         goto fail;
     }
-    if ((rc = load_mat(m, "token_embd.weight", &m->embd, o, &m->embd_host, e)) ||
+    if ((rc = load_mat(m, "token_embd.weight", &m->embd, o, &m->embd_host, m->cfg.tied_output, e)) ||
         (rc = load_vec(m, "output_norm.weight", &m->out_norm, e)))
         goto fail;
     /* one embedding buffer: gathered on the device; in parts: on the host */
@@ -106,7 +119,7 @@ int kiln_model_load(kiln_model *m, kiln_device *d, const char *path, const kiln_
     if (m->cfg.tied_output) {
         m->output = m->embd;
     } else {
-        if ((rc = load_mat(m, "output.weight", &m->output, o, NULL, e)))
+        if ((rc = load_mat(m, "output.weight", &m->output, o, NULL, 1, e)))
             goto fail;
         m->output_owned = 1;
     }
@@ -115,7 +128,7 @@ int kiln_model_load(kiln_model *m, kiln_device *d, const char *path, const kiln_
         char name[96];
 #define MAT(field, tname)                                                                                            \
     snprintf(name, sizeof name, "blk.%d." tname ".weight", l);                                                       \
-    if ((rc = load_mat(m, name, &L->field, o, NULL, e)))                                                                \
+    if ((rc = load_mat(m, name, &L->field, o, NULL, 1, e)))                                                         \
         goto fail;
 #define VEC(field, tname)                                                                                            \
     snprintf(name, sizeof name, "blk.%d." tname ".weight", l);                                                       \

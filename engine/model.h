@@ -40,16 +40,29 @@ typedef struct kiln_model {
     double worst_conv_err;
 } kiln_model;
 
+/* The row layout (ilv, kernels/quant_ilv.h) to store a matrix in, given the
+ * gemv shape it will be multiplied at: the layout its gemv config reads.
+ * kiln_engine_layout (engine/ops.h) answers it from the tuning database. */
+typedef int (*kiln_layout_fn)(void *ctx, const kiln_shape *gemv_shape);
+
 typedef struct kiln_model_opts {
     FILE *progress;            /* a progress line while loading (NULL: quiet) */
     FILE *notes;               /* one line per lossy conversion (NULL: quiet) */
     uint64_t max_part_bytes;   /* split matrices into buffers of at most this (0: the device's limit) */
+    kiln_layout_fn layout;     /* NULL: every matrix row-major */
+    void *layout_ctx;
+    int act;                   /* kiln_act the gemv shapes given to layout carry (the engine's precision) */
 } kiln_model_opts;
 
 int kiln_model_load(kiln_model *m, kiln_device *d, const char *path, const kiln_model_opts *o, kiln_err *e);
 void kiln_model_free(kiln_model *m);
 
+/* What the user allows the kernels to do to activations (--precision). */
+enum { KILN_PRECISION_FAST = 0,   /* matrix kernels may quantize x to int8 per block of 32 (act=q8 shapes) */
+       KILN_PRECISION_STRICT = 1  /* f32 activations only: greedy output equals a float64 forward */ };
+
 typedef struct kiln_engine_opts {
+    int precision;             /* KILN_PRECISION_* (0: fast) */
     int ctx;                   /* KV capacity in tokens (0: min(model context, 4096)) */
     int page_size;             /* KV page size (0: 64) */
     int chunk;                 /* prefill chunk in tokens (0: 64) */
@@ -63,6 +76,7 @@ typedef struct kiln_engine {
     kiln_ops *ops;
     kiln_kv_cache kv;
     int chunk, ctx;
+    int act;                   /* kiln_act of the matrix shapes (from opts.precision) */
     /* activations for up to `chunk` tokens */
     kiln_buffer *x, *xn, *q, *k, *v, *att, *o, *gate, *up, *hid, *logits, *best, *ids, *pos;
     float *logits_host;

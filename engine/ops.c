@@ -50,20 +50,20 @@ void kiln_ops_free(kiln_ops *o)
 static int shape_equal(const kiln_shape *a, const kiln_shape *b) { return memcmp(a, b, sizeof *a) == 0; }
 
 /* The tuned config for (k, lookup) on this device, or the default. */
-static void choose_config(kiln_ops *o, const kiln_kernel *k, const kiln_shape *lookup, kiln_config *c, int *level,
-                          char *note, size_t n)
+static void lookup_config(kiln_device *dev, kiln_db *db, const kiln_kernel *k, const kiln_shape *lookup,
+                          kiln_config *c, int *level, char *note, size_t n)
 {
-    kiln_config_default_for(k, &o->dev->fp, lookup, c);
+    kiln_config_default_for(k, &dev->fp, lookup, c);
     *level = KILN_MATCH_DEFAULT;
     snprintf(note, n, "no database");
-    if (!o->db)
+    if (!db)
         return;
     char hash[17], key[128];
-    kiln_kernel_source_hash(k, o->dev->backend, hash);
+    kiln_kernel_source_hash(k, dev->backend, hash);
     k->shape_key(lookup, key, sizeof key);
     kiln_db_match m;
     kiln_err e = {0};
-    if (kiln_db_lookup(o->db, &o->dev->fp, k->name, hash, key, &m, &e)) {
+    if (kiln_db_lookup(db, &dev->fp, k->name, hash, key, &m, &e)) {
         snprintf(note, n, "lookup failed: %s", e.msg);
         return;
     }
@@ -73,10 +73,48 @@ static void choose_config(kiln_ops *o, const kiln_kernel *k, const kiln_shape *l
     if (m.level == KILN_MATCH_DEFAULT)
         return;
     if (kiln_config_from_json(k, m.config_json, c, &e)) {
-        kiln_config_default_for(k, &o->dev->fp, lookup, c);
+        kiln_config_default_for(k, &dev->fp, lookup, c);
         *level = KILN_MATCH_DEFAULT;
         snprintf(note, n, "stored config unreadable (%s)", e.msg);
     }
+}
+
+static void choose_config(kiln_ops *o, const kiln_kernel *k, const kiln_shape *lookup, kiln_config *c, int *level,
+                          char *note, size_t n)
+{
+    lookup_config(o->dev, o->db, k, lookup, c, level, note, n);
+}
+
+int kiln_engine_layout(void *ctx, const kiln_shape *s)
+{
+    kiln_layout_ctx *lc = ctx;
+    const kiln_kernel *k = kiln_kernel_find("gemv_int4");
+    if (!k || !lc || !lc->dev)
+        return 1;
+    kiln_config c;
+    int level;
+    char note[256], why[256];
+    lookup_config(lc->dev, lc->db, k, s, &c, &level, note, sizeof note);
+    if (!k->config_valid(s, &c, &lc->dev->fp, why, sizeof why))
+        kiln_config_default_for(k, &lc->dev->fp, s, &c);
+    int ilv = kiln_config_get(k, &c, "ilv", 1);
+    if (lc->log) {
+        char key[128];
+        k->shape_key(s, key, sizeof key);
+        uint64_t h = 1469598103934665603ull; /* say each shape once */
+        for (const char *p = key; *p; p++)
+            h = (h ^ (unsigned char)*p) * 1099511628211ull;
+        int seen = 0;
+        for (int i = 0; i < lc->n_logged && !seen; i++)
+            seen = lc->logged[i] == h;
+        if (!seen) {
+            if (lc->n_logged < (int)(sizeof lc->logged / sizeof lc->logged[0]))
+                lc->logged[lc->n_logged++] = h;
+            fprintf(lc->log, "kiln: weights %-32s stored in layout ilv %d (%s)\n", key, ilv,
+                    kiln_match_name(level));
+        }
+    }
+    return ilv;
 }
 
 static op_class *find_class(kiln_ops *o, const kiln_kernel *k, const kiln_shape *s, const kiln_shape *lookup,

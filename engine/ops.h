@@ -29,6 +29,20 @@ void kiln_ops_free(kiln_ops *o);
 int kiln_op(kiln_ops *o, const kiln_kernel *k, const kiln_shape *s, const kiln_shape *lookup,
             kiln_buffer *const *slots, const size_t *offs, kiln_err *e);
 
+/* The row layout (gemv_int4's ilv) a matrix multiplied at gemv shape s should
+ * be stored in: the ilv of the config the ops will choose for s on dev (the
+ * database's winner where it is valid for s, else the device default), so
+ * repacking at load and the kernel that later reads the matrix agree.
+ * ctx: a kiln_layout_ctx. Signature of kiln_layout_fn (engine/model.h). */
+typedef struct kiln_layout_ctx {
+    kiln_device *dev;
+    kiln_db *db;
+    FILE *log;  /* --verbose: one line per matrix shape and the layout chosen */
+    uint64_t logged[32]; /* shapes already logged (hashes of their keys) */
+    int n_logged;
+} kiln_layout_ctx;
+int kiln_engine_layout(void *ctx, const kiln_shape *s);
+
 /* How the configs were chosen so far: counts per kiln_match_level. */
 void kiln_ops_match_counts(const kiln_ops *o, int counts[KILN_MATCH_DEFAULT + 1]);
 

@@ -9,6 +9,7 @@
  *   rmsnorm       m=T k=n_embd op 0 (first norm) and op 1 (fused residual)
  *   gemv_int4     every distinct projection (q, k, v, o, gate, up, down, LM head)
  *   gemm_int4     the layer projections at n=64 (the LM head runs one token)
+ *                 (both with the caller's act: the precision the engine will run at)
  *   rope          m=T heads=n_head and n_head_kv, head_dim, k=rope_dim, n=theta, op=neox
  *   kv_append     lookup ctx 0 (one class for every position), page 64
  *   attention_paged  context buckets 256, 1024, 4096 up to the engine's
@@ -24,6 +25,7 @@
 
 #include "engine/gguf.h"
 #include "engine/llama_config.h"
+#include "engine/weights.h"
 #include "kernels/kernel.h"
 
 #define PREFILL_T 64  /* engine default chunk (kiln_engine_opts.chunk 0) */
@@ -51,30 +53,19 @@ static void add(list *l, const char *kernel, kiln_shape s)
     l->n++;
 }
 
-/* Kiln format a tensor gets from kiln_qmatrix_from_gguf (engine/weights.c). */
-static void tensor_quant(const kiln_gguf_tensor *t, int *quant, int *group)
-{
-    *quant = t->type == KILN_GGML_Q4_0 ? KILN_Q4_0
-           : t->type == KILN_GGML_Q4_1 ? KILN_Q4_1
-           : t->type == KILN_GGML_Q8_0 ? KILN_Q8_0
-           : (t->type == KILN_GGML_F16 || t->type == KILN_GGML_F32 || t->type == KILN_GGML_BF16) ? KILN_F16
-           : KILN_Q8_0;
-    *group = *quant == KILN_F16 ? 0 : 32;
-}
-
 static int matrix(const kiln_gguf *g, const char *name, kiln_shape *s, kiln_err *e)
 {
     const kiln_gguf_tensor *t = kiln_gguf_tensor_find(g, name);
     if (!t)
         return kiln_fail(e, KILN_E_FORMAT, "%s: tensor '%s' is missing", kiln_gguf_path(g), name);
-    int quant, group;
-    tensor_quant(t, &quant, &group);
+    int quant = 0, group = 0;
+    kiln_format_of_ggml(t->type, &quant, &group);
     /* as forward.c's matmul: m = rows (out), k = cols (in) */
     *s = (kiln_shape){.m = t->dims[1], .k = t->dims[0], .quant = quant, .group = group};
     return 0;
 }
 
-int kiln_model_tune_shapes(const char *gguf_path, const char **kernels, kiln_shape *shapes, int max, int *n,
+int kiln_model_tune_shapes(const char *gguf_path, int act, const char **kernels, kiln_shape *shapes, int max, int *n,
                            kiln_err *e)
 {
     *n = 0;
@@ -102,14 +93,16 @@ int kiln_model_tune_shapes(const char *gguf_path, const char **kernels, kiln_sha
             kiln_shape s;
             if ((rc = matrix(g, name, &s, e)))
                 goto out;
+            s.act = act;
             add(lp, "gemv_int4", s);
             s.n = PREFILL_T;
             add(lp, "gemm_int4", s);
         }
-    kiln_shape emb, head;
+    kiln_shape emb = {0}, head = {0};
     if ((rc = matrix(g, "token_embd.weight", &emb, e)) ||
         (rc = matrix(g, c.tied_output ? "token_embd.weight" : "output.weight", &head, e)))
         goto out;
+    head.act = act;
     add(lp, "gemv_int4", head); /* the LM head: only the last token's logits */
 
     static const int Ts[] = {1, PREFILL_T};

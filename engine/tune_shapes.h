@@ -6,8 +6,9 @@
 #include "kernels/kernel.h"
 
 /* Fills kernels[i] (kernel names) and shapes[i] for up to max pairs; *n is
- * how many. Errors name the file. */
-int kiln_model_tune_shapes(const char *gguf_path, const char **kernels, kiln_shape *shapes, int max, int *n,
+ * how many. act: the kiln_act of the gemv shapes (the engine's precision:
+ * KILN_ACT_Q8 for --precision fast). Errors name the file. */
+int kiln_model_tune_shapes(const char *gguf_path, int act, const char **kernels, kiln_shape *shapes, int max, int *n,
                            kiln_err *e);
 
 #endif

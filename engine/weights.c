@@ -9,6 +9,16 @@
 
 #include "engine/gguf_dequant.h"
 
+void kiln_format_of_ggml(int ggml_type, int *quant, int *group)
+{
+    *quant = ggml_type == KILN_GGML_Q4_0 ? KILN_Q4_0
+           : ggml_type == KILN_GGML_Q4_1 ? KILN_Q4_1
+           : ggml_type == KILN_GGML_Q8_0 ? KILN_Q8_0
+           : (ggml_type == KILN_GGML_F16 || ggml_type == KILN_GGML_F32 || ggml_type == KILN_GGML_BF16) ? KILN_F16
+           : KILN_Q8_0;
+    *group = *quant == KILN_F16 ? 0 : 32;
+}
+
 /* Row r of a 2-D tensor's data. */
 static const uint8_t *row_ptr(const kiln_gguf_tensor *t, int64_t r)
 {
@@ -56,15 +66,12 @@ int kiln_qmatrix_from_gguf(const kiln_gguf *g, const kiln_gguf_tensor *t, kiln_q
         return kiln_fail(e, KILN_E_FORMAT, "%s: tensor '%s': %d dims, a matrix has 2", file, t->name, t->n_dims);
     int64_t cols = t->dims[0], rows = t->dims[1];
     int lossless = t->type == KILN_GGML_Q4_0 || t->type == KILN_GGML_Q4_1 || t->type == KILN_GGML_Q8_0;
-    int quant = t->type == KILN_GGML_Q4_0 ? KILN_Q4_0
-              : t->type == KILN_GGML_Q4_1 ? KILN_Q4_1
-              : t->type == KILN_GGML_Q8_0 ? KILN_Q8_0
-              : (t->type == KILN_GGML_F16 || t->type == KILN_GGML_F32 || t->type == KILN_GGML_BF16) ? KILN_F16
-              : KILN_Q8_0;
+    int quant, group;
+    kiln_format_of_ggml(t->type, &quant, &group);
     if (!lossless && !kiln_gguf_dequant_supported(t->type))
         return kiln_fail(e, KILN_E_FORMAT, "%s: tensor '%s': type %s is not supported (Kiln loads F32, F16, BF16, "
                          "Q4_0, Q4_1, Q8_0 and the K-quants)", file, t->name, kiln_ggml_type_name(t->type));
-    int rc = kiln_qmatrix_alloc(q, quant, quant == KILN_F16 ? 0 : 32, rows, cols, e);
+    int rc = kiln_qmatrix_alloc(q, quant, group, rows, cols, e);
     if (rc)
         return kiln_err_wrap(e, "%s: tensor '%s'", file, t->name);
     *conv_err = 0;
@@ -122,7 +129,34 @@ static int64_t rows_per_part(const kiln_qmatrix *q, uint64_t max_bytes)
     return rows < q->rows ? rows : q->rows;
 }
 
-int kiln_dmat_upload(kiln_device *d, const kiln_qmatrix *q, uint64_t max_part_bytes, kiln_dmat *m, kiln_err *e)
+/* One buffer holding the matrix interleaved in tiles of ilv rows. */
+static int upload_interleaved(kiln_device *d, const kiln_qmatrix *q, int ilv, kiln_dmat *m, kiln_err *e)
+{
+    kiln_ilv_arrays a;
+    int rc = kiln_ilv_pack(q, ilv, &a, e);
+    if (rc)
+        return rc;
+    static const uint32_t dummy = 0;
+    kiln_dmat_part *p = &m->part[m->n_parts++];
+    p->row0 = 0;
+    p->rows = q->rows;
+    size_t sbytes = a.scales ? a.scale_bytes : 4, mbytes = a.mins ? a.scale_bytes : 4;
+    if (!(p->qs = kiln_alloc(d, a.qs_bytes, e)) || !(p->scales = kiln_alloc(d, sbytes, e)) ||
+        !(p->mins = kiln_alloc(d, mbytes, e)) || kiln_write(d, p->qs, 0, a.qs, a.qs_bytes, e) ||
+        kiln_write(d, p->scales, 0, a.scales ? (const void *)a.scales : &dummy, sbytes, e) ||
+        kiln_write(d, p->mins, 0, a.mins ? (const void *)a.mins : &dummy, mbytes, e)) {
+        rc = e ? e->code : KILN_E_DEVICE;
+        kiln_ilv_free(&a);
+        kiln_dmat_free(d, m);
+        return rc;
+    }
+    m->bytes += a.qs_bytes + sbytes + mbytes;
+    kiln_ilv_free(&a);
+    return 0;
+}
+
+int kiln_dmat_upload(kiln_device *d, const kiln_qmatrix *q, uint64_t max_part_bytes, int ilv, kiln_dmat *m,
+                     kiln_err *e)
 {
     memset(m, 0, sizeof *m);
     m->quant = q->quant;
@@ -131,6 +165,7 @@ int kiln_dmat_upload(kiln_device *d, const kiln_qmatrix *q, uint64_t max_part_by
     m->cols = q->cols;
     m->words_per_row = q->words_per_row;
     m->groups_per_row = q->groups_per_row;
+    m->ilv = ilv > 1 && q->quant != KILN_F16 ? ilv : 1;
     uint64_t limit = max_part_bytes ? max_part_bytes : d->fp.max_buffer_bytes;
     if (max_part_bytes && d->fp.max_buffer_bytes && d->fp.max_buffer_bytes < limit)
         limit = d->fp.max_buffer_bytes;
@@ -140,6 +175,12 @@ int kiln_dmat_upload(kiln_device *d, const kiln_qmatrix *q, uint64_t max_part_by
                          "%lld x %lld %s matrix: not even %d rows fit in one buffer of %llu bytes", (long long)q->rows, (long long)q->cols, kiln_quant_name(q->quant),
                          KILN_DMAT_ROW_ALIGN, (unsigned long long)limit);
     int64_t n_parts = (q->rows + per - 1) / per;
+    if (m->ilv > 1) {
+        if (n_parts > 1 || (limit && (uint64_t)kiln_ilv_rows(q->rows, m->ilv) * (uint64_t)q->words_per_row * 4 > limit))
+            return kiln_fail(e, KILN_E_INVALID, "%lld x %lld %s matrix: layout ilv %d needs it in one buffer",
+                             (long long)q->rows, (long long)q->cols, kiln_quant_name(q->quant), m->ilv);
+        return upload_interleaved(d, q, m->ilv, m, e);
+    }
     if (n_parts > KILN_DMAT_MAX_PARTS)
         return kiln_fail(e, KILN_E_INVALID, "%lld x %lld %s matrix needs %lld buffers of %llu bytes (max %d)",
                          (long long)q->rows, (long long)q->cols, kiln_quant_name(q->quant),
@@ -169,7 +210,7 @@ fail:
     return e ? e->code : KILN_E_DEVICE;
 }
 
-int kiln_dmat_load(kiln_device *d, const kiln_gguf *g, const kiln_gguf_tensor *t, uint64_t max_part_bytes,
+int kiln_dmat_load(kiln_device *d, const kiln_gguf *g, const kiln_gguf_tensor *t, uint64_t max_part_bytes, int ilv,
                    kiln_dmat *m, kiln_qmatrix *keep, kiln_err *e)
 {
     kiln_qmatrix q;
@@ -178,7 +219,7 @@ int kiln_dmat_load(kiln_device *d, const kiln_gguf *g, const kiln_gguf_tensor *t
     int rc = kiln_qmatrix_from_gguf(g, t, &q, &err, note, sizeof note, e);
     if (rc)
         return rc;
-    rc = kiln_dmat_upload(d, &q, max_part_bytes, m, e);
+    rc = kiln_dmat_upload(d, &q, max_part_bytes, ilv, m, e);
     if (rc || !keep)
         kiln_qmatrix_free(&q);
     else

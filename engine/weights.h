@@ -12,6 +12,7 @@
 #include "devices/device.h"
 #include "engine/gguf.h"
 #include "kernels/quant.h"
+#include "kernels/quant_ilv.h"
 
 /* Rows [row0, row0 + rows) of a matrix, in buffers of their own. A matrix
  * larger than one device buffer may be (Vulkan's maxStorageBufferRange is
@@ -30,6 +31,7 @@ typedef struct kiln_dmat {
     int quant, group;          /* Kiln format of the device copy */
     int64_t rows, cols;        /* out x in */
     int64_t words_per_row, groups_per_row;
+    int ilv;                   /* row layout (kernels/quant_ilv.h): 1 row-major, 4/8/16 interleaved tiles */
     int n_parts;               /* 1 unless the matrix exceeds the device's largest buffer */
     kiln_dmat_part part[KILN_DMAT_MAX_PARTS];
     size_t bytes;              /* device bytes */
@@ -41,11 +43,18 @@ typedef struct kiln_dmat {
  * max_part_bytes: the largest buffer a part may use (0: the device's limit,
  * d->fp.max_buffer_bytes; tests pass small values to force parts). keep: if
  * not NULL, receives the converted host matrix (the caller frees it). */
-int kiln_dmat_load(kiln_device *d, const kiln_gguf *g, const kiln_gguf_tensor *t, uint64_t max_part_bytes,
+int kiln_dmat_load(kiln_device *d, const kiln_gguf *g, const kiln_gguf_tensor *t, uint64_t max_part_bytes, int ilv,
                    kiln_dmat *m, kiln_qmatrix *keep, kiln_err *e);
-/* Uploads a host matrix (tests, synthetic weights), in parts where needed. */
-int kiln_dmat_upload(kiln_device *d, const kiln_qmatrix *q, uint64_t max_part_bytes, kiln_dmat *m, kiln_err *e);
+/* Uploads a host matrix (tests, synthetic weights), in parts where needed.
+ * ilv > 1: rows interleaved in tiles of ilv (one part only; f16 stays
+ * row-major). */
+int kiln_dmat_upload(kiln_device *d, const kiln_qmatrix *q, uint64_t max_part_bytes, int ilv, kiln_dmat *m,
+                     kiln_err *e);
 void kiln_dmat_free(kiln_device *d, kiln_dmat *m);
+
+/* The Kiln format a GGUF tensor type converts to: Q4_0/Q4_1/Q8_0 losslessly,
+ * F16/F32/BF16 to f16, every other type requantized to q8_0 (group 32). */
+void kiln_format_of_ggml(int ggml_type, int *quant, int *group);
 
 /* Host copy of the matrix the device holds (for reference forwards in tests):
  * converted exactly as kiln_dmat_load converts it. */

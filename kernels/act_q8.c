@@ -170,19 +170,19 @@ void kiln_act_q8_roundtrip(const float *x, int64_t k, float *out)
 
 void kiln_act_q8_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_end)
 {
-    if (wg_begin > 0 || wg_end == 0)
-        return; /* one workgroup: the whole vector */
-    const float *x = l->ptr[0];
     uint32_t k = l->arg[2].u32;
-    float *planted = NULL;
-    if (kiln_define_get(l->defines, l->n_defines, "KILN_TEST_BREAK", 0) && k > 1) {
-        /* planted bug (tests only): x[0] read from x[1] */
-        if (!(planted = malloc(sizeof *planted * k)))
-            return;
-        memcpy(planted, x, sizeof *planted * k);
-        planted[0] = planted[1];
-        x = planted;
+    int fmt = (int)l->arg[3].u32, brk = (int)kiln_define_get(l->defines, l->n_defines, "KILN_TEST_BREAK", 0);
+    float *planted = brk && k > 1 ? malloc(sizeof *planted * k) : NULL;
+    if (brk && k > 1 && !planted)
+        return;
+    for (uint32_t t = wg_begin; t < wg_end; t++) { /* one workgroup per token */
+        const float *x = (const float *)l->ptr[0] + (size_t)t * k;
+        if (planted) { /* planted bug (tests only): x[t][0] read from x[t][1] */
+            memcpy(planted, x, sizeof *planted * k);
+            planted[0] = planted[1];
+            x = planted;
+        }
+        kiln_act_q8_pack(x, k, fmt, l->isa, (char *)l->ptr[1] + (size_t)t * kiln_xq_bytes(k));
     }
-    kiln_act_q8_pack(x, k, (int)l->arg[3].u32, l->isa, l->ptr[1]);
     free(planted);
 }

@@ -44,7 +44,8 @@ void kiln_act_q8_pack(const float *x, int64_t k, int fmt, unsigned isa, void *ou
 /* x rounded through the contract (q * d), for references: out[k]. */
 void kiln_act_q8_roundtrip(const float *x, int64_t k, float *out);
 
-/* The cpu entry "act_q8_cpu" (args: x, out, K, fmt), for plans. */
+/* The cpu entry "act_q8_cpu" (args: x [N][K], out, K, fmt; one workgroup
+ * per token, token t's layout at t * kiln_xq_bytes(K)), for plans. */
 void kiln_act_q8_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_end);
 
 #endif

@@ -34,6 +34,7 @@ typedef struct tune_cli {
     const char *configs[32]; /* --config JSON */
     int n_configs;
     int strategy, budget_trials, json, verbose, in_process;
+    int act;                 /* --precision: kiln_act of --model's gemv shapes */
     double budget_seconds;
     long long resume;
     kiln_tune_opts opts;
@@ -47,6 +48,8 @@ static void usage(FILE *f)
             "  --kernel NAME       tune only this kernel (repeatable; default: the decode kernel set)\n"
             "  --shape SPEC        m=4096,k=4096,quant=q4f16_1,group=32 (repeatable; default: Llama decode shapes)\n"
             "  --model FILE.gguf   tune exactly the shapes this model needs\n"
+            "  --precision P       fast (default) or strict: the precision kiln run will use; with --model, fast\n"
+            "                      tunes the gemv shapes that allow int8 activations (act=q8), strict the f32 ones\n"
             "  --strategy S        exhaustive|random|anneal|evolve|model (default model)\n"
             "  --budget N|DUR      N trials per kernel x shape, or a duration for the session (90s, 5m, 1h)\n"
             "  --config JSON       measure this config right after the default (repeatable; one --kernel),\n"
@@ -97,6 +100,7 @@ static int parse_plant(const char *s, kiln_tune_opts *o)
 static int parse(int argc, char **argv, tune_cli *c)
 {
     memset(c, 0, sizeof *c);
+    c->act = KILN_ACT_Q8; /* the engine's default precision (fast) */
     kiln_tune_defaults(&c->opts);
     c->budget_trials = 0;
     for (int i = 1; i < argc; i++) {
@@ -113,6 +117,17 @@ static int parse(int argc, char **argv, tune_cli *c)
         else if (!strcmp(a, "--kernel")) { NEED(); if (c->n_kernels < 32) c->kernels[c->n_kernels++] = v; }
         else if (!strcmp(a, "--shape")) { NEED(); if (c->n_shapes < 32) c->shapes[c->n_shapes++] = v; }
         else if (!strcmp(a, "--model")) { NEED(); c->model = v; }
+        else if (!strcmp(a, "--precision")) {
+            NEED();
+            if (!strcmp(v, "fast"))
+                c->act = KILN_ACT_Q8;
+            else if (!strcmp(v, "strict"))
+                c->act = KILN_ACT_F32;
+            else {
+                fprintf(stderr, "tune: --precision '%s' is not fast or strict\n", v);
+                return KILN_EXIT_USAGE;
+            }
+        }
         else if (!strcmp(a, "--config")) { NEED(); if (c->n_configs < 32) c->configs[c->n_configs++] = v; }
         else if (!strcmp(a, "--db")) { NEED(); c->db_path = v; }
         else if (!strcmp(a, "--strategy")) {
@@ -187,7 +202,7 @@ static int collect_jobs(const tune_cli *c, job *jobs, int *n_jobs, kiln_err *e)
     const char *model_kernels[MAX_JOBS];
     int n_model = 0;
     if (c->model) {
-        int rc = kiln_model_tune_shapes(c->model, model_kernels, model_shapes, MAX_JOBS, &n_model, e);
+        int rc = kiln_model_tune_shapes(c->model, c->act, model_kernels, model_shapes, MAX_JOBS, &n_model, e);
         if (rc)
             return rc;
     }

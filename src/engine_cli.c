@@ -26,6 +26,9 @@ const char *kiln_engine_cli_help(void)
            "  --ctx N                 KV cache capacity in tokens (default min(model context, 4096))\n"
            "  --page-size N           KV cache page size (default 64)\n"
            "  --chunk N               prefill chunk in tokens (default 64)\n"
+           "  --precision P           fast (default): tuned kernels may quantize activations to int8 per block of\n"
+           "                          32 (vpdpbusd-class dot products; kiln perplexity measures the cost);\n"
+           "                          strict: f32 activations everywhere (greedy output equals a float64 forward)\n"
            "  --temp T --top-k K --top-p P --min-p P --repeat-penalty R --repeat-last-n N --seed S\n"
            "                          sampling (default greedy: --temp 0)\n"
            "  --stop STR              stop string (repeatable)\n"
@@ -76,6 +79,18 @@ int kiln_engine_cli_arg(kiln_engine_cli *c, int argc, char **argv, int *i)
         }
         TAKE(c->stop[c->n_stop++]);
     }
+    if (!strcmp(a, "--precision")) {
+        if (v && !strcmp(v, "fast"))
+            c->precision = KILN_PRECISION_FAST;
+        else if (v && !strcmp(v, "strict"))
+            c->precision = KILN_PRECISION_STRICT;
+        else {
+            fprintf(stderr, "kiln: --precision needs fast or strict, got '%s'\n", v ? v : "(nothing)");
+            return -1;
+        }
+        (*i)++;
+        return 1;
+    }
     if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) {
         c->verbose = 1;
         return 1;
@@ -119,7 +134,12 @@ int kiln_engine_session_open(kiln_engine_session *s, const kiln_engine_cli *c, k
     }
     if ((rc = kiln_device_select(c->device, &s->dev, e)))
         goto fail;
-    kiln_model_opts mo = {.progress = c->json ? NULL : stderr, .notes = stderr};
+    /* each matrix is stored in the layout its gemv config reads (the tuned
+     * winner's ilv for this device and precision) */
+    kiln_layout_ctx lc = {.dev = s->dev, .db = s->db, .log = c->verbose ? stderr : NULL};
+    kiln_model_opts mo = {.progress = c->json ? NULL : stderr, .notes = stderr, .layout = kiln_engine_layout,
+                          .layout_ctx = &lc,
+                          .act = c->precision == KILN_PRECISION_STRICT ? KILN_ACT_F32 : KILN_ACT_Q8};
     if ((rc = kiln_model_load(&s->model, s->dev, c->model, &mo, e)))
         goto fail;
     s->model_loaded = 1;
@@ -130,7 +150,7 @@ int kiln_engine_session_open(kiln_engine_session *s, const kiln_engine_cli *c, k
         s->model.chat = k;
     }
     kiln_engine_opts eo = {.ctx = c->ctx, .page_size = c->page_size, .chunk = c->chunk, .db = s->db,
-                           .log = c->verbose ? stderr : NULL};
+                           .log = c->verbose ? stderr : NULL, .precision = c->precision};
     if ((rc = kiln_engine_init(&s->en, &s->model, &eo, e)))
         goto fail;
     s->engine_ready = 1;

@@ -29,13 +29,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/act_q8.h"
 #include "kernels/gemv_int4/gemv_int4.h"
 #include "kernels/quant_ilv.h"
 
 static const kiln_param params[] = {
     {"wg", "WG", "threads per workgroup (gpu)", 4, {32, 64, 128, 256}, 64},
-    {"rows", "ROWS", "rows per workgroup (cpu: rows per task)", 4, {1, 2, 4, 8}, 4},
-    {"tokens", "TN", "tokens per workgroup (cpu: token block)", 4, {1, 2, 4, 8}, 4},
+    {"rows", "ROWS", "rows per workgroup (cpu: rows per task; act 1: a multiple of the matrix's ilv)", 6,
+     {1, 2, 4, 8, 16, 32}, 4},
+    {"tokens", "TN", "tokens per workgroup (cpu: token block; act 1: tokens per pass over a weight tile)", 4,
+     {1, 2, 4, 8}, 4},
     {"vec", "VEC", "u32 words loaded per thread per step (gpu)", 3, {1, 2, 4}, 1},
     {"unroll", "UNROLL", "loop unroll factor (gpu)", 2, {1, 2}, 1},
     {"reduce", "REDUCE", "0 shared-memory tree, 1 subgroup adds (gpu)", 2, {0, 1}, 0},
@@ -43,8 +46,14 @@ static const kiln_param params[] = {
      "0 a workgroup shares each tile's K (gpu), 1 one invocation per row x TN tokens, x uniform across the "
      "subgroup (drivers that run invocations in CPU SIMD lanes: lavapipe, PoCL)",
      2, {0, 1}, 0},
+    /* act 1 changes the reference (x rounded per token and block of 32):
+     * its own data class */
+    {"act", "ACT",
+     "activations: 0 f32 (rows dequantized, FMA tiles), 1 int8 per block of 32 + integer dot products, each "
+     "weight load serving TN tokens (cpu; needs a shape with act=q8)",
+     2, {0, 1}, 0},
 };
-enum { P_WG, P_ROWS, P_TN, P_VEC, P_UNROLL, P_REDUCE, P_LAYOUT, P_COUNT };
+enum { P_WG, P_ROWS, P_TN, P_VEC, P_UNROLL, P_REDUCE, P_LAYOUT, P_ACT, P_COUNT };
 
 /* Accumulators per thread (rows x tokens): registers, and the shared
  * reduction array is rows * tokens * wg floats. */
@@ -69,9 +78,24 @@ static int config_valid(const kiln_shape *s, const kiln_config *c, const kiln_fi
         snprintf(why, n, "a matrix in layout ilv %d runs on the cpu only (int4/q8 formats)", s->ilv);
         return 0;
     }
+    if (c->v[P_ACT]) {
+        if (s->act != KILN_ACT_Q8) {
+            snprintf(why, n, "act 1 quantizes x: the shape allows f32 activations only (act=q8 allows it)");
+            return 0;
+        }
+        if (fp->backend != KILN_CPU || s->quant == KILN_F16) {
+            snprintf(why, n, "act 1 runs on the cpu with int4/q8_0 weights");
+            return 0;
+        }
+        if (s->ilv > 1 && rows % s->ilv) {
+            snprintf(why, n, "rows %d must be a multiple of the matrix's ilv %d (a task owns whole tiles)", rows,
+                     s->ilv);
+            return 0;
+        }
+    }
     if (fp->backend == KILN_CPU) {
         for (int i = 0; i < P_COUNT; i++)
-            if (i != P_ROWS && i != P_TN && c->v[i] != params[i].def) {
+            if (i != P_ROWS && i != P_TN && i != P_ACT && c->v[i] != params[i].def) {
                 snprintf(why, n, "%s applies to gpu backends only", params[i].name);
                 return 0;
             }
@@ -134,6 +158,9 @@ static int shapes(int which, kiln_shape *out, int max)
         S(576, 576, 32, KILN_Q4_1, 32);
         S(1536, 576, 32, KILN_Q4_1, 32);
         S(576, 1536, 32, KILN_Q4_1, 32);
+        list[n++] = (kiln_shape){.m = 4096, .k = 4096, .n = 64, .quant = KILN_Q4F16_1, .group = 32,
+                                 .act = KILN_ACT_Q8};
+        list[n++] = (kiln_shape){.m = 1536, .k = 576, .n = 32, .quant = KILN_Q4_1, .group = 32, .act = KILN_ACT_Q8};
     } else if (which == KILN_SHAPES_CHECK) {
         /* real shapes: Llama-7B short prefill chunks, SmolLM2-135M prompts */
         S(4096, 4096, 16, KILN_Q4F16_1, 32);
@@ -154,6 +181,16 @@ static int shapes(int which, kiln_shape *out, int max)
         S(129, 1000, 3, KILN_Q8_0, 32);
         S(3, 37, 2, KILN_F16, 0);
         S(67, 96, 1, KILN_Q4_1, 32);
+        /* int8 activations allowed (cpu act 1), every format, odd N */
+        list[n++] = (kiln_shape){.m = 576, .k = 576, .n = 13, .quant = KILN_Q4_1, .group = 32, .act = KILN_ACT_Q8};
+        list[n++] = (kiln_shape){.m = 200, .k = 256, .n = 6, .quant = KILN_Q4_0, .group = 32, .act = KILN_ACT_Q8};
+        list[n++] = (kiln_shape){.m = 160, .k = 320, .n = 9, .quant = KILN_Q8_0, .group = 32, .act = KILN_ACT_Q8};
+        list[n++] = (kiln_shape){.m = 1001, .k = 4000, .n = 3, .quant = KILN_Q4F16_1, .group = 128,
+                                 .act = KILN_ACT_Q8};
+        list[n++] = (kiln_shape){.m = 333, .k = 136, .n = 11, .quant = KILN_Q4_0, .group = 32, .ilv = 16,
+                                 .act = KILN_ACT_Q8};
+        list[n++] = (kiln_shape){.m = 129, .k = 1000, .n = 7, .quant = KILN_Q8_0, .group = 32, .ilv = 4,
+                                 .act = KILN_ACT_Q8};
         /* weights interleaved by gemv's winner (cpu): the same product */
         list[n++] = (kiln_shape){.m = 333, .k = 136, .n = 11, .quant = KILN_Q4_0, .group = 32, .ilv = 4};
         list[n++] = (kiln_shape){.m = 129, .k = 1000, .n = 3, .quant = KILN_Q8_0, .group = 32, .ilv = 8};
@@ -166,6 +203,7 @@ static int shapes(int which, kiln_shape *out, int max)
         S(33, 100, 1, KILN_Q8_0, 32);
         S(19, 77, 3, KILN_F16, 0);
         S(576, 576, 5, KILN_Q4_1, 32);
+        list[n++] = (kiln_shape){.m = 37, .k = 200, .n = 7, .quant = KILN_Q4_0, .group = 32, .act = KILN_ACT_Q8};
     }
 #undef S
     int m = n < max ? n : max;
@@ -178,9 +216,11 @@ static int shapes(int which, kiln_shape *out, int max)
  * depend on the layout). */
 static void shape_key(const kiln_shape *s, char *buf, size_t n)
 {
-    char ilv[16] = "";
+    char ilv[24] = "";
     if (s->ilv > 1)
         snprintf(ilv, sizeof ilv, ".ilv%d", s->ilv);
+    if (s->act == KILN_ACT_Q8)
+        snprintf(ilv + strlen(ilv), sizeof ilv - strlen(ilv), ".xq8");
     if (s->quant == KILN_F16)
         snprintf(buf, n, "m%lld.k%lld.n%lld.%s%s", (long long)s->m, (long long)s->k, (long long)s->n,
                  kiln_quant_name(s->quant), ilv);
@@ -220,7 +260,7 @@ void kiln_gemm_reference(const kiln_qmatrix *q, const float *x, int64_t n_tokens
     free(w);
 }
 
-static int problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e)
+static int make_problem(kiln_problem *p, const kiln_shape *s, int act, uint64_t seed, kiln_err *e)
 {
     memset(p, 0, sizeof *p);
     p->shape = *s;
@@ -275,10 +315,38 @@ static int problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kil
         if (x[i] == 0)
             x[i] = 0.5f;
     }
-    kiln_gemm_reference(&q, x, N, b4->expect);
+    float *xr = act ? malloc(sizeof *xr * (size_t)(N * s->k)) : NULL;
+    if (act && !xr) {
+        kiln_qmatrix_free(&q);
+        kiln_ilv_free(&il);
+        kiln_problem_free(p);
+        return kiln_fail(e, KILN_E_NOMEM, "gemm problem: no memory");
+    }
+    for (int64_t t = 0; act && t < N; t++) /* each token rounded as act_q8_cpu rounds it */
+        kiln_act_q8_roundtrip(x + t * s->k, s->k, xr + t * s->k);
+    kiln_gemm_reference(&q, act ? xr : x, N, b4->expect);
+    free(xr);
     kiln_qmatrix_free(&q);
     kiln_ilv_free(&il);
     return 0;
+}
+
+static int problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e)
+{
+    return make_problem(p, s, 0, seed, e);
+}
+
+static int data_class(const kiln_shape *s, const kiln_config *c)
+{
+    (void)s;
+    return c->v[P_ACT];
+}
+
+static int problem_class(kiln_problem *p, const kiln_shape *s, int cls, uint64_t seed, kiln_err *e)
+{
+    if (cls != 0 && cls != 1)
+        return kiln_fail(e, KILN_E_INVALID, "gemm_int4: no data class %d", cls);
+    return make_problem(p, s, cls, seed, e);
 }
 
 static int plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out, kiln_err *e)
@@ -292,6 +360,45 @@ static int plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be,
     int64_t gpr = group ? cols_pad / group : 0;
     int64_t N = s->n > 0 ? s->n : 1;
     int rows = c->v[P_ROWS], tn = c->v[P_TN];
+    if (be == KILN_CPU && c->v[P_ACT]) {
+        /* each token's x -> int8 blocks (one workgroup per token), then the
+         * integer gemm over the matrix's tiles, TN tokens per pass */
+        int ilv = s->ilv > 1 ? s->ilv : 1;
+        out->n_steps = 2;
+        out->n_scratch = 1;
+        out->scratch_bytes[0] = kiln_xq_bytes(s->k) * (size_t)N;
+        kiln_plan_step *q = &out->steps[0];
+        q->source = "gemm_int4";
+        q->entry = "act_q8_cpu";
+        q->signature = "bbuu";
+        q->local[0] = 1;
+        q->grid[0] = (uint32_t)N;
+        kiln_plan_slot(q, 3);
+        kiln_plan_scratch(q, 0);
+        kiln_plan_u32(q, (uint32_t)s->k);
+        kiln_plan_u32(q, s->quant == KILN_Q8_0 ? KILN_XQ_Q8 : KILN_XQ_INT4);
+        kiln_plan_step *st = &out->steps[1];
+        st->source = "gemm_int4";
+        st->entry = "gemm_q8_cpu";
+        st->signature = "bbbbbuuuuu";
+        kiln_plan_define(st, "QUANT", s->quant);
+        kiln_plan_define(st, "GROUP", group);
+        kiln_plan_define(st, "ILV", ilv);
+        kiln_plan_define(st, "ROWS", rows);
+        kiln_plan_define(st, "TN", tn);
+        st->local[0] = 1;
+        st->grid[0] = (uint32_t)((kiln_ilv_rows(s->m, ilv) + rows - 1) / rows);
+        for (int i = 0; i < 3; i++)
+            kiln_plan_slot(st, i);
+        kiln_plan_scratch(st, 0);
+        kiln_plan_slot(st, 4);
+        kiln_plan_u32(st, (uint32_t)s->m);
+        kiln_plan_u32(st, (uint32_t)s->k);
+        kiln_plan_u32(st, (uint32_t)wpr);
+        kiln_plan_u32(st, (uint32_t)gpr);
+        kiln_plan_u32(st, (uint32_t)N);
+        return 0;
+    }
     kiln_plan_step *st = &out->steps[0];
     out->n_steps = 1;
     st->signature = "bbbbbuuuuu";
@@ -357,6 +464,8 @@ const kiln_kernel kiln_kernel_gemm_int4 = {
     .shape_key = shape_key,
     .config_valid = config_valid,
     .problem_init = problem_init,
+    .data_class = data_class,
+    .problem_class = problem_class,
     .plan = plan,
     .bytes = bytes,
     .flops = flops,

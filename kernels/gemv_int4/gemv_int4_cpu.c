@@ -14,7 +14,7 @@
 #include "devices/cpu/cpu_isa.h"
 #include "kernels/act_q8.h"
 #include "kernels/gemv_int4/gemv_int4.h"
-#include "kernels/gemv_int4/gemv_q8_cpu.h"
+#include "kernels/gemv_int4/q8mm_cpu.h"
 #include "kernels/sources.h"
 #include "util/f16.h"
 
@@ -261,7 +261,8 @@ static void gemv_int4_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t 
 
 const kiln_cpu_entry kiln_cpu_entries_gemv_int4[] = {
     {"gemv_int4_cpu", gemv_int4_cpu},
-    {"gemv_q8_cpu", kiln_gemv_q8_cpu},   /* act 1 (gemv_q8_cpu.c) */
+    {"gemv_q8_cpu", kiln_gemv_q8_cpu},   /* act 1 (q8mm_cpu.c) */
+    {"gemm_q8_cpu", kiln_gemm_q8_cpu},   /* gemm_int4 act 1 (q8mm_cpu.c) */
     {"act_q8_cpu", kiln_act_q8_cpu},     /* its x quantization step (kernels/act_q8.c) */
     {0, 0},
 };

@@ -38,7 +38,7 @@ static void check_tiny(const char *path, int quant)
 {
     kiln_err e = {0};
     int n = 0;
-    CHECK_OK(kiln_model_tune_shapes(path, kn, sh, MAXP, &n, &e), &e);
+    CHECK_OK(kiln_model_tune_shapes(path, KILN_ACT_F32, kn, sh, MAXP, &n, &e), &e);
     for (int i = 0; i < n; i++)
         for (int j = i + 1; j < n; j++)
             CHECK(strcmp(kn[i], kn[j]) || memcmp(&sh[i], &sh[j], sizeof sh[i]), "duplicate pair %d/%d (%s)", i, j,
@@ -81,9 +81,18 @@ static void check_tiny(const char *path, int quant)
     for (int i = 0; i < n; i++)
         CHECK(kiln_kernel_find(kn[i]) != NULL, "unknown kernel %s", kn[i]);
 
+    /* --precision fast: the same pairs, the matrix shapes allow int8 activations */
+    int n8 = 0;
+    CHECK_OK(kiln_model_tune_shapes(path, KILN_ACT_Q8, kn, sh, MAXP, &n8, &e), &e);
+    CHECK(n8 == 24 && count(n8, "gemv_int4") == 5, "fast: %d pairs", n8);
+    for (int i = 0; i < n8; i++)
+        CHECK(sh[i].act == (!strcmp(kn[i], "gemv_int4") || !strcmp(kn[i], "gemm_int4") ? KILN_ACT_Q8 : KILN_ACT_F32),
+              "fast: %s act %d", kn[i], sh[i].act);
+    CHECK_OK(kiln_model_tune_shapes(path, KILN_ACT_F32, kn, sh, MAXP, &n, &e), &e);
+
     /* too small an array */
     int n2 = 0;
-    CHECK(kiln_model_tune_shapes(path, kn, sh, 3, &n2, &e) == KILN_E_FULL && strstr(e.msg, "24"),
+    CHECK(kiln_model_tune_shapes(path, KILN_ACT_F32, kn, sh, 3, &n2, &e) == KILN_E_FULL && strstr(e.msg, "24"),
           "max 3: %s", e.msg);
 }
 
@@ -109,13 +118,13 @@ int main(void)
     rmdir(dir);
 
     int n = 0;
-    CHECK(kiln_model_tune_shapes("/nonexistent/model.gguf", kn, sh, MAXP, &n, &e) != 0 &&
+    CHECK(kiln_model_tune_shapes("/nonexistent/model.gguf", KILN_ACT_F32, kn, sh, MAXP, &n, &e) != 0 &&
               strstr(e.msg, "/nonexistent/model.gguf"),
           "missing file: %s", e.msg);
 
     const char *real = getenv("KILN_SMOLLM2");
     if (real && *real) { /* SmolLM2-135M Q4_1: 576 wide, 9/3 heads of 64, n_ff 1536, tied Q8_0 head */
-        CHECK_OK(kiln_model_tune_shapes(real, kn, sh, MAXP, &n, &e), &e);
+        CHECK_OK(kiln_model_tune_shapes(real, KILN_ACT_F32, kn, sh, MAXP, &n, &e), &e);
         CHECK(count(n, "gemv_int4") == 5, "smollm2 gemv: %d", count(n, "gemv_int4"));
         CHECK(has(n, "gemv_int4", (kiln_shape){.m = 49152, .k = 576, .quant = KILN_Q8_0, .group = 32}),
               "smollm2 LM head (tied token_embd, q8_0)");

@@ -44,6 +44,9 @@ static const char *const extra_configs[] = {
     "{\"rows\":4,\"tokens\":1}",
     "{\"layout\":1,\"wg\":32,\"tokens\":8}", /* one invocation per row (gpu backends) */
     "{\"layout\":1,\"wg\":128,\"tokens\":1}",
+    "{\"act\":1,\"rows\":16,\"tokens\":8}", /* int8 activations (cpu, act=q8 shapes): every token block */
+    "{\"act\":1,\"rows\":32,\"tokens\":2}",
+    "{\"act\":1,\"rows\":16,\"tokens\":1}",
 };
 #define N_EXTRA ((int)(sizeof extra_configs / sizeof extra_configs[0]))
 
@@ -65,7 +68,12 @@ static int test_configs(const kiln_kernel *k, kiln_config *out)
 /* QUICK shapes plus a few odd-N ones (N = 1, N prime, N > 8 not a multiple of any token block). */
 static int test_shapes(const kiln_kernel *k, kiln_shape *out)
 {
-    int n = k->shapes(KILN_SHAPES_QUICK, out, MAX_SHAPES - 4);
+    int n = k->shapes(KILN_SHAPES_QUICK, out, MAX_SHAPES - 7);
+    /* int8 activations allowed: odd N, an interleaved matrix, q8_0 */
+    out[n++] = (kiln_shape){.m = 45, .k = 160, .n = 13, .quant = KILN_Q4_1, .group = 32, .act = KILN_ACT_Q8};
+    out[n++] = (kiln_shape){.m = 50, .k = 136, .n = 7, .quant = KILN_Q4F16_1, .group = 128, .ilv = 16,
+                            .act = KILN_ACT_Q8};
+    out[n++] = (kiln_shape){.m = 33, .k = 100, .n = 9, .quant = KILN_Q8_0, .group = 32, .act = KILN_ACT_Q8};
     out[n++] = (kiln_shape){.m = 45, .k = 160, .n = 1, .quant = KILN_Q4F16_1, .group = 32};
     out[n++] = (kiln_shape){.m = 17, .k = 264, .n = 11, .quant = KILN_Q4_1, .group = 128};
     out[n++] = (kiln_shape){.m = 9, .k = 70, .n = 13, .quant = KILN_Q8_0, .group = 32};
@@ -197,6 +205,10 @@ static void test_problems(const kiln_kernel *k)
                 CHECK(nz > 0, "shape %d: input %s is all zeros", i, p.bufs[b].name);
             }
         const kiln_shape *sh = &shapes[i];
+        if (sh->ilv > 1) { /* interleaved weights: their layout is gemv_q8_test's business */
+            kiln_problem_free(&p);
+            continue;
+        }
         const float *x = p.bufs[3].host;
         CHECK(p.bufs[3].bytes == (size_t)(sh->n * sh->k * 4), "x bytes %zu", p.bufs[3].bytes);
         CHECK(p.bufs[4].bytes == (size_t)(sh->n * sh->m * 4), "y bytes %zu", p.bufs[4].bytes);
@@ -240,6 +252,8 @@ static int host_run(const kiln_kernel *k, const kiln_shape *s, const kiln_config
         CHECK(0, "plan: %s", e.msg);
         return -1;
     }
+    if (kiln_data_class(k, s, c) != 0)
+        return 1; /* act 1 (two steps and a scratch buffer): verified through the device below */
     CHECK(plan.n_steps == 1 && plan.n_scratch == 0, "%d steps %d scratch", plan.n_steps, plan.n_scratch);
     void *slot[KILN_MAX_BUFS] = {0};
     for (int i = 0; i < p->n_bufs; i++) {
@@ -300,7 +314,8 @@ static void test_host(const kiln_kernel *k)
         CHECK_OK(k->problem_init(&p, &shapes[si], 1234 + (uint64_t)si, &e), &e);
         for (int ci = 0; ci < nc; ci++) {
             char why[256], js[256], key[128];
-            if (!k->config_valid(&shapes[si], &cfgs[ci], &fp, why, sizeof why))
+            if (!k->config_valid(&shapes[si], &cfgs[ci], &fp, why, sizeof why) ||
+                kiln_data_class(k, &shapes[si], &cfgs[ci]) != 0) /* act 1: through the device below */
                 continue;
             kiln_config_to_json(k, &cfgs[ci], js, sizeof js);
             k->shape_key(&shapes[si], key, sizeof key);
@@ -340,13 +355,17 @@ static void test_backend(const kiln_kernel *k, kiln_backend_kind be)
     int n_corner = 1 + kiln_config_corners(k, (kiln_config[MAX_CFG]){0}, MAX_CFG);
     int ran = 0, caught = 0;
     for (int si = 0; si < ns; si++) {
+        /* configs of each data class (act 1: the reference over rounded x) on
+         * that class's problem */
+        for (int cls = 0; cls < 2; cls++) {
         kiln_problem p;
         kiln_problem_dev pd = {0};
-        CHECK_OK(k->problem_init(&p, &shapes[si], 99 + (uint64_t)si, &e), &e);
+        CHECK_OK(kiln_problem_make(k, &p, &shapes[si], cls, 99 + (uint64_t)si, &e), &e);
         CHECK_OK(kiln_problem_upload(d, &p, &pd, &e), &e);
         for (int ci = 0; ci < nc; ci++) {
             char why[256], js[256], key[128];
-            if (!k->config_valid(&shapes[si], &cfgs[ci], &d->fp, why, sizeof why))
+            if (kiln_data_class(k, &shapes[si], &cfgs[ci]) != cls ||
+                !k->config_valid(&shapes[si], &cfgs[ci], &d->fp, why, sizeof why))
                 continue;
             kiln_config_to_json(k, &cfgs[ci], js, sizeof js);
             k->shape_key(&shapes[si], key, sizeof key);
@@ -381,6 +400,7 @@ static void test_backend(const kiln_kernel *k, kiln_backend_kind be)
         }
         kiln_problem_dev_free(&pd);
         kiln_problem_free(&p);
+        }
     }
     CHECK(ran >= ns * 3 && caught >= ns, "%s: only %d runs, %d caught", bname, ran, caught);
     printf("%s: %d configs x shapes verified, planted bug caught %d times\n", bname, ran, caught);

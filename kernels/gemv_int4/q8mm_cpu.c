@@ -1,0 +1,185 @@
+/* kernels/gemv_int4/q8mm_cpu.c - the int8-activation matrix kernels on the
+ * CPU: gemv_int4 act 1 (one token) and gemm_int4 act 1 (N tokens, TN per
+ * pass over each weight tile): y_t = W (q_t * d_t) with each token's x
+ * quantized per block of 32 by the plan's first step (kernels/act_q8.h),
+ * integer dot products per block, weights row-major or interleaved in tiles
+ * of 4/8/16 rows (kernels/quant_ilv.h).
+ *
+ * Per row and block b: sum_b = sum_k code_k * q_k in integers, then
+ *   y += dw * d_b * sum_b + c * s_b,  s_b = d_b * sum(q of block b),
+ * with c = -z * dw for the zero-point formats (z = 7 q4f16_1, 8 q4_0, and
+ * 128 for q8_0 on the vpdpbusd paths, which feed q8 weights unsigned as
+ * w + 128) and c = m for q4_1. Paths: AVX-512 with VNNI or with
+ * vpmaddubsw, AVX2 with AVX-VNNI or vpmaddubsw, scalar; the launch's ISA
+ * bits pick one (KILN_CPU_ISA forces the lower ones in tests). */
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+#include "devices/cpu/cpu_isa.h"
+#include "kernels/act_q8.h"
+#include "kernels/gemv_int4/gemv_int4.h"
+#include "kernels/gemv_int4/q8mm_cpu.h"
+#include "kernels/quant_ilv.h"
+#include "util/f16.h"
+
+typedef struct q8mm_args {
+    const uint32_t *qs;
+    const uint16_t *sc, *mn;
+    const int8_t *xq;      /* token 0's packed x (kernels/act_q8.h) */
+    size_t xstride;        /* bytes from one token's packed x to the next */
+    int64_t nb4;           /* blocks of the packing */
+    float *y;
+    size_t ystride;        /* floats from one token's y to the next (M) */
+    uint32_t M, K, wpr, gpr, N;
+    int quant, group, ilv;
+    float z;               /* zero-point code the path subtracts (see above) */
+    int zc;                /* 1: add the c * s_b term */
+} q8mm_args;
+
+/* One token's packed x. */
+typedef struct q8mm_x {
+    const int8_t *xe, *xo; /* q8_0 weights: xe is x in element order */
+    const float *xd, *xs;
+} q8mm_x;
+
+static inline q8mm_x q8mm_token(const q8mm_args *a, uint32_t t)
+{
+    const int8_t *b = a->xq + (size_t)t * a->xstride;
+    return (q8mm_x){.xe = b, .xo = b + a->nb4 * 16, .xd = (const float *)(const void *)(b + a->nb4 * 32),
+                    .xs = (const float *)(const void *)(b + a->nb4 * 36)};
+}
+
+/* Any layout, any format: the contract in plain C. */
+static void run_scalar(const q8mm_args *a, uint32_t r_begin, uint32_t r_end)
+{
+    const int Q8 = a->quant == KILN_Q8_0;
+    const uint32_t wpb = Q8 ? 8 : 4, nb = a->wpr / wpb, R = (uint32_t)a->ilv;
+    for (uint32_t r = r_begin; r < r_end && r < a->M; r++) {
+        uint32_t t = r / R, i = r % R;
+        for (uint32_t tok = 0; tok < a->N; tok++) {
+            q8mm_x x = q8mm_token(a, tok);
+            float acc = 0;
+            for (uint32_t b = 0; b < nb; b++) {
+                int32_t sum = 0;
+                for (uint32_t w = b * wpb; w < (b + 1) * wpb; w++) {
+                    uint32_t word = a->qs[((size_t)t * a->wpr + w) * R + i];
+                    for (int j = 0; j < 4; j++) {
+                        if (Q8) {
+                            sum += (int8_t)(word >> (8 * j)) * x.xe[4 * w + (uint32_t)j];
+                        } else {
+                            sum += (int32_t)((word >> (8 * j)) & 0xF) * x.xe[4 * w + (uint32_t)j];
+                            sum += (int32_t)((word >> (8 * j + 4)) & 0xF) * x.xo[4 * w + (uint32_t)j];
+                        }
+                    }
+                }
+                size_t g = ((size_t)t * a->gpr + b * 32 / (uint32_t)a->group) * R + i;
+                float dw = kiln_f16_to_f32(a->sc[g]);
+                float c = a->quant == KILN_Q4_1 ? kiln_f16_to_f32(a->mn[g]) : Q8 ? 0.0f : -a->z * dw;
+                acc += dw * x.xd[b] * (float)sum + c * x.xs[b];
+            }
+            a->y[(size_t)tok * a->ystride + r] = acc;
+        }
+    }
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+#define Q8_SFX vnni512
+#define Q8_TARGET "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c"
+#define Q8_VNNI 1
+#include "kernels/gemv_int4/q8mm_avx512.inc"
+#undef Q8_SFX
+#undef Q8_TARGET
+#undef Q8_VNNI
+
+#define Q8_SFX bw512
+#define Q8_TARGET "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c"
+#define Q8_VNNI 0
+#include "kernels/gemv_int4/q8mm_avx512.inc"
+#undef Q8_SFX
+#undef Q8_TARGET
+#undef Q8_VNNI
+
+#define Q8_SFX vnni256
+#define Q8_TARGET "avx2,avxvnni,fma,f16c"
+#define Q8_VNNI 1
+#include "kernels/gemv_int4/q8mm_avx2.inc"
+#undef Q8_SFX
+#undef Q8_TARGET
+#undef Q8_VNNI
+
+#define Q8_SFX avx2
+#define Q8_TARGET "avx2,fma,f16c"
+#define Q8_VNNI 0
+#include "kernels/gemv_int4/q8mm_avx2.inc"
+#undef Q8_SFX
+#undef Q8_TARGET
+#undef Q8_VNNI
+#endif
+
+/* Rows [r_begin, r_end) of a (in tiles of a->ilv) x every token, with the
+ * best path the ISA bits allow; tn caps the tokens per pass. */
+static void q8mm_run(q8mm_args *a, unsigned isa, uint32_t r_begin, uint32_t r_end, uint32_t tn)
+{
+    int vnni = (isa & KILN_ISA_AVX512) ? !!(isa & KILN_ISA_AVX512_VNNI) : !!(isa & KILN_ISA_AVX_VNNI);
+    int q8 = a->quant == KILN_Q8_0;
+    a->z = a->quant == KILN_Q4F16_1 ? 7.0f : a->quant == KILN_Q4_0 ? 8.0f : 0.0f;
+    if (q8 && vnni && (isa & KILN_ISA_AVX2))
+        a->z = 128.0f; /* q8 weights fed unsigned as w + 128 */
+    a->zc = a->quant == KILN_Q4_1 || a->z != 0;
+    uint32_t m_pad = (uint32_t)kiln_ilv_rows(a->M, a->ilv);
+    if (r_end > m_pad)
+        r_end = m_pad;
+    if (tn < 1)
+        tn = 1;
+#if defined(__x86_64__) || defined(__i386__)
+    if (isa & KILN_ISA_AVX512) {
+        if (vnni)
+            run512_vnni512(a, r_begin, r_end, tn);
+        else
+            run512_bw512(a, r_begin, r_end, tn);
+        return;
+    }
+    if (isa & KILN_ISA_AVX2) {
+        if (vnni)
+            run256_vnni256(a, r_begin, r_end, tn);
+        else
+            run256_avx2(a, r_begin, r_end, tn);
+        return;
+    }
+#endif
+    (void)vnni;
+    run_scalar(a, r_begin, r_end);
+}
+
+static q8mm_args args_of(const kiln_cpu_launch *l, uint32_t n_tokens)
+{
+    const kiln_define *d = l->defines;
+    int nd = l->n_defines;
+    uint32_t M = l->arg[5].u32, K = l->arg[6].u32;
+    return (q8mm_args){
+        .qs = l->ptr[0], .sc = l->ptr[1], .mn = l->ptr[2], .xq = l->ptr[3], .y = l->ptr[4],
+        .xstride = kiln_xq_bytes(K), .nb4 = kiln_xq_nb4(K), .ystride = M,
+        .M = M, .K = K, .wpr = l->arg[7].u32, .gpr = l->arg[8].u32, .N = n_tokens,
+        .quant = (int)kiln_define_get(d, nd, "QUANT", 0), .group = (int)kiln_define_get(d, nd, "GROUP", 32),
+        .ilv = (int)kiln_define_get(d, nd, "ILV", 1),
+    };
+}
+
+void kiln_gemv_q8_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_end)
+{
+    q8mm_args a = args_of(l, 1);
+    uint32_t rows = (uint32_t)kiln_define_get(l->defines, l->n_defines, "ROWS", 1);
+    q8mm_run(&a, l->isa, wg_begin * rows, wg_end * rows, 1);
+}
+
+void kiln_gemm_q8_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_end)
+{
+    q8mm_args a = args_of(l, l->arg[9].u32);
+    uint32_t rows = (uint32_t)kiln_define_get(l->defines, l->n_defines, "ROWS", 1);
+    uint32_t tn = (uint32_t)kiln_define_get(l->defines, l->n_defines, "TN", 4);
+    q8mm_run(&a, l->isa, wg_begin * rows, wg_end * rows, tn);
+}
