@@ -45,6 +45,7 @@ typedef struct job {
 typedef struct cpu_impl {
     pthread_t *threads;
     uint32_t n_threads; /* workers besides the caller */
+    uint32_t cap;       /* kiln_device_set_threads: parts a launch may use (0 = all) */
     pthread_mutex_t mu;
     pthread_cond_t go, done;
     uint64_t generation;
@@ -279,6 +280,8 @@ static int cpu_launch(kiln_device *d, kiln_program *p, const uint32_t grid[3], c
                          (unsigned long long)n_wg);
     j.n_wg = (uint32_t)n_wg;
     uint32_t parts = c->n_threads + 1;
+    if (c->cap && c->cap < parts)
+        parts = c->cap;
     if (p->threads && p->threads < parts)
         parts = p->threads;
     if (parts > j.n_wg)
@@ -311,6 +314,16 @@ static int cpu_launch(kiln_device *d, kiln_program *p, const uint32_t grid[3], c
     return 0;
 }
 
+/* Fewer parts per launch; the pool keeps its threads (idle ones only wake
+ * and return), so a cap can change between launches. */
+static int cpu_set_threads(kiln_device *d, uint32_t n, kiln_err *e)
+{
+    (void)e;
+    cpu_impl *c = d->impl;
+    c->cap = n;
+    return 0;
+}
+
 static int cpu_finish(kiln_device *d, kiln_err *e)
 {
     (void)d;
@@ -330,6 +343,7 @@ static const kiln_device_ops cpu_ops = {
     .release = cpu_release,
     .launch = cpu_launch,
     .finish = cpu_finish,
+    .set_threads = cpu_set_threads,
 };
 
 static int probe(kiln_backend_status *st)
