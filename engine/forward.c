@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "engine/model.h"
+#include "kernels/norm_rope/norm_rope.h"
 
 typedef struct kset {
     const kiln_kernel *embed, *rmsnorm, *gemv, *gemm, *rope, *append, *attn, *silu, *argmax;
@@ -121,10 +122,12 @@ static int64_t token_class(int64_t T)
     return c;
 }
 
-static int rmsnorm(kiln_engine *en, const kset *ks, int op, int T, kiln_buffer *w, kiln_buffer *r, kiln_err *e)
+/* xn = rmsnorm(x) * w; with a residual r, first x += r (one fused op). */
+static int rmsnorm(kiln_engine *en, const kset *ks, int T, kiln_buffer *w, kiln_buffer *r, kiln_err *e)
 {
+    int op = r ? KILN_RMSNORM_ADD_RESIDUAL : KILN_RMSNORM_PLAIN;
     kiln_shape s = {.m = T, .k = en->m->cfg.n_embd, .op = op};
-    kiln_buffer *slots[4] = {en->x, w, en->xn, op ? r : en->xn};
+    kiln_buffer *slots[4] = {en->x, w, en->xn, r ? r : en->xn};
     kiln_shape look = s;
     look.m = token_class(T);
     return kiln_op(en->ops, ks->rmsnorm, &s, &look, slots, NULL, e);
@@ -182,7 +185,7 @@ static int rope(kiln_engine *en, const kset *ks, kiln_buffer *x, int heads, int 
 {
     const kiln_llama_config *c = &en->m->cfg;
     kiln_shape s = {.m = T, .heads = heads, .head_dim = c->head_dim, .k = c->rope_dim,
-                    .n = (int64_t)lroundf(c->rope_theta), .op = c->rope_neox ? 1 : 0};
+                    .n = (int64_t)lroundf(c->rope_theta), .op = c->rope_neox ? KILN_ROPE_NEOX : KILN_ROPE_ADJACENT};
     kiln_buffer *slots[2] = {x, en->pos};
     kiln_shape look = s;
     look.m = token_class(T);
@@ -264,7 +267,7 @@ static int chunk(kiln_engine *en, const kset *ks, kiln_kv_seq *seq, const int32_
         if ((rc = kiln_op(en->ops, ks->embed, &es, &elook, eslots, NULL, e)))
             return rc;
     }
-    if ((rc = rmsnorm(en, ks, 0, T, m->layers[0].attn_norm, NULL, e)))
+    if ((rc = rmsnorm(en, ks, T, m->layers[0].attn_norm, NULL, e)))
         return rc;
     for (int l = 0; l < c->n_layer; l++) {
         kiln_layer *L = &m->layers[l];
@@ -274,7 +277,7 @@ static int chunk(kiln_engine *en, const kset *ks, kiln_kv_seq *seq, const int32_
             (rc = rope(en, ks, en->q, c->n_head, T, e)) || (rc = rope(en, ks, en->k, c->n_head_kv, T, e)) ||
             (rc = attention(en, ks, l, seq, p0, T, e)) ||
             (rc = matmul(en, ks, &L->wo, en->att, 0, en->o, 0, T, e)) ||
-            (rc = rmsnorm(en, ks, 1, T, L->ffn_norm, en->o, e)))
+            (rc = rmsnorm(en, ks, T, L->ffn_norm, en->o, e)))
             return kiln_err_wrap(e, "layer %d (attention)", l);
         kiln_shape ss = {.m = (int64_t)T * c->n_ff}, slook = {.m = token_class(T) * c->n_ff};
         kiln_buffer *sslots[3] = {en->gate, en->up, en->hid};
@@ -283,7 +286,7 @@ static int chunk(kiln_engine *en, const kset *ks, kiln_kv_seq *seq, const int32_
             (rc = matmul(en, ks, &L->w_up, en->xn, 0, en->up, 0, T, e)) ||
             (rc = kiln_op(en->ops, ks->silu, &ss, &slook, sslots, NULL, e)) ||
             (rc = matmul(en, ks, &L->w_down, en->hid, 0, en->o, 0, T, e)) ||
-            (rc = rmsnorm(en, ks, 1, T, next, en->o, e)))
+            (rc = rmsnorm(en, ks, T, next, en->o, e)))
             return kiln_err_wrap(e, "layer %d (feed-forward)", l);
     }
     /* only the last token's logits are needed */

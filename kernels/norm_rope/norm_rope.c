@@ -75,7 +75,7 @@ static int rms_shape_ok(const kiln_shape *s, char *why, size_t n)
         snprintf(why, n, "rows %lld x n %lld out of range (rows <= 65535, n >= 2)", (long long)s->m, (long long)s->k);
         return 0;
     }
-    if (s->op != 0 && s->op != 1) {
+    if (s->op != KILN_RMSNORM_PLAIN && s->op != KILN_RMSNORM_ADD_RESIDUAL) {
         snprintf(why, n, "op %d: 0 plain, 1 fused residual add", s->op);
         return 0;
     }
@@ -306,7 +306,7 @@ static int rope_shape_ok(const kiln_shape *s, char *why, size_t n)
         snprintf(why, n, "n_rot %d must be even and in [2, min(head_dim %d, 1024)]", nr, s->head_dim);
         return 0;
     }
-    if (s->op != 0 && s->op != 1) {
+    if (s->op != KILN_ROPE_ADJACENT && s->op != KILN_ROPE_NEOX) {
         snprintf(why, n, "op %d: 0 interleaved pairs, 1 half-split", s->op);
         return 0;
     }
