@@ -174,6 +174,9 @@ static void shape_key(const kiln_shape *s, char *buf, size_t n)
 
 static int problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e)
 {
+    kiln_err own = {0};
+    if (!e) /* kiln_problem_add returns no code: it reaches us through e, a local when the caller passed none */
+        e = &own;
     memset(p, 0, sizeof *p);
     p->shape = *s;
     kiln_qmatrix q;
@@ -196,7 +199,7 @@ static int problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kil
     if (!b4) {
         kiln_qmatrix_free(&q);
         kiln_problem_free(p);
-        return e ? e->code : KILN_E_NOMEM;
+        return e->code;
     }
     memcpy(b0->host, q.qs, b0->bytes);
     if (sb)
