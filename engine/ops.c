@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/clock.h"
+
 typedef struct op_class {
     const kiln_kernel *kernel;
     char key[192];        /* kernel name + lookup shape key */
@@ -20,21 +22,25 @@ struct kiln_ops {
     kiln_progcache *cache;
     op_class *cls;
     int n, cap;
+    kiln_profile *prof;   /* not owned; NULL: ops are not timed */
 };
 
-kiln_ops *kiln_ops_new(kiln_device *dev, kiln_db *db, FILE *log, kiln_err *e)
+int kiln_ops_new(kiln_ops **out, kiln_device *dev, kiln_db *db, FILE *log, kiln_err *e)
 {
     kiln_ops *o = calloc(1, sizeof *o);
+    *out = NULL;
     if (!o || !(o->cache = kiln_progcache_new(dev))) {
         free(o);
-        kiln_fail(e, KILN_E_NOMEM, "engine ops: out of memory");
-        return NULL;
+        return kiln_fail(e, KILN_E_NOMEM, "engine ops: out of memory");
     }
     o->dev = dev;
     o->db = db;
     o->log = log;
-    return o;
+    *out = o;
+    return 0;
 }
+
+void kiln_ops_set_profile(kiln_ops *o, kiln_profile *prof) { o->prof = prof; }
 
 void kiln_ops_free(kiln_ops *o)
 {
@@ -79,22 +85,23 @@ static void choose_config(kiln_ops *o, const kiln_kernel *k, const kiln_shape *l
     }
 }
 
-static op_class *find_class(kiln_ops *o, const kiln_kernel *k, const kiln_shape *s, const kiln_shape *lookup,
-                            kiln_err *e)
+/* The op class of (k, lookup) in *out, built at shape s the first time. */
+static int find_class(kiln_ops *o, const kiln_kernel *k, const kiln_shape *s, const kiln_shape *lookup,
+                      op_class **out, kiln_err *e)
 {
     char skey[128], key[192];
     k->shape_key(lookup, skey, sizeof skey);
     snprintf(key, sizeof key, "%s/%s", k->name, skey);
     for (int i = 0; i < o->n; i++)
-        if (o->cls[i].kernel == k && !strcmp(o->cls[i].key, key))
-            return &o->cls[i];
+        if (o->cls[i].kernel == k && !strcmp(o->cls[i].key, key)) {
+            *out = &o->cls[i];
+            return 0;
+        }
     if (o->n == o->cap) {
         int cap = o->cap ? 2 * o->cap : 32;
         op_class *c = realloc(o->cls, (size_t)cap * sizeof *c);
-        if (!c) {
-            kiln_fail(e, KILN_E_NOMEM, "engine ops: out of memory");
-            return NULL;
-        }
+        if (!c)
+            return kiln_fail(e, KILN_E_NOMEM, "engine ops: out of memory");
         o->cls = c;
         o->cap = cap;
     }
@@ -120,7 +127,7 @@ static op_class *find_class(kiln_ops *o, const kiln_kernel *k, const kiln_shape 
         *e = e2;
     }
     if (rc)
-        return NULL;
+        return rc;
     c->is_default = kiln_config_equal(k, &cfg, &def);
     if (o->log) {
         char js[512];
@@ -128,15 +135,31 @@ static op_class *find_class(kiln_ops *o, const kiln_kernel *k, const kiln_shape 
         fprintf(o->log, "kiln: %-16s %-32s %-7s %s (%s)\n", k->name, skey, kiln_match_name(c->level), js, note);
     }
     o->n++;
-    return c;
+    *out = c;
+    return 0;
 }
 
-int kiln_op(kiln_ops *o, const kiln_kernel *k, const kiln_shape *s, const kiln_shape *lookup,
+/* With a profile: the op runs synchronously (a device time requested makes
+ * the backend wait for it) between two reads of the host clock. */
+static int run_timed(kiln_ops *o, const char *label, op_class *c, kiln_buffer *const *slots, const size_t *offs,
+                     kiln_err *e)
+{
+    double ns = -1, t0 = kiln_now_s();
+    int rc = kiln_variant_run_at(&c->v, slots, offs, &ns, e);
+    double t1 = kiln_now_s();
+    if (!rc)
+        kiln_profile_op(o->prof, label ? label : c->kernel->name, t0, t1, ns,
+                        c->kernel->bytes ? c->kernel->bytes(&c->v.shape) : 0);
+    return rc;
+}
+
+int kiln_op(kiln_ops *o, const char *label, const kiln_kernel *k, const kiln_shape *s, const kiln_shape *lookup,
             kiln_buffer *const *slots, const size_t *offs, kiln_err *e)
 {
-    op_class *c = find_class(o, k, s, lookup ? lookup : s, e);
-    if (!c)
-        return e ? e->code : KILN_E_INVALID;
+    op_class *c = NULL;
+    int frc = find_class(o, k, s, lookup ? lookup : s, &c, e);
+    if (frc)
+        return frc;
     if (!shape_equal(&c->v.shape, s)) {
         kiln_err e2 = {0};
         int rc = kiln_variant_reshape(&c->v, s, &e2);
@@ -155,6 +178,8 @@ int kiln_op(kiln_ops *o, const kiln_kernel *k, const kiln_shape *s, const kiln_s
         if (rc)
             return rc;
     }
+    if (o->prof)
+        return run_timed(o, label, c, slots, offs, e);
     return kiln_variant_run_at(&c->v, slots, offs, NULL, e);
 }
 
