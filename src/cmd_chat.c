@@ -63,7 +63,7 @@ static int on_text(void *user, const char *t, size_t n)
 }
 
 typedef struct chat {
-    kiln_engine_session s;
+    kiln_session s;
     const kiln_engine_cli *c;
     kiln_kv_seq seq;
     int seq_ok;
@@ -107,7 +107,7 @@ static int reset(chat *ch, kiln_err *e)
     if (ch->seq_ok)
         kiln_kv_seq_free(&ch->seq);
     ch->seq_ok = 0;
-    int rc = kiln_kv_seq_init(&ch->seq, &ch->s.en.kv, ch->s.en.ctx, e);
+    int rc = kiln_session_seq(&ch->s, &ch->seq, e);
     if (rc)
         return rc;
     ch->seq_ok = 1;
@@ -132,21 +132,15 @@ static int find_end_marker(chat *ch, kiln_err *e)
     return ch->end_marker ? 0 : kiln_fail(e, KILN_E_NOMEM, "out of memory");
 }
 
-static int tokenize(const kiln_tokenizer *t, const char *text, size_t len, int add_bos, int32_t **ids, int *n,
+static int tokenize(const kiln_session *s, const char *text, size_t len, int add_bos, int32_t **ids, int *n,
                     kiln_err *e)
 {
-    *ids = NULL;
-    *n = 0;
-    kiln_tokenize(t, text, len, add_bos, 1, NULL, 0, n, NULL); /* count */
-    *ids = malloc(sizeof **ids * (size_t)(*n + 1));
-    if (!*ids)
-        return kiln_fail(e, KILN_E_NOMEM, "out of memory");
-    return kiln_tokenize(t, text, len, add_bos, 1, *ids, *n + 1, n, e);
+    return kiln_session_tokenize(s, text, len, add_bos, 1, ids, n, e);
 }
 
 static void print_stats(chat *ch)
 {
-    kiln_engine_session *s = &ch->s;
+    kiln_session *s = &ch->s;
     fprintf(stderr,
             "kiln chat: %d turn(s), %d messages, cache %d of %d tokens (%.0f%%), %d tokens generated, %s on %s:%d\n",
             ch->turns, ch->n_msgs, ch->seq.n_tokens, s->en.ctx, 100.0 * ch->seq.n_tokens / s->en.ctx,
@@ -167,7 +161,7 @@ static void say_full(chat *ch, int need)
  * fatal for the session (returned); a full cache is reported and 0 returned. */
 static int turn(chat *ch, const char *line, size_t len, kiln_err *e)
 {
-    kiln_engine_session *s = &ch->s;
+    kiln_session *s = &ch->s;
     kiln_model *m = &s->model;
     const kiln_engine_cli *c = ch->c;
     int n_before_msgs = ch->n_msgs, before = ch->seq.n_tokens, cap = s->en.ctx;
@@ -181,9 +175,9 @@ static int turn(chat *ch, const char *line, size_t len, kiln_err *e)
     if (!rc)
         rc = kiln_chat_format_suffix(m->chat, ch->msgs, ch->n_cached, ch->n_msgs, 1, &text, &tlen, e);
     if (!rc)
-        rc = tokenize(m->tok, text, tlen, before == 0 ? -1 : 0, &ids, &n_ids, e);
+        rc = tokenize(s, text, tlen, before == 0 ? -1 : 0, &ids, &n_ids, e);
     if (!rc)
-        rc = tokenize(m->tok, ch->end_marker, strlen(ch->end_marker), 0, &end_ids, &n_end, e);
+        rc = tokenize(s, ch->end_marker, strlen(ch->end_marker), 0, &end_ids, &n_end, e);
     if (rc)
         goto fail;
     /* prompt + reply + end marker must fit: before + n_ids + n_gen + n_end <= cap */
@@ -201,7 +195,7 @@ static int turn(chat *ch, const char *line, size_t len, kiln_err *e)
     kiln_gen_opts go = {.n_predict = n_predict, .sampling = c->sampling, .stop = c->stop, .n_stop = c->n_stop,
                         .on_text = on_text, .user = &reply};
     interrupted = 0;
-    rc = kiln_generate(&s->en, &ch->seq, ids, n_ids, &go, &st, out, n_predict, e);
+    rc = kiln_session_generate(s, &ch->seq, ids, n_ids, &go, &st, out, n_predict, e);
     interrupted = 0;
     printf("\n");
     fflush(stdout);
@@ -234,7 +228,7 @@ static int turn(chat *ch, const char *line, size_t len, kiln_err *e)
         snprintf(tail_text, rl + 1, "%s%s", reply.s ? reply.s : "", ch->end_marker);
         free(end_ids);
         end_ids = NULL;
-        rc = tokenize(m->tok, tail_text, rl, 0, &tail, &n_tail, e);
+        rc = tokenize(s, tail_text, rl, 0, &tail, &n_tail, e);
         free(out);
         out = tail; /* freed with out */
         if (rc)
@@ -250,7 +244,7 @@ static int turn(chat *ch, const char *line, size_t len, kiln_err *e)
         free(out);
         out = tail;
     }
-    if (n_tail > 0 && (rc = kiln_forward(&s->en, &ch->seq, tail, n_tail, e))) {
+    if (n_tail > 0 && (rc = kiln_session_prefill(s, &ch->seq, tail, n_tail, e))) {
         if (rc != KILN_E_FULL)
             goto fail;
         /* only when a re-tokenized reply came out longer than its tokens */
@@ -265,13 +259,13 @@ static int turn(chat *ch, const char *line, size_t len, kiln_err *e)
     ch->n_cached = ch->n_msgs;
     ch->turns++;
     ch->total_gen += st.n_gen;
-    double pp = st.prefill_s > 0 ? st.n_prompt / st.prefill_s : 0;
-    double tg = st.decode_s > 0 ? st.n_decode / st.decode_s : 0;
+    kiln_timings t;
+    kiln_session_timings(s, &st, &t);
     snprintf(ch->last_stats, sizeof ch->last_stats,
              "prefill %d new tokens, cache %d -> %d of %d | %d generated (%s) | prefill %.1f tok/s, decode %.1f "
              "tok/s, TTFT %.0f ms",
-             n_ids, before, ch->seq.n_tokens, cap, st.n_gen, kiln_stop_name(st.stop_reason), pp, tg,
-             st.ttft_s * 1e3);
+             n_ids, before, ch->seq.n_tokens, cap, st.n_gen, kiln_stop_name(st.stop_reason), t.prefill_tok_s,
+             t.decode_tok_s, t.ttft_ms);
     fprintf(stderr, "[%s]\n", ch->last_stats);
     if (c->verbose) { /* the prefix property in practice: the cache vs the whole conversation tokenized afresh */
         char *all = NULL;
@@ -351,19 +345,13 @@ int cmd_chat(int argc, char **argv)
     chat ch;
     memset(&ch, 0, sizeof ch);
     ch.c = &c;
-    if (kiln_engine_session_open(&ch.s, &c, &e)) {
+    kiln_session_opts so;
+    if (kiln_engine_cli_session_opts(&c, &so, &e) || kiln_session_open(&ch.s, &so, &e)) {
         fprintf(stderr, "kiln chat: %s\n", e.msg);
         return kiln_exit_code(e.code);
     }
     kiln_model *m = &ch.s.model;
-    char *sysbuf = NULL;
-    const char *tmpl, *def = NULL;
-    size_t tl, deflen = 0;
-    if (!system && kiln_gguf_find(m->gguf, "tokenizer.chat_template") &&
-        !kiln_gguf_get_str(m->gguf, "tokenizer.chat_template", &tmpl, &tl, NULL) &&
-        kiln_chat_default_system(tmpl, tl, &def, &deflen) && def)
-        system = sysbuf = strndup(def, deflen);
-    ch.system = system;
+    ch.system = system ? system : ch.s.default_system;
     int rc = find_end_marker(&ch, &e);
     if (!rc)
         rc = reset(&ch, &e);
@@ -419,13 +407,14 @@ int cmd_chat(int argc, char **argv)
     }
     if (rc)
         fprintf(stderr, "kiln chat: %s\n", e.msg);
+    else if (c.profile)
+        kiln_session_print_profile(&ch.s, stderr);
     free(line);
     pop_msgs(&ch, 0);
     free(ch.msgs);
     free(ch.end_marker);
-    free(sysbuf);
     if (ch.seq_ok)
         kiln_kv_seq_free(&ch.seq);
-    kiln_engine_session_close(&ch.s);
+    kiln_session_close(&ch.s);
     return rc ? kiln_exit_code(e.code) : KILN_EXIT_OK;
 }
