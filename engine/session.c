@@ -59,7 +59,7 @@ static int open_device(kiln_session *s, const kiln_session_opts *o, kiln_err *e)
     if (rc || o->threads <= 0)
         return rc;
     if ((rc = kiln_device_set_threads(s->dev, (uint32_t)o->threads, e)))
-        kiln_err_wrap(e, "%d threads", o->threads);
+        kiln_err_wrap(e, "%d host threads", o->threads);
     return rc;
 }
 
