@@ -116,23 +116,48 @@ static int prompt_ids(serve_engine *s, const serve_request *rq, int32_t **ids, i
     return rc;
 }
 
+/* Sampling from the request (ranges were checked by the parser; checked
+ * again here); no seed: one from the clock. */
+static int request_sampling(const serve_request *rq, kiln_sampling *sp, kiln_err *e)
+{
+    kiln_sampling_default(sp);
+    sp->temp = rq->temperature;
+    sp->top_p = rq->top_p;
+    sp->top_k = rq->top_k;
+    sp->min_p = rq->min_p;
+    sp->repeat_penalty = rq->repeat_penalty;
+    sp->seed = rq->has_seed ? rq->seed : ((uint64_t)time(NULL) << 20) ^ (uint64_t)clock() ^ (uint64_t)rand();
+    int rc = kiln_sampling_check(sp, e);
+    return rc && rc != KILN_E_INVALID ? kiln_fail(e, KILN_E_INVALID, "%s", e ? e->msg : "bad sampling") : rc;
+}
+
+/* Remembers what the sequence holds after a request: the prompt's ids and
+ * the generated tokens that were decoded. */
+static int remember(serve_engine *s, const int32_t *ids, int n_ids, const int32_t *out, kiln_err *e)
+{
+    int held = s->seq.n_tokens, ctx = s->s.en.ctx;
+    if (held > s->cap_cached) {
+        int32_t *c = realloc(s->cached, sizeof *c * (size_t)ctx);
+        if (!c)
+            return kiln_fail(e, KILN_E_NOMEM, "out of memory");
+        s->cached = c;
+        s->cap_cached = ctx;
+    }
+    memcpy(s->cached, ids, sizeof *ids * (size_t)n_ids);
+    if (held > n_ids)
+        memcpy(s->cached + n_ids, out, sizeof *out * (size_t)(held - n_ids));
+    return 0;
+}
+
 static int generate(void *user, const serve_request *rq, serve_piece_fn piece, void *ctx, serve_usage *u,
                     kiln_err *e)
 {
     serve_engine *s = user;
     kiln_engine *en = &s->s.en;
-    /* sampling from the request (ranges were checked by the parser; checked again here) */
     kiln_sampling sp;
-    kiln_sampling_default(&sp);
-    sp.temp = rq->temperature;
-    sp.top_p = rq->top_p;
-    sp.top_k = rq->top_k;
-    sp.min_p = rq->min_p;
-    sp.repeat_penalty = rq->repeat_penalty;
-    sp.seed = rq->has_seed ? rq->seed : ((uint64_t)time(NULL) << 20) ^ (uint64_t)clock() ^ (uint64_t)rand();
-    int rc = kiln_sampling_check(&sp, e);
+    int rc = request_sampling(rq, &sp, e);
     if (rc)
-        return rc == KILN_E_INVALID ? rc : kiln_fail(e, KILN_E_INVALID, "%s", e ? e->msg : "bad sampling");
+        return rc;
     const char *stops[SERVE_MAX_STOP];
     for (int i = 0; i < rq->n_stop; i++)
         stops[i] = rq->stop[i];
@@ -170,25 +195,12 @@ static int generate(void *user, const serve_request *rq, serve_piece_fn piece, v
     rc = kiln_session_generate(&s->s, &s->seq, ids + common, n_ids - common, &go, &st, out, n_predict, e);
     if (!rc && pc.oom)
         rc = kiln_fail(e, KILN_E_NOMEM, "out of memory");
+    if (!rc)
+        rc = remember(s, ids, n_ids, out, e);
     if (rc) {
         kiln_kv_seq_truncate(&s->seq, 0); /* start the next request from a clean cache */
         goto out;
     }
-    /* remember what the sequence holds: the prompt and the decoded generated tokens */
-    int held = s->seq.n_tokens;
-    if (held > s->cap_cached) {
-        int32_t *c = realloc(s->cached, sizeof *c * (size_t)en->ctx);
-        if (!c) {
-            kiln_kv_seq_truncate(&s->seq, 0);
-            rc = kiln_fail(e, KILN_E_NOMEM, "out of memory");
-            goto out;
-        }
-        s->cached = c;
-        s->cap_cached = en->ctx;
-    }
-    memcpy(s->cached, ids, sizeof *ids * (size_t)n_ids);
-    if (held > n_ids)
-        memcpy(s->cached + n_ids, out, sizeof *out * (size_t)(held - n_ids));
     kiln_timings t;
     kiln_session_timings(&s->s, &st, &t);
     u->prompt_tokens = n_ids;
