@@ -413,13 +413,12 @@ char *kiln_bench_export_json(kiln_db *db, const int64_t *run_ids, int n_runs, ki
     return out;
 }
 
-static char *slurp(const char *path, kiln_err *e)
+static int slurp(const char *path, char **out, kiln_err *e)
 {
+    *out = NULL;
     FILE *f = fopen(path, "rb");
-    if (!f) {
-        kiln_fail(e, KILN_E_IO, "%s: cannot open: %m", path);
-        return NULL;
-    }
+    if (!f)
+        return kiln_fail(e, KILN_E_IO, "%s: cannot open: %m", path);
     fseek(f, 0, SEEK_END);
     long n = ftell(f);
     fseek(f, 0, SEEK_SET);
@@ -427,12 +426,12 @@ static char *slurp(const char *path, kiln_err *e)
     if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
         free(buf);
         fclose(f);
-        kiln_fail(e, KILN_E_IO, "%s: cannot read", path);
-        return NULL;
+        return kiln_fail(e, KILN_E_IO, "%s: cannot read", path);
     }
     buf[n] = 0;
     fclose(f);
-    return buf;
+    *out = buf;
+    return 0;
 }
 
 static const char *jstr(const cJSON *o, const char *k)
@@ -448,28 +447,33 @@ static double jnum(const cJSON *o, const char *k)
 }
 
 /* Parses a bench export; calls fn for every run with its JSON object. */
-static cJSON *parse_file(const char *path, cJSON **runs, kiln_err *e)
+/* *root: the parsed export (cJSON_Delete it), *runs its "runs" array. */
+static int parse_file(const char *path, cJSON **root, cJSON **runs, kiln_err *e)
 {
-    char *text = slurp(path, e);
-    if (!text)
-        return NULL;
-    cJSON *root = cJSON_Parse(text);
+    char *text;
+    int rc = slurp(path, &text, e);
+    *root = *runs = NULL;
+    if (rc)
+        return rc;
+    cJSON *r = cJSON_Parse(text);
     free(text);
-    *runs = root ? cJSON_GetObjectItemCaseSensitive(root, "runs") : NULL;
-    if (!root || !cJSON_IsArray(*runs) || !cJSON_GetObjectItemCaseSensitive(root, "kiln_bench")) {
-        cJSON_Delete(root);
-        kiln_fail(e, KILN_E_FORMAT, "%s: not a `kiln bench export` file (no \"kiln_bench\" and \"runs\")", path);
-        return NULL;
+    *runs = r ? cJSON_GetObjectItemCaseSensitive(r, "runs") : NULL;
+    if (!r || !cJSON_IsArray(*runs) || !cJSON_GetObjectItemCaseSensitive(r, "kiln_bench")) {
+        cJSON_Delete(r);
+        *runs = NULL;
+        return kiln_fail(e, KILN_E_FORMAT, "%s: not a `kiln bench export` file (no \"kiln_bench\" and \"runs\")",
+                         path);
     }
-    return root;
+    *root = r;
+    return 0;
 }
 
 int kiln_bench_load_json(const char *path, kiln_bench_set *s, kiln_err *e)
 {
-    cJSON *runs, *root = parse_file(path, &runs, e), *run;
-    if (!root)
-        return e ? e->code : KILN_E_FORMAT;
-    int rc = 0, n = 0;
+    cJSON *runs, *root, *run;
+    int rc = parse_file(path, &root, &runs, e), n = 0;
+    if (rc)
+        return rc;
     cJSON_ArrayForEach(run, runs)
     {
         const cJSON *dev = cJSON_GetObjectItemCaseSensitive(run, "device");
@@ -508,15 +512,16 @@ int kiln_bench_import_json(kiln_db *db, const char *path, double f, int64_t *new
 {
     if (n_new)
         *n_new = 0;
-    cJSON *runs, *root = parse_file(path, &runs, e), *run;
-    if (!root)
-        return e ? e->code : KILN_E_FORMAT;
+    cJSON *runs, *root, *run;
+    int rc = parse_file(path, &root, &runs, e);
+    if (rc)
+        return rc;
     sqlite3 *h = kiln_db_handle(db);
     if (sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
         cJSON_Delete(root);
         return sql_fail(db, e, "importing bench runs");
     }
-    int rc = 0, k = 0;
+    int k = 0;
     char batch[32];
     kiln_bench_batch_tag(batch);
     cJSON_ArrayForEach(run, runs)

@@ -38,28 +38,41 @@ static int export_table(kiln_db *db, const char *table, cJSON *root, kiln_err *e
     return r == SQLITE_DONE ? 0 : db_fail(db, e, "exporting");
 }
 
+/* The export as a malloc'd string in *out; the code is returned (callers
+ * inside this file need it even when theirs passed no e). */
+static int export_json(kiln_db *db, char **out, kiln_err *e)
+{
+    *out = NULL;
+    cJSON *root = cJSON_CreateObject();
+    if (!root)
+        return kiln_fail(e, KILN_E_NOMEM, "export: no memory");
+    cJSON_AddNumberToObject(root, "kiln_db_schema", KILN_DB_SCHEMA_VERSION);
+    for (int t = 0; t < N_TABLES; t++) {
+        int rc = export_table(db, tables[t], root, e);
+        if (rc) {
+            cJSON_Delete(root);
+            return rc;
+        }
+    }
+    *out = cJSON_Print(root);
+    cJSON_Delete(root);
+    return *out ? 0 : kiln_fail(e, KILN_E_NOMEM, "export: no memory");
+}
+
 char *kiln_db_export_string(kiln_db *db, kiln_err *e)
 {
-    cJSON *root = cJSON_CreateObject();
-    cJSON_AddNumberToObject(root, "kiln_db_schema", KILN_DB_SCHEMA_VERSION);
-    for (int t = 0; t < N_TABLES; t++)
-        if (export_table(db, tables[t], root, e)) {
-            cJSON_Delete(root);
-            return NULL;
-        }
-    char *s = cJSON_Print(root);
-    cJSON_Delete(root);
-    if (!s)
-        kiln_fail(e, KILN_E_NOMEM, "export: no memory");
+    char *s;
+    export_json(db, &s, e);
     return s;
 }
 
 int kiln_db_export(kiln_db *db, FILE *out, kiln_err *e)
 {
-    char *s = kiln_db_export_string(db, e);
-    if (!s)
-        return e ? e->code : KILN_E_NOMEM;
-    int rc = fputs(s, out) < 0 || fputc('\n', out) == EOF ? kiln_fail(e, KILN_E_IO, "export: write failed") : 0;
+    char *s;
+    int rc = export_json(db, &s, e);
+    if (rc)
+        return rc;
+    rc = fputs(s, out) < 0 || fputc('\n', out) == EOF ? kiln_fail(e, KILN_E_IO, "export: write failed") : 0;
     free(s);
     return rc;
 }
@@ -276,10 +289,11 @@ int kiln_db_merge(kiln_db *db, const char *other_path, kiln_err *e)
     int rc = kiln_db_open(&other, other_path, e);
     if (rc)
         return rc;
-    char *json = kiln_db_export_string(other, e);
+    char *json;
+    rc = export_json(other, &json, e);
     kiln_db_close(other);
-    if (!json)
-        return e ? e->code : KILN_E_NOMEM;
+    if (rc)
+        return rc;
     rc = kiln_db_import(db, json, e);
     free(json);
     if (rc)

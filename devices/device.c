@@ -92,6 +92,14 @@ void kiln_device_close(kiln_device *d)
         d->ops->destroy(d);
 }
 
+int kiln_device_set_threads(kiln_device *d, uint32_t n, kiln_err *e)
+{
+    if (!d->ops->set_threads)
+        return kiln_fail(e, KILN_E_INVALID, "%s:%d (%s) runs its own threads: a thread count applies to the cpu backend",
+                         kiln_backend_name(d->backend), d->index, d->fp.name);
+    return d->ops->set_threads(d, n, e);
+}
+
 static int contains_ci(const char *hay, const char *needle)
 {
     size_t n = strlen(needle);

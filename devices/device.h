@@ -151,6 +151,7 @@ typedef struct kiln_device_ops {
     int (*launch)(kiln_device *d, kiln_program *p, const uint32_t grid[3], const kiln_arg *args, int n_args,
                   double *ns, kiln_err *e);                                 /* queue; ns != NULL: wait and time it */
     int (*finish)(kiln_device *d, kiln_err *e);                             /* wait for all queued work */
+    int (*set_threads)(kiln_device *d, uint32_t n, kiln_err *e);            /* (optional) host threads later launches may use, 0 = all (cpu) */
 } kiln_device_ops;
 
 struct kiln_device {
@@ -205,5 +206,10 @@ static inline int kiln_write(kiln_device *d, kiln_buffer *b, size_t off, const v
 static inline int kiln_read(kiln_device *d, kiln_buffer *b, size_t off, void *dst, size_t n, kiln_err *e)
 { return d->ops->read(d, b, off, dst, n, e); }
 static inline int kiln_finish(kiln_device *d, kiln_err *e) { return d->ops->finish(d, e); }
+
+/* Caps the host threads the device's launches use (the cpu backend; a
+ * program's own cap still applies). KILN_E_INVALID on backends whose threads
+ * are not the host's. */
+int kiln_device_set_threads(kiln_device *d, uint32_t n, kiln_err *e);
 
 #endif

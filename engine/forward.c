@@ -20,6 +20,8 @@
 #include <string.h>
 
 #include "engine/model.h"
+#include "kernels/norm_rope/norm_rope.h"
+#include "util/clock.h"
 
 typedef struct kset {
     const kiln_kernel *embed, *rmsnorm, *gemv, *gemm, *rope, *append, *attn, *silu, *argmax;
@@ -58,8 +60,10 @@ int kiln_engine_init(kiln_engine *en, kiln_model *m, const kiln_engine_opts *o, 
     int rc = kernels(&ks, e);
     if (rc)
         return rc;
-    if (!(en->ops = kiln_ops_new(m->dev, o ? o->db : NULL, o ? o->log : NULL, e)))
-        return e ? e->code : KILN_E_NOMEM;
+    if ((rc = kiln_ops_new(&en->ops, m->dev, o ? o->db : NULL, o ? o->log : NULL, e)))
+        return rc;
+    en->prof = o ? o->profile : NULL;
+    kiln_ops_set_profile(en->ops, en->prof);
     if ((rc = kiln_kv_cache_init(&en->kv, m->dev, c->n_layer, c->n_head_kv, c->head_dim, page, ctx, e))) {
         kiln_engine_free(en);
         return rc;
@@ -122,18 +126,21 @@ static int64_t token_class(int64_t T)
     return c;
 }
 
-static int rmsnorm(kiln_engine *en, const kset *ks, int op, int T, kiln_buffer *w, kiln_buffer *r, kiln_err *e)
+/* xn = rmsnorm(x) * w; with a residual r, first x += r (one fused op). */
+static int rmsnorm(kiln_engine *en, const kset *ks, int T, kiln_buffer *w, kiln_buffer *r, kiln_err *e)
 {
+    int op = r ? KILN_RMSNORM_ADD_RESIDUAL : KILN_RMSNORM_PLAIN;
     kiln_shape s = {.m = T, .k = en->m->cfg.n_embd, .op = op};
-    kiln_buffer *slots[4] = {en->x, w, en->xn, op ? r : en->xn};
+    kiln_buffer *slots[4] = {en->x, w, en->xn, r ? r : en->xn};
     kiln_shape look = s;
     look.m = token_class(T);
-    return kiln_op(en->ops, ks->rmsnorm, &s, &look, slots, NULL, e);
+    return kiln_op(en->ops, "rmsnorm", ks->rmsnorm, &s, &look, slots, NULL, e);
 }
 
-/* y[T][rows] = W x[T][cols], batched when T > 1. xoff/yoff: byte offsets. */
-static int matmul(kiln_engine *en, const kset *ks, const kiln_dmat *w, kiln_buffer *x, size_t xoff, kiln_buffer *y,
-                  size_t yoff, int T, kiln_err *e)
+/* y[T][rows] = W x[T][cols], batched when T > 1. xoff/yoff: byte offsets.
+ * label names the matrix in the profile. */
+static int matmul(kiln_engine *en, const kset *ks, const char *label, const kiln_dmat *w, kiln_buffer *x, size_t xoff,
+                  kiln_buffer *y, size_t yoff, int T, kiln_err *e)
 {
     if (w->n_parts > 1) {
         /* a matrix in several buffers (the LM head of a large vocabulary on a
@@ -149,7 +156,7 @@ static int matmul(kiln_engine *en, const kset *ks, const kiln_dmat *w, kiln_buff
                                   yoff + ((size_t)t * (size_t)w->rows + (size_t)p->row0) * 4};
                 kiln_shape s = full;
                 s.m = p->rows;
-                int rc = kiln_op(en->ops, ks->gemv, &s, &full, slots, offs, e);
+                int rc = kiln_op(en->ops, label, ks->gemv, &s, &full, slots, offs, e);
                 if (rc)
                     return kiln_err_wrap(e, "rows %lld..%lld (part %d of %d)", (long long)p->row0,
                                          (long long)(p->row0 + p->rows), i + 1, w->n_parts);
@@ -166,22 +173,21 @@ static int matmul(kiln_engine *en, const kset *ks, const kiln_dmat *w, kiln_buff
     if (T == 1) {
         kiln_shape look = s;
         look.ilv = 0; /* winners are stored per shape, not per layout */
-        return kiln_op(en->ops, ks->gemv, &s, &look, slots, offs, e);
+        return kiln_op(en->ops, label, ks->gemv, &s, &look, slots, offs, e);
     }
     if (ks->gemm) {
         s.n = T;
-        kiln_shape look = s; /* tuned per chunk-size class: the next power of two */
-        look.ilv = 0;
+        kiln_shape look = s; /* tuned per chunk-size class (the next power of two) and layout */
         look.n = 1;
         while (look.n < T)
             look.n *= 2;
-        return kiln_op(en->ops, ks->gemm, &s, &look, slots, offs, e);
+        return kiln_op(en->ops, label, ks->gemm, &s, &look, slots, offs, e);
     }
     s.ilv = w->ilv;
     for (int t = 0; t < T; t++) {
         offs[3] = xoff + (size_t)t * (size_t)w->cols * 4;
         offs[4] = yoff + (size_t)t * (size_t)w->rows * 4;
-        int rc = kiln_op(en->ops, ks->gemv, &s, NULL, slots, offs, e);
+        int rc = kiln_op(en->ops, label, ks->gemv, &s, NULL, slots, offs, e);
         if (rc)
             return rc;
     }
@@ -192,11 +198,11 @@ static int rope(kiln_engine *en, const kset *ks, kiln_buffer *x, int heads, int 
 {
     const kiln_llama_config *c = &en->m->cfg;
     kiln_shape s = {.m = T, .heads = heads, .head_dim = c->head_dim, .k = c->rope_dim,
-                    .n = (int64_t)lroundf(c->rope_theta), .op = c->rope_neox ? 1 : 0};
+                    .n = (int64_t)lroundf(c->rope_theta), .op = c->rope_neox ? KILN_ROPE_NEOX : KILN_ROPE_ADJACENT};
     kiln_buffer *slots[2] = {x, en->pos};
     kiln_shape look = s;
     look.m = token_class(T);
-    return kiln_op(en->ops, ks->rope, &s, &look, slots, NULL, e);
+    return kiln_op(en->ops, "rope", ks->rope, &s, &look, slots, NULL, e);
 }
 
 /* K/V rows of the chunk into the cache, then each token's attention over
@@ -213,7 +219,7 @@ static int attention(kiln_engine *en, const kset *ks, int layer, kiln_kv_seq *se
         look.ctx = 0;
         kiln_buffer *slots[5] = {en->k, en->v, kp, vp, seq->table};
         size_t offs[5] = {(size_t)t * kvrow, (size_t)t * kvrow, 0, 0, 0};
-        int rc = kiln_op(en->ops, ks->append, &s, &look, slots, offs, e);
+        int rc = kiln_op(en->ops, "kv_append", ks->append, &s, &look, slots, offs, e);
         if (rc)
             return rc;
     }
@@ -227,7 +233,7 @@ static int attention(kiln_engine *en, const kset *ks, int layer, kiln_kv_seq *se
             look.ctx *= 2;
         kiln_buffer *slots[5] = {en->q, kp, vp, seq->table, en->att};
         size_t offs[5] = {(size_t)t * qrow, 0, 0, 0, (size_t)t * qrow};
-        int rc = kiln_op(en->ops, ks->attn, &s, &look, slots, offs, e);
+        int rc = kiln_op(en->ops, "attention", ks->attn, &s, &look, slots, offs, e);
         if (rc)
             return rc;
     }
@@ -273,33 +279,33 @@ static int chunk(kiln_engine *en, const kset *ks, kiln_kv_seq *seq, const int32_
         kiln_shape elook = es;
         elook.m = token_class(T);
         elook.ilv = 0;
-        if ((rc = kiln_op(en->ops, ks->embed, &es, &elook, eslots, NULL, e)))
+        if ((rc = kiln_op(en->ops, "embed", ks->embed, &es, &elook, eslots, NULL, e)))
             return rc;
     }
-    if ((rc = rmsnorm(en, ks, 0, T, m->layers[0].attn_norm, NULL, e)))
+    if ((rc = rmsnorm(en, ks, T, m->layers[0].attn_norm, NULL, e)))
         return rc;
     for (int l = 0; l < c->n_layer; l++) {
         kiln_layer *L = &m->layers[l];
-        if ((rc = matmul(en, ks, &L->wq, en->xn, 0, en->q, 0, T, e)) ||
-            (rc = matmul(en, ks, &L->wk, en->xn, 0, en->k, 0, T, e)) ||
-            (rc = matmul(en, ks, &L->wv, en->xn, 0, en->v, 0, T, e)) ||
+        if ((rc = matmul(en, ks, "attn_q", &L->wq, en->xn, 0, en->q, 0, T, e)) ||
+            (rc = matmul(en, ks, "attn_k", &L->wk, en->xn, 0, en->k, 0, T, e)) ||
+            (rc = matmul(en, ks, "attn_v", &L->wv, en->xn, 0, en->v, 0, T, e)) ||
             (rc = rope(en, ks, en->q, c->n_head, T, e)) || (rc = rope(en, ks, en->k, c->n_head_kv, T, e)) ||
             (rc = attention(en, ks, l, seq, p0, T, e)) ||
-            (rc = matmul(en, ks, &L->wo, en->att, 0, en->o, 0, T, e)) ||
-            (rc = rmsnorm(en, ks, 1, T, L->ffn_norm, en->o, e)))
+            (rc = matmul(en, ks, "attn_out", &L->wo, en->att, 0, en->o, 0, T, e)) ||
+            (rc = rmsnorm(en, ks, T, L->ffn_norm, en->o, e)))
             return kiln_err_wrap(e, "layer %d (attention)", l);
         kiln_shape ss = {.m = (int64_t)T * c->n_ff}, slook = {.m = token_class(T) * c->n_ff};
         kiln_buffer *sslots[3] = {en->gate, en->up, en->hid};
         kiln_buffer *next = l + 1 < c->n_layer ? m->layers[l + 1].attn_norm : m->out_norm;
-        if ((rc = matmul(en, ks, &L->w_gate, en->xn, 0, en->gate, 0, T, e)) ||
-            (rc = matmul(en, ks, &L->w_up, en->xn, 0, en->up, 0, T, e)) ||
-            (rc = kiln_op(en->ops, ks->silu, &ss, &slook, sslots, NULL, e)) ||
-            (rc = matmul(en, ks, &L->w_down, en->hid, 0, en->o, 0, T, e)) ||
-            (rc = rmsnorm(en, ks, 1, T, next, en->o, e)))
+        if ((rc = matmul(en, ks, "ffn_gate", &L->w_gate, en->xn, 0, en->gate, 0, T, e)) ||
+            (rc = matmul(en, ks, "ffn_up", &L->w_up, en->xn, 0, en->up, 0, T, e)) ||
+            (rc = kiln_op(en->ops, "silu_mul", ks->silu, &ss, &slook, sslots, NULL, e)) ||
+            (rc = matmul(en, ks, "ffn_down", &L->w_down, en->hid, 0, en->o, 0, T, e)) ||
+            (rc = rmsnorm(en, ks, T, next, en->o, e)))
             return kiln_err_wrap(e, "layer %d (feed-forward)", l);
     }
     /* only the last token's logits are needed */
-    return matmul(en, ks, &m->output, en->xn, (size_t)(T - 1) * (size_t)c->n_embd * 4, en->logits, 0, 1, e);
+    return matmul(en, ks, "output", &m->output, en->xn, (size_t)(T - 1) * (size_t)c->n_embd * 4, en->logits, 0, 1, e);
 }
 
 int kiln_forward(kiln_engine *en, kiln_kv_seq *seq, const int32_t *tokens, int n, kiln_err *e)
@@ -319,6 +325,8 @@ int kiln_forward(kiln_engine *en, kiln_kv_seq *seq, const int32_t *tokens, int n
     int start = seq->n_tokens;
     for (int i = 0; i < n; i += en->chunk) {
         int T = n - i < en->chunk ? n - i : en->chunk;
+        if (en->prof)
+            kiln_profile_chunk(en->prof, T, kiln_now_s());
         if ((rc = chunk(en, &ks, seq, tokens + i, T, e))) {
             kiln_kv_seq_truncate(seq, start); /* the sequence is unchanged on failure */
             return kiln_err_wrap(e, "forward on %s (tokens %d..%d)", en->dev->fp.name, start + i, start + i + T - 1);
@@ -342,7 +350,7 @@ int kiln_engine_argmax(kiln_engine *en, int32_t *id, kiln_err *e)
     kiln_shape s = {.m = en->m->cfg.n_vocab};
     kiln_buffer *slots[2] = {en->logits, en->best};
     uint32_t u = 0;
-    if ((rc = kiln_op(en->ops, ks.argmax, &s, NULL, slots, NULL, e)) ||
+    if ((rc = kiln_op(en->ops, "argmax", ks.argmax, &s, NULL, slots, NULL, e)) ||
         (rc = kiln_read(en->dev, en->best, 0, &u, 4, e)))
         return rc;
     *id = (int32_t)u;

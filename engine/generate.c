@@ -97,6 +97,7 @@ int kiln_generate(kiln_engine *en, kiln_kv_seq *seq, const int32_t *prompt, int 
     stop_buf sb = {0};
 
     double t0 = kiln_now_s();
+    kiln_profile_phase(en->prof, KILN_PHASE_PREFILL, t0); /* the profile's phases are these timing marks */
     rc = n_prompt > 0 ? kiln_forward(en, seq, prompt, n_prompt, e) : kiln_fail(e, KILN_E_INVALID, "empty prompt");
     double t_prev = t0;
     for (int i = 0; !rc && i < o->n_predict; i++) {
@@ -115,6 +116,7 @@ int kiln_generate(kiln_engine *en, kiln_kv_seq *seq, const int32_t *prompt, int 
         } else {
             st->token_s[st->n_decode++] = now - t_prev;
         }
+        kiln_profile_phase(en->prof, KILN_PHASE_DECODE, now);
         t_prev = now;
         if (!o->ignore_eos && kiln_token_is_eog(m->tok, id)) {
             st->stop_reason = KILN_STOP_EOG;
@@ -161,6 +163,8 @@ int kiln_generate(kiln_engine *en, kiln_kv_seq *seq, const int32_t *prompt, int 
             push_text(&sb, o, txt, tl);
         emit(o, sb.s, sb.n); /* a held-back partial stop string that never completed */
     }
+    /* decode ends at the last token's mark (prefill at the end when no token came) */
+    kiln_profile_phase(en->prof, KILN_PHASE_NONE, t_prev > t0 ? t_prev : kiln_now_s());
     st->total_s = kiln_now_s() - t0;
     st->decode_s = 0;
     for (int i = 0; i < st->n_decode; i++)

@@ -14,8 +14,9 @@ static int opt_u32(const kiln_gguf *g, const char *arch, const char *suffix, int
     if (!kiln_gguf_find(g, key))
         return 0;
     uint32_t v;
-    if (kiln_gguf_get_u32(g, key, &v, e))
-        return e ? e->code : KILN_E_FORMAT;
+    int rc = kiln_gguf_get_u32(g, key, &v, e);
+    if (rc)
+        return rc;
     if (v > 1u << 30)
         return kiln_fail(e, KILN_E_FORMAT, "%s: metadata '%s' = %u is implausibly large", kiln_gguf_path(g), key, v);
     *out = (int)v;
@@ -46,8 +47,9 @@ int kiln_llama_config_read(const kiln_gguf *g, kiln_llama_config *c, kiln_err *e
     memset(c, 0, sizeof *c);
     const char *a;
     size_t alen;
-    if (kiln_gguf_get_str(g, "general.architecture", &a, &alen, e))
-        return e ? e->code : KILN_E_FORMAT;
+    int rc = kiln_gguf_get_str(g, "general.architecture", &a, &alen, e);
+    if (rc)
+        return rc;
     if (!((alen == 5 && !memcmp(a, "llama", 5)) || (alen == 7 && !memcmp(a, "mistral", 7)) ||
           (alen == 5 && !memcmp(a, "qwen2", 5))))
         return kiln_fail(e, KILN_E_FORMAT,
@@ -56,12 +58,14 @@ int kiln_llama_config_read(const kiln_gguf *g, kiln_llama_config *c, kiln_err *e
     memcpy(c->arch, a, alen);
     c->arch[alen] = 0;
     const char *A = c->arch;
-    if (req_u32(g, A, "embedding_length", &c->n_embd, e) || req_u32(g, A, "block_count", &c->n_layer, e) ||
-        req_u32(g, A, "feed_forward_length", &c->n_ff, e) || req_u32(g, A, "attention.head_count", &c->n_head, e))
-        return e ? e->code : KILN_E_FORMAT;
+    if ((rc = req_u32(g, A, "embedding_length", &c->n_embd, e)) || (rc = req_u32(g, A, "block_count", &c->n_layer, e)) ||
+        (rc = req_u32(g, A, "feed_forward_length", &c->n_ff, e)) ||
+        (rc = req_u32(g, A, "attention.head_count", &c->n_head, e)))
+        return rc;
     c->n_head_kv = c->n_head;
-    if (opt_u32(g, A, "attention.head_count_kv", &c->n_head_kv, e) || opt_u32(g, A, "context_length", &c->context_length, e))
-        return e ? e->code : KILN_E_FORMAT;
+    if ((rc = opt_u32(g, A, "attention.head_count_kv", &c->n_head_kv, e)) ||
+        (rc = opt_u32(g, A, "context_length", &c->context_length, e)))
+        return rc;
     if (c->n_embd <= 0 || c->n_layer <= 0 || c->n_ff <= 0 || c->n_head <= 0 || c->n_head_kv <= 0)
         return kiln_fail(e, KILN_E_FORMAT,
                          "%s: %s: non-positive size (embedding_length %d, block_count %d, feed_forward_length %d, "
@@ -71,30 +75,30 @@ int kiln_llama_config_read(const kiln_gguf *g, kiln_llama_config *c, kiln_err *e
         return kiln_fail(e, KILN_E_FORMAT, "%s: %s.attention.head_count %d is not a multiple of head_count_kv %d", path,
                          A, c->n_head, c->n_head_kv);
     c->head_dim = c->n_embd % c->n_head ? 0 : c->n_embd / c->n_head;
-    if (opt_u32(g, A, "attention.key_length", &c->head_dim, e))
-        return e ? e->code : KILN_E_FORMAT;
+    if ((rc = opt_u32(g, A, "attention.key_length", &c->head_dim, e)))
+        return rc;
     if (c->head_dim <= 0)
         return kiln_fail(e, KILN_E_FORMAT,
                          "%s: %s.embedding_length %d is not a multiple of head_count %d and no attention.key_length",
                          path, A, c->n_embd, c->n_head);
     int vlen = c->head_dim;
-    if (opt_u32(g, A, "attention.value_length", &vlen, e))
-        return e ? e->code : KILN_E_FORMAT;
+    if ((rc = opt_u32(g, A, "attention.value_length", &vlen, e)))
+        return rc;
     if (vlen != c->head_dim)
         return kiln_fail(e, KILN_E_FORMAT, "%s: %s.attention.value_length %d differs from key_length %d (unsupported)",
                          path, A, vlen, c->head_dim);
     c->rope_dim = c->head_dim;
-    if (opt_u32(g, A, "rope.dimension_count", &c->rope_dim, e))
-        return e ? e->code : KILN_E_FORMAT;
+    if ((rc = opt_u32(g, A, "rope.dimension_count", &c->rope_dim, e)))
+        return rc;
     if (c->rope_dim <= 0 || c->rope_dim > c->head_dim || c->rope_dim % 2)
         return kiln_fail(e, KILN_E_FORMAT, "%s: %s.rope.dimension_count %d must be even and in 2..head_dim (%d)", path,
                          A, c->rope_dim, c->head_dim);
     c->rope_theta = 10000.0f;
     c->rms_eps = 1e-5f;
     c->rope_scale = 1.0f;
-    if (opt_f32(g, A, "rope.freq_base", &c->rope_theta, e) ||
-        opt_f32(g, A, "attention.layer_norm_rms_epsilon", &c->rms_eps, e))
-        return e ? e->code : KILN_E_FORMAT;
+    if ((rc = opt_f32(g, A, "rope.freq_base", &c->rope_theta, e)) ||
+        (rc = opt_f32(g, A, "attention.layer_norm_rms_epsilon", &c->rms_eps, e)))
+        return rc;
     if (!(c->rope_theta > 0) || !(c->rms_eps > 0) || !(c->rms_eps < 1))
         return kiln_fail(e, KILN_E_FORMAT, "%s: %s: bad rope.freq_base %g or layer_norm_rms_epsilon %g", path, A,
                          (double)c->rope_theta, (double)c->rms_eps);
@@ -103,8 +107,8 @@ int kiln_llama_config_read(const kiln_gguf *g, kiln_llama_config *c, kiln_err *e
     const kiln_gguf_kv *st = kiln_gguf_find(g, key);
     if (st && st->type == KILN_GGUF_STRING && st->str_len == 6 && !memcmp(st->str, "linear", 6)) {
         float f = 1.0f;
-        if (opt_f32(g, A, "rope.scaling.factor", &f, e))
-            return e ? e->code : KILN_E_FORMAT;
+        if ((rc = opt_f32(g, A, "rope.scaling.factor", &f, e)))
+            return rc;
         if (f > 0)
             c->rope_scale = f;
     }
@@ -115,8 +119,12 @@ int kiln_llama_config_read(const kiln_gguf *g, kiln_llama_config *c, kiln_err *e
     uint64_t nv = 0;
     if (kiln_gguf_find(g, "tokenizer.ggml.tokens")) {
         int et;
-        if (!kiln_gguf_arr(g, "tokenizer.ggml.tokens", &et, &nv, e))
-            return e ? e->code : KILN_E_FORMAT;
+        kiln_err ae = {0}; /* kiln_gguf_arr returns no code: keep it even when the caller passed no e */
+        if (!kiln_gguf_arr(g, "tokenizer.ggml.tokens", &et, &nv, &ae)) {
+            if (e)
+                *e = ae;
+            return ae.code ? ae.code : KILN_E_FORMAT;
+        }
     } else if (emb) {
         nv = (uint64_t)emb->dims[1];
     }
@@ -154,10 +162,12 @@ static int check_tensor(const kiln_gguf *g, const char *name, int n_dims, int64_
 int kiln_llama_validate(const kiln_gguf *g, const kiln_llama_config *c, kiln_err *e)
 {
     int64_t E = c->n_embd, Q = (int64_t)c->n_head * c->head_dim, KV = (int64_t)c->n_head_kv * c->head_dim;
-    if (check_tensor(g, "token_embd.weight", 2, E, c->n_vocab, e) || check_tensor(g, "output_norm.weight", 1, E, 0, e))
-        return e ? e->code : KILN_E_FORMAT;
-    if (!c->tied_output && check_tensor(g, "output.weight", 2, E, c->n_vocab, e))
-        return e ? e->code : KILN_E_FORMAT;
+    int rc;
+    if ((rc = check_tensor(g, "token_embd.weight", 2, E, c->n_vocab, e)) ||
+        (rc = check_tensor(g, "output_norm.weight", 1, E, 0, e)))
+        return rc;
+    if (!c->tied_output && (rc = check_tensor(g, "output.weight", 2, E, c->n_vocab, e)))
+        return rc;
     for (int l = 0; l < c->n_layer; l++) {
         struct {
             const char *n;
@@ -173,8 +183,8 @@ int kiln_llama_validate(const kiln_gguf *g, const kiln_llama_config *c, kiln_err
         for (int i = 0; i < n; i++) {
             char name[KILN_GGUF_MAX_NAME];
             snprintf(name, sizeof name, "blk.%d.%s", l, want[i].n);
-            if (check_tensor(g, name, want[i].nd, want[i].d0, want[i].d1, e))
-                return e ? e->code : KILN_E_FORMAT;
+            if ((rc = check_tensor(g, name, want[i].nd, want[i].d0, want[i].d1, e)))
+                return rc;
         }
     }
     return 0;

@@ -68,12 +68,14 @@ typedef struct kiln_engine_opts {
     int chunk;                 /* prefill chunk in tokens (0: 64) */
     kiln_db *db;               /* tuned configs (NULL: defaults) */
     FILE *log;                 /* --verbose: which config each op class got */
+    kiln_profile *profile;     /* time every op into it (engine/profile.h; NULL: off) */
 } kiln_engine_opts;
 
 typedef struct kiln_engine {
     kiln_model *m;
     kiln_device *dev;
     kiln_ops *ops;
+    kiln_profile *prof;        /* not owned; NULL unless profiling */
     kiln_kv_cache kv;
     int chunk, ctx;
     int act;                   /* kiln_act of the matrix shapes (from opts.precision) */

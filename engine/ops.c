@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/clock.h"
+
 typedef struct op_class {
     const kiln_kernel *kernel;
     char key[192];        /* kernel name + lookup shape key */
@@ -20,21 +22,25 @@ struct kiln_ops {
     kiln_progcache *cache;
     op_class *cls;
     int n, cap;
+    kiln_profile *prof;   /* not owned; NULL: ops are not timed */
 };
 
-kiln_ops *kiln_ops_new(kiln_device *dev, kiln_db *db, FILE *log, kiln_err *e)
+int kiln_ops_new(kiln_ops **out, kiln_device *dev, kiln_db *db, FILE *log, kiln_err *e)
 {
     kiln_ops *o = calloc(1, sizeof *o);
+    *out = NULL;
     if (!o || !(o->cache = kiln_progcache_new(dev))) {
         free(o);
-        kiln_fail(e, KILN_E_NOMEM, "engine ops: out of memory");
-        return NULL;
+        return kiln_fail(e, KILN_E_NOMEM, "engine ops: out of memory");
     }
     o->dev = dev;
     o->db = db;
     o->log = log;
-    return o;
+    *out = o;
+    return 0;
 }
+
+void kiln_ops_set_profile(kiln_ops *o, kiln_profile *prof) { o->prof = prof; }
 
 void kiln_ops_free(kiln_ops *o)
 {
@@ -50,20 +56,20 @@ void kiln_ops_free(kiln_ops *o)
 static int shape_equal(const kiln_shape *a, const kiln_shape *b) { return memcmp(a, b, sizeof *a) == 0; }
 
 /* The tuned config for (k, lookup) on this device, or the default. */
-static void lookup_config(kiln_device *dev, kiln_db *db, const kiln_kernel *k, const kiln_shape *lookup,
+static void lookup_config(const kiln_fingerprint *fp, kiln_db *db, const kiln_kernel *k, const kiln_shape *lookup,
                           kiln_config *c, int *level, char *note, size_t n)
 {
-    kiln_config_default_for(k, &dev->fp, lookup, c);
+    kiln_config_default_for(k, fp, lookup, c);
     *level = KILN_MATCH_DEFAULT;
     snprintf(note, n, "no database");
     if (!db)
         return;
     char hash[17], key[128];
-    kiln_kernel_source_hash(k, dev->backend, hash);
+    kiln_kernel_source_hash(k, fp->backend, hash);
     k->shape_key(lookup, key, sizeof key);
     kiln_db_match m;
     kiln_err e = {0};
-    if (kiln_db_lookup(db, &dev->fp, k->name, hash, key, &m, &e)) {
+    if (kiln_db_lookup(db, fp, k->name, hash, key, &m, &e)) {
         snprintf(note, n, "lookup failed: %s", e.msg);
         return;
     }
@@ -73,7 +79,7 @@ static void lookup_config(kiln_device *dev, kiln_db *db, const kiln_kernel *k, c
     if (m.level == KILN_MATCH_DEFAULT)
         return;
     if (kiln_config_from_json(k, m.config_json, c, &e)) {
-        kiln_config_default_for(k, &dev->fp, lookup, c);
+        kiln_config_default_for(k, fp, lookup, c);
         *level = KILN_MATCH_DEFAULT;
         snprintf(note, n, "stored config unreadable (%s)", e.msg);
     }
@@ -82,21 +88,21 @@ static void lookup_config(kiln_device *dev, kiln_db *db, const kiln_kernel *k, c
 static void choose_config(kiln_ops *o, const kiln_kernel *k, const kiln_shape *lookup, kiln_config *c, int *level,
                           char *note, size_t n)
 {
-    lookup_config(o->dev, o->db, k, lookup, c, level, note, n);
+    lookup_config(&o->dev->fp, o->db, k, lookup, c, level, note, n);
 }
 
 int kiln_engine_layout(void *ctx, const kiln_shape *s)
 {
     kiln_layout_ctx *lc = ctx;
     const kiln_kernel *k = kiln_kernel_find("gemv_int4");
-    if (!k || !lc || !lc->dev)
+    if (!k || !lc || !lc->fp)
         return 1;
     kiln_config c;
     int level;
     char note[256], why[256];
-    lookup_config(lc->dev, lc->db, k, s, &c, &level, note, sizeof note);
-    if (!k->config_valid(s, &c, &lc->dev->fp, why, sizeof why))
-        kiln_config_default_for(k, &lc->dev->fp, s, &c);
+    lookup_config(lc->fp, lc->db, k, s, &c, &level, note, sizeof note);
+    if (!k->config_valid(s, &c, lc->fp, why, sizeof why))
+        kiln_config_default_for(k, lc->fp, s, &c);
     int ilv = kiln_config_get(k, &c, "ilv", 1);
     if (lc->log) {
         char key[128];
@@ -117,22 +123,23 @@ int kiln_engine_layout(void *ctx, const kiln_shape *s)
     return ilv;
 }
 
-static op_class *find_class(kiln_ops *o, const kiln_kernel *k, const kiln_shape *s, const kiln_shape *lookup,
-                            kiln_err *e)
+/* The op class of (k, lookup) in *out, built at shape s the first time. */
+static int find_class(kiln_ops *o, const kiln_kernel *k, const kiln_shape *s, const kiln_shape *lookup,
+                      op_class **out, kiln_err *e)
 {
     char skey[128], key[192];
     k->shape_key(lookup, skey, sizeof skey);
     snprintf(key, sizeof key, "%s/%s", k->name, skey);
     for (int i = 0; i < o->n; i++)
-        if (o->cls[i].kernel == k && !strcmp(o->cls[i].key, key))
-            return &o->cls[i];
+        if (o->cls[i].kernel == k && !strcmp(o->cls[i].key, key)) {
+            *out = &o->cls[i];
+            return 0;
+        }
     if (o->n == o->cap) {
         int cap = o->cap ? 2 * o->cap : 32;
         op_class *c = realloc(o->cls, (size_t)cap * sizeof *c);
-        if (!c) {
-            kiln_fail(e, KILN_E_NOMEM, "engine ops: out of memory");
-            return NULL;
-        }
+        if (!c)
+            return kiln_fail(e, KILN_E_NOMEM, "engine ops: out of memory");
         o->cls = c;
         o->cap = cap;
     }
@@ -158,7 +165,7 @@ static op_class *find_class(kiln_ops *o, const kiln_kernel *k, const kiln_shape 
         *e = e2;
     }
     if (rc)
-        return NULL;
+        return rc;
     c->is_default = kiln_config_equal(k, &cfg, &def);
     if (o->log) {
         char js[512];
@@ -166,15 +173,31 @@ static op_class *find_class(kiln_ops *o, const kiln_kernel *k, const kiln_shape 
         fprintf(o->log, "kiln: %-16s %-32s %-7s %s (%s)\n", k->name, skey, kiln_match_name(c->level), js, note);
     }
     o->n++;
-    return c;
+    *out = c;
+    return 0;
 }
 
-int kiln_op(kiln_ops *o, const kiln_kernel *k, const kiln_shape *s, const kiln_shape *lookup,
+/* With a profile: the op runs synchronously (a device time requested makes
+ * the backend wait for it) between two reads of the host clock. */
+static int run_timed(kiln_ops *o, const char *label, op_class *c, kiln_buffer *const *slots, const size_t *offs,
+                     kiln_err *e)
+{
+    double ns = -1, t0 = kiln_now_s();
+    int rc = kiln_variant_run_at(&c->v, slots, offs, &ns, e);
+    double t1 = kiln_now_s();
+    if (!rc)
+        kiln_profile_op(o->prof, label ? label : c->kernel->name, t0, t1, ns,
+                        c->kernel->bytes ? c->kernel->bytes(&c->v.shape) : 0);
+    return rc;
+}
+
+int kiln_op(kiln_ops *o, const char *label, const kiln_kernel *k, const kiln_shape *s, const kiln_shape *lookup,
             kiln_buffer *const *slots, const size_t *offs, kiln_err *e)
 {
-    op_class *c = find_class(o, k, s, lookup ? lookup : s, e);
-    if (!c)
-        return e ? e->code : KILN_E_INVALID;
+    op_class *c = NULL;
+    int frc = find_class(o, k, s, lookup ? lookup : s, &c, e);
+    if (frc)
+        return frc;
     if (!shape_equal(&c->v.shape, s)) {
         kiln_err e2 = {0};
         int rc = kiln_variant_reshape(&c->v, s, &e2);
@@ -193,6 +216,8 @@ int kiln_op(kiln_ops *o, const kiln_kernel *k, const kiln_shape *s, const kiln_s
         if (rc)
             return rc;
     }
+    if (o->prof)
+        return run_timed(o, label, c, slots, offs, e);
     return kiln_variant_run_at(&c->v, slots, offs, NULL, e);
 }
 

@@ -15,18 +15,23 @@
 #include <stdio.h>
 
 #include "db/db.h"
+#include "engine/profile.h"
 #include "kernels/runner.h"
 
 typedef struct kiln_ops kiln_ops;
 
 /* db may be NULL (defaults only); log != NULL prints one line per op class
  * (kernel, shape, matched level, config). */
-kiln_ops *kiln_ops_new(kiln_device *dev, kiln_db *db, FILE *log, kiln_err *e);
+int kiln_ops_new(kiln_ops **out, kiln_device *dev, kiln_db *db, FILE *log, kiln_err *e);
 void kiln_ops_free(kiln_ops *o);
+/* Times every later op into prof (NULL: off, the default). */
+void kiln_ops_set_profile(kiln_ops *o, kiln_profile *prof);
 
 /* Runs kernel k at shape s; lookup (may be NULL = s) picks the config.
- * offs may be NULL. Errors name the kernel, shape and config. */
-int kiln_op(kiln_ops *o, const kiln_kernel *k, const kiln_shape *s, const kiln_shape *lookup,
+ * label names the step for the profile ("attn_q", "rmsnorm"; NULL: the
+ * kernel's name; static storage). offs may be NULL. Errors name the
+ * kernel, shape and config. */
+int kiln_op(kiln_ops *o, const char *label, const kiln_kernel *k, const kiln_shape *s, const kiln_shape *lookup,
             kiln_buffer *const *slots, const size_t *offs, kiln_err *e);
 
 /* The row layout (gemv_int4's ilv) a matrix multiplied at gemv shape s should
@@ -35,7 +40,7 @@ int kiln_op(kiln_ops *o, const kiln_kernel *k, const kiln_shape *s, const kiln_s
  * repacking at load and the kernel that later reads the matrix agree.
  * ctx: a kiln_layout_ctx. Signature of kiln_layout_fn (engine/model.h). */
 typedef struct kiln_layout_ctx {
-    kiln_device *dev;
+    const kiln_fingerprint *fp; /* the device the matrices go to */
     kiln_db *db;
     FILE *log;  /* --verbose: one line per matrix shape and the layout chosen */
     uint64_t logged[32]; /* shapes already logged (hashes of their keys) */

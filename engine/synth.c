@@ -318,10 +318,11 @@ int kiln_synth_write(const char *path, const kiln_synth_opts *o, kiln_err *e)
     int hd = ps->n_embd / ps->n_head;
 
     kiln_synth_vocab v;
-    if (kiln_synth_vocab_build(ps->n_vocab, &v, e))
-        return e ? e->code : KILN_E_INVALID;
+    int rc = kiln_synth_vocab_build(ps->n_vocab, &v, e);
+    if (rc)
+        return rc;
     kiln_gguf_writer *w;
-    int rc = kiln_gguf_writer_open(path, &w, e);
+    rc = kiln_gguf_writer_open(path, &w, e);
     if (rc) {
         kiln_synth_vocab_free(&v);
         return rc;

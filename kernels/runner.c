@@ -56,25 +56,40 @@ static void program_key(const kiln_program_desc *d, char *buf, size_t n)
         used += (size_t)snprintf(buf + used, n - used, "|%s=%lld", d->defines[i].name, d->defines[i].value);
 }
 
-static kiln_program *cache_build(kiln_progcache *c, kiln_device *d, const kiln_program_desc *desc, kiln_err *e)
+/* A device build; its code, which the vtable reports only through e, is
+ * returned (kept in a local when the caller passed no e). */
+static int build_program(kiln_device *d, const kiln_program_desc *desc, kiln_program **out, kiln_err *e)
+{
+    kiln_err own = {0};
+    kiln_err *err = e ? e : &own;
+    if ((*out = d->ops->build(d, desc, err)))
+        return 0;
+    return err->code ? err->code : kiln_fail(e, KILN_E_COMPILE, "%s: the build failed without a reason", desc->kernel);
+}
+
+static int cache_build(kiln_progcache *c, kiln_device *d, const kiln_program_desc *desc, kiln_program **out,
+                       kiln_err *e)
 {
     if (!c)
-        return d->ops->build(d, desc, e);
+        return build_program(d, desc, out, e);
     char key[2048];
     program_key(desc, key, sizeof key);
     for (int i = 0; i < c->n; i++)
-        if (strcmp(c->items[i].key, key) == 0)
-            return c->items[i].prog;
-    kiln_program *p = d->ops->build(d, desc, e);
-    if (!p)
-        return NULL;
+        if (strcmp(c->items[i].key, key) == 0) {
+            *out = c->items[i].prog;
+            return 0;
+        }
+    kiln_program *p;
+    int rc = build_program(d, desc, &p, e);
+    if (rc)
+        return rc;
+    *out = NULL;
     if (c->n == c->cap) {
         int cap = c->cap ? 2 * c->cap : 16;
         cache_entry *items = realloc(c->items, (size_t)cap * sizeof *items);
         if (!items) {
             d->ops->release(d, p);
-            kiln_fail(e, KILN_E_NOMEM, "program cache: out of memory");
-            return NULL;
+            return kiln_fail(e, KILN_E_NOMEM, "program cache: out of memory");
         }
         c->items = items;
         c->cap = cap;
@@ -83,11 +98,11 @@ static kiln_program *cache_build(kiln_progcache *c, kiln_device *d, const kiln_p
     c->items[c->n].prog = p;
     if (!c->items[c->n].key) {
         d->ops->release(d, p);
-        kiln_fail(e, KILN_E_NOMEM, "program cache: out of memory");
-        return NULL;
+        return kiln_fail(e, KILN_E_NOMEM, "program cache: out of memory");
     }
     c->n++;
-    return p;
+    *out = p;
+    return 0;
 }
 
 /* ---------------------------------------------------------------- build */
@@ -138,8 +153,10 @@ static int plan_and_build(kiln_variant *v, unsigned flags, kiln_err *e)
     if (!k->config_valid(s, &v->cfg, &d->fp, why, sizeof why))
         return kiln_fail(e, KILN_E_INVALID, "%s: config not valid here: %s", what, why);
     int rc = k->plan(s, &v->cfg, d->backend, &v->plan, e);
-    if (rc)
-        return kiln_err_wrap(e, "%s: plan", what);
+    if (rc) {
+        kiln_err_wrap(e, "%s: plan", what);
+        return rc;
+    }
     if (v->plan.n_steps < 1 || v->plan.n_steps > KILN_MAX_STEPS || v->plan.n_scratch > KILN_MAX_SCRATCH)
         return kiln_fail(e, KILN_E_INVALID, "%s: plan has %d steps / %d scratch buffers", what, v->plan.n_steps,
                          v->plan.n_scratch);
@@ -187,9 +204,8 @@ static int plan_and_build(kiln_variant *v, unsigned flags, kiln_err *e)
         }
         if (v->prog[i] && !v->cache)
             d->ops->release(d, v->prog[i]);
-        v->prog[i] = cache_build(v->cache, d, &desc, e);
-        if (!v->prog[i]) {
-            rc = e && e->code ? e->code : KILN_E_COMPILE;
+        v->prog[i] = NULL;
+        if ((rc = cache_build(v->cache, d, &desc, &v->prog[i], e))) {
             kiln_err_wrap(e, "%s: building step %d (%s)", what, i, st->entry);
             return rc;
         }

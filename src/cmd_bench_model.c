@@ -7,7 +7,9 @@
  * steps / decode time), time to first token; per decode step its latency.
  * Reported: median, mean and relative spread (MAD/median) over repetitions,
  * latency percentiles p50/p90/p99 over all decode steps. Stored as one
- * bench run per device (kind "model") so `kiln bench compare` can gate on it. */
+ * bench run per device (kind "model") so `kiln bench compare` can gate on it.
+ * --profile: after each device x model, where the time of the timed
+ * repetitions went, op by op (engine/profile.h). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +17,6 @@
 #include <unistd.h>
 
 #include "bench/bench_format.h"
-#include "kiln_config.h"
 #include "util/git_commit.h"
 #include "bench/bench_store.h"
 #include "src/commands.h"
@@ -69,6 +70,117 @@ static int add(kiln_bench_writer *w, kiln_bench_set *out, const char *dev, const
     return w ? kiln_bench_add(w, &r, e) : 0;
 }
 
+/* What one device x model benchmark measured, per repetition. */
+typedef struct bench_reps {
+    int reps, n_prompt, n_gen;
+    double *pp, *tg, *ttft;    /* [reps] tok/s, tok/s, ms */
+    double *lat;               /* every decode step's latency (ms) */
+    int n_lat;
+} bench_reps;
+
+static void reps_free(bench_reps *b)
+{
+    free(b->pp);
+    free(b->tg);
+    free(b->ttft);
+    free(b->lat);
+}
+
+/* One untimed warm-up generation (compiles, first touch; the profile is
+ * reset after it), then the repetitions: a prefill of the prompt and
+ * n_gen decode steps each, end-of-generation ignored. */
+static int run_reps(kiln_session *s, const int32_t *prompt, const char *model, const char *dev, bench_reps *b,
+                    kiln_err *e)
+{
+    int n_prompt = b->n_prompt, n_gen = b->n_gen, reps = b->reps, rc = 0;
+    b->pp = calloc((size_t)reps, sizeof *b->pp);
+    b->tg = calloc((size_t)reps, sizeof *b->tg);
+    b->ttft = calloc((size_t)reps, sizeof *b->ttft);
+    b->lat = calloc((size_t)reps * (size_t)n_gen + 1, sizeof *b->lat);
+    if (!b->pp || !b->tg || !b->ttft || !b->lat)
+        return kiln_fail(e, KILN_E_NOMEM, "bench model: out of memory");
+    kiln_gen_opts go = {.n_predict = n_gen, .ignore_eos = 1};
+    kiln_sampling_default(&go.sampling);
+    for (int r = -1; r < reps && !rc; r++) { /* r = -1: the warm-up */
+        kiln_kv_seq seq;
+        if ((rc = kiln_kv_seq_init(&seq, &s->en.kv, n_prompt + n_gen + 1, e)))
+            break;
+        kiln_gen_stats st;
+        kiln_gen_opts g = go;
+        if (r < 0)
+            g.n_predict = n_gen < 4 ? n_gen : 4;
+        rc = kiln_session_generate(s, &seq, prompt, r < 0 ? (n_prompt < 16 ? n_prompt : 16) : n_prompt, &g, &st, NULL,
+                                   0, e);
+        if (!rc && r < 0 && s->prof)
+            kiln_profile_reset(s->prof);
+        if (!rc && r >= 0) {
+            kiln_timings t;
+            kiln_session_timings(s, &st, &t);
+            b->pp[r] = t.prefill_tok_s;
+            b->tg[r] = t.decode_tok_s;
+            b->ttft[r] = t.ttft_ms;
+            for (int i = 0; i < st.n_decode; i++)
+                b->lat[b->n_lat++] = st.token_s[i] * 1e3;
+            if (isatty(2))
+                fprintf(stderr, "\rbench model %s on %s: rep %d/%d pp %.1f tg %.1f tok/s   ", model, dev, r + 1, reps,
+                        b->pp[r], b->tg[r]);
+        }
+        kiln_gen_stats_free(&st);
+        kiln_kv_seq_free(&seq);
+    }
+    if (isatty(2))
+        fputc('\n', stderr);
+    return rc;
+}
+
+/* The rows of one benchmark: pp and tg tok/s and TTFT (median, mean,
+ * spread over the repetitions), decode latency percentiles; into out and,
+ * with a database, one bench run. */
+static int store_results(const kiln_session *s, bench_reps *b, const char *model, const char *dev, kiln_db *db,
+                         const char *batch, kiln_bench_set *out, kiln_err *e)
+{
+    kiln_bench_writer w, *wp = NULL;
+    const char *base = strrchr(model, '/') ? strrchr(model, '/') + 1 : model;
+    char subject[256], pps[64], tgs[64];
+    snprintf(subject, sizeof subject, "%s", base);
+    snprintf(pps, sizeof pps, "pp%d_tok_s", b->n_prompt);
+    snprintf(tgs, sizeof tgs, "tg%d_tok_s", b->n_gen);
+    int rc;
+    if (db) {
+        if ((rc = kiln_bench_begin(&w, db, &s->dev->fp, "model", subject, batch, e)))
+            return rc;
+        wp = &w;
+        char note[256];
+        int tuned, deflt;
+        kiln_session_configs(s, &tuned, &deflt);
+        snprintf(note, sizeof note, "prompt %d, gen %d, reps %d, chunk %d, page %d; kernel classes: %d tuned, %d default",
+                 b->n_prompt, b->n_gen, b->reps, s->en.chunk, s->en.kv.page_size, tuned, deflt);
+        kiln_bench_note(wp, note, e);
+    }
+    double med, mean, spread;
+    int reps = b->reps;
+    stats(b->pp, reps, &med, &mean, &spread);
+    rc = add(wp, out, dev, subject, pps, "tok/s", KILN_BENCH_HIGHER, med, mean, spread, reps, e);
+    stats(b->tg, reps, &med, &mean, &spread);
+    if (!rc)
+        rc = add(wp, out, dev, subject, tgs, "tok/s", KILN_BENCH_HIGHER, med, mean, spread, reps, e);
+    stats(b->ttft, reps, &med, &mean, &spread);
+    if (!rc)
+        rc = add(wp, out, dev, subject, "ttft_ms", "ms", KILN_BENCH_LOWER, med, mean, spread, reps, e);
+    qsort(b->lat, (size_t)b->n_lat, sizeof *b->lat, cmp_d);
+    const char *names[] = {"latency_p50_ms", "latency_p90_ms", "latency_p99_ms"};
+    const double ps[] = {0.5, 0.9, 0.99};
+    for (int i = 0; i < 3 && !rc; i++)
+        rc = add(wp, out, dev, subject, names[i], "ms", i == 0 ? KILN_BENCH_LOWER : KILN_BENCH_INFO,
+                 pct(b->lat, b->n_lat, ps[i]), 0, 0, b->n_lat, e);
+    if (wp)
+        rc = kiln_bench_end(wp, !rc, e) || rc;
+    return rc;
+}
+
+/* One device x model: a session (configs from db when given), random
+ * prompt ids (never an end-of-generation token), the repetitions, the rows;
+ * with --profile the op table of the timed repetitions on stderr. */
 static int bench_one(const kiln_engine_cli *c, const char *device, const char *model, int n_prompt, int n_gen,
                      int reps, kiln_db *db, const char *batch, kiln_bench_set *out, kiln_err *e)
 {
@@ -77,98 +189,39 @@ static int bench_one(const kiln_engine_cli *c, const char *device, const char *m
     cc.model = model;
     if (!cc.ctx)
         cc.ctx = n_prompt + n_gen + 16;
-    kiln_engine_session s;
-    int rc = kiln_engine_session_open(&s, &cc, e);
+    kiln_session_opts so;
+    kiln_session s;
+    int rc = kiln_engine_cli_session_opts(&cc, &so, e);
     if (rc)
         return rc;
-    int V = s.model.cfg.n_vocab;
+    so.db = db;
+    if ((rc = kiln_session_open(&s, &so, e)))
+        return rc;
+    bench_reps b = {.reps = reps, .n_prompt = n_prompt, .n_gen = n_gen};
     int32_t *prompt = malloc(sizeof *prompt * (size_t)n_prompt);
-    double *pp = calloc((size_t)reps, sizeof *pp), *tg = calloc((size_t)reps, sizeof *tg),
-           *ttft = calloc((size_t)reps, sizeof *ttft), *lat = calloc((size_t)reps * (size_t)n_gen + 1, sizeof *lat);
-    int n_lat = 0;
-    if (!prompt || !pp || !tg || !ttft || !lat) {
+    if (!prompt) {
         rc = kiln_fail(e, KILN_E_NOMEM, "bench model: out of memory");
         goto out;
     }
     kiln_rng rng;
     kiln_rng_seed(&rng, 1234);
-    for (int i = 0; i < n_prompt; i++) { /* random ids, never an end-of-generation token */
+    for (int i = 0; i < n_prompt; i++) {
         do
-            prompt[i] = (int32_t)kiln_rng_below(&rng, (uint32_t)V);
+            prompt[i] = (int32_t)kiln_rng_below(&rng, (uint32_t)s.model.cfg.n_vocab);
         while (kiln_token_is_eog(s.model.tok, prompt[i]));
     }
-    kiln_gen_opts go = {.n_predict = n_gen, .ignore_eos = 1};
-    kiln_sampling_default(&go.sampling);
     char dev[192];
     snprintf(dev, sizeof dev, "%s:%d %s", kiln_backend_name(s.dev->backend), s.dev->index, s.dev->fp.name);
-    for (int r = -1; r < reps && !rc; r++) { /* r = -1: warm-up (compiles, first-touch), not counted */
-        kiln_kv_seq seq;
-        if ((rc = kiln_kv_seq_init(&seq, &s.en.kv, n_prompt + n_gen + 1, e)))
-            break;
-        kiln_gen_stats st;
-        kiln_gen_opts g = go;
-        if (r < 0)
-            g.n_predict = n_gen < 4 ? n_gen : 4;
-        rc = kiln_generate(&s.en, &seq, prompt, r < 0 ? (n_prompt < 16 ? n_prompt : 16) : n_prompt, &g, &st, NULL, 0, e);
-        if (!rc && r >= 0) {
-            pp[r] = st.prefill_s > 0 ? n_prompt / st.prefill_s : 0;
-            tg[r] = st.decode_s > 0 ? st.n_decode / st.decode_s : 0;
-            ttft[r] = st.ttft_s * 1e3;
-            for (int i = 0; i < st.n_decode; i++)
-                lat[n_lat++] = st.token_s[i] * 1e3;
-            if (isatty(2))
-                fprintf(stderr, "\rbench model %s on %s: rep %d/%d pp %.1f tg %.1f tok/s   ", model, dev, r + 1, reps,
-                        pp[r], tg[r]);
-        }
-        kiln_gen_stats_free(&st);
-        kiln_kv_seq_free(&seq);
+    if ((rc = run_reps(&s, prompt, model, dev, &b, e)) == 0)
+        rc = store_results(&s, &b, model, dev, db, batch, out, e);
+    if (!rc && c->profile) {
+        fprintf(stderr, "\nbench model %s, %d repetitions (pp%d + tg%d each):", model, reps, n_prompt, n_gen);
+        kiln_session_print_profile(&s, stderr);
     }
-    if (isatty(2))
-        fputc('\n', stderr);
-    if (rc)
-        goto out;
-    kiln_bench_writer w, *wp = NULL;
-    const char *base = strrchr(model, '/') ? strrchr(model, '/') + 1 : model;
-    char subject[256], pps[64], tgs[64];
-    snprintf(subject, sizeof subject, "%s", base);
-    snprintf(pps, sizeof pps, "pp%d_tok_s", n_prompt);
-    snprintf(tgs, sizeof tgs, "tg%d_tok_s", n_gen);
-    if (db) {
-        if ((rc = kiln_bench_begin(&w, db, &s.dev->fp, "model", subject, batch, e)))
-            goto out;
-        wp = &w;
-        char note[256];
-        int counts[KILN_MATCH_DEFAULT + 1];
-        kiln_ops_match_counts(s.en.ops, counts);
-        snprintf(note, sizeof note, "prompt %d, gen %d, reps %d, chunk %d, page %d; kernel classes: %d tuned, %d default",
-                 n_prompt, n_gen, reps, s.en.chunk, s.en.kv.page_size, counts[0] + counts[1] + counts[2] + counts[3],
-                 counts[KILN_MATCH_DEFAULT]);
-        kiln_bench_note(wp, note, e);
-    }
-    double med, mean, spread;
-    stats(pp, reps, &med, &mean, &spread);
-    rc = add(wp, out, dev, subject, pps, "tok/s", KILN_BENCH_HIGHER, med, mean, spread, reps, e);
-    stats(tg, reps, &med, &mean, &spread);
-    if (!rc)
-        rc = add(wp, out, dev, subject, tgs, "tok/s", KILN_BENCH_HIGHER, med, mean, spread, reps, e);
-    stats(ttft, reps, &med, &mean, &spread);
-    if (!rc)
-        rc = add(wp, out, dev, subject, "ttft_ms", "ms", KILN_BENCH_LOWER, med, mean, spread, reps, e);
-    qsort(lat, (size_t)n_lat, sizeof *lat, cmp_d);
-    const char *names[] = {"latency_p50_ms", "latency_p90_ms", "latency_p99_ms"};
-    const double ps[] = {0.5, 0.9, 0.99};
-    for (int i = 0; i < 3 && !rc; i++)
-        rc = add(wp, out, dev, subject, names[i], "ms", i == 0 ? KILN_BENCH_LOWER : KILN_BENCH_INFO, pct(lat, n_lat, ps[i]),
-                 0, 0, n_lat, e);
-    if (wp)
-        rc = kiln_bench_end(wp, !rc, e) || rc;
 out:
     free(prompt);
-    free(pp);
-    free(tg);
-    free(ttft);
-    free(lat);
-    kiln_engine_session_close(&s);
+    reps_free(&b);
+    kiln_session_close(&s);
     return rc;
 }
 
@@ -203,7 +256,7 @@ int kiln_cmd_bench_model(int argc, char **argv)
                 if (!r)
                     fprintf(stderr, "kiln bench model: unknown option '%s'\n"
                                     "usage: kiln bench model -m MODEL.gguf [-m ...] [--device D ...] [-p 512] [-n 128] "
-                                    "[-r 5] [--format table|md|csv|json] [--db PATH] [--no-store]\n", a);
+                                    "[-r 5] [--format table|md|csv|json] [--db PATH] [--no-store] [--profile]\n", a);
                 return KILN_EXIT_USAGE;
             }
         }
@@ -224,8 +277,7 @@ int kiln_cmd_bench_model(int argc, char **argv)
         fprintf(stderr, "kiln bench model: database %s: %s\n", dbp, e.msg);
         return kiln_exit_code(e.code);
     }
-    if (db) /* the engine reads the tuned configs from the file results go to */
-        c.db_path = dbp;
+    /* with a database the engine reads its configs from the file results go to (bench_one) */
     char batch[32];
     kiln_bench_batch_tag(batch);
     kiln_bench_set out = {0};

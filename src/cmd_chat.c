@@ -63,7 +63,7 @@ static int on_text(void *user, const char *t, size_t n)
 }
 
 typedef struct chat {
-    kiln_engine_session s;
+    kiln_session s;
     const kiln_engine_cli *c;
     kiln_kv_seq seq;
     int seq_ok;
@@ -107,7 +107,7 @@ static int reset(chat *ch, kiln_err *e)
     if (ch->seq_ok)
         kiln_kv_seq_free(&ch->seq);
     ch->seq_ok = 0;
-    int rc = kiln_kv_seq_init(&ch->seq, &ch->s.en.kv, ch->s.en.ctx, e);
+    int rc = kiln_session_seq(&ch->s, &ch->seq, e);
     if (rc)
         return rc;
     ch->seq_ok = 1;
@@ -132,21 +132,15 @@ static int find_end_marker(chat *ch, kiln_err *e)
     return ch->end_marker ? 0 : kiln_fail(e, KILN_E_NOMEM, "out of memory");
 }
 
-static int tokenize(const kiln_tokenizer *t, const char *text, size_t len, int add_bos, int32_t **ids, int *n,
+static int tokenize(const kiln_session *s, const char *text, size_t len, int add_bos, int32_t **ids, int *n,
                     kiln_err *e)
 {
-    *ids = NULL;
-    *n = 0;
-    kiln_tokenize(t, text, len, add_bos, 1, NULL, 0, n, NULL); /* count */
-    *ids = malloc(sizeof **ids * (size_t)(*n + 1));
-    if (!*ids)
-        return kiln_fail(e, KILN_E_NOMEM, "out of memory");
-    return kiln_tokenize(t, text, len, add_bos, 1, *ids, *n + 1, n, e);
+    return kiln_session_tokenize(s, text, len, add_bos, 1, ids, n, e);
 }
 
 static void print_stats(chat *ch)
 {
-    kiln_engine_session *s = &ch->s;
+    kiln_session *s = &ch->s;
     fprintf(stderr,
             "kiln chat: %d turn(s), %d messages, cache %d of %d tokens (%.0f%%), %d tokens generated, %s on %s:%d\n",
             ch->turns, ch->n_msgs, ch->seq.n_tokens, s->en.ctx, 100.0 * ch->seq.n_tokens / s->en.ctx,
@@ -163,35 +157,95 @@ static void say_full(chat *ch, int need)
             ch->seq.n_tokens, ch->s.en.ctx, need);
 }
 
+/* The tokens that complete the assistant message in the cache after a
+ * reply: the generated tokens not yet decoded (the last one, unless the
+ * reply ended with an end-of-generation token) and the end marker. A stop
+ * string cut the text inside the tokens: then the cache goes back to the
+ * prompt's end and the tail is the kept text plus the end marker,
+ * tokenized. *tail malloc'd. */
+static int reply_tail(chat *ch, const kiln_gen_stats *st, const text_buf *reply, const int32_t *out, int n_predict,
+                      int prompt_end, const int32_t *end_ids, int n_end, int32_t **tail, int *n_tail, kiln_err *e)
+{
+    if (st->stop_reason == KILN_STOP_STRING) {
+        kiln_kv_seq_truncate(&ch->seq, prompt_end);
+        size_t rl = reply->n + strlen(ch->end_marker);
+        char *text = malloc(rl + 1);
+        if (!text)
+            return kiln_fail(e, KILN_E_NOMEM, "out of memory");
+        snprintf(text, rl + 1, "%s%s", reply->s ? reply->s : "", ch->end_marker);
+        int rc = tokenize(&ch->s, text, rl, 0, tail, n_tail, e);
+        free(text);
+        return rc;
+    }
+    int done_gen = ch->seq.n_tokens - prompt_end, n_gen = st->n_gen < n_predict ? st->n_gen : n_predict;
+    *n_tail = n_gen - done_gen + n_end;
+    if (!(*tail = malloc(sizeof **tail * (size_t)(*n_tail + 1))))
+        return kiln_fail(e, KILN_E_NOMEM, "out of memory");
+    memcpy(*tail, out + done_gen, sizeof **tail * (size_t)(n_gen - done_gen));
+    memcpy(*tail + n_gen - done_gen, end_ids, sizeof **tail * (size_t)n_end);
+    return 0;
+}
+
+/* The stats line of a finished turn (kept for /stats), the cache check of
+ * --verbose, and a warning when the cache cut the reply or is nearly full. */
+static void after_turn(chat *ch, const kiln_gen_stats *st, int n_ids, int before, int n_predict)
+{
+    kiln_session *s = &ch->s;
+    const kiln_engine_cli *c = ch->c;
+    int cap = s->en.ctx;
+    kiln_timings t;
+    kiln_session_timings(s, st, &t);
+    snprintf(ch->last_stats, sizeof ch->last_stats,
+             "prefill %d new tokens, cache %d -> %d of %d | %d generated (%s) | prefill %.1f tok/s, decode %.1f "
+             "tok/s, TTFT %.0f ms",
+             n_ids, before, ch->seq.n_tokens, cap, st->n_gen, kiln_stop_name(st->stop_reason), t.prefill_tok_s,
+             t.decode_tok_s, t.ttft_ms);
+    fprintf(stderr, "[%s]\n", ch->last_stats);
+    if (c->verbose) { /* the prefix property in practice: the cache vs the whole conversation tokenized afresh */
+        char *all = NULL;
+        size_t al = 0;
+        int n_all = 0;
+        if (!kiln_chat_format(s->model.chat, ch->msgs, ch->n_msgs, 0, &all, &al, NULL))
+            kiln_tokenize(s->model.tok, all, al, -1, 1, NULL, 0, &n_all, NULL);
+        fprintf(stderr, "kiln chat: cache holds %d tokens; the whole conversation tokenized afresh is %d\n",
+                ch->seq.n_tokens, n_all);
+        free(all);
+    }
+    if (st->n_gen >= n_predict && n_predict < c->n_predict)
+        fprintf(stderr, "kiln chat: the reply was cut because the KV cache is full (%d of %d tokens); type /reset "
+                        "to start over\n", ch->seq.n_tokens, cap);
+    else if (ch->seq.n_tokens > cap * 9 / 10)
+        fprintf(stderr, "kiln chat: the KV cache is %.0f%% full; /reset starts over\n",
+                100.0 * ch->seq.n_tokens / cap);
+}
+
 /* One user message -> streamed reply. Errors other than a full cache are
  * fatal for the session (returned); a full cache is reported and 0 returned. */
 static int turn(chat *ch, const char *line, size_t len, kiln_err *e)
 {
-    kiln_engine_session *s = &ch->s;
-    kiln_model *m = &s->model;
+    kiln_session *s = &ch->s;
     const kiln_engine_cli *c = ch->c;
-    int n_before_msgs = ch->n_msgs, before = ch->seq.n_tokens, cap = s->en.ctx;
+    int n_before_msgs = ch->n_msgs, before = ch->seq.n_tokens;
     int rc = push_msg(ch, "user", line, len, e);
-    char *text = NULL, *tail_text = NULL;
+    char *text = NULL;
     size_t tlen = 0;
-    int32_t *ids = NULL, *end_ids = NULL, *out = NULL;
-    int n_ids = 0, n_end = 0;
+    int32_t *ids = NULL, *end_ids = NULL, *out = NULL, *tail = NULL;
+    int n_ids = 0, n_end = 0, n_tail = 0, full = 0;
     text_buf reply = {0};
     kiln_gen_stats st = {0};
     if (!rc)
-        rc = kiln_chat_format_suffix(m->chat, ch->msgs, ch->n_cached, ch->n_msgs, 1, &text, &tlen, e);
+        rc = kiln_chat_format_suffix(s->model.chat, ch->msgs, ch->n_cached, ch->n_msgs, 1, &text, &tlen, e);
     if (!rc)
-        rc = tokenize(m->tok, text, tlen, before == 0 ? -1 : 0, &ids, &n_ids, e);
+        rc = tokenize(s, text, tlen, before == 0 ? -1 : 0, &ids, &n_ids, e);
     if (!rc)
-        rc = tokenize(m->tok, ch->end_marker, strlen(ch->end_marker), 0, &end_ids, &n_end, e);
+        rc = tokenize(s, ch->end_marker, strlen(ch->end_marker), 0, &end_ids, &n_end, e);
     if (rc)
         goto fail;
     /* prompt + reply + end marker must fit: before + n_ids + n_gen + n_end <= cap */
-    int room = cap - before - n_ids - n_end;
+    int room = s->en.ctx - before - n_ids - n_end;
     if (room < 1) {
-        say_full(ch, n_ids + n_end);
-        pop_msgs(ch, n_before_msgs);
-        goto done;
+        full = n_ids + n_end;
+        goto fail;
     }
     int n_predict = c->n_predict < room ? c->n_predict : room;
     if (!(out = malloc(sizeof *out * (size_t)n_predict))) {
@@ -201,108 +255,45 @@ static int turn(chat *ch, const char *line, size_t len, kiln_err *e)
     kiln_gen_opts go = {.n_predict = n_predict, .sampling = c->sampling, .stop = c->stop, .n_stop = c->n_stop,
                         .on_text = on_text, .user = &reply};
     interrupted = 0;
-    rc = kiln_generate(&s->en, &ch->seq, ids, n_ids, &go, &st, out, n_predict, e);
+    rc = kiln_session_generate(s, &ch->seq, ids, n_ids, &go, &st, out, n_predict, e);
     interrupted = 0;
     printf("\n");
     fflush(stdout);
     if (rc == KILN_E_FULL && ch->seq.n_tokens == before) { /* cannot happen with the room check; be safe */
-        say_full(ch, n_ids + n_end);
-        pop_msgs(ch, n_before_msgs);
-        rc = 0;
-        goto done;
-    }
-    if (rc || reply.oom) {
-        if (!rc)
-            rc = kiln_fail(e, KILN_E_NOMEM, "out of memory");
+        full = n_ids + n_end;
         goto fail;
     }
-    /* Complete the assistant message in the cache. Generated tokens not yet
-     * decoded (the last one, unless the reply ended with an end-of-generation
-     * token) go in with the end marker. A stop string cut the text inside the
-     * tokens: then the reply is re-run as the text that was kept. */
-    int prompt_end = before + n_ids;
-    int done_gen = ch->seq.n_tokens - prompt_end, n_gen = st.n_gen < n_predict ? st.n_gen : n_predict;
-    int32_t *tail = NULL;
-    int n_tail = 0;
-    if (st.stop_reason == KILN_STOP_STRING) {
-        kiln_kv_seq_truncate(&ch->seq, prompt_end);
-        size_t rl = reply.n + strlen(ch->end_marker);
-        if (!(tail_text = malloc(rl + 1))) {
-            rc = kiln_fail(e, KILN_E_NOMEM, "out of memory");
-            goto fail;
-        }
-        snprintf(tail_text, rl + 1, "%s%s", reply.s ? reply.s : "", ch->end_marker);
-        free(end_ids);
-        end_ids = NULL;
-        rc = tokenize(m->tok, tail_text, rl, 0, &tail, &n_tail, e);
-        free(out);
-        out = tail; /* freed with out */
-        if (rc)
-            goto fail;
-    } else {
-        n_tail = n_gen - done_gen + n_end;
-        if (!(tail = malloc(sizeof *tail * (size_t)(n_tail + 1)))) {
-            rc = kiln_fail(e, KILN_E_NOMEM, "out of memory");
-            goto fail;
-        }
-        memcpy(tail, out + done_gen, sizeof *tail * (size_t)(n_gen - done_gen));
-        memcpy(tail + n_gen - done_gen, end_ids, sizeof *tail * (size_t)n_end);
-        free(out);
-        out = tail;
-    }
-    if (n_tail > 0 && (rc = kiln_forward(&s->en, &ch->seq, tail, n_tail, e))) {
-        if (rc != KILN_E_FULL)
-            goto fail;
-        /* only when a re-tokenized reply came out longer than its tokens */
-        kiln_kv_seq_truncate(&ch->seq, before);
-        pop_msgs(ch, n_before_msgs);
-        say_full(ch, n_tail);
-        rc = 0;
-        goto done;
-    }
-    if ((rc = push_msg(ch, "assistant", reply.s ? reply.s : "", reply.n, e)))
+    if (!rc && reply.oom)
+        rc = kiln_fail(e, KILN_E_NOMEM, "out of memory");
+    if (!rc)
+        rc = reply_tail(ch, &st, &reply, out, n_predict, before + n_ids, end_ids, n_end, &tail, &n_tail, e);
+    if (!rc && n_tail > 0 && (rc = kiln_session_prefill(s, &ch->seq, tail, n_tail, e)) == KILN_E_FULL)
+        full = n_tail; /* only when a re-tokenized reply came out longer than its tokens */
+    if (rc || (rc = push_msg(ch, "assistant", reply.s ? reply.s : "", reply.n, e)))
         goto fail;
     ch->n_cached = ch->n_msgs;
     ch->turns++;
     ch->total_gen += st.n_gen;
-    double pp = st.prefill_s > 0 ? st.n_prompt / st.prefill_s : 0;
-    double tg = st.decode_s > 0 ? st.n_decode / st.decode_s : 0;
-    snprintf(ch->last_stats, sizeof ch->last_stats,
-             "prefill %d new tokens, cache %d -> %d of %d | %d generated (%s) | prefill %.1f tok/s, decode %.1f "
-             "tok/s, TTFT %.0f ms",
-             n_ids, before, ch->seq.n_tokens, cap, st.n_gen, kiln_stop_name(st.stop_reason), pp, tg,
-             st.ttft_s * 1e3);
-    fprintf(stderr, "[%s]\n", ch->last_stats);
-    if (c->verbose) { /* the prefix property in practice: the cache vs the whole conversation tokenized afresh */
-        char *all = NULL;
-        size_t al = 0;
-        int n_all = 0;
-        if (!kiln_chat_format(m->chat, ch->msgs, ch->n_msgs, 0, &all, &al, NULL))
-            kiln_tokenize(m->tok, all, al, -1, 1, NULL, 0, &n_all, NULL);
-        fprintf(stderr, "kiln chat: cache holds %d tokens; the whole conversation tokenized afresh is %d\n",
-                ch->seq.n_tokens, n_all);
-        free(all);
-    }
-    if (n_gen >= n_predict && n_predict < c->n_predict)
-        fprintf(stderr, "kiln chat: the reply was cut because the KV cache is full (%d of %d tokens); type /reset "
-                        "to start over\n", ch->seq.n_tokens, cap);
-    else if (ch->seq.n_tokens > cap * 9 / 10)
-        fprintf(stderr, "kiln chat: the KV cache is %.0f%% full; /reset starts over\n",
-                100.0 * ch->seq.n_tokens / cap);
+    after_turn(ch, &st, n_ids, before, n_predict);
 done:
     kiln_gen_stats_free(&st);
     free(text);
-    free(tail_text);
     free(ids);
     free(end_ids);
     free(out);
+    free(tail);
     free(reply.s);
     return rc;
 fail:
-    /* leave the conversation as it was before this message */
+    /* leave the conversation as it was before this message; a full cache is
+     * reported, not an error */
     if (ch->seq_ok && ch->seq.n_tokens > before)
         kiln_kv_seq_truncate(&ch->seq, before);
     pop_msgs(ch, n_before_msgs);
+    if (full) {
+        say_full(ch, full);
+        rc = 0;
+    }
     goto done;
 }
 
@@ -351,19 +342,13 @@ int cmd_chat(int argc, char **argv)
     chat ch;
     memset(&ch, 0, sizeof ch);
     ch.c = &c;
-    if (kiln_engine_session_open(&ch.s, &c, &e)) {
+    kiln_session_opts so;
+    if (kiln_engine_cli_session_opts(&c, &so, &e) || kiln_session_open(&ch.s, &so, &e)) {
         fprintf(stderr, "kiln chat: %s\n", e.msg);
         return kiln_exit_code(e.code);
     }
     kiln_model *m = &ch.s.model;
-    char *sysbuf = NULL;
-    const char *tmpl, *def = NULL;
-    size_t tl, deflen = 0;
-    if (!system && kiln_gguf_find(m->gguf, "tokenizer.chat_template") &&
-        !kiln_gguf_get_str(m->gguf, "tokenizer.chat_template", &tmpl, &tl, NULL) &&
-        kiln_chat_default_system(tmpl, tl, &def, &deflen) && def)
-        system = sysbuf = strndup(def, deflen);
-    ch.system = system;
+    ch.system = system ? system : ch.s.default_system;
     int rc = find_end_marker(&ch, &e);
     if (!rc)
         rc = reset(&ch, &e);
@@ -419,13 +404,14 @@ int cmd_chat(int argc, char **argv)
     }
     if (rc)
         fprintf(stderr, "kiln chat: %s\n", e.msg);
+    else if (c.profile)
+        kiln_session_print_profile(&ch.s, stderr);
     free(line);
     pop_msgs(&ch, 0);
     free(ch.msgs);
     free(ch.end_marker);
-    free(sysbuf);
     if (ch.seq_ok)
         kiln_kv_seq_free(&ch.seq);
-    kiln_engine_session_close(&ch.s);
+    kiln_session_close(&ch.s);
     return rc ? kiln_exit_code(e.code) : KILN_EXIT_OK;
 }

@@ -125,23 +125,29 @@ static void progress(int tty, const kiln_device *d, const kiln_kernel *k, const 
                 i + 1, n);
 }
 
-int cmd_check(int argc, char **argv)
-{
+/* The state of one `kiln check`. */
+typedef struct check_run {
     check_opts o;
-    int rc = parse(argc, argv, &o);
-    if (rc)
-        return rc;
-    int tty = isatty(2);
-    kiln_err err = {0};
-
-    /* Devices: the requested ones, or every device of every backend. */
+    int tty;
     kiln_device *devs[MAX_DEVICES];
-    int n_dev = 0;
+    kiln_progcache *cache[MAX_DEVICES];
+    int n_dev, n_k;
+    tally *t;          /* [device][kernel] */
+    int failures, missing;
+    kiln_rng rng;
+} check_run;
+
+/* The requested devices, or every device of every backend; prints the
+ * backends' status. 0 or an exit code. */
+static int open_devices(check_run *r)
+{
+    const check_opts *o = &r->o;
+    kiln_err err = {0};
     printf("backends:\n");
     for (int b = 0; b < KILN_BACKEND_COUNT; b++) {
         /* with --device naming backends, leave the others unprobed: starting
          * a driver costs time (lavapipe: an LLVM JIT) and brings its leaks */
-        if (o.n_devices && !named_backend(&o, (kiln_backend_kind)b))
+        if (o->n_devices && !named_backend(o, (kiln_backend_kind)b))
             continue;
         kiln_backend_status st;
         kiln_backend_probe((kiln_backend_kind)b, &st);
@@ -149,179 +155,212 @@ int cmd_check(int argc, char **argv)
             printf("  %-7s available, %d device(s)\n", kiln_backend_name((kiln_backend_kind)b), st.n_devices);
         else
             printf("  %-7s UNAVAILABLE: %s\n", kiln_backend_name((kiln_backend_kind)b), st.reason);
-        if (o.n_devices)
+        if (o->n_devices)
             continue;
-        for (int i = 0; st.available && i < st.n_devices && n_dev < MAX_DEVICES; i++) {
-            if (kiln_device_open((kiln_backend_kind)b, i, &devs[n_dev], &err) == 0)
-                n_dev++;
+        for (int i = 0; st.available && i < st.n_devices && r->n_dev < MAX_DEVICES; i++) {
+            if (kiln_device_open((kiln_backend_kind)b, i, &r->devs[r->n_dev], &err) == 0)
+                r->n_dev++;
             else
                 printf("  %s:%d could not be opened: %s\n", kiln_backend_name((kiln_backend_kind)b), i, err.msg);
         }
     }
-    for (int i = 0; i < o.n_devices; i++) {
-        if (kiln_device_select(o.devices[i], &devs[n_dev], &err)) {
+    for (int i = 0; i < o->n_devices; i++) {
+        if (kiln_device_select(o->devices[i], &r->devs[r->n_dev], &err)) {
             fprintf(stderr, "kiln check: %s\n", err.msg);
-            for (int j = 0; j < n_dev; j++)
-                kiln_device_close(devs[j]);
             return KILN_EXIT_UNAVAILABLE;
         }
-        n_dev++;
+        r->n_dev++;
     }
-    if (!n_dev) {
+    if (!r->n_dev) {
         fprintf(stderr, "kiln check: no device available\n");
         return KILN_EXIT_UNAVAILABLE;
     }
-    for (int i = 0; i < n_dev; i++)
-        printf("device %d: %s:%d %s (%s)\n", i, kiln_backend_name(devs[i]->backend), devs[i]->index,
-               devs[i]->fp.name, devs[i]->fp.driver_version);
+    for (int i = 0; i < r->n_dev; i++)
+        printf("device %d: %s:%d %s (%s)\n", i, kiln_backend_name(r->devs[i]->backend), r->devs[i]->index,
+               r->devs[i]->fp.name, r->devs[i]->fp.driver_version);
+    return 0;
+}
 
-    kiln_progcache *cache[MAX_DEVICES];
-    for (int i = 0; i < n_dev; i++)
-        cache[i] = kiln_progcache_new(devs[i]);
-
-    int n_k = kiln_kernel_count();
-    tally *t = calloc((size_t)(n_dev * n_k), sizeof *t);
-    int failures = 0, missing = 0;
-    kiln_rng rng;
-    kiln_rng_seed(&rng, o.seed);
-
-    for (int ki = 0; ki < n_k; ki++) {
-        const kiln_kernel *k = kiln_kernel_at(ki);
-        if (!wanted(&o, k))
-            continue;
-        kiln_shape shapes[MAX_SHAPES];
-        int n_s = k->shapes ? k->shapes(o.quick ? KILN_SHAPES_QUICK : KILN_SHAPES_CHECK, shapes, MAX_SHAPES) : 0;
-        if (n_s <= 0) {
-            printf("FAIL %s: kernel declares no shapes (not implemented)\n", k->name);
-            missing++;
-            continue;
-        }
-        unsigned flags = o.break_kernel && !strcmp(o.break_kernel, k->name) ? KILN_BUILD_TEST_BREAK : 0;
-        kiln_config cfgs[MAX_DEVICES][MAX_CONFIGS];
-        int n_cfg[MAX_DEVICES];
-
-        for (int si = 0; si < n_s; si++) {
-            /* each shape its own picks: configs valid for one shape (int8
-             * activations, a tile that divides M) may not be for another */
-            for (int d = 0; d < n_dev; d++)
-                n_cfg[d] = kiln_config_pick(k, &shapes[si], &devs[d]->fp, o.n_random, &rng, cfgs[d], MAX_CONFIGS);
-            char skey[128];
-            k->shape_key(&shapes[si], skey, sizeof skey);
-            /* configs that need other problem data (a weight layout, int8
-             * activations) are verified on their own class's problem */
-            int classes[MAX_CONFIGS], n_cls = 0;
-            for (int d = 0; d < n_dev; d++)
-                for (int ci = 0; ci < n_cfg[d]; ci++) {
-                    int cls = kiln_data_class(k, &shapes[si], &cfgs[d][ci]), seen = 0;
-                    for (int j = 0; j < n_cls; j++)
-                        seen |= classes[j] == cls;
-                    if (!seen && n_cls < MAX_CONFIGS)
-                        classes[n_cls++] = cls;
-                }
-            for (int d = 0; d < n_dev; d++)
-                t[d * n_k + ki].shapes++;
-            for (int ix = 0; ix < n_cls; ix++) {
-                int cls = classes[ix];
-                kiln_problem prob = {0};
-                if (kiln_problem_make(k, &prob, &shapes[si], cls, o.seed * 1000003u + (uint64_t)si, &err)) {
-                    printf("FAIL %s %s: building the reference problem (data class %d): %s\n", k->name, skey, cls,
-                           err.msg);
-                    failures++;
-                    continue;
-                }
-                for (int d = 0; d < n_dev; d++) {
-                    tally *ty = &t[d * n_k + ki];
-                    double t0 = kiln_now_s();
-                    kiln_problem_dev pd;
-                    if (kiln_problem_upload(devs[d], &prob, &pd, &err)) {
-                        printf("FAIL %s:%d %s %s: %s\n", kiln_backend_name(devs[d]->backend), devs[d]->index, k->name,
-                               skey, err.msg);
-                        ty->fail++;
-                        failures++;
-                        continue;
-                    }
-                    for (int ci = 0; ci < n_cfg[d]; ci++) {
-                        const kiln_config *c = &cfgs[d][ci];
-                        if (kiln_data_class(k, &shapes[si], c) != cls)
-                            continue;
-                        char cj[512], why[256];
-                        kiln_config_to_json(k, c, cj, sizeof cj);
-                        progress(tty, devs[d], k, skey, ci, n_cfg[d]);
-                        if (!k->config_valid(&shapes[si], c, &devs[d]->fp, why, sizeof why)) {
-                            ty->invalid++;
-                            if (o.verbose)
-                                printf("  n/a  %s:%d %s %s %s: %s\n", kiln_backend_name(devs[d]->backend),
-                                       devs[d]->index, k->name, skey, cj, why);
-                            continue;
-                        }
-                        ty->runs++;
-                        kiln_variant v;
-                        kiln_verify_result vr;
-                        int vrc = kiln_variant_build(&v, devs[d], k, &shapes[si], c, flags, cache[d], &err);
-                        if (!vrc) {
-                            vrc = kiln_verify(&v, &prob, &pd, &vr, &err);
-                            kiln_variant_release(&v);
-                        }
-                        const char *dn = kiln_backend_name(devs[d]->backend);
-                        if (vrc) {
-                            if (tty)
-                                fprintf(stderr, "\r\033[K");
-                            printf("FAIL %s:%d %s shape %s config %s: %s: %s\n", dn, devs[d]->index, k->name, skey, cj,
-                                   kiln_code_name(vrc), err.msg);
-                            ty->fail++;
-                            failures++;
-                            continue;
-                        }
-                        double ratio = vr.budget > 0 ? vr.err / vr.budget : (vr.ok ? 0 : INFINITY);
-                        if (ratio > ty->worst_ratio)
-                            ty->worst_ratio = ratio;
-                        if (vr.ok) {
-                            ty->pass++;
-                            if (o.verbose)
-                                printf("  ok   %s:%d %s %s %s err %.3g (budget %.3g)\n", dn, devs[d]->index, k->name,
-                                       skey, cj, vr.err, vr.budget);
-                        } else {
-                            if (tty)
-                                fprintf(stderr, "\r\033[K");
-                            printf("FAIL %s:%d %s shape %s config %s: wrong result: %s\n", dn, devs[d]->index, k->name,
-                                   skey, cj, vr.detail);
-                            ty->fail++;
-                            failures++;
-                        }
-                    }
-                    kiln_problem_dev_free(&pd);
-                    ty->seconds += kiln_now_s() - t0;
-                }
-                kiln_problem_free(&prob);
-            }
+/* One config on one device at one shape: build, verify, print a failure
+ * (or, verbose, the pass), count it in ty. */
+static void check_config(check_run *r, int d, const kiln_kernel *k, const kiln_shape *s, const char *skey,
+                         const kiln_config *c, unsigned flags, const kiln_problem *prob, kiln_problem_dev *pd,
+                         tally *ty)
+{
+    kiln_device *dev = r->devs[d];
+    const char *dn = kiln_backend_name(dev->backend);
+    char cj[512], why[256];
+    kiln_config_to_json(k, c, cj, sizeof cj);
+    if (!k->config_valid(s, c, &dev->fp, why, sizeof why)) {
+        ty->invalid++;
+        if (r->o.verbose)
+            printf("  n/a  %s:%d %s %s %s: %s\n", dn, dev->index, k->name, skey, cj, why);
+        return;
+    }
+    ty->runs++;
+    kiln_err err = {0};
+    kiln_variant v;
+    kiln_verify_result vr;
+    int vrc = kiln_variant_build(&v, dev, k, s, c, flags, r->cache[d], &err);
+    if (!vrc) {
+        vrc = kiln_verify(&v, prob, pd, &vr, &err);
+        kiln_variant_release(&v);
+    }
+    if (!vrc) {
+        double ratio = vr.budget > 0 ? vr.err / vr.budget : (vr.ok ? 0 : INFINITY);
+        if (ratio > ty->worst_ratio)
+            ty->worst_ratio = ratio;
+        if (vr.ok) {
+            ty->pass++;
+            if (r->o.verbose)
+                printf("  ok   %s:%d %s %s %s err %.3g (budget %.3g)\n", dn, dev->index, k->name, skey, cj, vr.err,
+                       vr.budget);
+            return;
         }
     }
-    if (tty)
+    if (r->tty)
         fprintf(stderr, "\r\033[K");
+    if (vrc)
+        printf("FAIL %s:%d %s shape %s config %s: %s: %s\n", dn, dev->index, k->name, skey, cj, kiln_code_name(vrc),
+               err.msg);
+    else
+        printf("FAIL %s:%d %s shape %s config %s: wrong result: %s\n", dn, dev->index, k->name, skey, cj, vr.detail);
+    ty->fail++;
+    r->failures++;
+}
 
+/* Shape si of kernel k with the configs picked for each device: configs
+ * that need other problem data (a weight layout, int8 activations) are
+ * verified on their own data class's problem. */
+static void check_shape(check_run *r, int ki, const kiln_kernel *k, const kiln_shape *s, int si, unsigned flags,
+                        kiln_config (*cfgs)[MAX_CONFIGS], const int *n_cfg)
+{
+    char skey[128];
+    k->shape_key(s, skey, sizeof skey);
+    int classes[MAX_DEVICES * MAX_CONFIGS], n_cls = 0;
+    for (int d = 0; d < r->n_dev; d++)
+        for (int ci = 0; ci < n_cfg[d]; ci++) {
+            int cls = kiln_data_class(k, s, &cfgs[d][ci]), seen = 0;
+            for (int j = 0; j < n_cls; j++)
+                seen |= classes[j] == cls;
+            if (!seen)
+                classes[n_cls++] = cls;
+        }
+    for (int d = 0; d < r->n_dev; d++)
+        r->t[d * r->n_k + ki].shapes++;
+    for (int ix = 0; ix < n_cls; ix++) {
+        int cls = classes[ix];
+        kiln_err err = {0};
+        kiln_problem prob = {0};
+        if (kiln_problem_make(k, &prob, s, cls, r->o.seed * 1000003u + (uint64_t)si, &err)) {
+            printf("FAIL %s %s: building the reference problem (data class %d): %s\n", k->name, skey, cls, err.msg);
+            r->failures++;
+            continue;
+        }
+        for (int d = 0; d < r->n_dev; d++) {
+            tally *ty = &r->t[d * r->n_k + ki];
+            double t0 = kiln_now_s();
+            kiln_problem_dev pd;
+            if (kiln_problem_upload(r->devs[d], &prob, &pd, &err)) {
+                printf("FAIL %s:%d %s %s: %s\n", kiln_backend_name(r->devs[d]->backend), r->devs[d]->index, k->name,
+                       skey, err.msg);
+                ty->fail++;
+                r->failures++;
+                continue;
+            }
+            for (int ci = 0; ci < n_cfg[d]; ci++) {
+                if (kiln_data_class(k, s, &cfgs[d][ci]) != cls)
+                    continue;
+                progress(r->tty, r->devs[d], k, skey, ci, n_cfg[d]);
+                check_config(r, d, k, s, skey, &cfgs[d][ci], flags, &prob, &pd, ty);
+            }
+            kiln_problem_dev_free(&pd);
+            ty->seconds += kiln_now_s() - t0;
+        }
+        kiln_problem_free(&prob);
+    }
+}
+
+/* Every shape of kernel ki x every device x the configs picked for that
+ * device and shape (each shape its own picks: configs valid for one shape,
+ * int8 activations or a tile that divides M, may not be for another). */
+static void check_kernel(check_run *r, int ki)
+{
+    const kiln_kernel *k = kiln_kernel_at(ki);
+    kiln_shape shapes[MAX_SHAPES];
+    int n_s = k->shapes ? k->shapes(r->o.quick ? KILN_SHAPES_QUICK : KILN_SHAPES_CHECK, shapes, MAX_SHAPES) : 0;
+    if (n_s <= 0) {
+        printf("FAIL %s: kernel declares no shapes (not implemented)\n", k->name);
+        r->missing++;
+        return;
+    }
+    unsigned flags = r->o.break_kernel && !strcmp(r->o.break_kernel, k->name) ? KILN_BUILD_TEST_BREAK : 0;
+    kiln_config cfgs[MAX_DEVICES][MAX_CONFIGS];
+    int n_cfg[MAX_DEVICES];
+    for (int si = 0; si < n_s; si++) {
+        for (int d = 0; d < r->n_dev; d++)
+            n_cfg[d] = kiln_config_pick(k, &shapes[si], &r->devs[d]->fp, r->o.n_random, &r->rng, cfgs[d],
+                                        MAX_CONFIGS);
+        check_shape(r, ki, k, &shapes[si], si, flags, cfgs, n_cfg);
+    }
+}
+
+/* The per device x kernel table. A kernel with no valid config on a device
+ * is a failure, not a pass. */
+static void print_summary(check_run *r)
+{
     printf("\n%-28s %-16s %6s %6s %6s %6s %6s %10s %8s\n", "device", "kernel", "shapes", "runs", "pass", "fail", "n/a",
            "err/budget", "time");
-    for (int d = 0; d < n_dev; d++)
-        for (int ki = 0; ki < n_k; ki++) {
-            tally *ty = &t[d * n_k + ki];
+    for (int d = 0; d < r->n_dev; d++)
+        for (int ki = 0; ki < r->n_k; ki++) {
+            tally *ty = &r->t[d * r->n_k + ki];
             if (!ty->shapes)
                 continue;
             char dn[64];
-            snprintf(dn, sizeof dn, "%s:%d %.18s", kiln_backend_name(devs[d]->backend), devs[d]->index,
-                     devs[d]->fp.name);
+            snprintf(dn, sizeof dn, "%s:%d %.18s", kiln_backend_name(r->devs[d]->backend), r->devs[d]->index,
+                     r->devs[d]->fp.name);
             printf("%-28s %-16s %6d %6d %6d %6d %6d %10.3g %7.1fs %s\n", dn, kiln_kernel_at(ki)->name, ty->shapes,
                    ty->runs, ty->pass, ty->fail, ty->invalid, ty->worst_ratio, ty->seconds,
                    ty->fail ? "FAIL" : ty->runs ? "ok" : "NONE RUN");
-            if (!ty->runs && !ty->fail) {
-                failures++; /* a kernel with no valid config on a device is a failure, not a pass */
-            }
+            if (!ty->runs && !ty->fail)
+                r->failures++;
         }
-    printf("\n%s: %d failure(s), %d kernel(s) missing\n", failures || missing ? "FAILED" : "PASSED", failures, missing);
+    printf("\n%s: %d failure(s), %d kernel(s) missing\n", r->failures || r->missing ? "FAILED" : "PASSED", r->failures,
+           r->missing);
+}
 
-    free(t);
-    for (int i = 0; i < n_dev; i++) {
-        kiln_progcache_free(cache[i]);
-        kiln_device_close(devs[i]);
+int cmd_check(int argc, char **argv)
+{
+    check_run r;
+    memset(&r, 0, sizeof r);
+    int rc = parse(argc, argv, &r.o);
+    if (!rc)
+        rc = open_devices(&r);
+    if (!rc) {
+        r.tty = isatty(2);
+        r.n_k = kiln_kernel_count();
+        kiln_rng_seed(&r.rng, r.o.seed);
+        for (int i = 0; i < r.n_dev && !rc; i++)
+            if (!(r.cache[i] = kiln_progcache_new(r.devs[i])))
+                rc = KILN_EXIT_FAIL;
+        if (!rc && !(r.t = calloc((size_t)(r.n_dev * r.n_k), sizeof *r.t)))
+            rc = KILN_EXIT_FAIL;
+        if (rc)
+            fprintf(stderr, "kiln check: out of memory\n");
     }
-    return failures || missing ? KILN_EXIT_FAIL : KILN_EXIT_OK;
+    if (!rc) {
+        for (int ki = 0; ki < r.n_k; ki++)
+            if (wanted(&r.o, kiln_kernel_at(ki)))
+                check_kernel(&r, ki);
+        if (r.tty)
+            fprintf(stderr, "\r\033[K");
+        print_summary(&r);
+        rc = r.failures || r.missing ? KILN_EXIT_FAIL : KILN_EXIT_OK;
+    }
+    free(r.t);
+    for (int i = 0; i < r.n_dev; i++) {
+        kiln_progcache_free(r.cache[i]);
+        kiln_device_close(r.devs[i]);
+    }
+    return rc;
 }

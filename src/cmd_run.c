@@ -1,6 +1,7 @@
 /* src/cmd_run.c - `kiln run`: one prompt through a model on one device,
  * the answer streamed, then prefill tok/s, decode tok/s, time to first
- * token and total time (--json for scripts). */
+ * token and total time (--json for scripts); --profile adds where the time
+ * of a prefill chunk and of a decode step goes, op by op. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,57 @@ static void usage(FILE *f)
                "  --raw                   the prompt as is (default: wrapped in the model's chat template as a user turn)\n"
                "  --system TEXT           system message for the chat template\n%s",
             kiln_engine_cli_help());
+}
+
+/* The prompt's token ids: the chat template's user turn (with --system or
+ * the template's own system message), or the text as is with --raw. */
+static int prompt_ids(const kiln_session *s, const char *prompt, const char *system, int raw, int32_t **ids, int *n,
+                      kiln_err *e)
+{
+    if (raw)
+        return kiln_session_tokenize(s, prompt, strlen(prompt), -1, 1, ids, n, e);
+    kiln_chat_msg msgs[2];
+    int n_msgs = 0;
+    if (system)
+        msgs[n_msgs++] = (kiln_chat_msg){"system", system};
+    msgs[n_msgs++] = (kiln_chat_msg){"user", prompt};
+    char *text = NULL;
+    size_t len = 0;
+    int rc = kiln_session_chat_prompt(s, msgs, n_msgs, &text, &len, e);
+    if (!rc)
+        rc = kiln_session_tokenize(s, text, len, -1, 1, ids, n, e);
+    free(text);
+    return rc;
+}
+
+static void report(const kiln_session *s, const kiln_engine_cli *c, const kiln_gen_stats *st)
+{
+    kiln_timings t;
+    kiln_session_timings(s, st, &t);
+    int tuned, deflt;
+    kiln_session_configs(s, &tuned, &deflt);
+    if (c->json) {
+        printf("{\"device\":\"%s:%d\",\"device_name\":\"%s\",\"model\":\"%s\",\"prompt_tokens\":%d,"
+               "\"generated_tokens\":%d,\"load_ms\":%.1f,\"prefill_tok_s\":%.3f,\"decode_tok_s\":%.3f,"
+               "\"ttft_ms\":%.3f,\"total_s\":%.4f,\"stop\":\"%s\",\"tuned_kernel_classes\":%d,"
+               "\"default_kernel_classes\":%d}\n",
+               kiln_backend_name(s->dev->backend), s->dev->index, s->dev->fp.name, c->model, t.n_prompt, t.n_gen,
+               t.load_ms, t.prefill_tok_s, t.decode_tok_s, t.ttft_ms, t.total_s, kiln_stop_name(st->stop_reason), tuned,
+               deflt);
+        return;
+    }
+    printf("\n\n");
+    fflush(stdout);
+    char dev[256];
+    kiln_session_device_name(s, dev, sizeof dev);
+    fprintf(stderr,
+            "device        %s, loaded in %.0f ms\n"
+            "prompt        %d tokens, prefill %.1f tok/s\n"
+            "generated     %d tokens (%s), decode %.1f tok/s\n"
+            "time to first token %.1f ms, total %.2f s\n"
+            "kernel configs: %d tuned, %d default (--verbose for each)\n",
+            dev, t.load_ms, t.n_prompt, t.prefill_tok_s, t.n_gen, kiln_stop_name(st->stop_reason), t.decode_tok_s,
+            t.ttft_ms, t.total_s, tuned, deflt);
 }
 
 int cmd_run(int argc, char **argv)
@@ -55,85 +107,30 @@ int cmd_run(int argc, char **argv)
         return KILN_EXIT_USAGE;
     }
     kiln_err e = {0};
-    kiln_engine_session s;
-    if (kiln_engine_session_open(&s, &c, &e)) {
+    kiln_session_opts so;
+    kiln_session s;
+    if (kiln_engine_cli_session_opts(&c, &so, &e) || kiln_session_open(&s, &so, &e)) {
         fprintf(stderr, "kiln run: %s\n", e.msg);
         return kiln_exit_code(e.code);
     }
-    kiln_model *m = &s.model;
-    /* the prompt: the chat template's user turn unless --raw */
-    char *text = NULL;
-    size_t tlen = 0;
-    int rc = 0;
-    if (raw) {
-        text = strdup(c.prompt);
-        tlen = strlen(c.prompt);
-        rc = text ? 0 : kiln_fail(&e, KILN_E_NOMEM, "out of memory");
-    } else {
-        kiln_chat_msg msgs[2];
-        int n = 0;
-        const char *def = NULL;
-        size_t deflen = 0;
-        const char *tmpl;
-        size_t tl;
-        char *sysbuf = NULL;
-        if (!system && kiln_gguf_find(m->gguf, "tokenizer.chat_template") &&
-            !kiln_gguf_get_str(m->gguf, "tokenizer.chat_template", &tmpl, &tl, NULL) &&
-            kiln_chat_default_system(tmpl, tl, &def, &deflen) && def) {
-            sysbuf = strndup(def, deflen);
-            system = sysbuf;
-        }
-        if (system)
-            msgs[n++] = (kiln_chat_msg){"system", system};
-        msgs[n++] = (kiln_chat_msg){"user", c.prompt};
-        rc = kiln_chat_format(m->chat, msgs, n, 1, &text, &tlen, &e);
-        free(sysbuf);
-    }
     int32_t *ids = NULL;
-    int n_ids = 0;
-    if (!rc) {
-        kiln_tokenize(m->tok, text, tlen, -1, 1, NULL, 0, &n_ids, NULL); /* count */
-        ids = malloc(sizeof *ids * (size_t)(n_ids + 1));
-        rc = ids ? kiln_tokenize(m->tok, text, tlen, -1, 1, ids, n_ids + 1, &n_ids, &e)
-                 : kiln_fail(&e, KILN_E_NOMEM, "out of memory");
-    }
+    int n_ids = 0, seq_ok = 0;
     kiln_kv_seq seq;
-    int seq_ok = 0;
-    if (!rc && !(rc = kiln_kv_seq_init(&seq, &s.en.kv, s.en.ctx, &e)))
-        seq_ok = 1;
     kiln_gen_stats st = {0};
+    int rc = prompt_ids(&s, c.prompt, system, raw, &ids, &n_ids, &e);
+    if (!rc && !(rc = kiln_session_seq(&s, &seq, &e)))
+        seq_ok = 1;
     if (!rc) {
         if (c.verbose)
-            fprintf(stderr, "kiln: %d prompt tokens, %s on %s\n", n_ids, m->cfg.arch, s.dev->fp.name);
+            fprintf(stderr, "kiln: %d prompt tokens, %s on %s\n", n_ids, s.model.cfg.arch, s.dev->fp.name);
         kiln_gen_opts go = {.n_predict = c.n_predict, .sampling = c.sampling, .stop = c.stop, .n_stop = c.n_stop,
                             .on_text = c.json ? NULL : print_text};
-        rc = kiln_generate(&s.en, &seq, ids, n_ids, &go, &st, NULL, 0, &e);
+        rc = kiln_session_generate(&s, &seq, ids, n_ids, &go, &st, NULL, 0, &e);
     }
     if (!rc) {
-        double pp = st.prefill_s > 0 ? st.n_prompt / st.prefill_s : 0;
-        double tg = st.decode_s > 0 ? st.n_decode / st.decode_s : 0;
-        int counts[KILN_MATCH_DEFAULT + 1];
-        kiln_ops_match_counts(s.en.ops, counts);
-        if (c.json) {
-            printf("{\"device\":\"%s:%d\",\"device_name\":\"%s\",\"model\":\"%s\",\"prompt_tokens\":%d,"
-                   "\"generated_tokens\":%d,\"prefill_tok_s\":%.3f,\"decode_tok_s\":%.3f,\"ttft_ms\":%.3f,"
-                   "\"total_s\":%.4f,\"stop\":\"%s\",\"tuned_kernel_classes\":%d,\"default_kernel_classes\":%d}\n",
-                   kiln_backend_name(s.dev->backend), s.dev->index, s.dev->fp.name, c.model, st.n_prompt, st.n_gen,
-                   pp, tg, st.ttft_s * 1e3, st.total_s, kiln_stop_name(st.stop_reason),
-                   counts[0] + counts[1] + counts[2] + counts[3], counts[KILN_MATCH_DEFAULT]);
-        } else {
-            printf("\n\n");
-            fflush(stdout);
-            fprintf(stderr,
-                    "device        %s:%d (%s)\n"
-                    "prompt        %d tokens, prefill %.1f tok/s\n"
-                    "generated     %d tokens (%s), decode %.1f tok/s\n"
-                    "time to first token %.1f ms, total %.2f s\n"
-                    "kernel configs: %d tuned, %d default (--verbose for each)\n",
-                    kiln_backend_name(s.dev->backend), s.dev->index, s.dev->fp.name, st.n_prompt, pp, st.n_gen,
-                    kiln_stop_name(st.stop_reason), tg, st.ttft_s * 1e3, st.total_s,
-                    counts[0] + counts[1] + counts[2] + counts[3], counts[KILN_MATCH_DEFAULT]);
-        }
+        report(&s, &c, &st);
+        if (c.profile)
+            kiln_session_print_profile(&s, stderr);
     } else {
         fprintf(stderr, "kiln run: %s\n", e.msg);
     }
@@ -141,7 +138,6 @@ int cmd_run(int argc, char **argv)
     if (seq_ok)
         kiln_kv_seq_free(&seq);
     free(ids);
-    free(text);
-    kiln_engine_session_close(&s);
+    kiln_session_close(&s);
     return rc ? kiln_exit_code(e.code) : KILN_EXIT_OK;
 }

@@ -1,5 +1,5 @@
 /* src/cmd_serve.c - `kiln serve`: the OpenAI-compatible HTTP API.
- *   kiln serve -m model.gguf [--device D] [--host 127.0.0.1] [--port 8080]
+ *   kiln serve -m model.gguf [--device D] [--host 127.0.0.1] [--port 8080] [engine options]
  *   kiln serve --echo            protocol-only test model: echoes the last message */
 #include <signal.h>
 #include <stdio.h>
@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "src/commands.h"
+#include "src/engine_cli.h"
 #include "src/serve/openai.h"
 #include "src/serve/serve_engine.h"
 
@@ -40,26 +41,55 @@ static int echo_generate(void *user, const serve_request *rq, serve_piece_fn pie
     return 0;
 }
 
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: kiln serve -m model.gguf [--device D] [--db PATH] [--host 127.0.0.1] [--port 8080]\n"
+               "                  [--ctx N] [--page-size N] [--chunk N] [--threads N] [--chat-template NAME] [--verbose]\n"
+               "       kiln serve --echo [--port N]   (protocol test model)\n"
+               "Sampling, stop strings and token limits come with each request.\n");
+}
+
+/* The engine options that make sense for a server (sampling and prompts
+ * come per request). */
+static int session_flag(const char *a)
+{
+    static const char *const flags[] = {"-m", "--model", "--device", "--db", "--ctx", "--page-size", "--chunk",
+                                        "--threads", "--chat-template", "--verbose", "-v"};
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
+        if (!strcmp(a, flags[i]))
+            return 1;
+    return 0;
+}
+
 int cmd_serve(int argc, char **argv)
 {
-    const char *model = NULL, *device = "cpu", *host = "127.0.0.1", *db = NULL;
+    kiln_engine_cli c;
+    kiln_engine_cli_defaults(&c);
+    const char *host = "127.0.0.1";
     int port = 8080, echo = 0, max_requests = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && v) model = argv[++i];
-        else if (!strcmp(a, "--device") && v) device = argv[++i];
-        else if (!strcmp(a, "--db") && v) db = argv[++i];
-        else if (!strcmp(a, "--host") && v) host = argv[++i];
-        else if (!strcmp(a, "--port") && v) port = atoi(argv[++i]);
-        else if (!strcmp(a, "--max-requests") && v) max_requests = atoi(argv[++i]);
-        else if (!strcmp(a, "--echo")) echo = 1;
-        else {
-            fprintf(stderr, "usage: kiln serve -m model.gguf [--device D] [--db PATH] [--host 127.0.0.1] [--port 8080]\n"
-                            "       kiln serve --echo [--port N]   (protocol test model)\n");
+        if (session_flag(a)) {
+            if (kiln_engine_cli_arg(&c, argc, argv, &i) < 0)
+                return KILN_EXIT_USAGE;
+        } else if (!strcmp(a, "--host") && v) {
+            host = argv[++i];
+        } else if (!strcmp(a, "--port") && v) {
+            port = atoi(argv[++i]);
+        } else if (!strcmp(a, "--max-requests") && v) {
+            max_requests = atoi(argv[++i]);
+        } else if (!strcmp(a, "--echo")) {
+            echo = 1;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return KILN_EXIT_OK;
+        } else {
+            fprintf(stderr, "kiln serve: unknown option '%s'\n", a);
+            usage(stderr);
             return KILN_EXIT_USAGE;
         }
     }
-    if (!model && !echo) {
+    if (!c.model && !echo) {
         fprintf(stderr, "kiln serve: -m model.gguf is required (or --echo)\n");
         return KILN_EXIT_USAGE;
     }
@@ -67,7 +97,8 @@ int cmd_serve(int argc, char **argv)
     serve_generator g = {.model_id = "echo", .generate = echo_generate};
     serve_engine *eng = NULL;
     if (!echo) {
-        if (serve_engine_open(&eng, model, device, db, &e)) {
+        kiln_session_opts so;
+        if (kiln_engine_cli_session_opts(&c, &so, &e) || serve_engine_open(&eng, &so, &e)) {
             fprintf(stderr, "kiln serve: %s\n", e.msg);
             return kiln_exit_code(e.code);
         }

@@ -14,6 +14,7 @@
 
 #include "src/commands.h"
 #include "src/tune_store.h"
+#include "engine/ops.h"
 #include "engine/tune_shapes.h"
 #include "tuner/tune.h"
 #include "util/clock.h"
@@ -391,6 +392,15 @@ int cmd_tune(int argc, char **argv)
     double t0 = kiln_now_s();
     for (int j = 0; j < n_jobs; j++) {
         p.job = j;
+        if (c.model && !strcmp(jobs[j].k->name, "gemm_int4") && !jobs[j].s.ilv) {
+            /* the prefill gemm reads the matrix in the layout gemv's winner
+             * (tuned before it in this session) makes the engine store it in */
+            kiln_layout_ctx lc = {.fp = &fp, .db = tune_store_db(store)};
+            kiln_shape gv = jobs[j].s;
+            gv.n = 0;
+            int ilv = kiln_engine_layout(&lc, &gv);
+            jobs[j].s.ilv = ilv > 1 ? ilv : 0;
+        }
         kiln_tune_result r;
         kiln_err je = {0};
         int jrc = kiln_tune(&c.opts, spec, gbps, jobs[j].k, &jobs[j].s, &hooks, &r, &je);

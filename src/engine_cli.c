@@ -7,7 +7,6 @@ extern const char kiln_embedded_db_json[];
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 void kiln_engine_cli_defaults(kiln_engine_cli *c)
 {
@@ -29,12 +28,15 @@ const char *kiln_engine_cli_help(void)
            "  --precision P           fast (default): tuned kernels may quantize activations to int8 per block of\n"
            "                          32 (vpdpbusd-class dot products; kiln perplexity measures the cost);\n"
            "                          strict: f32 activations everywhere (greedy output equals a float64 forward)\n"
+           "  --threads N             host threads of the cpu backend (default: all cores, or $KILN_CPU_THREADS)\n"
            "  --temp T --top-k K --top-p P --min-p P --repeat-penalty R --repeat-last-n N --seed S\n"
            "                          sampling (default greedy: --temp 0)\n"
            "  --stop STR              stop string (repeatable)\n"
            "  --chat-template NAME    chatml | llama2 | llama3 | raw (default: from the GGUF)\n"
            "  --verbose               which tuned config (and match level) each kernel got\n"
-           "  --json                  machine-readable summary\n";
+           "  --json                  machine-readable summary\n"
+           "  --profile               time every op: a table per phase (prefill per chunk, decode per step) of time\n"
+           "                          per op label, device time, GB/s, host gaps; ops run synchronously (serializes GPUs)\n";
 }
 
 static int num(const char *flag, const char *v, double lo, double hi, double *out)
@@ -65,6 +67,7 @@ int kiln_engine_cli_arg(kiln_engine_cli *c, int argc, char **argv, int *i)
     if (!strcmp(a, "--ctx")) NUM(16, 1 << 22, c->ctx);
     if (!strcmp(a, "--page-size")) NUM(16, 256, c->page_size);
     if (!strcmp(a, "--chunk")) NUM(1, 4096, c->chunk);
+    if (!strcmp(a, "--threads")) NUM(1, 4096, c->threads);
     if (!strcmp(a, "--temp")) NUM(0, 100, c->sampling.temp);
     if (!strcmp(a, "--top-k")) NUM(0, 1 << 30, c->sampling.top_k);
     if (!strcmp(a, "--top-p")) NUM(0, 1, c->sampling.top_p);
@@ -99,76 +102,21 @@ int kiln_engine_cli_arg(kiln_engine_cli *c, int argc, char **argv, int *i)
         c->json = 1;
         return 1;
     }
+    if (!strcmp(a, "--profile")) {
+        c->profile = 1;
+        return 1;
+    }
 #undef TAKE
 #undef NUM
     return 0;
 }
 
-int kiln_engine_session_open(kiln_engine_session *s, const kiln_engine_cli *c, kiln_err *e)
+int kiln_engine_cli_session_opts(const kiln_engine_cli *c, kiln_session_opts *o, kiln_err *e)
 {
-    memset(s, 0, sizeof *s);
-    if (!c->model)
-        return kiln_fail(e, KILN_E_INVALID, "no model: give -m FILE.gguf");
-    int rc = kiln_sampling_check(&c->sampling, e);
-    if (rc)
-        return rc;
-    char path[1024];
-    const char *dbp = c->db_path;
-    if (!dbp && (dbp = getenv("KILN_DB")) == NULL && kiln_db_default_path(path, sizeof path) == 0)
-        dbp = path;
-    if (dbp && access(dbp, F_OK) == 0) {
-        if ((rc = kiln_db_open(&s->db, dbp, e)))
-            return kiln_err_wrap(e, "tuning database %s", dbp);
-    } else if (c->db_path) {
-        return kiln_fail(e, KILN_E_IO, "tuning database %s does not exist (run `tune` first, or leave out --db to use "
-                         "the default configs)", c->db_path);
-    } else if (kiln_embedded_db_json[0]) {
-        /* a release build's embedded winners, looked up like a database file */
-        if ((rc = kiln_db_open(&s->db, ":memory:", e)) || (rc = kiln_db_import(s->db, kiln_embedded_db_json, e)))
-            return kiln_err_wrap(e, "embedded tuning database");
-        if (c->verbose)
-            fprintf(stderr, "kiln: no tuning database file (%s): using the winners embedded in this build\n",
-                    dbp ? dbp : "no path");
-    } else if (c->verbose) {
-        fprintf(stderr, "kiln: no tuning database (%s): default configs\n", dbp ? dbp : "no path");
-    }
-    if ((rc = kiln_device_select(c->device, &s->dev, e)))
-        goto fail;
-    /* each matrix is stored in the layout its gemv config reads (the tuned
-     * winner's ilv for this device and precision) */
-    kiln_layout_ctx lc = {.dev = s->dev, .db = s->db, .log = c->verbose ? stderr : NULL};
-    kiln_model_opts mo = {.progress = c->json ? NULL : stderr, .notes = stderr, .layout = kiln_engine_layout,
-                          .layout_ctx = &lc,
-                          .act = c->precision == KILN_PRECISION_STRICT ? KILN_ACT_F32 : KILN_ACT_Q8};
-    if ((rc = kiln_model_load(&s->model, s->dev, c->model, &mo, e)))
-        goto fail;
-    s->model_loaded = 1;
-    if (c->chat_template) {
-        kiln_chat_kind k;
-        if ((rc = kiln_chat_parse_name(c->chat_template, &k, e)))
-            goto fail;
-        s->model.chat = k;
-    }
-    kiln_engine_opts eo = {.ctx = c->ctx, .page_size = c->page_size, .chunk = c->chunk, .db = s->db,
-                           .log = c->verbose ? stderr : NULL, .precision = c->precision};
-    if ((rc = kiln_engine_init(&s->en, &s->model, &eo, e)))
-        goto fail;
-    s->engine_ready = 1;
-    return 0;
-fail:
-    kiln_engine_session_close(s);
-    return rc;
-}
-
-void kiln_engine_session_close(kiln_engine_session *s)
-{
-    if (s->engine_ready)
-        kiln_engine_free(&s->en);
-    if (s->model_loaded)
-        kiln_model_free(&s->model);
-    if (s->dev)
-        kiln_device_close(s->dev);
-    if (s->db)
-        kiln_db_close(s->db);
-    memset(s, 0, sizeof *s);
+    *o = (kiln_session_opts){.model = c->model, .device = c->device, .db_path = c->db_path,
+                             .db_json = kiln_embedded_db_json, .chat_template = c->chat_template, .ctx = c->ctx,
+                             .page_size = c->page_size, .chunk = c->chunk, .threads = c->threads,
+                             .log = c->verbose ? stderr : NULL, .progress = c->json ? NULL : stderr, .notes = stderr,
+                             .profile = c->profile, .precision = c->precision};
+    return kiln_sampling_check(&c->sampling, e);
 }

@@ -1,18 +1,19 @@
-/* src/engine_cli.h - options and setup shared by the commands that run a
- * model (run, chat, serve, bench model): device, database, model, KV cache,
- * sampling flags. */
+/* src/engine_cli.h - the command-line options shared by the commands that
+ * run a model (run, chat, serve, bench model): model, device, database, KV
+ * cache, threads, sampling, profiling. They become engine session options
+ * (engine/session.h), where the work is done. */
 #ifndef KILN_SRC_ENGINE_CLI_H
 #define KILN_SRC_ENGINE_CLI_H
 
-#include "engine/generate.h"
+#include "engine/session.h"
 
 typedef struct kiln_engine_cli {
     const char *model;
     const char *device;        /* default "cpu" */
     const char *db_path;       /* NULL: $KILN_DB or the default path, used if it exists */
-    int ctx, page_size, chunk;
+    int ctx, page_size, chunk, threads;
     int precision;             /* KILN_PRECISION_FAST (default) | KILN_PRECISION_STRICT */
-    int verbose, json;
+    int verbose, json, profile;
     int n_predict;
     const char *prompt;
     const char *chat_template; /* NULL: from the GGUF */
@@ -28,16 +29,9 @@ int kiln_engine_cli_arg(kiln_engine_cli *c, int argc, char **argv, int *i);
 /* One paragraph for --help. */
 const char *kiln_engine_cli_help(void);
 
-/* Everything a command needs open, in order; close in reverse. */
-typedef struct kiln_engine_session {
-    kiln_device *dev;
-    kiln_db *db;
-    kiln_model model;
-    kiln_engine en;
-    int model_loaded, engine_ready;
-} kiln_engine_session;
-
-int kiln_engine_session_open(kiln_engine_session *s, const kiln_engine_cli *c, kiln_err *e);
-void kiln_engine_session_close(kiln_engine_session *s);
+/* The session options for c: verbose logs and progress to stderr (no
+ * progress line with --json), and this build's embedded winners (-Dtuned_db)
+ * when there is no database file. Checks the sampling flags. */
+int kiln_engine_cli_session_opts(const kiln_engine_cli *c, kiln_session_opts *o, kiln_err *e);
 
 #endif

@@ -74,6 +74,8 @@ int tune_store_open(tune_store **out, const char *db_path, const kiln_fingerprin
     return 0;
 }
 
+kiln_db *tune_store_db(tune_store *s) { return s->db; }
+
 long long tune_store_session(const tune_store *s) { return (long long)s->session_id; }
 
 static const char *status_text(int st)

@@ -53,123 +53,157 @@ static void report(const kiln_tune_hooks *h, kiln_tune_state *st, double t0, con
         h->progress(h->user, st);
 }
 
-int kiln_tune(const kiln_tune_opts *o, const char *device, double copy_gbps, const kiln_kernel *k,
-              const kiln_shape *s, const kiln_tune_hooks *h, kiln_tune_result *r, kiln_err *e)
+/* What one kiln_tune call carries between its phases. */
+typedef struct tune_run {
+    const kiln_tune_opts *o;
+    const kiln_kernel *k;
+    const kiln_shape *s;
+    const kiln_tune_hooks *h;
+    kiln_tune_result *r;
+    kiln_worker *w;
+    kiln_search *search;
+    kiln_config def;           /* the device default: the baseline of the speedup */
+    candidate *cands;          /* verified trials, at most budget */
+    int n_cands, budget;
+    double slowest_ok;         /* the slowest verified trial (s): time-outs scale with it */
+    double t0;
+    kiln_tune_state st;
+} tune_run;
+
+/* The worker process and the search strategy. Their constructors report
+ * codes only through e: a local one keeps the code when the caller passed none. */
+static int start(tune_run *t, const char *device, double copy_gbps, kiln_err *e)
 {
-    memset(r, 0, sizeof *r);
-    kiln_worker_opts wo = {.device = device, .kernel = k, .shape = *s, .seed = o->seed, .measure = o->measure,
+    kiln_err own = {0};
+    kiln_err *err = e ? e : &own;
+    const kiln_tune_opts *o = t->o;
+    kiln_worker_opts wo = {.device = device, .kernel = t->k, .shape = *t->s, .seed = o->seed, .measure = o->measure,
                            .in_process = o->in_process};
-    kiln_worker *w = kiln_worker_start(&wo, e);
-    if (!w)
-        return e && e->code ? e->code : KILN_E_DEVICE;
-    r->fp = *kiln_worker_fingerprint(w);
-    r->fp.copy_gbps = copy_gbps;
-    r->rotation = kiln_worker_rotation(w);
-    kiln_search *search = kiln_search_new(o->strategy, k, s, &r->fp, o->seed, e);
-    if (!search) {
-        kiln_worker_stop(w);
-        return e && e->code ? e->code : KILN_E_INVALID;
-    }
+    if (!(t->w = kiln_worker_start(&wo, err)))
+        return err->code ? err->code : kiln_fail(e, KILN_E_DEVICE, "tune: the worker did not start");
+    t->r->fp = *kiln_worker_fingerprint(t->w);
+    t->r->fp.copy_gbps = copy_gbps;
+    t->r->rotation = kiln_worker_rotation(t->w);
+    if (!(t->search = kiln_search_new(o->strategy, t->k, t->s, &t->r->fp, o->seed, err)))
+        return err->code ? err->code : kiln_fail(e, KILN_E_INVALID, "tune: no search strategy");
+    t->budget = o->budget_trials;
+    if (t->budget > kiln_search_pool_size(t->search) + o->n_first)
+        t->budget = kiln_search_pool_size(t->search) + o->n_first;
+    if (!(t->cands = calloc((size_t)t->budget + 1, sizeof *t->cands)))
+        return kiln_fail(e, KILN_E_NOMEM, "tune: no memory");
+    kiln_config_default_for(t->k, &t->r->fp, t->s, &t->def);
+    t->st = (kiln_tune_state){.kernel = t->k, .shape = t->s, .fp = &t->r->fp, .budget = t->budget,
+                              .best_ns = INFINITY};
+    return 0;
+}
 
-    int budget = o->budget_trials;
-    if (budget > kiln_search_pool_size(search) + o->n_first)
-        budget = kiln_search_pool_size(search) + o->n_first;
-    candidate *cands = calloc((size_t)budget + 1, sizeof *cands);
-    int n_cands = 0, rc = 0, since_best = 0, trial_no = 0;
-    double best = INFINITY, slowest_ok = 0, t0 = kiln_now_s();
-    kiln_tune_state st = {.kernel = k, .shape = s, .fp = &r->fp, .budget = budget, .best_ns = INFINITY};
-    if (!cands) {
-        rc = kiln_fail(e, KILN_E_NOMEM, "tune: no memory");
-        goto out;
+/* Counts a search trial: a verified one becomes a candidate; the stall
+ * counter restarts on a 1% improvement of the best. */
+static void account(tune_run *t, const kiln_trial *tr, int reused, double *best, int *since_best)
+{
+    kiln_tune_state *st = &t->st;
+    st->done++;
+    if (tr->status != KILN_TRIAL_OK) {
+        st->bad++;
+        (*since_best)++;
+        return;
     }
-    kiln_config def;
-    kiln_config_default_for(k, &r->fp, s, &def);
+    st->ok++;
+    if (!reused && tr->seconds > t->slowest_ok)
+        t->slowest_ok = tr->seconds;
+    t->cands[t->n_cands++].t = *tr;
+    if (kiln_config_equal(t->k, &tr->cfg, &t->def))
+        st->default_ns = tr->median_ns;
+    *since_best = tr->median_ns < *best * 0.99 ? 0 : *since_best + 1;
+    if (tr->median_ns < *best)
+        *best = st->best_ns = tr->median_ns;
+}
 
+/* Trials until the budget, the time, the patience or the search's pool run
+ * out: the default (the search's first pick), then the caller's configs,
+ * then the strategy. Resumed trials (h->lookup) are not measured again. */
+static int search_phase(tune_run *t, kiln_err *e)
+{
+    const kiln_tune_opts *o = t->o;
+    const kiln_tune_hooks *h = t->h;
+    kiln_tune_state *st = &t->st;
+    double best = INFINITY;
+    int since_best = 0, trial_no = 0, n_first = 0;
     kiln_config c;
-    int n_first = 0;
     for (;;) {
-        /* the default (the search's first pick), then the caller's configs, then the strategy */
-        int from_first = st.done > 0 && n_first < o->n_first;
-        if (st.done >= budget || !(from_first ? (c = o->first[n_first++], 1) : kiln_search_next(search, &c)))
+        int from_first = st->done > 0 && n_first < o->n_first;
+        if (st->done >= t->budget || !(from_first ? (c = o->first[n_first++], 1) : kiln_search_next(t->search, &c)))
             break;
-        if (o->budget_seconds > 0 && kiln_now_s() - t0 > o->budget_seconds)
+        if (o->budget_seconds > 0 && kiln_now_s() - t->t0 > o->budget_seconds)
             break;
         if (o->patience > 0 && since_best >= o->patience) {
-            r->stopped_early = 1;
+            t->r->stopped_early = 1;
             break;
         }
-        kiln_trial t;
-        int reused = h && h->lookup && h->lookup(h->user, k, s, &c, &t);
+        kiln_trial tr;
+        int reused = h && h->lookup && h->lookup(h->user, t->k, t->s, &c, &tr), rc;
         if (!reused) {
             trial_no++;
             unsigned flags = (trial_no == o->plant_crash_at ? KILN_BUILD_TEST_CRASH : 0) |
                              (trial_no == o->plant_hang_at ? KILN_BUILD_TEST_HANG : 0);
             double timeout = o->timeout_floor_s;
-            if (o->timeout_factor * slowest_ok > timeout)
-                timeout = o->timeout_factor * slowest_ok;
-            if ((rc = kiln_worker_trial(w, &c, flags, timeout, &t, e)))
-                goto out;
-            if (h && h->record && (rc = h->record(h->user, k, s, &t, e)))
-                goto out;
+            if (o->timeout_factor * t->slowest_ok > timeout)
+                timeout = o->timeout_factor * t->slowest_ok;
+            if ((rc = kiln_worker_trial(t->w, &c, flags, timeout, &tr, e)))
+                return rc;
+            if (h && h->record && (rc = h->record(h->user, t->k, t->s, &tr, e)))
+                return rc;
         } else {
-            st.reused++;
+            st->reused++;
         }
-        st.done++;
-        kiln_search_report(search, &c, t.status == KILN_TRIAL_OK ? t.median_ns : -1);
-        if (t.status == KILN_TRIAL_OK) {
-            st.ok++;
-            if (!reused && t.seconds > slowest_ok)
-                slowest_ok = t.seconds;
-            cands[n_cands++].t = t;
-            if (kiln_config_equal(k, &c, &def))
-                st.default_ns = t.median_ns;
-            if (t.median_ns < best * 0.99) {
-                since_best = 0;
-            } else {
-                since_best++;
-            }
-            if (t.median_ns < best)
-                best = st.best_ns = t.median_ns;
-        } else {
-            st.bad++;
-            since_best++;
-        }
-        report(h, &st, t0, "search", &t);
+        kiln_search_report(t->search, &c, tr.status == KILN_TRIAL_OK ? tr.median_ns : -1);
+        account(t, &tr, reused, &best, &since_best);
+        report(h, st, t->t0, "search", &tr);
     }
-    r->n_trials = st.done;
-    r->n_ok = st.ok;
-    r->n_bad = st.bad;
-    r->n_reused = st.reused;
-    if (!n_cands) {
-        rc = kiln_fail(e, KILN_E_VERIFY, "%s: no config verified and ran on %s (%d trials failed)", k->name,
-                       r->fp.name, st.bad);
-        goto out;
-    }
+    return 0;
+}
 
-    /* Interleaved re-measurement of the top candidates and the default. */
-    qsort(cands, (size_t)n_cands, sizeof *cands, by_time);
-    int top = n_cands < o->top_k ? n_cands : o->top_k;
+/* Interleaved re-measurement of the fastest candidates and the default
+ * (brought into the set when it is not among them); *top: the set's size,
+ * cands[0..top). */
+static int remeasure(tune_run *t, int *top, kiln_err *e)
+{
+    const kiln_tune_opts *o = t->o;
+    candidate *cands = t->cands;
+    qsort(cands, (size_t)t->n_cands, sizeof *cands, by_time);
+    int n = t->n_cands < o->top_k ? t->n_cands : o->top_k;
     int def_i = -1;
-    for (int i = 0; i < n_cands; i++)
-        if (kiln_config_equal(k, &cands[i].t.cfg, &def))
+    for (int i = 0; i < t->n_cands; i++)
+        if (kiln_config_equal(t->k, &cands[i].t.cfg, &t->def))
             def_i = i;
-    if (def_i >= top) { /* bring the default into the re-measured set */
-        candidate tmp = cands[top];
-        cands[top] = cands[def_i];
+    if (def_i >= n) {
+        candidate tmp = cands[n];
+        cands[n] = cands[def_i];
         cands[def_i] = tmp;
-        def_i = top++;
+        n++;
     }
+    *top = n;
     for (int round = 0; round < o->remeasure_rounds && round < 8; round++)
-        for (int i = 0; i < top; i++) {
-            kiln_trial t;
-            double timeout = o->timeout_floor_s + o->timeout_factor * slowest_ok;
-            if ((rc = kiln_worker_trial(w, &cands[i].t.cfg, 0, timeout, &t, e)))
-                goto out;
-            if (t.status == KILN_TRIAL_OK)
-                cands[i].samples[cands[i].n++] = t.median_ns;
-            report(h, &st, t0, "remeasure", &t);
+        for (int i = 0; i < n; i++) {
+            kiln_trial tr;
+            double timeout = o->timeout_floor_s + o->timeout_factor * t->slowest_ok;
+            int rc = kiln_worker_trial(t->w, &cands[i].t.cfg, 0, timeout, &tr, e);
+            if (rc)
+                return rc;
+            if (tr.status == KILN_TRIAL_OK)
+                cands[i].samples[cands[i].n++] = tr.median_ns;
+            report(t->h, &t->st, t->t0, "remeasure", &tr);
         }
-    /* the winner is chosen among the re-measured set on the new times */
+    return 0;
+}
+
+/* The winner among the re-measured set on the new times, its margin over
+ * the runner-up (a tie when within the noise), the speedup over the default
+ * and the bandwidth it reaches. */
+static void choose_winner(tune_run *t, int top, double copy_gbps)
+{
+    kiln_tune_result *r = t->r;
+    candidate *cands = t->cands;
     qsort(cands, (size_t)top, sizeof *cands, by_time);
     r->best = cands[0].t;
     r->best.median_ns = cand_time(&cands[0]);
@@ -189,19 +223,42 @@ int kiln_tune(const kiln_tune_opts *o, const char *device, double copy_gbps, con
     }
     r->deflt.status = -1;
     for (int i = 0; i < top; i++)
-        if (kiln_config_equal(k, &cands[i].t.cfg, &def)) {
+        if (kiln_config_equal(t->k, &cands[i].t.cfg, &t->def)) {
             r->deflt = cands[i].t;
             r->deflt.median_ns = cand_time(&cands[i]);
         }
     if (r->deflt.status == KILN_TRIAL_OK && r->best.median_ns > 0)
         r->speedup = r->deflt.median_ns / r->best.median_ns;
-    r->bytes = k->bytes ? k->bytes(s) : 0;
+    r->bytes = t->k->bytes ? t->k->bytes(t->s) : 0;
     r->gbps = r->best.median_ns > 0 ? r->bytes / r->best.median_ns : 0; /* bytes/ns == GB/s */
     r->bw_ratio = copy_gbps > 0 ? r->gbps / copy_gbps : 0;
-out:
-    r->worker_restarts = kiln_worker_restarts(w);
-    free(cands);
-    kiln_search_free(search);
-    kiln_worker_stop(w);
+}
+
+int kiln_tune(const kiln_tune_opts *o, const char *device, double copy_gbps, const kiln_kernel *k,
+              const kiln_shape *s, const kiln_tune_hooks *h, kiln_tune_result *r, kiln_err *e)
+{
+    memset(r, 0, sizeof *r);
+    tune_run t = {.o = o, .k = k, .s = s, .h = h, .r = r, .t0 = kiln_now_s()};
+    int top = 0, rc = start(&t, device, copy_gbps, e);
+    if (!rc)
+        rc = search_phase(&t, e);
+    if (t.w) {
+        r->n_trials = t.st.done;
+        r->n_ok = t.st.ok;
+        r->n_bad = t.st.bad;
+        r->n_reused = t.st.reused;
+    }
+    if (!rc && !t.n_cands)
+        rc = kiln_fail(e, KILN_E_VERIFY, "%s: no config verified and ran on %s (%d trials failed)", k->name,
+                       r->fp.name, t.st.bad);
+    if (!rc)
+        rc = remeasure(&t, &top, e);
+    if (!rc)
+        choose_winner(&t, top, copy_gbps);
+    if (t.w)
+        r->worker_restarts = kiln_worker_restarts(t.w);
+    free(t.cands);
+    kiln_search_free(t.search);
+    kiln_worker_stop(t.w);
     return rc;
 }

@@ -164,6 +164,12 @@ if [[ $want_vulkan -eq 1 ]]; then
                 || vk_why="cannot install glslc/libvulkan-dev from Debian (need root or sudo, or the packages are not in this release)"
         fi
         if [[ -z "$vk_why" ]] && ! command -v glslc >/dev/null 2>&1; then vk_why="no glslc on PATH"; fi
+        # this ggml-vulkan uses VK_EXT_layer_settings (Vulkan headers >= 1.3.261); Debian 12 ships
+        # 1.3.239, where the build fails after ~10 minutes at ggml-vulkan.cpp: say so up front
+        vk_h=/usr/include/vulkan/vulkan_core.h
+        if [[ -z "$vk_why" ]] && ! grep -q '#define VK_EXT_layer_settings ' "$vk_h" 2>/dev/null; then
+            vk_why="the Vulkan headers ($vk_h, VK_HEADER_VERSION $(sed -n 's/^#define VK_HEADER_VERSION \([0-9]*\).*/\1/p' "$vk_h" 2>/dev/null || true)) lack VK_EXT_layer_settings, which this llama.cpp needs (headers >= 1.3.261)"
+        fi
         if [[ -z "$vk_why" ]]; then
             fetch_sources
             echo "== building llama.cpp, Vulkan backend, -j$jobs"

@@ -55,6 +55,7 @@ typedef struct job {
 typedef struct cpu_impl {
     pthread_t *threads;
     uint32_t n_threads;            /* workers besides the caller */
+    uint32_t cap;                  /* kiln_device_set_threads: parts a launch may use (0 = all) */
     unsigned isa;                  /* KILN_ISA_* after $KILN_CPU_ISA */
     uint64_t spin_ns;              /* how long a waiter spins at most before it sleeps */
     uint64_t caller_window;        /* the launching thread's current spin window (spin_until) */
@@ -362,6 +363,8 @@ static int cpu_launch(kiln_device *d, kiln_program *p, const uint32_t grid[3], c
                          (unsigned long long)n_wg);
     j.n_wg = (uint32_t)n_wg;
     uint32_t parts = c->n_threads + 1;
+    if (c->cap && c->cap < parts)
+        parts = c->cap;
     if (p->threads && p->threads < parts)
         parts = p->threads;
     if (parts > j.n_wg)
@@ -399,6 +402,16 @@ static int cpu_launch(kiln_device *d, kiln_program *p, const uint32_t grid[3], c
     return 0;
 }
 
+/* Fewer parts per launch; the pool keeps its threads (idle ones only wake
+ * and return), so a cap can change between launches. */
+static int cpu_set_threads(kiln_device *d, uint32_t n, kiln_err *e)
+{
+    (void)e;
+    cpu_impl *c = d->impl;
+    c->cap = n;
+    return 0;
+}
+
 static int cpu_finish(kiln_device *d, kiln_err *e)
 {
     (void)d;
@@ -418,6 +431,7 @@ static const kiln_device_ops cpu_ops = {
     .release = cpu_release,
     .launch = cpu_launch,
     .finish = cpu_finish,
+    .set_threads = cpu_set_threads,
 };
 
 static int probe(kiln_backend_status *st)

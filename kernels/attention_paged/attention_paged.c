@@ -319,6 +319,9 @@ void kiln_attn_reference(const float *q, const float *kp, const float *vp, const
 
 static int attn_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e)
 {
+    kiln_err own = {0};
+    if (!e) /* kiln_problem_add returns no code: it reaches us through e, a local when the caller passed none */
+        e = &own;
     char why[128];
     if (!shape_common_ok(s, why, sizeof why) || s->ctx < 1)
         return kiln_fail(e, KILN_E_INVALID, "attention_paged: bad shape: %s", s->ctx < 1 ? "ctx < 1" : why);
@@ -343,7 +346,7 @@ static int attn_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed
                               : NULL;
     if (!bo) {
         kiln_problem_free(p);
-        return e ? e->code : KILN_E_NOMEM;
+        return e->code;
     }
     float *q = bq->host, *k = bk->host, *v = bv->host;
     /* Odd kv heads are "offset" heads: every K row (all pages, used or not) is
@@ -492,6 +495,9 @@ static int append_config_valid(const kiln_shape *s, const kiln_config *c, const 
 
 static int append_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e)
 {
+    kiln_err own = {0};
+    if (!e) /* kiln_problem_add returns no code: it reaches us through e, a local when the caller passed none */
+        e = &own;
     char why[128];
     if (!shape_common_ok(s, why, sizeof why))
         return kiln_fail(e, KILN_E_INVALID, "kv_append: bad shape: %s", why);
@@ -518,7 +524,7 @@ static int append_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t se
                               : NULL;
     if (!bt) {
         kiln_problem_free(p);
-        return e ? e->code : KILN_E_NOMEM;
+        return e->code;
     }
     float *kn = bk->host, *vn = bv->host, *kpool = kp->host, *vpool = vp->host;
     int32_t *table = bt->host;

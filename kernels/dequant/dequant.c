@@ -221,6 +221,9 @@ float kiln_dq_value(int quant, int group, const uint32_t *qs_row, const uint16_t
 
 static int problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e)
 {
+    kiln_err own = {0};
+    if (!e) /* kiln_problem_add returns no code: it reaches us through e, a local when the caller passed none */
+        e = &own;
     char why[128];
     if (!shape_ok(s, why, sizeof why))
         return kiln_fail(e, KILN_E_INVALID, "dequant: bad shape: %s", why);
@@ -241,7 +244,7 @@ static int problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kil
                               : NULL;
     if (!bo) {
         kiln_problem_free(p);
-        return e ? e->code : KILN_E_NOMEM;
+        return e->code;
     }
     uint16_t *mins = has_min ? bm->host : NULL;
     if (!has_min)

@@ -262,6 +262,9 @@ void kiln_gemm_reference(const kiln_qmatrix *q, const float *x, int64_t n_tokens
 
 static int make_problem(kiln_problem *p, const kiln_shape *s, int act, uint64_t seed, kiln_err *e)
 {
+    kiln_err own = {0};
+    if (!e) /* kiln_problem_add returns no code: it reaches us through e, a local when the caller passed none */
+        e = &own;
     memset(p, 0, sizeof *p);
     p->shape = *s;
     kiln_qmatrix q;
@@ -298,7 +301,7 @@ static int make_problem(kiln_problem *p, const kiln_shape *s, int act, uint64_t 
         kiln_qmatrix_free(&q);
         kiln_ilv_free(&il);
         kiln_problem_free(p);
-        return e ? e->code : KILN_E_NOMEM;
+        return e->code;
     }
     memcpy(b0->host, ilv > 1 ? il.qs : q.qs, b0->bytes);
     if (sb)

@@ -245,6 +245,9 @@ static void shape_key(const kiln_shape *s, char *buf, size_t n)
  * through the q8 contract when act is 1. */
 static int make_problem(kiln_problem *p, const kiln_shape *s, int act, int ilv, uint64_t seed, kiln_err *e)
 {
+    kiln_err own = {0};
+    if (!e) /* kiln_problem_add returns no code: it reaches us through e, a local when the caller passed none */
+        e = &own;
     memset(p, 0, sizeof *p);
     p->shape = *s;
     kiln_qmatrix q;
@@ -276,7 +279,7 @@ static int make_problem(kiln_problem *p, const kiln_shape *s, int act, int ilv, 
         kiln_qmatrix_free(&q);
         kiln_ilv_free(&il);
         kiln_problem_free(p);
-        return b4 ? kiln_fail(e, KILN_E_NOMEM, "gemv problem: no memory") : e ? e->code : KILN_E_NOMEM;
+        return kiln_fail(e, KILN_E_NOMEM, "gemv problem: no memory");
     }
     memcpy(b0->host, ilv > 1 ? il.qs : q.qs, qb);
     if (sb)

@@ -75,7 +75,7 @@ static int rms_shape_ok(const kiln_shape *s, char *why, size_t n)
         snprintf(why, n, "rows %lld x n %lld out of range (rows <= 65535, n >= 2)", (long long)s->m, (long long)s->k);
         return 0;
     }
-    if (s->op != 0 && s->op != 1) {
+    if (s->op != KILN_RMSNORM_PLAIN && s->op != KILN_RMSNORM_ADD_RESIDUAL) {
         snprintf(why, n, "op %d: 0 plain, 1 fused residual add", s->op);
         return 0;
     }
@@ -192,6 +192,9 @@ void kiln_rmsnorm_reference(const float *x, const float *w, float *y, int64_t ro
 
 static int rms_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e)
 {
+    kiln_err own = {0};
+    if (!e) /* kiln_problem_add returns no code: it reaches us through e, a local when the caller passed none */
+        e = &own;
     char why[128];
     if (!rms_shape_ok(s, why, sizeof why))
         return kiln_fail(e, KILN_E_INVALID, "rmsnorm: bad shape: %s", why);
@@ -204,7 +207,7 @@ static int rms_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed,
     kiln_problem_buf *br = by && s->op ? kiln_problem_add(p, "r", KILN_IN, nx * 4, KILN_CMP_NONE, 0, e) : by;
     if (!br) {
         kiln_problem_free(p);
-        return e ? e->code : KILN_E_NOMEM;
+        return e->code;
     }
     kiln_rng rng;
     kiln_rng_seed(&rng, seed * 31 + 7);
@@ -307,7 +310,7 @@ static int rope_shape_ok(const kiln_shape *s, char *why, size_t n)
         snprintf(why, n, "n_rot %d must be even and in [2, min(head_dim %d, 1024)]", nr, s->head_dim);
         return 0;
     }
-    if (s->op != 0 && s->op != 1) {
+    if (s->op != KILN_ROPE_ADJACENT && s->op != KILN_ROPE_NEOX) {
         snprintf(why, n, "op %d: 0 interleaved pairs, 1 half-split", s->op);
         return 0;
     }
@@ -390,6 +393,9 @@ void kiln_rope_reference(float *x, const int32_t *pos, int64_t tokens, int heads
 
 static int rope_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e)
 {
+    kiln_err own = {0};
+    if (!e) /* kiln_problem_add returns no code: it reaches us through e, a local when the caller passed none */
+        e = &own;
     char why[128];
     if (!rope_shape_ok(s, why, sizeof why))
         return kiln_fail(e, KILN_E_INVALID, "rope: bad shape: %s", why);
@@ -427,7 +433,7 @@ static int rope_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed
     if (!bp) {
         free(pos);
         kiln_problem_free(p);
-        return e ? e->code : KILN_E_NOMEM;
+        return e->code;
     }
     memcpy(bp->host, pos, (size_t)s->m * 4);
     free(pos);

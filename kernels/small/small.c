@@ -155,6 +155,9 @@ static int emb_config_valid(const kiln_shape *s, const kiln_config *c, const kil
 
 static int emb_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e)
 {
+    kiln_err own = {0};
+    if (!e) /* kiln_problem_add returns no code: it reaches us through e, a local when the caller passed none */
+        e = &own;
     char why[128];
     if (!emb_shape_ok(s, why, sizeof why))
         return kiln_fail(e, KILN_E_INVALID, "embed_gather: bad shape: %s", why);
@@ -181,7 +184,7 @@ static int emb_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed,
                               : NULL;
     if (!bo) {
         kiln_problem_free(p);
-        return e ? e->code : KILN_E_NOMEM;
+        return e->code;
     }
     kiln_rng rng;
     kiln_rng_seed(&rng, seed * 77 + 5);
@@ -367,6 +370,9 @@ static void ew_grid(const kiln_shape *s, const kiln_config *c, kiln_backend_kind
 
 static int silu_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e)
 {
+    kiln_err own = {0};
+    if (!e) /* kiln_problem_add returns no code: it reaches us through e, a local when the caller passed none */
+        e = &own;
     char why[128];
     if (!ew_shape_ok(s, why, sizeof why))
         return kiln_fail(e, KILN_E_INVALID, "silu_mul: bad shape: %s", why);
@@ -378,7 +384,7 @@ static int silu_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed
     kiln_problem_buf *bo = bu ? kiln_problem_add(p, "out", KILN_OUT, nb, KILN_CMP_F32, SILU_TOL, e) : NULL;
     if (!bo) {
         kiln_problem_free(p);
-        return e ? e->code : KILN_E_NOMEM;
+        return e->code;
     }
     kiln_rng rng;
     kiln_rng_seed(&rng, seed * 13 + 1);
@@ -433,6 +439,9 @@ const kiln_kernel kiln_kernel_silu_mul = {
 
 static int res_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e)
 {
+    kiln_err own = {0};
+    if (!e) /* kiln_problem_add returns no code: it reaches us through e, a local when the caller passed none */
+        e = &own;
     char why[128];
     if (!ew_shape_ok(s, why, sizeof why))
         return kiln_fail(e, KILN_E_INVALID, "residual_add: bad shape: %s", why);
@@ -444,7 +453,7 @@ static int res_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed,
     kiln_problem_buf *by = bx ? kiln_problem_add(p, "y", KILN_IN, nb, KILN_CMP_NONE, 0, e) : NULL;
     if (!by) {
         kiln_problem_free(p);
-        return e ? e->code : KILN_E_NOMEM;
+        return e->code;
     }
     kiln_rng rng;
     kiln_rng_seed(&rng, seed * 17 + 9);
@@ -551,6 +560,9 @@ static int am_config_valid(const kiln_shape *s, const kiln_config *c, const kiln
 
 static int am_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e)
 {
+    kiln_err own = {0};
+    if (!e) /* kiln_problem_add returns no code: it reaches us through e, a local when the caller passed none */
+        e = &own;
     char why[128];
     if (!am_shape_ok(s, why, sizeof why))
         return kiln_fail(e, KILN_E_INVALID, "argmax: bad shape: %s", why);
@@ -560,7 +572,7 @@ static int am_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, 
     kiln_problem_buf *bo = bl ? kiln_problem_add(p, "out", KILN_OUT, 4, KILN_CMP_EXACT, 0, e) : NULL;
     if (!bo) {
         kiln_problem_free(p);
-        return e ? e->code : KILN_E_NOMEM;
+        return e->code;
     }
     kiln_rng rng;
     kiln_rng_seed(&rng, seed * 19 + 2);

@@ -13,60 +13,48 @@
 #include <string.h>
 #include <time.h>
 
-#include "src/engine_cli.h"
-
 struct serve_engine {
     pthread_mutex_t mu;
-    kiln_engine_cli cli;
-    kiln_engine_session s;
+    kiln_session s;
     kiln_kv_seq seq;
     int seq_ok;
     int32_t *cached;           /* the tokens whose K/V the sequence holds: seq.n_tokens of them */
     int cap_cached;
-    char *default_system;      /* the template's own system message (SmolLM2 has one), or NULL */
     char model_id[128];
     uint64_t n_requests;
 };
 
-int serve_engine_open(serve_engine **out, const char *model, const char *device, const char *db, kiln_err *e)
+int serve_engine_open(serve_engine **out, const kiln_session_opts *o, kiln_err *e)
 {
     *out = NULL;
     serve_engine *s = calloc(1, sizeof *s);
     if (!s)
         return kiln_fail(e, KILN_E_NOMEM, "out of memory");
     pthread_mutex_init(&s->mu, NULL);
-    kiln_engine_cli_defaults(&s->cli);
-    s->cli.model = model;
-    s->cli.device = device ? device : "cpu";
-    s->cli.db_path = db;
-    int rc = kiln_engine_session_open(&s->s, &s->cli, e);
+    int rc = kiln_session_open(&s->s, o, e);
     if (rc) {
         pthread_mutex_destroy(&s->mu);
         free(s);
         return rc;
     }
-    if ((rc = kiln_kv_seq_init(&s->seq, &s->s.en.kv, s->s.en.ctx, e))) {
+    if ((rc = kiln_session_seq(&s->s, &s->seq, e))) {
         serve_engine_close(s);
         return rc;
     }
     s->seq_ok = 1;
     kiln_model *m = &s->s.model;
-    const char *tmpl, *def = NULL;
-    size_t tl, deflen = 0;
-    if (kiln_gguf_find(m->gguf, "tokenizer.chat_template") &&
-        !kiln_gguf_get_str(m->gguf, "tokenizer.chat_template", &tmpl, &tl, NULL) &&
-        kiln_chat_default_system(tmpl, tl, &def, &deflen) && def)
-        s->default_system = strndup(def, deflen);
     /* the model id: the file name without directory and .gguf */
+    const char *model = o->model;
     const char *base = strrchr(model, '/');
     base = base ? base + 1 : model;
     size_t bl = strlen(base);
     if (bl > 5 && !strcmp(base + bl - 5, ".gguf"))
         bl -= 5;
     snprintf(s->model_id, sizeof s->model_id, "%.*s", (int)bl, base);
-    fprintf(stderr, "kiln serve: %s on %s:%d (%s), context %d tokens, %s chat template\n", s->model_id,
-            kiln_backend_name(s->s.dev->backend), s->s.dev->index, s->s.dev->fp.name, s->s.en.ctx,
-            kiln_chat_name(m->chat));
+    char dev[256];
+    kiln_session_device_name(&s->s, dev, sizeof dev);
+    fprintf(stderr, "kiln serve: %s on %s, loaded in %.0f ms, context %d tokens, %s chat template\n", s->model_id, dev,
+            s->s.load_ms, s->s.en.ctx, kiln_chat_name(m->chat));
     *out = s;
     return 0;
 }
@@ -77,9 +65,8 @@ void serve_engine_close(serve_engine *s)
         return;
     if (s->seq_ok)
         kiln_kv_seq_free(&s->seq);
-    kiln_engine_session_close(&s->s);
+    kiln_session_close(&s->s);
     free(s->cached);
-    free(s->default_system);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
@@ -109,65 +96,79 @@ static int on_text(void *user, const char *t, size_t n)
     return p->fn(p->ctx, p->buf);
 }
 
-/* The prompt text for rq: the chat template over its messages (with the
- * template's default system message when there is none) or the raw prompt. */
-static int prompt_text(serve_engine *s, const serve_request *rq, char **text, size_t *len, kiln_err *e)
+/* The prompt for rq: the chat template over its messages (with the
+ * template's own system message when there is none) or the raw prompt. */
+static int prompt_ids(serve_engine *s, const serve_request *rq, int32_t **ids, int *n, kiln_err *e)
 {
     if (!rq->is_chat) {
-        *text = strdup(rq->prompt ? rq->prompt : "");
-        *len = *text ? strlen(*text) : 0;
-        return *text ? 0 : kiln_fail(e, KILN_E_NOMEM, "out of memory");
+        const char *p = rq->prompt ? rq->prompt : "";
+        return kiln_session_tokenize(&s->s, p, strlen(p), -1, 0, ids, n, e);
     }
-    kiln_chat_msg msgs[SERVE_MAX_MESSAGES + 1];
-    int n = 0;
-    int has_system = 0;
+    kiln_chat_msg msgs[SERVE_MAX_MESSAGES];
     for (int i = 0; i < rq->n_msgs; i++)
-        has_system |= !strcmp(rq->msgs[i].role, "system");
-    if (!has_system && s->default_system)
-        msgs[n++] = (kiln_chat_msg){"system", s->default_system};
-    for (int i = 0; i < rq->n_msgs; i++)
-        msgs[n++] = (kiln_chat_msg){rq->msgs[i].role, rq->msgs[i].content};
-    return kiln_chat_format(s->s.model.chat, msgs, n, 1, text, len, e);
+        msgs[i] = (kiln_chat_msg){rq->msgs[i].role, rq->msgs[i].content};
+    char *text = NULL;
+    size_t len = 0;
+    int rc = kiln_session_chat_prompt(&s->s, msgs, rq->n_msgs, &text, &len, e);
+    if (!rc)
+        rc = kiln_session_tokenize(&s->s, text, len, -1, 1, ids, n, e);
+    free(text);
+    return rc;
+}
+
+/* Sampling from the request (ranges were checked by the parser; checked
+ * again here); no seed: one from the clock. */
+static int request_sampling(const serve_request *rq, kiln_sampling *sp, kiln_err *e)
+{
+    kiln_sampling_default(sp);
+    sp->temp = rq->temperature;
+    sp->top_p = rq->top_p;
+    sp->top_k = rq->top_k;
+    sp->min_p = rq->min_p;
+    sp->repeat_penalty = rq->repeat_penalty;
+    sp->seed = rq->has_seed ? rq->seed : ((uint64_t)time(NULL) << 20) ^ (uint64_t)clock() ^ (uint64_t)rand();
+    int rc = kiln_sampling_check(sp, e);
+    return rc && rc != KILN_E_INVALID ? kiln_fail(e, KILN_E_INVALID, "%s", e ? e->msg : "bad sampling") : rc;
+}
+
+/* Remembers what the sequence holds after a request: the prompt's ids and
+ * the generated tokens that were decoded. */
+static int remember(serve_engine *s, const int32_t *ids, int n_ids, const int32_t *out, kiln_err *e)
+{
+    int held = s->seq.n_tokens, ctx = s->s.en.ctx;
+    if (held > s->cap_cached) {
+        int32_t *c = realloc(s->cached, sizeof *c * (size_t)ctx);
+        if (!c)
+            return kiln_fail(e, KILN_E_NOMEM, "out of memory");
+        s->cached = c;
+        s->cap_cached = ctx;
+    }
+    memcpy(s->cached, ids, sizeof *ids * (size_t)n_ids);
+    if (held > n_ids)
+        memcpy(s->cached + n_ids, out, sizeof *out * (size_t)(held - n_ids));
+    return 0;
 }
 
 static int generate(void *user, const serve_request *rq, serve_piece_fn piece, void *ctx, serve_usage *u,
                     kiln_err *e)
 {
     serve_engine *s = user;
-    kiln_model *m = &s->s.model;
     kiln_engine *en = &s->s.en;
-    /* sampling from the request (ranges were checked by the parser; checked again here) */
     kiln_sampling sp;
-    kiln_sampling_default(&sp);
-    sp.temp = rq->temperature;
-    sp.top_p = rq->top_p;
-    sp.top_k = rq->top_k;
-    sp.min_p = rq->min_p;
-    sp.repeat_penalty = rq->repeat_penalty;
-    sp.seed = rq->has_seed ? rq->seed : ((uint64_t)time(NULL) << 20) ^ (uint64_t)clock() ^ (uint64_t)rand();
-    int rc = kiln_sampling_check(&sp, e);
+    int rc = request_sampling(rq, &sp, e);
     if (rc)
-        return rc == KILN_E_INVALID ? rc : kiln_fail(e, KILN_E_INVALID, "%s", e ? e->msg : "bad sampling");
+        return rc;
     const char *stops[SERVE_MAX_STOP];
     for (int i = 0; i < rq->n_stop; i++)
         stops[i] = rq->stop[i];
 
-    char *text = NULL;
-    size_t tlen = 0;
     int32_t *ids = NULL, *out = NULL;
     int n_ids = 0;
     piece_ctx pc = {.fn = piece, .ctx = ctx};
     kiln_gen_stats st = {0};
     pthread_mutex_lock(&s->mu);
     s->n_requests++;
-    if ((rc = prompt_text(s, rq, &text, &tlen, e)))
-        goto out;
-    kiln_tokenize(m->tok, text, tlen, -1, rq->is_chat, NULL, 0, &n_ids, NULL); /* count */
-    if (!(ids = malloc(sizeof *ids * (size_t)(n_ids + 1)))) {
-        rc = kiln_fail(e, KILN_E_NOMEM, "out of memory");
-        goto out;
-    }
-    if ((rc = kiln_tokenize(m->tok, text, tlen, -1, rq->is_chat, ids, n_ids + 1, &n_ids, e)))
+    if ((rc = prompt_ids(s, rq, &ids, &n_ids, e)))
         goto out;
     if (n_ids == 0) {
         rc = kiln_fail(e, KILN_E_INVALID, "the prompt is empty");
@@ -191,33 +192,22 @@ static int generate(void *user, const serve_request *rq, serve_piece_fn piece, v
     }
     kiln_gen_opts go = {.n_predict = n_predict, .sampling = sp, .stop = stops, .n_stop = rq->n_stop,
                         .on_text = on_text, .user = &pc};
-    rc = kiln_generate(en, &s->seq, ids + common, n_ids - common, &go, &st, out, n_predict, e);
+    rc = kiln_session_generate(&s->s, &s->seq, ids + common, n_ids - common, &go, &st, out, n_predict, e);
     if (!rc && pc.oom)
         rc = kiln_fail(e, KILN_E_NOMEM, "out of memory");
+    if (!rc)
+        rc = remember(s, ids, n_ids, out, e);
     if (rc) {
         kiln_kv_seq_truncate(&s->seq, 0); /* start the next request from a clean cache */
         goto out;
     }
-    /* remember what the sequence holds: the prompt and the decoded generated tokens */
-    int held = s->seq.n_tokens;
-    if (held > s->cap_cached) {
-        int32_t *c = realloc(s->cached, sizeof *c * (size_t)en->ctx);
-        if (!c) {
-            kiln_kv_seq_truncate(&s->seq, 0);
-            rc = kiln_fail(e, KILN_E_NOMEM, "out of memory");
-            goto out;
-        }
-        s->cached = c;
-        s->cap_cached = en->ctx;
-    }
-    memcpy(s->cached, ids, sizeof *ids * (size_t)n_ids);
-    if (held > n_ids)
-        memcpy(s->cached + n_ids, out, sizeof *out * (size_t)(held - n_ids));
+    kiln_timings t;
+    kiln_session_timings(&s->s, &st, &t);
     u->prompt_tokens = n_ids;
     u->completion_tokens = st.n_gen;
-    u->prefill_tps = st.prefill_s > 0 ? st.n_prompt / st.prefill_s : 0;
-    u->decode_tps = st.decode_s > 0 ? st.n_decode / st.decode_s : 0;
-    u->ttft_ms = st.ttft_s * 1e3;
+    u->prefill_tps = t.prefill_tok_s;
+    u->decode_tps = t.decode_tok_s;
+    u->ttft_ms = t.ttft_ms;
     snprintf(u->finish_reason, sizeof u->finish_reason, "%s",
              st.stop_reason == KILN_STOP_LIMIT || st.stop_reason == KILN_STOP_FULL ? "length" : "stop");
     fprintf(stderr,
@@ -231,7 +221,6 @@ out:
     pthread_mutex_unlock(&s->mu);
     kiln_gen_stats_free(&st);
     free(pc.buf);
-    free(text);
     free(ids);
     free(out);
     return rc;

@@ -5,11 +5,14 @@
 #ifndef KILN_SERVE_ENGINE_H
 #define KILN_SERVE_ENGINE_H
 
+#include "engine/session.h"
 #include "src/serve/openai.h"
 
 typedef struct serve_engine serve_engine;
 
-int serve_engine_open(serve_engine **out, const char *model, const char *device, const char *db, kiln_err *e);
+/* The session's model (o->model) on its device; the model id is the file
+ * name without .gguf. */
+int serve_engine_open(serve_engine **out, const kiln_session_opts *o, kiln_err *e);
 void serve_engine_generator(serve_engine *s, serve_generator *g);
 void serve_engine_close(serve_engine *s);
 

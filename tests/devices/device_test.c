@@ -22,6 +22,51 @@ static void axpy_cpu(const kiln_cpu_launch *l, uint32_t b, uint32_t e)
             y[i] = a * x[i] + y[i];
 }
 
+/* out[g] = 1000 * threads of the launch + the thread that ran workgroup g */
+static void who_cpu(const kiln_cpu_launch *l, uint32_t b, uint32_t e)
+{
+    uint32_t *out = l->ptr[0];
+    for (uint32_t g = b; g < e; g++)
+        out[g] = 1000 * l->n_threads + l->thread;
+}
+
+/* kiln_device_set_threads: the cpu backend runs launches on at most n
+ * threads (then all again with 0); other backends refuse. */
+static void check_thread_cap(kiln_device *d)
+{
+    kiln_err e = {0};
+    if (d->backend != KILN_CPU) {
+        CHECK(kiln_device_set_threads(d, 1, &e) == KILN_E_INVALID, "set_threads on %s must be refused",
+              kiln_backend_name(d->backend));
+        return;
+    }
+    enum { WG = 257 };
+    kiln_program_desc desc = {.kernel = "who", .entry = "who", .cpu_fn = who_cpu, .signature = "b", .local = {1, 1, 1}};
+    kiln_program *p = d->ops->build(d, &desc, &e);
+    kiln_buffer *b = kiln_alloc(d, 4 * WG, &e);
+    CHECK(p && b, "who: %s", e.msg);
+    if (!p || !b)
+        return;
+    uint32_t out[WG], grid[3] = {WG, 1, 1};
+    kiln_arg arg = {.kind = KILN_ARG_BUF, .buf = b};
+    uint32_t all = d->fp.compute_units ? d->fp.compute_units : 1, caps[3] = {1, 2, 0};
+    for (int c = 0; c < 3; c++) {
+        CHECK_OK(kiln_device_set_threads(d, caps[c], &e), &e);
+        CHECK_OK(d->ops->launch(d, p, grid, &arg, 1, NULL, &e), &e);
+        CHECK_OK(kiln_read(d, b, 0, out, sizeof out, &e), &e);
+        uint32_t want = caps[c] && caps[c] < all ? caps[c] : 0; /* 0: not more than the pool */
+        for (int g = 0; g < WG; g++) {
+            uint32_t n = out[g] / 1000, t = out[g] % 1000;
+            if (want ? n != want || t >= want : n > all || t >= n) {
+                CHECK(0, "cap %u: workgroup %d ran as thread %u of %u (pool %u)", caps[c], g, t, n, all);
+                break;
+            }
+        }
+    }
+    kiln_free(d, b);
+    d->ops->release(d, p);
+}
+
 int main(int argc, char **argv)
 {
     const char *name = argc > 1 ? argv[1] : "cpu";
@@ -104,6 +149,7 @@ int main(int argc, char **argv)
         CHECK(d->ops->launch(d, p, grid, swapped, 4, NULL, &e) == KILN_E_INVALID, "u for f must fail");
         d->ops->release(d, p);
     }
+    check_thread_cap(d);
     /* a program that cannot build */
     kiln_program_desc broken = desc;
     broken.source = "__kernel void axpy(__global float *x) { x[0] = ; }";

@@ -157,8 +157,11 @@ static void test_problems(void)
                     kiln_config c;
                     kiln_config_default(k, &c);
                     char why[256] = "";
-                    CHECK(k->config_valid(&shapes[i], &c, &fp, why, sizeof why), "%s shape %d (list %d) default "
-                          "invalid on %s: %s", k->name, i, which, kiln_backend_name(fp.backend), why);
+                    /* tables interleaved for the cpu's LM head gemv are read on the cpu only */
+                    int want = shapes[i].ilv <= 1 || fp.backend == KILN_CPU;
+                    CHECK(k->config_valid(&shapes[i], &c, &fp, why, sizeof why) == want,
+                          "%s shape %d (list %d) default %s on %s: %s", k->name, i, which, want ? "invalid" : "valid",
+                          kiln_backend_name(fp.backend), why);
                 }
             }
         }
