@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util/clock.h"
+
 static const kiln_gguf_tensor *need(const kiln_gguf *g, const char *name, kiln_err *e)
 {
     const kiln_gguf_tensor *t = kiln_gguf_tensor_find(g, name);
@@ -63,6 +65,7 @@ int kiln_model_load(kiln_model *m, kiln_device *d, const char *path, const kiln_
     if (!o)
         o = &none;
     int tty = o->progress && isatty(fileno(o->progress));
+    double t0 = kiln_now_s();
     int rc = kiln_gguf_open(path, &m->gguf, e);
     if (rc)
         return rc;
@@ -78,10 +81,12 @@ int kiln_model_load(kiln_model *m, kiln_device *d, const char *path, const kiln_
                        m->cfg.head_dim);
         goto fail;
     }
+    double t1 = kiln_now_s();
     if ((rc = kiln_tokenizer_from_gguf(m->gguf, &m->tok, e))) {
         kiln_err_wrap(e, "%s: tokenizer", path);
         goto fail;
     }
+    double t2 = kiln_now_s();
     m->chat = KILN_CHAT_CHATML;
     const char *tmpl;
     size_t tl;
@@ -138,6 +143,11 @@ int kiln_model_load(kiln_model *m, kiln_device *d, const char *path, const kiln_
     }
     if (tty)
         fputc('\n', o->progress);
+    double t3 = kiln_now_s();
+    m->load_gguf_s = t1 - t0;
+    m->load_tokenizer_s = t2 - t1;
+    m->load_weights_s = t3 - t2;
+    m->load_s = t3 - t0;
     return 0;
 fail:
     if (tty)

@@ -117,14 +117,20 @@ int cmd_run(int argc, char **argv)
         if (c.json) {
             printf("{\"device\":\"%s:%d\",\"device_name\":\"%s\",\"model\":\"%s\",\"prompt_tokens\":%d,"
                    "\"generated_tokens\":%d,\"prefill_tok_s\":%.3f,\"decode_tok_s\":%.3f,\"ttft_ms\":%.3f,"
-                   "\"total_s\":%.4f,\"stop\":\"%s\",\"tuned_kernel_classes\":%d,\"default_kernel_classes\":%d}\n",
+                   "\"total_s\":%.4f,\"load_ms\":%.1f,\"stop\":\"%s\",\"tuned_kernel_classes\":%d,"
+                   "\"default_kernel_classes\":%d}\n",
                    kiln_backend_name(s.dev->backend), s.dev->index, s.dev->fp.name, c.model, st.n_prompt, st.n_gen,
-                   pp, tg, st.ttft_s * 1e3, st.total_s, kiln_stop_name(st.stop_reason),
+                   pp, tg, st.ttft_s * 1e3, st.total_s, m->load_s * 1e3, kiln_stop_name(st.stop_reason),
                    counts[0] + counts[1] + counts[2] + counts[3], counts[KILN_MATCH_DEFAULT]);
         } else {
             printf("\n\n");
             fflush(stdout);
+            fprintf(stderr, "model load    %.0f ms", m->load_s * 1e3);
+            if (c.verbose)
+                fprintf(stderr, " (gguf %.1f, tokenizer %.1f, weights %.1f ms)", m->load_gguf_s * 1e3,
+                        m->load_tokenizer_s * 1e3, m->load_weights_s * 1e3);
             fprintf(stderr,
+                    "\n"
                     "device        %s:%d (%s)\n"
                     "prompt        %d tokens, prefill %.1f tok/s\n"
                     "generated     %d tokens (%s), decode %.1f tok/s\n"
