@@ -36,13 +36,13 @@ static int load_vec(kiln_model *m, const char *name, kiln_buffer **out, kiln_err
     return rc;
 }
 
-static int load_mat(kiln_model *m, const char *name, kiln_dmat *d, const kiln_model_opts *o, kiln_qmatrix *keep,
-                    kiln_err *e)
+static int load_mat(kiln_model *m, const char *name, kiln_dmat *d, const kiln_model_opts *o, kiln_pool *pool,
+                    kiln_qmatrix *keep, kiln_err *e)
 {
     const kiln_gguf_tensor *t = need(m->gguf, name, e);
     if (!t)
         return KILN_E_FORMAT;
-    int rc = kiln_dmat_load(m->dev, m->gguf, t, o->max_part_bytes, d, keep, e);
+    int rc = kiln_dmat_load(m->dev, m->gguf, t, o->max_part_bytes, pool, d, keep, e);
     if (rc)
         return rc;
     FILE *notes = o->notes;
@@ -65,6 +65,7 @@ int kiln_model_load(kiln_model *m, kiln_device *d, const char *path, const kiln_
     if (!o)
         o = &none;
     int tty = o->progress && isatty(fileno(o->progress));
+    kiln_pool *pool = NULL; /* threads converting the weights, for the load only */
     double t0 = kiln_now_s();
     int rc = kiln_gguf_open(path, &m->gguf, e);
     if (rc)
@@ -101,17 +102,17 @@ int kiln_model_load(kiln_model *m, kiln_device *d, const char *path, const kiln_
         rc = kiln_fail(e, KILN_E_NOMEM, "out of memory");
         goto fail;
     }
-    if ((rc = load_mat(m, "token_embd.weight", &m->embd, o, &m->embd_host, e)) ||
+    if ((rc = kiln_pool_new(o->load_threads > 0 ? o->load_threads : kiln_host_threads(), &pool, e)))
+        goto fail;
+    /* the embedding in one buffer is gathered on the device; in parts, on the host from a host copy */
+    if ((rc = load_mat(m, "token_embd.weight", &m->embd, o, pool, &m->embd_host, e)) ||
         (rc = load_vec(m, "output_norm.weight", &m->out_norm, e)))
         goto fail;
-    /* one embedding buffer: gathered on the device; in parts: on the host */
     m->embd_on_host = m->embd.n_parts > 1;
-    if (!m->embd_on_host)
-        kiln_qmatrix_free(&m->embd_host);
     if (m->cfg.tied_output) {
         m->output = m->embd;
     } else {
-        if ((rc = load_mat(m, "output.weight", &m->output, o, NULL, e)))
+        if ((rc = load_mat(m, "output.weight", &m->output, o, pool, NULL, e)))
             goto fail;
         m->output_owned = 1;
     }
@@ -120,7 +121,7 @@ int kiln_model_load(kiln_model *m, kiln_device *d, const char *path, const kiln_
         char name[96];
 #define MAT(field, tname)                                                                                            \
     snprintf(name, sizeof name, "blk.%d." tname ".weight", l);                                                       \
-    if ((rc = load_mat(m, name, &L->field, o, NULL, e)))                                                                \
+    if ((rc = load_mat(m, name, &L->field, o, pool, NULL, e)))                                                          \
         goto fail;
 #define VEC(field, tname)                                                                                            \
     snprintf(name, sizeof name, "blk.%d." tname ".weight", l);                                                       \
@@ -143,6 +144,7 @@ int kiln_model_load(kiln_model *m, kiln_device *d, const char *path, const kiln_
     }
     if (tty)
         fputc('\n', o->progress);
+    kiln_pool_free(pool);
     double t3 = kiln_now_s();
     m->load_gguf_s = t1 - t0;
     m->load_tokenizer_s = t2 - t1;
@@ -152,6 +154,7 @@ int kiln_model_load(kiln_model *m, kiln_device *d, const char *path, const kiln_
 fail:
     if (tty)
         fputc('\n', o->progress);
+    kiln_pool_free(pool);
     kiln_model_free(m);
     return rc;
 }

@@ -46,6 +46,7 @@ typedef struct kiln_model_opts {
     FILE *progress;            /* a progress line while loading (NULL: quiet) */
     FILE *notes;               /* one line per lossy conversion (NULL: quiet) */
     uint64_t max_part_bytes;   /* split matrices into buffers of at most this (0: the device's limit) */
+    int load_threads;          /* threads converting the weights (0: kiln_host_threads()) */
 } kiln_model_opts;
 
 int kiln_model_load(kiln_model *m, kiln_device *d, const char *path, const kiln_model_opts *o, kiln_err *e);

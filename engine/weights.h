@@ -12,6 +12,7 @@
 #include "devices/device.h"
 #include "engine/gguf.h"
 #include "kernels/quant.h"
+#include "util/pool.h"
 
 /* Rows [row0, row0 + rows) of a matrix, in buffers of their own. A matrix
  * larger than one device buffer may be (Vulkan's maxStorageBufferRange is
@@ -39,10 +40,14 @@ typedef struct kiln_dmat {
 
 /* Loads tensor t (dims [cols, rows]) onto d. Errors name the file and tensor.
  * max_part_bytes: the largest buffer a part may use (0: the device's limit,
- * d->fp.max_buffer_bytes; tests pass small values to force parts). keep: if
- * not NULL, receives the converted host matrix (the caller frees it). */
+ * d->fp.max_buffer_bytes; tests pass small values to force parts). pool: the
+ * threads that convert the rows (NULL: the calling thread). keep: if not NULL
+ * and the matrix is split into parts, receives the converted host matrix (the
+ * caller frees it); otherwise it is zeroed. On a device whose buffers the host
+ * can write (kiln_host_ptr) the rows are converted straight into them unless
+ * a host copy is kept. */
 int kiln_dmat_load(kiln_device *d, const kiln_gguf *g, const kiln_gguf_tensor *t, uint64_t max_part_bytes,
-                   kiln_dmat *m, kiln_qmatrix *keep, kiln_err *e);
+                   kiln_pool *pool, kiln_dmat *m, kiln_qmatrix *keep, kiln_err *e);
 /* Uploads a host matrix (tests, synthetic weights), in parts where needed. */
 int kiln_dmat_upload(kiln_device *d, const kiln_qmatrix *q, uint64_t max_part_bytes, kiln_dmat *m, kiln_err *e);
 void kiln_dmat_free(kiln_device *d, kiln_dmat *m);

@@ -154,6 +154,12 @@ static int cpu_write(kiln_device *d, kiln_buffer *b, size_t off, const void *src
     return rc;
 }
 
+static void *cpu_host_ptr(kiln_device *d, kiln_buffer *b)
+{
+    (void)d;
+    return b ? b->ptr : NULL;
+}
+
 static int cpu_read(kiln_device *d, kiln_buffer *b, size_t off, void *dst, size_t n, kiln_err *e)
 {
     int rc = range_ok(d, b, off, n, "read", e);
@@ -330,6 +336,7 @@ static const kiln_device_ops cpu_ops = {
     .release = cpu_release,
     .launch = cpu_launch,
     .finish = cpu_finish,
+    .host_ptr = cpu_host_ptr,
 };
 
 static int probe(kiln_backend_status *st)
