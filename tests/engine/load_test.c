@@ -352,9 +352,11 @@ int main(void)
                 printf("%-8s unavailable: %s\n", backends[b], st.reason);
                 continue;
             }
+            int before = test_failures;
             test_device(backends[b], g);
-            printf("%-8s weights loaded bit-exact (6 tensor types, 1 and 3 threads, whole and in parts)\n",
-                   backends[b]);
+            if (test_failures == before)
+                printf("%-8s weights loaded bit-exact (6 tensor types, 1 and 3 threads, whole and in parts)\n",
+                       backends[b]);
         }
         kiln_gguf_close(g);
     }
