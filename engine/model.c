@@ -2,6 +2,7 @@
  * Kiln's layout, norms as f32 buffers, tokenizer, chat template). */
 #include "engine/model.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -57,37 +58,26 @@ static int load_mat(kiln_model *m, const char *name, kiln_dmat *d, const kiln_mo
     return 0;
 }
 
-int kiln_model_load(kiln_model *m, kiln_device *d, const char *path, const kiln_model_opts *o, kiln_err *e)
+/* Hyperparameters, and what the forward pass cannot run yet. */
+static int read_config(kiln_model *m, const char *path, kiln_err *e)
 {
-    memset(m, 0, sizeof *m);
-    m->dev = d;
-    kiln_model_opts none = {0};
-    if (!o)
-        o = &none;
-    int tty = o->progress && isatty(fileno(o->progress));
-    kiln_pool *pool = NULL; /* threads converting the weights, for the load only */
-    double t0 = kiln_now_s();
-    int rc = kiln_gguf_open(path, &m->gguf, e);
-    if (rc)
-        return rc;
+    int rc;
     if ((rc = kiln_llama_config_read(m->gguf, &m->cfg, e)) || (rc = kiln_llama_validate(m->gguf, &m->cfg, e)))
-        goto fail;
-    if (m->cfg.qkv_bias) {
-        rc = kiln_fail(e, KILN_E_FORMAT, "%s: architecture '%s' has Q/K/V biases, which the Kiln forward pass does "
-                       "not apply yet", path, m->cfg.arch);
-        goto fail;
-    }
-    if (m->cfg.head_dim > 256 || m->cfg.head_dim % 4) {
-        rc = kiln_fail(e, KILN_E_FORMAT, "%s: head dim %d (attention_paged needs <= 256, a multiple of 4)", path,
-                       m->cfg.head_dim);
-        goto fail;
-    }
-    double t1 = kiln_now_s();
-    if ((rc = kiln_tokenizer_from_gguf(m->gguf, &m->tok, e))) {
-        kiln_err_wrap(e, "%s: tokenizer", path);
-        goto fail;
-    }
-    double t2 = kiln_now_s();
+        return rc;
+    if (m->cfg.qkv_bias)
+        return kiln_fail(e, KILN_E_FORMAT, "%s: architecture '%s' has Q/K/V biases, which the Kiln forward pass does "
+                         "not apply yet", path, m->cfg.arch);
+    if (m->cfg.head_dim > 256 || m->cfg.head_dim % 4)
+        return kiln_fail(e, KILN_E_FORMAT, "%s: head dim %d (attention_paged needs <= 256, a multiple of 4)", path,
+                         m->cfg.head_dim);
+    return 0;
+}
+
+/* The tokenizer, and the chat template kind (ChatML unless the GGUF's template is one Kiln knows). */
+static int load_tokenizer(kiln_model *m, const char *path, kiln_err *e)
+{
+    if (kiln_tokenizer_from_gguf(m->gguf, &m->tok, e))
+        return kiln_err_wrap(e, "%s: tokenizer", path);
     m->chat = KILN_CHAT_CHATML;
     const char *tmpl;
     size_t tl;
@@ -97,66 +87,94 @@ int kiln_model_load(kiln_model *m, kiln_device *d, const char *path, const kiln_
         if (k >= 0)
             m->chat = (kiln_chat_kind)k;
     }
+    return 0;
+}
+
+static int load_layer(kiln_model *m, int l, const kiln_model_opts *o, kiln_pool *pool, kiln_err *e)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } vecs[] = {{"attn_norm", offsetof(kiln_layer, attn_norm)}, {"ffn_norm", offsetof(kiln_layer, ffn_norm)}},
+      mats[] = {{"attn_q", offsetof(kiln_layer, wq)},           {"attn_k", offsetof(kiln_layer, wk)},
+                {"attn_v", offsetof(kiln_layer, wv)},           {"attn_output", offsetof(kiln_layer, wo)},
+                {"ffn_gate", offsetof(kiln_layer, w_gate)},     {"ffn_up", offsetof(kiln_layer, w_up)},
+                {"ffn_down", offsetof(kiln_layer, w_down)}};
+    char *L = (char *)&m->layers[l];
+    char name[96];
+    int rc = 0;
+    for (size_t i = 0; !rc && i < sizeof vecs / sizeof vecs[0]; i++) {
+        snprintf(name, sizeof name, "blk.%d.%s.weight", l, vecs[i].name);
+        rc = load_vec(m, name, (kiln_buffer **)(L + vecs[i].off), e);
+    }
+    for (size_t i = 0; !rc && i < sizeof mats / sizeof mats[0]; i++) {
+        snprintf(name, sizeof name, "blk.%d.%s.weight", l, mats[i].name);
+        rc = load_mat(m, name, (kiln_dmat *)(L + mats[i].off), o, pool, NULL, e);
+    }
+    return rc;
+}
+
+/* Every weight onto the device; a progress line on a TTY. */
+static int load_weights(kiln_model *m, const char *path, const kiln_model_opts *o, kiln_pool *pool, kiln_err *e)
+{
+    int tty = o->progress && isatty(fileno(o->progress));
     m->layers = calloc((size_t)m->cfg.n_layer, sizeof *m->layers);
-    if (!m->layers) {
-        rc = kiln_fail(e, KILN_E_NOMEM, "out of memory");
-        goto fail;
-    }
-    if ((rc = kiln_pool_new(o->load_threads > 0 ? o->load_threads : kiln_host_threads(), &pool, e)))
-        goto fail;
+    if (!m->layers)
+        return kiln_fail(e, KILN_E_NOMEM, "out of memory");
     /* the embedding in one buffer is gathered on the device; in parts, on the host from a host copy */
-    if ((rc = load_mat(m, "token_embd.weight", &m->embd, o, pool, &m->embd_host, e)) ||
-        (rc = load_vec(m, "output_norm.weight", &m->out_norm, e)))
-        goto fail;
+    int rc = load_mat(m, "token_embd.weight", &m->embd, o, pool, &m->embd_host, e);
+    if (!rc)
+        rc = load_vec(m, "output_norm.weight", &m->out_norm, e);
     m->embd_on_host = m->embd.n_parts > 1;
-    if (m->cfg.tied_output) {
+    if (!rc && m->cfg.tied_output) {
         m->output = m->embd;
-    } else {
-        if ((rc = load_mat(m, "output.weight", &m->output, o, pool, NULL, e)))
-            goto fail;
-        m->output_owned = 1;
+    } else if (!rc) {
+        rc = load_mat(m, "output.weight", &m->output, o, pool, NULL, e);
+        m->output_owned = !rc;
     }
-    for (int l = 0; l < m->cfg.n_layer; l++) {
-        kiln_layer *L = &m->layers[l];
-        char name[96];
-#define MAT(field, tname)                                                                                            \
-    snprintf(name, sizeof name, "blk.%d." tname ".weight", l);                                                       \
-    if ((rc = load_mat(m, name, &L->field, o, pool, NULL, e)))                                                          \
-        goto fail;
-#define VEC(field, tname)                                                                                            \
-    snprintf(name, sizeof name, "blk.%d." tname ".weight", l);                                                       \
-    if ((rc = load_vec(m, name, &L->field, e)))                                                                      \
-        goto fail;
-        VEC(attn_norm, "attn_norm")
-        VEC(ffn_norm, "ffn_norm")
-        MAT(wq, "attn_q")
-        MAT(wk, "attn_k")
-        MAT(wv, "attn_v")
-        MAT(wo, "attn_output")
-        MAT(w_gate, "ffn_gate")
-        MAT(w_up, "ffn_up")
-        MAT(w_down, "ffn_down")
-#undef MAT
-#undef VEC
+    for (int l = 0; !rc && l < m->cfg.n_layer; l++) {
+        rc = load_layer(m, l, o, pool, e);
         if (tty)
             fprintf(o->progress, "\rloading %s: layer %d/%d, %.0f MiB on %s", path, l + 1, m->cfg.n_layer,
-                    (double)m->weight_bytes / (1 << 20), d->fp.name);
+                    (double)m->weight_bytes / (1 << 20), m->dev->fp.name);
     }
     if (tty)
         fputc('\n', o->progress);
+    return rc;
+}
+
+int kiln_model_load(kiln_model *m, kiln_device *d, const char *path, const kiln_model_opts *o, kiln_err *e)
+{
+    memset(m, 0, sizeof *m);
+    m->dev = d;
+    kiln_model_opts none = {0};
+    if (!o)
+        o = &none;
+    kiln_pool *pool = NULL; /* threads converting the weights, for the load only */
+    double t0 = kiln_now_s(), t1 = 0, t2 = 0;
+    int rc = kiln_gguf_open(path, &m->gguf, e);
+    if (rc)
+        return rc;
+    if (!(rc = read_config(m, path, e))) {
+        t1 = kiln_now_s();
+        rc = load_tokenizer(m, path, e);
+        t2 = kiln_now_s();
+    }
+    if (!rc)
+        rc = kiln_pool_new(o->load_threads > 0 ? o->load_threads : kiln_host_threads(), &pool, e);
+    if (!rc)
+        rc = load_weights(m, path, o, pool, e);
     kiln_pool_free(pool);
+    if (rc) {
+        kiln_model_free(m);
+        return rc;
+    }
     double t3 = kiln_now_s();
     m->load_gguf_s = t1 - t0;
     m->load_tokenizer_s = t2 - t1;
     m->load_weights_s = t3 - t2;
     m->load_s = t3 - t0;
     return 0;
-fail:
-    if (tty)
-        fputc('\n', o->progress);
-    kiln_pool_free(pool);
-    kiln_model_free(m);
-    return rc;
 }
 
 void kiln_model_free(kiln_model *m)
