@@ -38,7 +38,8 @@ typedef struct kiln_model {
     size_t weight_bytes;       /* on the device */
     int n_lossy;               /* tensors converted with a loss (see notes on load) */
     double worst_conv_err;
-    /* wall seconds kiln_model_load spent: in all, and in its three stages */
+    /* wall seconds kiln_model_load spent: in all, and in its stages (the tokenizer is built
+     * alongside the weights, so the stages add up to more than load_s) */
     double load_s, load_gguf_s, load_tokenizer_s, load_weights_s;
 } kiln_model;
 

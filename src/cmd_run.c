@@ -127,8 +127,8 @@ int cmd_run(int argc, char **argv)
             fflush(stdout);
             fprintf(stderr, "model load    %.0f ms", m->load_s * 1e3);
             if (c.verbose)
-                fprintf(stderr, " (gguf %.1f, tokenizer %.1f, weights %.1f ms)", m->load_gguf_s * 1e3,
-                        m->load_tokenizer_s * 1e3, m->load_weights_s * 1e3);
+                fprintf(stderr, " (gguf %.1f, weights %.1f ms; tokenizer %.1f ms alongside)", m->load_gguf_s * 1e3,
+                        m->load_weights_s * 1e3, m->load_tokenizer_s * 1e3);
             fprintf(stderr,
                     "\n"
                     "device        %s:%d (%s)\n"

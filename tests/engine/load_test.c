@@ -11,7 +11,13 @@
  *    (kept only when in parts): the device bytes equal a serial reference
  *    conversion (and the conversion error of the lossy ones equals it). On the
  *    cpu device that is the in-place path; elsewhere, and on the cpu device
- *    when a host copy is kept, the staged one. */
+ *    when a host copy is kept, the staged one;
+ *  - kiln_model_load (tokenizer on its own thread, weights on the pool) of a
+ *    tiny synthetic model with 1 and 4 load threads, and its errors: a
+ *    tensor missing (found by the config checks, before either), an unknown
+ *    pre-tokenizer, weights that cannot be placed (buffers too small), and
+ *    the last two at once (the tokenizer's error is the one reported, as
+ *    when it was built first). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +27,8 @@
 #include "engine/gguf.h"
 #include "engine/gguf_dequant.h"
 #include "engine/gguf_write.h"
+#include "engine/model.h"
+#include "engine/synth.h"
 #include "engine/weights.h"
 #include "kernels/quant.h"
 #include "tests/test.h"
@@ -324,6 +332,101 @@ static void test_device(const char *dev_spec, const kiln_gguf *g)
     kiln_device_close(d);
 }
 
+/* ---------------------------------------------------------------- model load */
+
+/* Replaces the first occurrence of `from` in the file by `to` (same length). */
+static int patch_file(const char *src, const char *dst, const char *const *from, const char *const *to, int n)
+{
+    FILE *f = fopen(src, "rb");
+    if (!f)
+        return -1;
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *p = malloc((size_t)sz);
+    size_t got = fread(p, 1, (size_t)sz, f);
+    fclose(f);
+    int rc = got == (size_t)sz ? 0 : -1;
+    for (int i = 0; !rc && i < n; i++) {
+        size_t l = strlen(from[i]);
+        char *hit = memmem(p, (size_t)sz, from[i], l);
+        if (!hit || strlen(to[i]) != l)
+            rc = -1;
+        else
+            memcpy(hit, to[i], l);
+    }
+    if (!rc && (!(f = fopen(dst, "wb")) || fwrite(p, 1, (size_t)sz, f) != (size_t)sz))
+        rc = -1;
+    if (f)
+        fclose(f);
+    free(p);
+    return rc;
+}
+
+static void expect_load_error(kiln_device *d, const char *path, uint64_t max_part_bytes, int want_rc,
+                              const char *want)
+{
+    kiln_model m;
+    kiln_err e = {0};
+    kiln_model_opts o = {.max_part_bytes = max_part_bytes};
+    int rc = kiln_model_load(&m, d, path, &o, &e);
+    CHECK(rc == want_rc && strstr(e.msg, want), "loading %s: rc %d, '%s' (want %d, '%s')", path, rc, e.msg, want_rc,
+          want);
+    if (!rc)
+        kiln_model_free(&m);
+}
+
+static void test_model_load(const char *tmp)
+{
+    char good[512], bad_tensor[512], bad_tok[512];
+    snprintf(good, sizeof good, "%s/kiln-load-model-%d.gguf", tmp, (int)getpid());
+    snprintf(bad_tensor, sizeof bad_tensor, "%s/kiln-load-model-%d-tensor.gguf", tmp, (int)getpid());
+    snprintf(bad_tok, sizeof bad_tok, "%s/kiln-load-model-%d-tok.gguf", tmp, (int)getpid());
+    kiln_err e = {0};
+    kiln_synth_opts so = {.preset = "tiny", .quant = KILN_GGML_Q4_1, .seed = 5};
+    kiln_device *d = NULL;
+    CHECK_OK(kiln_synth_write(good, &so, &e), &e);
+    CHECK_OK(kiln_device_select("cpu", &d, &e), &e);
+    if (!d)
+        return;
+    /* the same weights and tokenizer with 1 and 4 threads */
+    kiln_model m1, m4;
+    kiln_model_opts o1 = {.load_threads = 1}, o4 = {.load_threads = 4};
+    int ok1 = kiln_model_load(&m1, d, good, &o1, &e) == 0;
+    CHECK(ok1, "load with 1 thread: %s", e.msg);
+    int ok4 = kiln_model_load(&m4, d, good, &o4, &e) == 0;
+    CHECK(ok4, "load with 4 threads: %s", e.msg);
+    if (ok1 && ok4) {
+        CHECK(m1.tok && m4.tok && kiln_tokenizer_n_vocab(m4.tok) == m4.cfg.n_vocab, "tokenizer missing or wrong");
+        CHECK(m4.load_s > 0 && m4.load_weights_s > 0 && m4.load_tokenizer_s > 0 && m4.load_weights_s <= m4.load_s,
+              "load times %g (weights %g, tokenizer %g)", m4.load_s, m4.load_weights_s, m4.load_tokenizer_s);
+        kiln_dmat *a = &m1.layers[1].w_down, *b = &m4.layers[1].w_down;
+        size_t n = (size_t)(a->rows * a->words_per_row * 4);
+        uint8_t *pa = malloc(n), *pb = malloc(n);
+        CHECK_OK(kiln_read(d, a->part[0].qs, 0, pa, n, &e), &e);
+        CHECK_OK(kiln_read(d, b->part[0].qs, 0, pb, n, &e), &e);
+        CHECK(!memcmp(pa, pb, n), "blk.1.ffn_down differs between 1 and 4 load threads");
+        free(pa);
+        free(pb);
+    }
+    if (ok1)
+        kiln_model_free(&m1);
+    if (ok4)
+        kiln_model_free(&m4);
+    const char *tensor[] = {"blk.1.ffn_up.weight"}, *tensor_to[] = {"blk.1.ffn_uX.weight"};
+    const char *tok[] = {"smollm"}, *tok_to[] = {"smollX"};
+    CHECK(patch_file(good, bad_tensor, tensor, tensor_to, 1) == 0, "patching %s", good);
+    CHECK(patch_file(good, bad_tok, tok, tok_to, 1) == 0, "patching %s", good);
+    expect_load_error(d, bad_tensor, 0, KILN_E_FORMAT, "tensor 'blk.1.ffn_up.weight' is missing");
+    expect_load_error(d, bad_tok, 0, KILN_E_FORMAT, "pre-tokenizer 'smollX' is not supported");
+    expect_load_error(d, good, 100, KILN_E_INVALID, "not even 64 rows fit in one buffer of 100 bytes");
+    expect_load_error(d, bad_tok, 100, KILN_E_FORMAT, "pre-tokenizer 'smollX' is not supported");
+    kiln_device_close(d);
+    unlink(good);
+    unlink(bad_tensor);
+    unlink(bad_tok);
+}
+
 int main(void)
 {
     test_pool();
@@ -361,5 +464,6 @@ int main(void)
         kiln_gguf_close(g);
     }
     unlink(path);
+    test_model_load(tmp);
     return test_result();
 }
