@@ -152,6 +152,8 @@ typedef struct kiln_device_ops {
                   double *ns, kiln_err *e);                                 /* queue; ns != NULL: wait and time it */
     int (*finish)(kiln_device *d, kiln_err *e);                             /* wait for all queued work */
     int (*set_threads)(kiln_device *d, uint32_t n, kiln_err *e);            /* (optional) host threads later launches may use, 0 = all (cpu) */
+    void *(*host_ptr)(kiln_device *d, kiln_buffer *b);                      /* (optional) the buffer's bytes, for the
+                                                                             * host to fill in place (cpu: no copy) */
 } kiln_device_ops;
 
 struct kiln_device {
@@ -206,6 +208,8 @@ static inline int kiln_write(kiln_device *d, kiln_buffer *b, size_t off, const v
 static inline int kiln_read(kiln_device *d, kiln_buffer *b, size_t off, void *dst, size_t n, kiln_err *e)
 { return d->ops->read(d, b, off, dst, n, e); }
 static inline int kiln_finish(kiln_device *d, kiln_err *e) { return d->ops->finish(d, e); }
+/* The buffer's bytes if the host may write them directly (the cpu backend), else NULL: use kiln_write. */
+static inline void *kiln_host_ptr(kiln_device *d, kiln_buffer *b) { return d->ops->host_ptr ? d->ops->host_ptr(d, b) : NULL; }
 
 /* Caps the host threads the device's launches use (the cpu backend; a
  * program's own cap still applies). KILN_E_INVALID on backends whose threads

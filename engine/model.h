@@ -38,6 +38,9 @@ typedef struct kiln_model {
     size_t weight_bytes;       /* on the device */
     int n_lossy;               /* tensors converted with a loss (see notes on load) */
     double worst_conv_err;
+    /* wall seconds kiln_model_load spent: in all, and in its stages (the tokenizer is built
+     * alongside the weights, so the stages add up to more than load_s) */
+    double load_s, load_gguf_s, load_tokenizer_s, load_weights_s;
 } kiln_model;
 
 /* The row layout (ilv, kernels/quant_ilv.h) to store a matrix in, given the
@@ -52,6 +55,7 @@ typedef struct kiln_model_opts {
     kiln_layout_fn layout;     /* NULL: every matrix row-major */
     void *layout_ctx;
     int act;                   /* kiln_act the gemv shapes given to layout carry (the engine's precision) */
+    int load_threads;          /* threads converting the weights (0: kiln_host_threads()) */
 } kiln_model_opts;
 
 int kiln_model_load(kiln_model *m, kiln_device *d, const char *path, const kiln_model_opts *o, kiln_err *e);

@@ -31,7 +31,6 @@ struct kiln_tokenizer {
         int32_t rank, res;
     } *merge;
     size_t m_mask;
-    int n_merges_used;
     /* special tokens (control, user-defined), grouped by first byte, longest first */
     int32_t *special;
     int special_start[257];
@@ -124,17 +123,18 @@ int kiln_tok_pretok_parse(const char *name, int *pretok)
 
 /* ---- GPT-2 byte <-> unicode alphabet ---- */
 
-/* Bytes 33..126, 161..172 and 174..255 stand for themselves; the other 68 bytes map,
- * in increasing order, to U+0100, U+0101, ... (GPT-2's bytes_to_unicode). */
+/* Bytes 33..126, 161..172 and 174..255 stand for themselves; the other 68 bytes
+ * (0..32, 127..160 and 173) map, in increasing order, to U+0100 ... U+0143 (GPT-2's
+ * bytes_to_unicode). Both directions are closed forms: make_piece maps every
+ * character of every token, so a scan over the 256 bytes per character would cost
+ * more than the rest of the construction together. */
 static int gpt2_self(int b) { return (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255); }
 
 static uint32_t gpt2_byte_to_cp(int b)
 {
     if (gpt2_self(b))
         return (uint32_t)b;
-    int k = 0;
-    for (int i = 0; i < b; i++)
-        k += !gpt2_self(i);
+    int k = b <= 32 ? b : b <= 160 ? 33 + (b - 127) : 67; /* the last one is 173 */
     return 256u + (uint32_t)k;
 }
 
@@ -146,24 +146,189 @@ static int gpt2_cp_to_byte(uint32_t cp)
     if (cp >= 256 + 68)
         return -1;
     int k = (int)(cp - 256);
-    for (int b = 0; b < 256; b++)
-        if (!gpt2_self(b) && k-- == 0)
-            return b;
-    return -1;
+    return k < 33 ? k : k < 67 ? 127 + (k - 33) : 173;
 }
 
-/* ---- construction ---- */
+/* ---- construction ----
+ * kiln_tokenizer_new runs the steps below in order; each is linear in the vocabulary
+ * (or the merges), except the special-token sort, which is n log n. */
 
 static const char *const eog_names[] = {
     "<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end_of_text|>", "<|end|>", "<end_of_turn>",
     "<|eom_id|>", "</s>", "<|end_of_turn|>",
 };
 
+static int set_model(kiln_tokenizer *t, const kiln_vocab_desc *d, kiln_err *e)
+{
+    if (!strcmp(d->model, "llama")) {
+        t->model = KILN_TOK_SPM;
+        return 0;
+    }
+    if (strcmp(d->model, "gpt2"))
+        return kiln_fail(e, KILN_E_INVALID, "tokenizer: model '%s' is not supported (known: gpt2, llama)", d->model);
+    t->model = KILN_TOK_GPT2;
+    if (kiln_tok_pretok_parse(d->pre, &t->pretok))
+        return kiln_fail(e, KILN_E_INVALID,
+                         "tokenizer: pre-tokenizer '%s' is not supported (known: smollm, llama-bpe, gpt2, default)",
+                         d->pre);
+    return 0;
+}
+
 static int check_id(int id, int n, const char *what, kiln_err *e)
 {
     if (id < -1 || id >= n)
         return kiln_fail(e, KILN_E_INVALID, "tokenizer: %s id %d outside the vocabulary (%d tokens)", what, id, n);
     return 0;
+}
+
+static int set_special_ids(kiln_tokenizer *t, const kiln_vocab_desc *d, kiln_err *e)
+{
+    int n = t->n, rc;
+    if ((rc = check_id(d->bos, n, "bos", e)) || (rc = check_id(d->eos, n, "eos", e)) ||
+        (rc = check_id(d->eot, n, "eot", e)) || (rc = check_id(d->unk, n, "unk", e)) ||
+        (rc = check_id(d->pad, n, "pad", e)))
+        return rc;
+    t->bos = d->bos;
+    t->eos = d->eos;
+    t->eot = d->eot;
+    t->unk = d->unk;
+    t->pad = d->pad;
+    t->add_bos = d->add_bos != 0;
+    t->add_space_prefix = d->add_space_prefix != 0;
+    return 0;
+}
+
+/* Token strings back to back in t->text, with their types and scores. */
+static int copy_vocab(kiln_tokenizer *t, const kiln_vocab_desc *d, kiln_err *e)
+{
+    int n = t->n;
+    size_t nz = (uint32_t)n; /* n > 0 (kiln_tokenizer_new checked it) */
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        if (!d->tokens[i])
+            return kiln_fail(e, KILN_E_INVALID, "tokenizer: token %d is NULL", i);
+        total += d->token_lens ? d->token_lens[i] : strlen(d->tokens[i]);
+    }
+    t->text = malloc(total + 1);
+    t->text_off = malloc((nz + 1) * sizeof *t->text_off);
+    t->scores = calloc(nz, sizeof *t->scores);
+    t->types = malloc(nz * sizeof *t->types);
+    t->eog = calloc(nz, 1);
+    if (!t->text || !t->text_off || !t->scores || !t->types || !t->eog)
+        return kiln_fail(e, KILN_E_NOMEM, "tokenizer: out of memory for %d tokens", n);
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        size_t l = d->token_lens ? d->token_lens[i] : strlen(d->tokens[i]);
+        t->text_off[i] = off;
+        memcpy(t->text + off, d->tokens[i], l);
+        off += l;
+        t->types[i] = d->types ? d->types[i] : KILN_TOKEN_NORMAL;
+        if (d->scores)
+            t->scores[i] = d->scores[i];
+    }
+    t->text_off[n] = off;
+    t->text[off] = 0;
+    return 0;
+}
+
+/* The string -> id hash table (kiln_tok_find). A string that occurs twice maps
+ * to its last id, as llama.cpp's map does. */
+static int index_vocab(kiln_tokenizer *t, kiln_err *e)
+{
+    size_t cap = pow2_at_least((size_t)t->n * 2);
+    t->ht = malloc(cap * sizeof *t->ht);
+    if (!t->ht)
+        return kiln_fail(e, KILN_E_NOMEM, "tokenizer: out of memory for %d tokens", t->n);
+    t->ht_mask = cap - 1;
+    memset(t->ht, 0xff, cap * sizeof *t->ht);
+    for (int i = 0; i < t->n; i++) {
+        const char *s = t->text + t->text_off[i];
+        size_t l = tok_len(t, i);
+        size_t h = (size_t)hash_bytes(s, l) & t->ht_mask;
+        for (;; h = (h + 1) & t->ht_mask) {
+            int32_t o = t->ht[h];
+            if (o < 0 || (tok_len(t, o) == l && !memcmp(t->text + t->text_off[o], s, l))) {
+                t->ht[h] = i;
+                break;
+            }
+        }
+    }
+    return 0;
+}
+
+/* GPT-2: the id of each byte's alphabet character; SPM: the id of <0xXX>. */
+static void find_byte_tokens(kiln_tokenizer *t)
+{
+    for (int b = 0; b < 256; b++) {
+        char buf[8];
+        int l;
+        if (t->model == KILN_TOK_GPT2)
+            l = kiln_utf8_encode(gpt2_byte_to_cp(b), buf);
+        else
+            l = snprintf(buf, sizeof buf, "<0x%02X>", b);
+        t->byte_tok[b] = kiln_tok_find(t, buf, (size_t)l);
+    }
+}
+
+static size_t merge_len(const kiln_vocab_desc *d, int r)
+{
+    return d->merge_lens ? d->merge_lens[r] : strlen(d->merges[r]);
+}
+
+/* Inserts merge r ("left right") unless a side or their concatenation is not a
+ * token, or the pair is already there (the first, lowest rank, wins). cat has
+ * room for the merge's length. */
+static int add_merge(kiln_tokenizer *t, const kiln_vocab_desc *d, int r, char *cat, kiln_err *e)
+{
+    const char *m = d->merges[r];
+    size_t ml = merge_len(d, r);
+    const char *sp = ml > 1 ? memchr(m + 1, ' ', ml - 1) : NULL;
+    if (!sp)
+        return kiln_fail(e, KILN_E_INVALID, "tokenizer: merge %d ('%.*s') has no space", r, (int)ml, m);
+    size_t ll = (size_t)(sp - m), rl = ml - ll - 1;
+    int32_t left = kiln_tok_find(t, m, ll), right = kiln_tok_find(t, sp + 1, rl);
+    if (left < 0 || right < 0)
+        return 0;
+    memcpy(cat, m, ll);
+    memcpy(cat + ll, sp + 1, rl);
+    int32_t res = kiln_tok_find(t, cat, ll + rl);
+    if (res < 0)
+        return 0;
+    uint64_t key = ((uint64_t)(uint32_t)left << 32) | (uint32_t)right;
+    size_t h = (size_t)hash_u64(key) & t->m_mask;
+    while (t->merge[h].rank >= 0 && t->merge[h].key != key)
+        h = (h + 1) & t->m_mask;
+    if (t->merge[h].rank < 0)
+        t->merge[h] = (struct merge_slot){key, r, res};
+    return 0;
+}
+
+/* The (left id, right id) -> (rank, result) table; GPT-2 only. */
+static int build_merges(kiln_tokenizer *t, const kiln_vocab_desc *d, kiln_err *e)
+{
+    if (t->model != KILN_TOK_GPT2 || d->n_merges <= 0)
+        return 0;
+    size_t mcap = pow2_at_least((size_t)d->n_merges * 2), longest = 1;
+    for (int r = 0; r < d->n_merges; r++) {
+        if (!d->merges[r])
+            return kiln_fail(e, KILN_E_INVALID, "tokenizer: merge %d is NULL", r);
+        size_t ml = merge_len(d, r);
+        longest = ml > longest ? ml : longest;
+    }
+    t->merge = malloc(mcap * sizeof *t->merge);
+    char *cat = malloc(longest);
+    if (!t->merge || !cat) {
+        free(cat);
+        return kiln_fail(e, KILN_E_NOMEM, "tokenizer: out of memory for %d merges", d->n_merges);
+    }
+    t->m_mask = mcap - 1;
+    for (size_t i = 0; i < mcap; i++)
+        t->merge[i].rank = -1;
+    int rc = 0;
+    for (int r = 0; r < d->n_merges && !rc; r++)
+        rc = add_merge(t, d, r, cat, e);
+    free(cat);
+    return rc;
 }
 
 /* Decoded bytes of token i into dst (NULL: just count). */
@@ -231,219 +396,80 @@ spm_text:
     return n;
 }
 
-static int special_cmp_ctx_len(const kiln_tokenizer *t, int32_t a, int32_t b)
+/* Every token's decoded bytes back to back in t->piece (kiln_token_piece). */
+static int build_pieces(kiln_tokenizer *t, kiln_err *e)
 {
-    unsigned char fa = (unsigned char)t->text[t->text_off[a]], fb = (unsigned char)t->text[t->text_off[b]];
-    if (fa != fb)
-        return fa < fb ? -1 : 1;
-    size_t la = tok_len(t, a), lb = tok_len(t, b);
-    if (la != lb)
-        return la > lb ? -1 : 1;
-    return a < b ? -1 : (a > b);
+    size_t total = 0;
+    for (int i = 0; i < t->n; i++)
+        total += make_piece(t, i, NULL);
+    t->piece = malloc(total + 1);
+    t->piece_off = malloc(((size_t)t->n + 1) * sizeof *t->piece_off);
+    if (!t->piece || !t->piece_off)
+        return kiln_fail(e, KILN_E_NOMEM, "tokenizer: out of memory");
+    size_t off = 0;
+    for (int i = 0; i < t->n; i++) {
+        t->piece_off[i] = off;
+        off += make_piece(t, i, t->piece + off);
+    }
+    t->piece_off[t->n] = off;
+    return 0;
 }
 
-int kiln_tokenizer_new(const kiln_vocab_desc *d, kiln_tokenizer **out, kiln_err *e)
+static int is_special(const kiln_tokenizer *t, int32_t i)
 {
-    *out = NULL;
-    if (!d || !d->model || d->n_tokens <= 0 || !d->tokens)
-        return kiln_fail(e, KILN_E_INVALID, "tokenizer: no model name or no tokens");
-    kiln_tokenizer *t = calloc(1, sizeof *t);
-    if (!t)
-        return kiln_fail(e, KILN_E_NOMEM, "tokenizer: out of memory");
-    int rc = 0;
-    if (!strcmp(d->model, "gpt2")) {
-        t->model = KILN_TOK_GPT2;
-        if (kiln_tok_pretok_parse(d->pre, &t->pretok)) {
-            rc = kiln_fail(e, KILN_E_INVALID,
-                           "tokenizer: pre-tokenizer '%s' is not supported (known: smollm, llama-bpe, gpt2, default)",
-                           d->pre);
-            goto fail;
-        }
-    } else if (!strcmp(d->model, "llama")) {
-        t->model = KILN_TOK_SPM;
-    } else {
-        rc = kiln_fail(e, KILN_E_INVALID, "tokenizer: model '%s' is not supported (known: gpt2, llama)", d->model);
-        goto fail;
-    }
-    int n = d->n_tokens;
-    t->n = n;
-    if ((rc = check_id(d->bos, n, "bos", e)) || (rc = check_id(d->eos, n, "eos", e)) ||
-        (rc = check_id(d->eot, n, "eot", e)) || (rc = check_id(d->unk, n, "unk", e)) ||
-        (rc = check_id(d->pad, n, "pad", e)))
-        goto fail;
-    t->bos = d->bos;
-    t->eos = d->eos;
-    t->eot = d->eot;
-    t->unk = d->unk;
-    t->pad = d->pad;
-    t->add_bos = d->add_bos != 0;
-    t->add_space_prefix = d->add_space_prefix != 0;
+    return (t->types[i] == KILN_TOKEN_CONTROL || t->types[i] == KILN_TOKEN_USER_DEFINED) && tok_len(t, i) > 0;
+}
 
-    size_t total = 0;
-    for (int i = 0; i < n; i++) {
-        if (!d->tokens[i]) {
-            rc = kiln_fail(e, KILN_E_INVALID, "tokenizer: token %d is NULL", i);
-            goto fail;
-        }
-        total += d->token_lens ? d->token_lens[i] : strlen(d->tokens[i]);
-    }
-    t->text = malloc(total + 1);
-    t->text_off = malloc(((size_t)n + 1) * sizeof *t->text_off);
-    t->scores = calloc((size_t)n, sizeof *t->scores);
-    t->types = malloc((size_t)n * sizeof *t->types);
-    t->eog = calloc((size_t)n, 1);
-    size_t cap = pow2_at_least((size_t)n * 2);
-    t->ht = malloc(cap * sizeof *t->ht);
-    t->ht_mask = cap - 1;
-    if (!t->text || !t->text_off || !t->scores || !t->types || !t->eog || !t->ht) {
-        rc = kiln_fail(e, KILN_E_NOMEM, "tokenizer: out of memory for %d tokens", n);
-        goto fail;
-    }
-    memset(t->ht, 0xff, cap * sizeof *t->ht);
-    size_t off = 0;
-    for (int i = 0; i < n; i++) {
-        size_t l = d->token_lens ? d->token_lens[i] : strlen(d->tokens[i]);
-        t->text_off[i] = off;
-        memcpy(t->text + off, d->tokens[i], l);
-        off += l;
-        t->types[i] = d->types ? d->types[i] : KILN_TOKEN_NORMAL;
-        if (d->scores)
-            t->scores[i] = d->scores[i];
-    }
-    t->text_off[n] = off;
-    t->text[off] = 0;
-    /* Insert so that a duplicated string maps to its last id (as llama.cpp's map does). */
-    for (int i = 0; i < n; i++) {
-        size_t l = tok_len(t, i);
-        size_t h = (size_t)hash_bytes(t->text + t->text_off[i], l) & t->ht_mask;
-        for (;; h = (h + 1) & t->ht_mask) {
-            int32_t o = t->ht[h];
-            if (o < 0) {
-                t->ht[h] = i;
-                break;
-            }
-            if (tok_len(t, o) == l && !memcmp(t->text + t->text_off[o], t->text + t->text_off[i], l)) {
-                t->ht[h] = i;
-                break;
-            }
-        }
-    }
+/* Sort key of a special token: first byte ascending, then longest first, then id. */
+typedef struct special_key {
+    unsigned char first;
+    size_t len;
+    int32_t id;
+} special_key;
 
-    /* byte tokens */
-    for (int b = 0; b < 256; b++) {
-        char buf[8];
-        int l;
-        if (t->model == KILN_TOK_GPT2)
-            l = kiln_utf8_encode(gpt2_byte_to_cp(b), buf);
-        else
-            l = snprintf(buf, sizeof buf, "<0x%02X>", b);
-        t->byte_tok[b] = kiln_tok_find(t, buf, (size_t)l);
-    }
+static int special_key_cmp(const void *pa, const void *pb)
+{
+    const special_key *a = pa, *b = pb;
+    if (a->first != b->first)
+        return a->first < b->first ? -1 : 1;
+    if (a->len != b->len)
+        return a->len > b->len ? -1 : 1;
+    return a->id < b->id ? -1 : (a->id > b->id);
+}
 
-    /* merges */
-    if (t->model == KILN_TOK_GPT2 && d->n_merges > 0) {
-        size_t mcap = pow2_at_least((size_t)d->n_merges * 2);
-        t->merge = malloc(mcap * sizeof *t->merge);
-        t->m_mask = mcap - 1;
-        char *cat = NULL;
-        size_t catcap = 0;
-        if (!t->merge) {
-            rc = kiln_fail(e, KILN_E_NOMEM, "tokenizer: out of memory for %d merges", d->n_merges);
-            goto fail;
-        }
-        for (size_t i = 0; i < mcap; i++)
-            t->merge[i].rank = -1;
-        for (int r = 0; r < d->n_merges; r++) {
-            const char *m = d->merges[r];
-            size_t ml = d->merge_lens ? d->merge_lens[r] : strlen(m);
-            const char *sp = ml > 1 ? memchr(m + 1, ' ', ml - 1) : NULL;
-            if (!sp) {
-                free(cat);
-                rc = kiln_fail(e, KILN_E_INVALID, "tokenizer: merge %d ('%.*s') has no space", r, (int)ml, m);
-                goto fail;
-            }
-            size_t ll = (size_t)(sp - m), rl = ml - ll - 1;
-            int32_t left = kiln_tok_find(t, m, ll), right = kiln_tok_find(t, sp + 1, rl);
-            if (left < 0 || right < 0)
-                continue;
-            if (ll + rl > catcap) {
-                catcap = (ll + rl) * 2;
-                char *nc = realloc(cat, catcap);
-                if (!nc) {
-                    free(cat);
-                    rc = kiln_fail(e, KILN_E_NOMEM, "tokenizer: out of memory");
-                    goto fail;
-                }
-                cat = nc;
-            }
-            memcpy(cat, m, ll);
-            memcpy(cat + ll, sp + 1, rl);
-            int32_t res = kiln_tok_find(t, cat, ll + rl);
-            if (res < 0)
-                continue;
-            uint64_t key = ((uint64_t)(uint32_t)left << 32) | (uint32_t)right;
-            size_t h = (size_t)hash_u64(key) & t->m_mask;
-            while (t->merge[h].rank >= 0 && t->merge[h].key != key)
-                h = (h + 1) & t->m_mask;
-            if (t->merge[h].rank >= 0)
-                continue; /* duplicate pair: the first (lowest rank) wins */
-            t->merge[h] = (struct merge_slot){key, r, res};
-            t->n_merges_used++;
-        }
-        free(cat);
-    }
-
-    /* decoded pieces */
-    size_t ptotal = 0;
-    for (int i = 0; i < n; i++)
-        ptotal += make_piece(t, i, NULL);
-    t->piece = malloc(ptotal + 1);
-    t->piece_off = malloc(((size_t)n + 1) * sizeof *t->piece_off);
-    if (!t->piece || !t->piece_off) {
-        rc = kiln_fail(e, KILN_E_NOMEM, "tokenizer: out of memory");
-        goto fail;
-    }
-    size_t poff = 0;
-    for (int i = 0; i < n; i++) {
-        t->piece_off[i] = poff;
-        poff += make_piece(t, i, t->piece + poff);
-    }
-    t->piece_off[n] = poff;
-
-    /* special tokens, grouped by first byte, longest first */
+/* Special tokens grouped by first byte, longest first (kiln_tokenize takes the first
+ * that matches). Vocabularies can hold many (100k+ user-defined tokens in some), so
+ * this sorts, n log n, rather than inserting one by one. */
+static int build_special_index(kiln_tokenizer *t, kiln_err *e)
+{
     int ns = 0;
-    for (int i = 0; i < n; i++)
-        if ((t->types[i] == KILN_TOKEN_CONTROL || t->types[i] == KILN_TOKEN_USER_DEFINED) && tok_len(t, i) > 0)
-            ns++;
+    for (int i = 0; i < t->n; i++)
+        ns += is_special(t, i);
+    special_key *keys = malloc(((size_t)ns + 1) * sizeof *keys);
     t->special = malloc(((size_t)ns + 1) * sizeof *t->special);
-    if (!t->special) {
-        rc = kiln_fail(e, KILN_E_NOMEM, "tokenizer: out of memory");
-        goto fail;
+    if (!keys || !t->special) {
+        free(keys);
+        return kiln_fail(e, KILN_E_NOMEM, "tokenizer: out of memory for %d special tokens", ns);
     }
     ns = 0;
-    for (int i = 0; i < n; i++)
-        if ((t->types[i] == KILN_TOKEN_CONTROL || t->types[i] == KILN_TOKEN_USER_DEFINED) && tok_len(t, i) > 0)
-            t->special[ns++] = i;
-    for (int i = 1; i < ns; i++) { /* insertion sort: special token lists are short */
-        int32_t v = t->special[i];
-        int j = i - 1;
-        while (j >= 0 && special_cmp_ctx_len(t, t->special[j], v) > 0) {
-            t->special[j + 1] = t->special[j];
-            j--;
-        }
-        t->special[j + 1] = v;
+    for (int i = 0; i < t->n; i++)
+        if (is_special(t, i))
+            keys[ns++] = (special_key){(unsigned char)t->text[t->text_off[i]], tok_len(t, i), i};
+    qsort(keys, (size_t)ns, sizeof *keys, special_key_cmp);
+    int k = 0;
+    for (int b = 0; b < 256; b++) {
+        t->special_start[b] = k;
+        for (; k < ns && keys[k].first == b; k++)
+            t->special[k] = keys[k].id;
     }
-    {
-        int k = 0;
-        for (int b = 0; b < 256; b++) {
-            t->special_start[b] = k;
-            while (k < ns && (unsigned char)t->text[t->text_off[t->special[k]]] == b)
-                k++;
-        }
-        t->special_start[256] = ns;
-    }
+    t->special_start[256] = ns;
+    free(keys);
+    return 0;
+}
 
-    /* end-of-generation tokens */
+/* eos, eot and the control tokens named like an end of turn end generation. */
+static void mark_eog(kiln_tokenizer *t)
+{
     if (t->eos >= 0)
         t->eog[t->eos] = 1;
     if (t->eot >= 0)
@@ -453,11 +479,41 @@ int kiln_tokenizer_new(const kiln_vocab_desc *d, kiln_tokenizer **out, kiln_err 
         if (id >= 0 && t->types[id] == KILN_TOKEN_CONTROL)
             t->eog[id] = 1;
     }
+}
+
+int kiln_tokenizer_new(const kiln_vocab_desc *d, kiln_tokenizer **out, kiln_err *e)
+{
+    *out = NULL;
+    if (!d || !d->model || d->n_tokens <= 0 || !d->tokens)
+        return kiln_fail(e, KILN_E_INVALID, "tokenizer: no model name or no tokens");
+    if (d->n_merges > 0 && !d->merges)
+        return kiln_fail(e, KILN_E_INVALID, "tokenizer: %d merges but no merge strings", d->n_merges);
+    kiln_tokenizer *t = calloc(1, sizeof *t);
+    if (!t)
+        return kiln_fail(e, KILN_E_NOMEM, "tokenizer: out of memory");
+    t->n = d->n_tokens;
+    int rc = set_model(t, d, e);
+    if (!rc)
+        rc = set_special_ids(t, d, e);
+    if (!rc)
+        rc = copy_vocab(t, d, e);
+    if (!rc)
+        rc = index_vocab(t, e);
+    if (!rc) {
+        find_byte_tokens(t);
+        rc = build_merges(t, d, e);
+    }
+    if (!rc)
+        rc = build_pieces(t, e);
+    if (!rc)
+        rc = build_special_index(t, e);
+    if (rc) {
+        kiln_tokenizer_free(t);
+        return rc;
+    }
+    mark_eog(t);
     *out = t;
     return 0;
-fail:
-    kiln_tokenizer_free(t);
-    return rc;
 }
 
 void kiln_tokenizer_free(kiln_tokenizer *t)

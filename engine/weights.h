@@ -13,6 +13,7 @@
 #include "engine/gguf.h"
 #include "kernels/quant.h"
 #include "kernels/quant_ilv.h"
+#include "util/pool.h"
 
 /* Rows [row0, row0 + rows) of a matrix, in buffers of their own. A matrix
  * larger than one device buffer may be (Vulkan's maxStorageBufferRange is
@@ -41,10 +42,16 @@ typedef struct kiln_dmat {
 
 /* Loads tensor t (dims [cols, rows]) onto d. Errors name the file and tensor.
  * max_part_bytes: the largest buffer a part may use (0: the device's limit,
- * d->fp.max_buffer_bytes; tests pass small values to force parts). keep: if
- * not NULL, receives the converted host matrix (the caller frees it). */
+ * d->fp.max_buffer_bytes; tests pass small values to force parts). ilv > 1:
+ * rows interleaved in tiles of ilv (kernels/quant_ilv.h; one part only, f16
+ * stays row-major). pool: the threads that convert the rows (NULL: the
+ * calling thread). keep: if not NULL and the matrix is split into parts,
+ * receives the converted host matrix (the caller frees it); otherwise it is
+ * zeroed. On a device whose buffers the host can write (kiln_host_ptr) the
+ * rows are converted straight into them unless a host copy is kept or the
+ * layout is interleaved. */
 int kiln_dmat_load(kiln_device *d, const kiln_gguf *g, const kiln_gguf_tensor *t, uint64_t max_part_bytes, int ilv,
-                   kiln_dmat *m, kiln_qmatrix *keep, kiln_err *e);
+                   kiln_pool *pool, kiln_dmat *m, kiln_qmatrix *keep, kiln_err *e);
 /* Uploads a host matrix (tests, synthetic weights), in parts where needed.
  * ilv > 1: rows interleaved in tiles of ilv (one part only; f16 stays
  * row-major). */

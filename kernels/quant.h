@@ -41,6 +41,9 @@ typedef struct kiln_qmatrix {
 } kiln_qmatrix;
 
 int kiln_quant_is_int4(int quant);
+/* Fills the derived sizes only (qs/scales/mins NULL): for a matrix whose
+ * arrays live elsewhere, e.g. in a device buffer the host can write. */
+int kiln_qmatrix_shape(kiln_qmatrix *q, int quant, int group, int64_t rows, int64_t cols, kiln_err *e);
 /* Fills the derived sizes and allocates (zeroed). */
 int kiln_qmatrix_alloc(kiln_qmatrix *q, int quant, int group, int64_t rows, int64_t cols, kiln_err *e);
 void kiln_qmatrix_free(kiln_qmatrix *q);
@@ -62,6 +65,9 @@ int kiln_qmatrix_code(const kiln_qmatrix *q, int64_t row, int64_t k);
  * must use group 32 and the matching quant: Q4_0 -> KILN_Q4_0, Q4_1 ->
  * KILN_Q4_1, Q8_0 -> KILN_Q8_0). */
 int kiln_repack_from_gguf(kiln_qmatrix *q, int64_t row, int ggml_type, const void *blocks, kiln_err *e);
+/* The same, one code at a time: the reference kiln_repack_from_gguf (a word at
+ * a time) must match bit for bit. */
+int kiln_repack_from_gguf_ref(kiln_qmatrix *q, int64_t row, int ggml_type, const void *blocks, kiln_err *e);
 int kiln_repack_to_gguf(const kiln_qmatrix *q, int64_t row, int ggml_type, void *blocks, kiln_err *e);
 
 #endif

@@ -66,6 +66,10 @@ static void report(const kiln_session *s, const kiln_engine_cli *c, const kiln_g
     fflush(stdout);
     char dev[256];
     kiln_session_device_name(s, dev, sizeof dev);
+    const kiln_model *m = &s->model;
+    if (c->verbose)
+        fprintf(stderr, "model load    %.0f ms: gguf %.1f, weights %.1f ms; tokenizer %.1f ms alongside\n",
+                m->load_s * 1e3, m->load_gguf_s * 1e3, m->load_weights_s * 1e3, m->load_tokenizer_s * 1e3);
     fprintf(stderr,
             "device        %s, loaded in %.0f ms\n"
             "prompt        %d tokens, prefill %.1f tok/s\n"

@@ -33,7 +33,8 @@ const char *kiln_engine_cli_help(void)
            "                          sampling (default greedy: --temp 0)\n"
            "  --stop STR              stop string (repeatable)\n"
            "  --chat-template NAME    chatml | llama2 | llama3 | raw (default: from the GGUF)\n"
-           "  --verbose               which tuned config (and match level) each kernel got\n"
+           "  --verbose               which tuned config (and match level) each kernel got; the model load\n"
+           "                          time split into gguf parse, tokenizer and weights\n"
            "  --json                  machine-readable summary\n"
            "  --profile               time every op: a table per phase (prefill per chunk, decode per step) of time\n"
            "                          per op label, device time, GB/s, host gaps; ops run synchronously (serializes GPUs)\n";

@@ -238,6 +238,12 @@ static int cpu_write(kiln_device *d, kiln_buffer *b, size_t off, const void *src
     return rc;
 }
 
+static void *cpu_host_ptr(kiln_device *d, kiln_buffer *b)
+{
+    (void)d;
+    return b ? b->ptr : NULL;
+}
+
 static int cpu_read(kiln_device *d, kiln_buffer *b, size_t off, void *dst, size_t n, kiln_err *e)
 {
     int rc = range_ok(d, b, off, n, "read", e);
@@ -432,6 +438,7 @@ static const kiln_device_ops cpu_ops = {
     .launch = cpu_launch,
     .finish = cpu_finish,
     .set_threads = cpu_set_threads,
+    .host_ptr = cpu_host_ptr,
 };
 
 static int probe(kiln_backend_status *st)
