@@ -130,7 +130,7 @@ int kiln_engine_session_open(kiln_engine_session *s, const kiln_engine_cli *c, k
         s->model.chat = k;
     }
     kiln_engine_opts eo = {.ctx = c->ctx, .page_size = c->page_size, .chunk = c->chunk, .db = s->db,
-                           .log = c->verbose ? stderr : NULL};
+                           .log = c->verbose ? stderr : NULL, .precision = c->precision};
     if ((rc = kiln_engine_init(&s->en, &s->model, &eo, e)))
         goto fail;
     s->engine_ready = 1;

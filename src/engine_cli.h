@@ -11,6 +11,7 @@ typedef struct kiln_engine_cli {
     const char *device;        /* default "cpu" */
     const char *db_path;       /* NULL: $KILN_DB or the default path, used if it exists */
     int ctx, page_size, chunk;
+    int precision;             /* kiln_precision (default fast) */
     int verbose, json;
     int n_predict;
     const char *prompt;
