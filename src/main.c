@@ -15,7 +15,7 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
-    {"devices", cmd_devices, "list every device of every backend with fingerprint and copy bandwidth"},
+    {"devices", cmd_devices, "list every device of every backend with fingerprint, copy and read bandwidth"},
     {"check", cmd_check, "verify every kernel x device x config x shape against the reference"},
     {"tune", cmd_tune, "search schedule variants on a device and store the winners"},
     {"db", cmd_db, "show, export, import, merge, diff and prune tuning databases"},
