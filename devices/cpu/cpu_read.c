@@ -56,7 +56,12 @@ __attribute__((target("avx512f"))) static uint32_t sum_avx512(const uint8_t *p, 
     for (; i + 64 <= bytes; i += 64)
         a0 = _mm512_add_epi32(a0, _mm512_loadu_si512((const void *)(p + i)));
     a0 = _mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3));
-    return (uint32_t)_mm512_reduce_add_epi32(a0) + sum_scalar(p + i, bytes - i);
+    /* lanes summed as unsigned: _mm512_reduce_add_epi32 adds signed ints (overflow is UB) */
+    uint32_t lane[16], acc = 0;
+    _mm512_storeu_si512((void *)lane, a0);
+    for (int j = 0; j < 16; j++)
+        acc += lane[j];
+    return acc + sum_scalar(p + i, bytes - i);
 }
 
 __attribute__((target("avx2"))) static uint32_t sum_avx2(const uint8_t *p, size_t bytes)

@@ -42,7 +42,8 @@ grep -q "% of copy" "$tmp/show.out" && grep -q "% of read" "$tmp/show.out" ||
 awk -F, '$5 == "read_gbps" { r = $7 } $5 == "tuned_gbps" { t = $7 } $5 == "tuned_read_pct" { p = $7 }
     END { if (!(r > 0 && p > 0 && (p - 100 * t / r) ^ 2 < (0.005 * p) ^ 2)) { print "read " r " tuned " t " pct " p; exit 1 } }' \
     "$tmp/show.csv" || fail "tuned_read_pct is not 100 x tuned_gbps / read_gbps"
-"$kiln" db export --db "$db" 2>/dev/null | grep -Eq '"read_gbps":[[:space:]]*[0-9.]*[1-9]' ||
+"$kiln" db export --db "$db" >"$tmp/export.json" 2>&1 || fail "db export exited $?"
+grep -Eq '"read_gbps":[[:space:]]*[0-9.]*[1-9]' "$tmp/export.json" ||
     fail "the device row in the database has no read bandwidth"
 
 rc=0
