@@ -1,7 +1,8 @@
 /* bench/bench_format.h - benchmark results as a table, markdown, CSV or JSON.
  *
  * table and md pivot a result set: one block per device, one row per
- * subject, one column per metric (first-seen order), each cell "value ±spread%";
+ * subject, one column per metric (first-seen order; tuned_bw_pct and
+ * tuned_read_pct headed "% of copy" and "% of read"), each cell "value ±spread%";
  * csv and json are long form, one record per (device, subject, metric), with
  * every field of kiln_bench_result. Informational ":mean" rows only appear in
  * the long forms. */

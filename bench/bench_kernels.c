@@ -164,6 +164,7 @@ static void bench_one(const kiln_kbench_opts *o, kiln_db *db, const char *spec, 
     row->default_gbps = row->default_ns > 0 ? row->bytes / row->default_ns : 0; /* bytes/ns == GB/s */
     row->tuned_gbps = row->tuned_ns > 0 ? row->bytes / row->tuned_ns : 0;
     row->bw_ratio = fp->copy_gbps > 0 ? row->tuned_gbps / fp->copy_gbps : 0;
+    row->read_ratio = fp->read_gbps > 0 ? row->tuned_gbps / fp->read_gbps : 0;
     row->speedup = row->tuned_ns > 0 ? row->default_ns / row->tuned_ns : 0;
     row->ok = 1;
 }
@@ -194,7 +195,7 @@ int kiln_bench_kernels(kiln_db *db, const kiln_kbench_opts *o, kiln_kbench_cb cb
     char batch[32];
     kiln_bench_batch_tag(batch);
     for (int di = 0; di < n_devs; di++) {
-        /* identify the device and measure its copy bandwidth here; the workers reopen it */
+        /* identify the device and measure its copy and read bandwidth here; the workers reopen it */
         kiln_device *d;
         if ((rc = kiln_device_select(devs[di], &d, e)))
             return rc;
@@ -202,12 +203,15 @@ int kiln_bench_kernels(kiln_db *db, const kiln_kbench_opts *o, kiln_kbench_cb cb
         kiln_err be = {0};
         if (kiln_measure_copy_bandwidth(d, &gbps, &be))
             fprintf(stderr, "bench: warning: %s: copy bandwidth not measured: %s\n", devs[di], be.msg);
+        double rgbps = 0;
+        if (kiln_measure_read_bandwidth(d, &rgbps, NULL, 0, &be))
+            fprintf(stderr, "bench: warning: %s: read bandwidth not measured: %s\n", devs[di], be.msg);
         kiln_fingerprint fp = d->fp;
         char spec[32];
         snprintf(spec, sizeof spec, "%s:%d", kiln_backend_name(d->backend), d->index);
         kiln_device_close(d);
 
-        kiln_kbench_row head = {.copy_gbps = gbps};
+        kiln_kbench_row head = {.copy_gbps = gbps, .read_gbps = rgbps};
         snprintf(head.device, sizeof head.device, "%s %s", spec, fp.name);
         if (cb)
             cb(user, &head);
@@ -229,6 +233,8 @@ int kiln_bench_kernels(kiln_db *db, const kiln_kbench_opts *o, kiln_kbench_cb cb
             return rc;
         }
         rc = add(&w, "device", "copy_gbps", "GB/s", KILN_BENCH_INFO, gbps, 0, 1, e);
+        if (!rc && rgbps > 0)
+            rc = add(&w, "device", "read_gbps", "GB/s", KILN_BENCH_INFO, rgbps, 0, 1, e);
         for (int j = 0; j < n_jobs && !rc; j++) {
             const kiln_kbench_row *row = &rows[j];
             char note[1024];
@@ -247,6 +253,9 @@ int kiln_bench_kernels(kiln_db *db, const kiln_kbench_opts *o, kiln_kbench_cb cb
                              row->tuned_spread, row->tuned_n, e);
                 if (!rc)
                     rc = add(&w, row->subject, "tuned_bw_pct", "%", KILN_BENCH_INFO, 100 * row->bw_ratio,
+                             row->tuned_spread, row->tuned_n, e);
+                if (!rc && row->read_ratio > 0)
+                    rc = add(&w, row->subject, "tuned_read_pct", "%", KILN_BENCH_INFO, 100 * row->read_ratio,
                              row->tuned_spread, row->tuned_n, e);
                 if (!rc)
                     rc = add(&w, row->subject, "speedup", "x", KILN_BENCH_INFO, row->speedup,

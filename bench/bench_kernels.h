@@ -1,7 +1,8 @@
 /* bench/bench_kernels.h - `kiln bench kernels`: the default config against
  * the tuned config (from the database, for this device) of each kernel x
  * shape, in the same run, interleaved, next to the device's measured copy
- * bandwidth.
+ * and read bandwidth (read is the roof of a kernel that streams its inputs:
+ * a gemv reads its weights and writes one value per row).
  *
  * Each (device, kernel, shape) runs in the tuner's worker process
  * (tuner/worker.h), so a crashing or hanging kernel is reported as a failed
@@ -13,8 +14,9 @@
  *
  * Stored per device as one bench run (kind "kernels"): per subject
  * "<kernel> <shape key>" the gated metrics default_us and tuned_us and the
- * informational default_gbps, tuned_gbps, tuned_bw_pct, speedup; subject
- * "device" copy_gbps; the run's notes say which tuned config and which
+ * informational default_gbps, tuned_gbps, tuned_bw_pct (% of copy),
+ * tuned_read_pct (% of read), speedup; subject "device" copy_gbps and
+ * read_gbps; the run's notes say which tuned config and which
  * lookup level each row used. */
 #ifndef KILN_BENCH_BENCH_KERNELS_H
 #define KILN_BENCH_BENCH_KERNELS_H
@@ -38,7 +40,7 @@ typedef struct kiln_kbench_opts {
 
 typedef struct kiln_kbench_row {
     char device[192];            /* "cpu:0 AMD EPYC" */
-    double copy_gbps;
+    double copy_gbps, read_gbps;  /* the device's, measured at the start of its rows */
     const kiln_kernel *kernel;
     kiln_shape shape;
     char shape_key[128];
@@ -51,7 +53,8 @@ typedef struct kiln_kbench_row {
     char error[512];
     double default_ns, default_spread, tuned_ns, tuned_spread;
     int default_n, tuned_n;
-    double bytes, default_gbps, tuned_gbps, bw_ratio, speedup;
+    double bytes, default_gbps, tuned_gbps, speedup;
+    double bw_ratio, read_ratio; /* tuned GB/s over copy and over read bandwidth (0: not measured) */
     int64_t run_id;
 } kiln_kbench_row;
 

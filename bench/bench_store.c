@@ -358,7 +358,7 @@ char *kiln_bench_export_json(kiln_db *db, const int64_t *run_ids, int n_runs, ki
         sqlite3_stmt *st;
         if (sqlite3_prepare_v2(h,
                                "SELECT r.uuid, r.created, r.git_commit, r.git_ref, r.build_options, r.kind, r.subject,"
-                               " r.host, r.notes, d.fingerprint, d.backend, d.name, d.copy_gbps FROM bench_runs r"
+                                " r.host, r.notes, d.fingerprint, d.backend, d.name, d.copy_gbps, d.read_gbps FROM bench_runs r"
                                " JOIN devices d ON d.id = r.device_id WHERE r.id = ?1",
                                -1, &st, NULL) != SQLITE_OK) {
             rc = sql_fail(db, e, "exporting a bench run");
@@ -381,6 +381,7 @@ char *kiln_bench_export_json(kiln_db *db, const int64_t *run_ids, int n_runs, ki
         cJSON_AddStringToObject(dev, "backend", col(st, 10));
         cJSON_AddStringToObject(dev, "name", col(st, 11));
         cJSON_AddNumberToObject(dev, "copy_gbps", sqlite3_column_double(st, 12));
+        cJSON_AddNumberToObject(dev, "read_gbps", sqlite3_column_double(st, 13)); /* 0: not measured */
         sqlite3_finalize(st);
         cJSON *res = cJSON_AddArrayToObject(o, "results");
         if (sqlite3_prepare_v2(h,
@@ -530,8 +531,8 @@ int kiln_bench_import_json(kiln_db *db, const char *path, double f, int64_t *new
         sqlite3_stmt *st;
         /* the device by its fingerprint (the key kiln_db_device_upsert writes) */
         if (sqlite3_prepare_v2(h,
-                               "INSERT INTO devices(fingerprint, backend, name, copy_gbps, first_seen, last_seen)"
-                               " VALUES(?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT(fingerprint) DO NOTHING",
+                               "INSERT INTO devices(fingerprint, backend, name, copy_gbps, first_seen, last_seen,"
+                               " read_gbps) VALUES(?1, ?2, ?3, ?4, ?5, ?5, ?6) ON CONFLICT(fingerprint) DO NOTHING",
                                -1, &st, NULL) != SQLITE_OK) {
             rc = sql_fail(db, e, "importing a bench device");
             break;
@@ -541,6 +542,10 @@ int kiln_bench_import_json(kiln_db *db, const char *path, double f, int64_t *new
         sqlite3_bind_text(st, 3, jstr(dev, "name"), -1, SQLITE_TRANSIENT);
         sqlite3_bind_double(st, 4, jnum(dev, "copy_gbps"));
         sqlite3_bind_text(st, 5, jstr(run, "created"), -1, SQLITE_TRANSIENT);
+        if (jnum(dev, "read_gbps") > 0) /* absent in runs exported before it was measured */
+            sqlite3_bind_double(st, 6, jnum(dev, "read_gbps"));
+        else
+            sqlite3_bind_null(st, 6);
         int ok = sqlite3_step(st) == SQLITE_DONE;
         sqlite3_finalize(st);
         kiln_db_bench_run r = {0};

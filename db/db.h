@@ -16,7 +16,7 @@
 
 #include "devices/device.h"
 
-#define KILN_DB_SCHEMA_VERSION 1
+#define KILN_DB_SCHEMA_VERSION 2
 
 typedef struct kiln_db kiln_db;
 

@@ -170,7 +170,8 @@ static int insert_row(import_ctx *c, const char *table, cJSON *row, const char *
             sqlite3_bind_int64(st, i, to);
         } else if (cJSON_IsNumber(f)) {
             double v = f->valuedouble;
-            if (v == (double)(int64_t)v && strcmp(f->string, "median_ns") && strcmp(f->string, "copy_gbps"))
+            if (v == (double)(int64_t)v && strcmp(f->string, "median_ns") && strcmp(f->string, "copy_gbps") &&
+                strcmp(f->string, "read_gbps"))
                 sqlite3_bind_int64(st, i, (int64_t)v);
             else
                 sqlite3_bind_double(st, i, v);

@@ -65,6 +65,8 @@ typedef struct kiln_fingerprint {
     uint32_t cpu_device;       /* the driver runs kernels on CPU cores (lavapipe, PoCL; the cpu backend):
                                 * invocations share SIMD lanes, so schedules that suit GPUs may not */
     double copy_gbps;          /* measured device-to-device copy bandwidth, 0 until measured */
+    double read_gbps;          /* measured read bandwidth (a reduction: what a gemv's weight stream can reach),
+                                * 0 until measured */
 } kiln_fingerprint;
 
 /* One line, stable order, used as the database identity of a device. */
@@ -199,6 +201,29 @@ int kiln_device_select(const char *spec, kiln_device **out, kiln_err *e);
  * where one buffer cannot be that large), warm-up, median of 9 passes.
  * Stores it in d->fp.copy_gbps and returns it via *gbps. */
 int kiln_measure_copy_bandwidth(kiln_device *d, double *gbps, kiln_err *e);
+
+/* Measures read bandwidth (GB/s of bytes read) with the device timer: a
+ * reduction kernel (devices/read_bw.{cl,comp,cu}, the cpu backend's AVX-512 /
+ * AVX2 sum on its pool) over buffers holding twice the LLC in all (as the
+ * copy measurement), each thread summing 16-byte loads and each workgroup
+ * writing one value; the sums are checked against the host's, so a probe
+ * that skips data cannot look fast. GPU-style backends screen the access
+ * patterns (kiln_read_bw_program) and time the fastest: median of 9 passes.
+ * Stores it in d->fp.read_gbps, returns it via *gbps (may be NULL) and, when
+ * how != NULL, which pattern and geometry won ("runs of 8 lanes, 16 x 256 over
+ * 4 x 128 MiB"). */
+int kiln_measure_read_bandwidth(kiln_device *d, double *gbps, char *how, size_t how_n, kiln_err *e);
+
+/* The read probe's program for a backend (compile checks, tests). layout 0:
+ * consecutive threads on consecutive 16-byte vectors, grid-strided (GPU
+ * coalescing); 1: each workgroup a contiguous block split into runs, one per
+ * `lanes` consecutive threads reading it interleaved (1: a run per thread,
+ * what PoCL streams; the SIMD width: what lavapipe streams). local and lanes
+ * are powers of two, lanes <= local; the cpu backend ignores all three (its
+ * workgroups sum contiguous blocks). defs must hold 2 entries.
+ * KILN_E_UNAVAILABLE where the backend has no source. */
+int kiln_read_bw_program(kiln_backend_kind k, int layout, uint32_t lanes, uint32_t local, kiln_program_desc *desc,
+                         kiln_define *defs, kiln_err *e);
 
 /* Convenience wrappers that keep call sites short. */
 static inline kiln_buffer *kiln_alloc(kiln_device *d, size_t n, kiln_err *e) { return d->ops->alloc(d, n, e); }

@@ -11,7 +11,7 @@
  *     att = attention(q, cache) per token  (causal: token t sees positions <= its own)
  *     x += Wo att; xn = rmsnorm(x) * ffn_norm        (one fused rmsnorm op)
  *     x += Wdown (silu(Wgate xn) * Wup xn); xn = rmsnorm(x) * next norm
- *   logits = Wout xn[last]
+ *   logits = Wout xn[last]                 (every token's: kiln_forward_all_logits)
  *
  * Activations are f32 [tokens][width], token-major; one token's row is bound
  * with a byte offset (device buffer offsets), never copied. */
@@ -52,9 +52,14 @@ int kiln_engine_init(kiln_engine *en, kiln_model *m, const kiln_engine_opts *o, 
     en->dev = m->dev;
     const kiln_llama_config *c = &m->cfg;
     en->chunk = o && o->chunk > 0 ? o->chunk : 64;
-    en->act = o && o->precision == KILN_PRECISION_STRICT ? KILN_ACT_F32 : KILN_ACT_Q8;
     int ctx = o && o->ctx > 0 ? o->ctx : (c->context_length > 0 && c->context_length < 4096 ? c->context_length : 4096);
     en->ctx = ctx;
+    int precision = o ? o->precision : KILN_PRECISION_FAST;
+    if (precision != KILN_PRECISION_FAST && precision != KILN_PRECISION_STRICT)
+        return kiln_fail(e, KILN_E_INVALID, "engine: precision %d is neither fast (%d) nor strict (%d)", precision,
+                         KILN_PRECISION_FAST, KILN_PRECISION_STRICT);
+    /* the matrix shapes say what the configs may do to activations */
+    en->act = precision == KILN_PRECISION_STRICT ? KILN_ACT_F32 : KILN_ACT_Q8;
     int page = o && o->page_size > 0 ? o->page_size : 64;
     kset ks;
     int rc = kernels(&ks, e);
@@ -103,7 +108,7 @@ void kiln_engine_free(kiln_engine *en)
     if (!en->dev)
         return;
     kiln_buffer **bs[] = {&en->x, &en->xn, &en->q, &en->k, &en->v, &en->att, &en->o, &en->gate,
-                          &en->up, &en->hid, &en->logits, &en->best, &en->ids, &en->pos};
+                          &en->up, &en->hid, &en->logits, &en->best, &en->ids, &en->pos, &en->logits_all};
     for (size_t i = 0; i < sizeof bs / sizeof bs[0]; i++) {
         kiln_free(en->dev, *bs[i]);
         *bs[i] = NULL;
@@ -256,7 +261,10 @@ static int embed_on_host(kiln_engine *en, const int32_t *tokens, int T, kiln_err
     return rc;
 }
 
-static int chunk(kiln_engine *en, const kset *ks, kiln_kv_seq *seq, const int32_t *tokens, int T, kiln_err *e)
+/* all: NULL for the last token's logits into en->logits, else every
+ * token's into all[T][n_vocab]. */
+static int chunk(kiln_engine *en, const kset *ks, kiln_kv_seq *seq, const int32_t *tokens, int T, kiln_buffer *all,
+                 kiln_err *e)
 {
     kiln_model *m = en->m;
     const kiln_llama_config *c = &m->cfg;
@@ -304,11 +312,29 @@ static int chunk(kiln_engine *en, const kset *ks, kiln_kv_seq *seq, const int32_
             (rc = rmsnorm(en, ks, T, next, en->o, e)))
             return kiln_err_wrap(e, "layer %d (feed-forward)", l);
     }
+    if (all) /* every token's logits: the LM head as one gemm over the chunk */
+        return matmul(en, ks, "output", &m->output, en->xn, 0, all, 0, T, e);
     /* only the last token's logits are needed */
     return matmul(en, ks, "output", &m->output, en->xn, (size_t)(T - 1) * (size_t)c->n_embd * 4, en->logits, 0, 1, e);
 }
 
-int kiln_forward(kiln_engine *en, kiln_kv_seq *seq, const int32_t *tokens, int n, kiln_err *e)
+/* The device buffer for every token's logits of a chunk, made on first use. */
+static int all_logits_buffer(kiln_engine *en, kiln_err *e)
+{
+    if (en->logits_all)
+        return 0;
+    size_t row = (size_t)en->m->cfg.n_vocab * 4, align = en->dev->fp.offset_align ? en->dev->fp.offset_align : 1;
+    if (en->m->output.n_parts > 1 && row % align) /* parts write rows of y by offset */
+        return kiln_fail(e, KILN_E_INVALID, "engine: logits rows of %zu bytes are not multiples of %s's buffer offset "
+                         "alignment %zu", row, en->dev->fp.name, align);
+    if (!(en->logits_all = kiln_alloc(en->dev, row * (size_t)en->chunk, e)))
+        return kiln_err_wrap(e, "engine: logits of %d tokens x %d (a smaller prefill chunk needs less)", en->chunk,
+                             en->m->cfg.n_vocab);
+    return 0;
+}
+
+/* all_host: NULL (kiln_forward) or [n][n_vocab] (kiln_forward_all_logits). */
+static int forward(kiln_engine *en, kiln_kv_seq *seq, const int32_t *tokens, int n, float *all_host, kiln_err *e)
 {
     if (n <= 0)
         return kiln_fail(e, KILN_E_INVALID, "forward: no tokens");
@@ -320,20 +346,36 @@ int kiln_forward(kiln_engine *en, kiln_kv_seq *seq, const int32_t *tokens, int n
     int rc = kernels(&ks, e);
     if (rc)
         return rc;
-    if ((rc = kiln_kv_seq_reserve(seq, n, e)))
+    if ((all_host && (rc = all_logits_buffer(en, e))) || (rc = kiln_kv_seq_reserve(seq, n, e)))
         return rc;
     int start = seq->n_tokens;
+    size_t row = (size_t)en->m->cfg.n_vocab;
     for (int i = 0; i < n; i += en->chunk) {
         int T = n - i < en->chunk ? n - i : en->chunk;
         if (en->prof)
             kiln_profile_chunk(en->prof, T, kiln_now_s());
-        if ((rc = chunk(en, &ks, seq, tokens + i, T, e))) {
+        if ((rc = chunk(en, &ks, seq, tokens + i, T, all_host ? en->logits_all : NULL, e)) ||
+            (all_host && (rc = kiln_read(en->dev, en->logits_all, 0, all_host + (size_t)i * row,
+                                         (size_t)T * row * sizeof(float), e)))) {
             kiln_kv_seq_truncate(seq, start); /* the sequence is unchanged on failure */
             return kiln_err_wrap(e, "forward on %s (tokens %d..%d)", en->dev->fp.name, start + i, start + i + T - 1);
         }
         seq->n_tokens += T;
     }
     return 0;
+}
+
+int kiln_forward(kiln_engine *en, kiln_kv_seq *seq, const int32_t *tokens, int n, kiln_err *e)
+{
+    return forward(en, seq, tokens, n, NULL, e);
+}
+
+int kiln_forward_all_logits(kiln_engine *en, kiln_kv_seq *seq, const int32_t *tokens, int n, float *logits,
+                            kiln_err *e)
+{
+    if (!logits)
+        return kiln_fail(e, KILN_E_INVALID, "forward: no logits array");
+    return forward(en, seq, tokens, n, logits, e);
 }
 
 int kiln_engine_logits(kiln_engine *en, kiln_err *e)

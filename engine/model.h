@@ -61,12 +61,19 @@ typedef struct kiln_model_opts {
 int kiln_model_load(kiln_model *m, kiln_device *d, const char *path, const kiln_model_opts *o, kiln_err *e);
 void kiln_model_free(kiln_model *m);
 
-/* What the user allows the kernels to do to activations (--precision). */
-enum { KILN_PRECISION_FAST = 0,   /* matrix kernels may quantize x to int8 per block of 32 (act=q8 shapes) */
-       KILN_PRECISION_STRICT = 1  /* f32 activations only: greedy output equals a float64 forward */ };
+/* Activation precision of the weight products (kiln_engine_opts.precision).
+ * FAST may quantize activations (int8 per 32-block, where a kernel has such a
+ * variant) for speed; STRICT pins f32 activations, the path whose greedy
+ * output equals a float64 forward. FAST lets the matrix
+ * kernels' act-1 configs (gemv_int4, gemm_int4) run where tuning chose them.
+ * `kiln perplexity --precision` measures what FAST costs in quality. */
+typedef enum kiln_precision {
+    KILN_PRECISION_FAST = 0,   /* the default (zero-initialized options) */
+    KILN_PRECISION_STRICT = 1,
+} kiln_precision;
 
 typedef struct kiln_engine_opts {
-    int precision;             /* KILN_PRECISION_* (0: fast) */
+    int precision;             /* kiln_precision (0: KILN_PRECISION_FAST) */
     int ctx;                   /* KV capacity in tokens (0: min(model context, 4096)) */
     int page_size;             /* KV page size (0: 64) */
     int chunk;                 /* prefill chunk in tokens (0: 64) */
@@ -86,6 +93,7 @@ typedef struct kiln_engine {
     /* activations for up to `chunk` tokens */
     kiln_buffer *x, *xn, *q, *k, *v, *att, *o, *gate, *up, *hid, *logits, *best, *ids, *pos;
     float *logits_host;
+    kiln_buffer *logits_all;   /* [chunk][n_vocab], allocated by the first kiln_forward_all_logits */
 } kiln_engine;
 
 int kiln_engine_init(kiln_engine *en, kiln_model *m, const kiln_engine_opts *o, kiln_err *e);
@@ -98,6 +106,14 @@ void kiln_engine_free(kiln_engine *en);
  * kiln_engine_argmax. KILN_E_FULL when the cache cannot hold them (the
  * sequence is unchanged). */
 int kiln_forward(kiln_engine *en, kiln_kv_seq *seq, const int32_t *tokens, int n, kiln_err *e);
+/* kiln_forward, but the logits of every token: logits[i * n_vocab + v] is
+ * the logit of v after tokens[0..i] (host memory, n * n_vocab floats). Each
+ * chunk's LM head runs as one gemm over its tokens into a [chunk][n_vocab]
+ * device buffer (allocated on the first call, so kiln_forward pays nothing),
+ * read back after the chunk. The last-token logits of kiln_engine_logits and
+ * kiln_engine_argmax are not updated by this call. */
+int kiln_forward_all_logits(kiln_engine *en, kiln_kv_seq *seq, const int32_t *tokens, int n, float *logits,
+                            kiln_err *e);
 /* Copies the last logits to the host (en->logits_host, n_vocab floats). */
 int kiln_engine_logits(kiln_engine *en, kiln_err *e);
 int kiln_engine_argmax(kiln_engine *en, int32_t *id, kiln_err *e);

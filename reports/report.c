@@ -307,7 +307,9 @@ static void fig_bandwidth(rep *p)
         " (SELECT c.value FROM bench_results c WHERE c.run_id = r.id AND c.metric = 'copy_gbps'),"
         " MAX(CASE WHEN x.metric = 'tuned_bw_pct' THEN x.value END), d.name, MAX(CASE WHEN x.metric = 'default_us'"
         " THEN x.value END), MAX(CASE WHEN x.metric = 'tuned_us' THEN x.value END), MAX(CASE WHEN x.metric ="
-        " 'speedup' THEN x.value END)"
+        " 'speedup' THEN x.value END),"
+        " (SELECT c.value FROM bench_results c WHERE c.run_id = r.id AND c.metric = 'read_gbps'),"
+        " MAX(CASE WHEN x.metric = 'tuned_read_pct' THEN x.value END)"
         " FROM bench_results x JOIN bench_runs r ON r.id = x.run_id JOIN devices d ON d.id = r.device_id"
         " WHERE r.id IN (%s) AND x.name != 'device' GROUP BY r.id, x.name HAVING MAX(CASE WHEN x.metric ="
         " 'tuned_gbps' THEN 1 END) = 1 ORDER BY d.backend, x.name",
@@ -318,41 +320,49 @@ static void fig_bandwidth(rep *p)
     FILE *f = open_out(p, "bandwidth.dat", NULL);
     int n = 0;
     if (f)
-        fprintf(f, "# label default_gbps tuned_gbps copy_gbps\n");
+        fprintf(f, "# label default_gbps tuned_gbps copy_gbps read_gbps (0: not measured)\n");
     fprintf(p->md, "\n## Kernel bench: achieved bandwidth (latest run per device)\n\n"
-                   "| device | kernel shape | default us | tuned us | speedup | tuned GB/s | copy GB/s | %% of copy |\n"
-                   "|---|---|---:|---:|---:|---:|---:|---:|\n");
+                   "| device | kernel shape | default us | tuned us | speedup | tuned GB/s | copy GB/s | %% of copy |"
+                   " read GB/s | %% of read |\n"
+                   "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     while (f && sqlite3_step(st) == SQLITE_ROW) {
         char label[300];
         snprintf(label, sizeof label, "%s: %s", col(st, 0), col(st, 1));
         for (char *c = label; *c; c++)
             if (*c == '"')
                 *c = '\'';
-        fprintf(f, "\"%s\" %.4f %.4f %.4f\n", label, sqlite3_column_double(st, 2), sqlite3_column_double(st, 3),
-                sqlite3_column_double(st, 4));
-        fprintf(p->md, "| %s %s | %s | %.1f | %.1f | %.2fx | %.2f | %.2f | %.0f%% |\n", col(st, 0), col(st, 6),
-                col(st, 1), sqlite3_column_double(st, 7), sqlite3_column_double(st, 8), sqlite3_column_double(st, 9),
-                sqlite3_column_double(st, 3), sqlite3_column_double(st, 4), sqlite3_column_double(st, 5));
+        fprintf(f, "\"%s\" %.4f %.4f %.4f %.4f\n", label, sqlite3_column_double(st, 2), sqlite3_column_double(st, 3),
+                sqlite3_column_double(st, 4), sqlite3_column_double(st, 10));
+        char rd[32] = "-", rp[32] = "-"; /* runs from before the read bandwidth was measured */
+        if (sqlite3_column_type(st, 10) != SQLITE_NULL)
+            snprintf(rd, sizeof rd, "%.2f", sqlite3_column_double(st, 10));
+        if (sqlite3_column_type(st, 11) != SQLITE_NULL)
+            snprintf(rp, sizeof rp, "%.0f%%", sqlite3_column_double(st, 11));
+        fprintf(p->md, "| %s %s | %s | %.1f | %.1f | %.2fx | %.2f | %.2f | %.0f%% | %s | %s |\n", col(st, 0),
+                col(st, 6), col(st, 1), sqlite3_column_double(st, 7), sqlite3_column_double(st, 8),
+                sqlite3_column_double(st, 9), sqlite3_column_double(st, 3), sqlite3_column_double(st, 4),
+                sqlite3_column_double(st, 5), rd, rp);
         n++;
     }
     sqlite3_finalize(st);
     if (f)
         fclose(f);
     if (!n) {
-        fprintf(p->md, "| (no kernel bench runs) | | | | | | | |\n");
+        fprintf(p->md, "| (no kernel bench runs) | | | | | | | | | |\n");
         skip(p, "bandwidth (no kernel bench runs)");
         return;
     }
     char body[2048];
     snprintf(body, sizeof body,
            "set xrange [-0.6:%.1f]\n"
-           "set title 'Achieved bandwidth vs the device copy bandwidth (latest kernel bench per device)'\n"
+           "set title 'Achieved bandwidth vs the device copy and read bandwidth (latest kernel bench per device)'\n"
            "set style data histograms\nset style histogram clustered gap 1\nset style fill solid 0.8 border -1\n"
            "set boxwidth 0.9\nset ylabel 'GB/s'\nset yrange [0:*]\nset grid ytics\nset xtics rotate by -25 font ',8'\n"
            "set key outside top center horizontal\nset bmargin 9\n"
            "plot 'bandwidth.dat' using 2:xtic(1) title 'default config' lc rgb '#999999', \\\n"
            "     '' using 3 title 'tuned config' lc rgb '#d9541e', \\\n"
-           "     '' using 4 title 'device copy bandwidth (peak)' lc rgb '#3060c0'\n", n - 0.4);
+           "     '' using 4 title 'device copy bandwidth' lc rgb '#3060c0', \\\n"
+           "     '' using 5 title 'device read bandwidth' lc rgb '#30a050'\n", n - 0.4);
     figure(p, "bandwidth", body);
 }
 

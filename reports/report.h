@@ -9,7 +9,7 @@
  *                the kernel x shape with the most valid trials (influence:
  *                spread of the mean log-time between a parameter's values)
  *   bandwidth    achieved GB/s of default and tuned configs next to the
- *                device's copy bandwidth (latest kernel bench per device)
+ *                device's copy and read bandwidth (latest kernel bench per device)
  *   speedup      tuned/default speedup of every winner, per device
  *   history      gated bench metrics (kernel times, pp/tg tok/s, TTFT) over
  *                the bench runs, relative to each series' first run, with

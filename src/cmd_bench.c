@@ -24,7 +24,8 @@ static void usage(FILE *f)
             "usage: kiln bench <command> [options]\n"
             "  kernels [--device D ...] [--kernel K ...] [--shape SPEC ...] [-r ROUNDS] [--format F]\n"
             "          default vs tuned config (db lookup for the device) of each kernel x shape, interleaved,\n"
-            "          verified, with GB/s and %% of the device's copy bandwidth; stored as a bench run\n"
+            "          verified, with GB/s and %% of the device's copy and read bandwidth (read: the roof of\n"
+            "          a kernel that streams its inputs, as a gemv does); stored as a bench run\n"
             "          (default: cpu, the decode kernel set at tune's Llama shapes, 5 rounds)\n"
             "  model ...                    model benchmark (pp/tg tok/s, TTFT, latency)\n"
             "  compare RUN --baseline B [--threshold 0.05] [--k 3] [--kind kernels|model] [--format F]\n"
@@ -116,7 +117,8 @@ static void kernels_row(void *user, const kiln_kbench_row *r)
     const kcb *c = user;
     if (c->fmt != KILN_FMT_TABLE && c->fmt != KILN_FMT_MD) {
         if (!r->kernel)
-            fprintf(stderr, "bench: %s, copy bandwidth %.2f GB/s\n", r->device, r->copy_gbps);
+            fprintf(stderr, "bench: %s, copy bandwidth %.2f GB/s, read %.2f GB/s\n", r->device, r->copy_gbps,
+                    r->read_gbps);
         else if (!r->ok)
             fprintf(stderr, "bench: %s: FAILED: %s\n", r->subject, r->error);
         return;
@@ -124,14 +126,15 @@ static void kernels_row(void *user, const kiln_kbench_row *r)
     int md = c->fmt == KILN_FMT_MD;
     if (!r->kernel) {
         if (md)
-            printf("\n**%s** - copy bandwidth %.2f GB/s\n\n"
-                   "| kernel | shape | default us | tuned us | speedup | tuned GB/s | %% of copy | tuned config (lookup) |\n"
-                   "|---|---|---:|---:|---:|---:|---:|---|\n",
-                   r->device, r->copy_gbps);
+            printf("\n**%s** - copy bandwidth %.2f GB/s, read bandwidth %.2f GB/s\n\n"
+                   "| kernel | shape | default us | tuned us | speedup | tuned GB/s | %% of copy | %% of read | tuned "
+                   "config (lookup) |\n"
+                   "|---|---|---:|---:|---:|---:|---:|---:|---|\n",
+                   r->device, r->copy_gbps, r->read_gbps);
         else
-            printf("\n%s - copy bandwidth %.2f GB/s\n%-16s %-28s %18s %18s %8s %10s %7s  %s\n", r->device, r->copy_gbps,
-                   "kernel", "shape", "default us", "tuned us", "speedup", "tuned GB/s", "% copy",
-                   "tuned config (lookup)");
+            printf("\n%s - copy bandwidth %.2f GB/s, read bandwidth %.2f GB/s\n%-16s %-28s %18s %18s %8s %10s %7s %7s  %s\n",
+                   r->device, r->copy_gbps, r->read_gbps, "kernel", "shape", "default us", "tuned us", "speedup",
+                   "tuned GB/s", "% copy", "% read", "tuned config (lookup)");
         fflush(stdout);
         return;
     }
@@ -147,12 +150,17 @@ static void kernels_row(void *user, const kiln_kbench_row *r)
     snprintf(dt, sizeof dt, "%.1f ±%.1f%%", r->default_ns / 1e3, 100 * r->default_spread);
     snprintf(tt, sizeof tt, "%.1f ±%.1f%%", r->tuned_ns / 1e3, 100 * r->tuned_spread);
     snprintf(cfg, sizeof cfg, "%s (%s)", r->same ? "= default" : r->tuned_json, r->match);
+    char cp[16] = "-", rd[16] = "-"; /* "-": that bandwidth was not measured */
+    if (r->bw_ratio > 0)
+        snprintf(cp, sizeof cp, "%.0f%%", 100 * r->bw_ratio);
+    if (r->read_ratio > 0)
+        snprintf(rd, sizeof rd, "%.0f%%", 100 * r->read_ratio);
     if (md)
-        printf("| %s | %s | %s | %s | %.2fx | %.2f | %.0f%% | `%s` |\n", r->kernel->name, r->shape_key, dt, tt,
-               r->speedup, r->tuned_gbps, 100 * r->bw_ratio, cfg);
+        printf("| %s | %s | %s | %s | %.2fx | %.2f | %s | %s | `%s` |\n", r->kernel->name, r->shape_key, dt, tt,
+               r->speedup, r->tuned_gbps, cp, rd, cfg);
     else
-        printf("%-16s %-28s %18s %18s %7.2fx %10.2f %6.0f%%  %s\n", r->kernel->name, r->shape_key, dt, tt, r->speedup,
-               r->tuned_gbps, 100 * r->bw_ratio, cfg);
+        printf("%-16s %-28s %18s %18s %7.2fx %10.2f %7s %7s  %s\n", r->kernel->name, r->shape_key, dt, tt, r->speedup,
+               r->tuned_gbps, cp, rd, cfg);
     fflush(stdout);
 }
 

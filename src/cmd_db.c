@@ -101,8 +101,8 @@ static int show(kiln_db *db, int json)
     sqlite3_prepare_v2(h,
                        "SELECT d.backend || ':' || d.name, d.copy_gbps, (SELECT COUNT(*) FROM winners w WHERE"
                        " w.device_id = d.id), (SELECT COUNT(*) FROM trials t WHERE t.device_id = d.id),"
-                       " (SELECT exp(avg(ln(w.speedup))) FROM winners w WHERE w.device_id = d.id AND w.speedup > 0)"
-                       " FROM devices d ORDER BY d.id",
+                       " (SELECT exp(avg(ln(w.speedup))) FROM winners w WHERE w.device_id = d.id AND w.speedup > 0),"
+                       " d.read_gbps FROM devices d ORDER BY d.id",
                        -1, &st, NULL);
     cJSON *jd = json ? cJSON_AddArrayToObject(root, "devices") : NULL;
     while (sqlite3_step(st) == SQLITE_ROW) {
@@ -110,14 +110,15 @@ static int show(kiln_db *db, int json)
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "device", col(st, 0));
             cJSON_AddNumberToObject(o, "copy_gbps", sqlite3_column_double(st, 1));
+            cJSON_AddNumberToObject(o, "read_gbps", sqlite3_column_double(st, 5)); /* 0: not measured */
             cJSON_AddNumberToObject(o, "winners", sqlite3_column_int(st, 2));
             cJSON_AddNumberToObject(o, "trials", sqlite3_column_int(st, 3));
             cJSON_AddNumberToObject(o, "geomean_speedup", sqlite3_column_double(st, 4));
             cJSON_AddItemToArray(jd, o);
         } else {
-            printf("  %-40.40s copy %6.1f GB/s  %3d winners  %5d trials  geomean speedup %.2fx\n", col(st, 0),
-                   sqlite3_column_double(st, 1), sqlite3_column_int(st, 2), sqlite3_column_int(st, 3),
-                   sqlite3_column_double(st, 4));
+            printf("  %-40.40s copy %6.1f GB/s  read %6.1f GB/s  %3d winners  %5d trials  geomean speedup %.2fx\n",
+                   col(st, 0), sqlite3_column_double(st, 1), sqlite3_column_double(st, 5), sqlite3_column_int(st, 2),
+                   sqlite3_column_int(st, 3), sqlite3_column_double(st, 4));
         }
     }
     sqlite3_finalize(st);

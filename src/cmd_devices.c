@@ -1,5 +1,6 @@
 /* src/cmd_devices.c - `kiln devices`: every backend, available or not (and
- * why), and every device with its fingerprint and measured copy bandwidth. */
+ * why), and every device with its fingerprint and measured copy and read
+ * bandwidth (read: the roof of a kernel that streams its inputs, a gemv). */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +9,7 @@
 #include "src/commands.h"
 #include "devices/device.h"
 
-static void fp_json(cJSON *o, const kiln_device *d)
+static void fp_json(cJSON *o, const kiln_device *d, const char *read_how)
 {
     const kiln_fingerprint *fp = &d->fp;
     char key[512];
@@ -34,6 +35,8 @@ static void fp_json(cJSON *o, const kiln_device *d)
     cJSON_AddNumberToObject(o, "memory_bytes", (double)fp->memory_bytes);
     cJSON_AddNumberToObject(o, "llc_bytes", (double)fp->llc_bytes);
     cJSON_AddNumberToObject(o, "copy_gbps", fp->copy_gbps);
+    cJSON_AddNumberToObject(o, "read_gbps", fp->read_gbps);
+    cJSON_AddStringToObject(o, "read_probe", read_how);
     cJSON_AddStringToObject(o, "fingerprint", key);
 }
 
@@ -47,7 +50,7 @@ static void mib(char *buf, size_t n, uint64_t bytes)
         snprintf(buf, n, "%.0f KiB", (double)bytes / 1024);
 }
 
-static void print_device(const kiln_device *d, const char *bw_note)
+static void print_device(const kiln_device *d, const char *bw_note, const char *read_note, const char *read_how)
 {
     const kiln_fingerprint *fp = &d->fp;
     char local[32], mem[32], llc[32];
@@ -65,6 +68,10 @@ static void print_device(const kiln_device *d, const char *bw_note)
         printf("    copy        %s\n", bw_note);
     else
         printf("    copy        %.1f GB/s (device-timed, read+write)\n", fp->copy_gbps);
+    if (read_note)
+        printf("    read        %s\n", read_note);
+    else
+        printf("    read        %.1f GB/s (device-timed, bytes read by a reduction: %s)\n", fp->read_gbps, read_how);
 }
 
 int cmd_devices(int argc, char **argv)
@@ -109,17 +116,20 @@ int cmd_devices(int argc, char **argv)
                     fprintf(stderr, "%s:%d: cannot open: %s\n", bn, i, e.msg);
                 continue;
             }
-            char note[600] = "";
+            char note[600] = "", rnote[600] = "", how[128] = "";
             if (bandwidth && !names_only && kiln_measure_copy_bandwidth(d, NULL, &e))
                 snprintf(note, sizeof note, "not measured: %.500s", e.msg);
+            if (bandwidth && !names_only && kiln_measure_read_bandwidth(d, NULL, how, sizeof how, &e))
+                snprintf(rnote, sizeof rnote, "not measured: %.500s", e.msg);
             if (names_only)
                 printf("%s:%d\n", bn, i);
             else if (json) {
                 cJSON *jd = cJSON_CreateObject();
-                fp_json(jd, d);
+                fp_json(jd, d, how);
                 cJSON_AddItemToArray(jdevs, jd);
             } else {
-                print_device(d, note[0] ? note : !bandwidth ? "not measured (--no-bandwidth)" : NULL);
+                const char *off = !bandwidth ? "not measured (--no-bandwidth)" : NULL;
+                print_device(d, note[0] ? note : off, rnote[0] ? rnote : off, how);
                 printf("\n");
             }
             listed++;

@@ -348,8 +348,8 @@ int cmd_tune(int argc, char **argv)
     c.opts.first = first;
     c.opts.n_first = c.n_configs;
 
-    /* Identify the device and measure its copy bandwidth once, in this process
-     * but before any worker: the workers reopen it. */
+    /* Identify the device and measure its copy and read bandwidth once, in
+     * this process but before any worker: the workers reopen it. */
     kiln_device *d;
     if ((rc = kiln_device_select(c.device, &d, &e))) {
         fprintf(stderr, "tune: %s\n", e.msg);
@@ -358,6 +358,8 @@ int cmd_tune(int argc, char **argv)
     double gbps = 0;
     if (kiln_measure_copy_bandwidth(d, &gbps, &e))
         fprintf(stderr, "tune: warning: copy bandwidth not measured: %s\n", e.msg);
+    if (kiln_measure_read_bandwidth(d, NULL, NULL, 0, &e)) /* stored with the device */
+        fprintf(stderr, "tune: warning: read bandwidth not measured: %s\n", e.msg);
     kiln_fingerprint fp = d->fp;
     char spec[64];
     snprintf(spec, sizeof spec, "%s:%d", kiln_backend_name(d->backend), d->index);

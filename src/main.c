@@ -15,12 +15,13 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
-    {"devices", cmd_devices, "list every device of every backend with fingerprint and copy bandwidth"},
+    {"devices", cmd_devices, "list every device of every backend with fingerprint, copy and read bandwidth"},
     {"check", cmd_check, "verify every kernel x device x config x shape against the reference"},
     {"tune", cmd_tune, "search schedule variants on a device and store the winners"},
     {"db", cmd_db, "show, export, import, merge, diff and prune tuning databases"},
     {"run", cmd_run, "run a GGUF model on a prompt, report prefill/decode tok/s and TTFT"},
     {"chat", cmd_chat, "multi-turn chat keeping the KV cache between turns"},
+    {"perplexity", cmd_perplexity, "perplexity of a model on a text file (llama-perplexity's scheme)"},
     {"synth", cmd_synth, "write a synthetic Llama GGUF model with random weights"},
     {"serve", cmd_serve, "OpenAI-compatible HTTP API (chat/completions, streaming)"},
     {"bench", cmd_bench, "kernel and model benchmarks, regression compare"},
@@ -33,7 +34,7 @@ static void usage(FILE *f)
                "usage: kiln <command> [options]   (kiln <command> --help for details)\n\n",
             KILN_VERSION, kiln_git_commit);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].help);
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "\nexit codes: 0 ok, 1 failed (wrong kernel, regression, ...), 2 usage, 3 unavailable\n");
 }
 

@@ -31,6 +31,20 @@ done
 grep -q "exact device+driver" "$tmp/bench1.out" || fail "the tuned config was not found at the exact lookup level"
 grep -Eq "gemv_int4 +m2048.k2048.q4f16_1.g32 +[0-9.]+ ±" "$tmp/bench1.out" || fail "no bench row for the shape"
 grep -q "stored run 1 " "$tmp/bench1.out" || fail "run 1 not stored"
+# read bandwidth beside copy: in the live table, the stored run, its arithmetic, the device row
+grep -Eq "copy bandwidth [0-9.]+ GB/s, read bandwidth [0-9.]*[1-9][0-9.]* GB/s" "$tmp/bench1.out" ||
+    fail "no measured read bandwidth in the bench header"
+grep -Eq "gemv_int4 +m2048.*x +[0-9.]+ +[0-9]+% +[0-9]+% " "$tmp/bench1.out" || fail "no % copy and % read cells"
+"$kiln" bench show 1 --db "$db" >"$tmp/show.out" 2>&1 || fail "bench show exited $?"
+grep -q "% of copy" "$tmp/show.out" && grep -q "% of read" "$tmp/show.out" ||
+    { cat "$tmp/show.out"; fail "bench show has no '% of copy' / '% of read' columns"; }
+"$kiln" bench show 1 --format csv --db "$db" >"$tmp/show.csv" 2>&1 || fail "bench show csv exited $?"
+awk -F, '$5 == "read_gbps" { r = $7 } $5 == "tuned_gbps" { t = $7 } $5 == "tuned_read_pct" { p = $7 }
+    END { if (!(r > 0 && p > 0 && (p - 100 * t / r) ^ 2 < (0.005 * p) ^ 2)) { print "read " r " tuned " t " pct " p; exit 1 } }' \
+    "$tmp/show.csv" || fail "tuned_read_pct is not 100 x tuned_gbps / read_gbps"
+"$kiln" db export --db "$db" >"$tmp/export.json" 2>&1 || fail "db export exited $?"
+grep -Eq '"read_gbps":[[:space:]]*[0-9.]*[1-9]' "$tmp/export.json" ||
+    fail "the device row in the database has no read bandwidth"
 
 rc=0
 "$kiln" bench compare 2 --baseline 1 --threshold 1.0 --db "$db" >"$tmp/cmp_ok.out" 2>&1 || rc=$?

@@ -11,7 +11,8 @@
  * with KILN_TEST_BREAK=1 (`kiln check --break`). Prints a table per kernel;
  * any failure names kernel, shape, config, step and architecture with the
  * NVRTC log. Planted errors check that compile failures come back as
- * KILN_E_COMPILE with the log.
+ * KILN_E_COMPILE with the log. The device read-bandwidth probe
+ * (devices/read_bw.cu) compiles in each of its access patterns.
  *
  * No NVRTC: SKIP (77), or FAIL when $KILN_REQUIRE_BACKENDS names cuda-compile.
  * Environment: KILN_CUDA_RANDOM (random configs per kernel, default 3 like
@@ -229,6 +230,31 @@ static void planted_errors(const kiln_backend_impl *be)
     CHECK(rc == 0 && bytes > 0, "arch sm_990 (future GPU): got %d (%s), want PTX", rc, e.msg);
 }
 
+/* The device read-bandwidth probe (devices/read_bw.cu): every access pattern
+ * kiln_measure_read_bandwidth may run on a CUDA device, at 256 and 1024
+ * threads, for every architecture. */
+static void read_probe(const kiln_backend_impl *be)
+{
+    struct { int layout; uint32_t lanes; } pats[] = {{0, 1}, {1, 1}, {1, 32}};
+    uint32_t locals[] = {256, 1024};
+    int ok = 0;
+    for (int a = 0; a < n_archs; a++)
+        for (int p = 0; p < 3; p++)
+            for (int l = 0; l < 2; l++) {
+                kiln_program_desc desc;
+                kiln_define defs[2];
+                kiln_err e = {0};
+                size_t bytes = 0;
+                CHECK_OK(kiln_read_bw_program(KILN_CUDA, pats[p].layout, pats[p].lanes, locals[l], &desc, defs, &e),
+                         &e);
+                int rc = be->compile_only(&desc, arch_list[a], &bytes, &e);
+                CHECK(rc == 0 && bytes > 0, "FAIL read probe layout %d lanes %u local %u %s: %s", pats[p].layout,
+                      pats[p].lanes, locals[l], arch_list[a], e.msg);
+                ok += rc == 0;
+            }
+    printf("read probe (devices/read_bw.cu): %d of %d programs compiled\n", ok, n_archs * 6);
+}
+
 int main(void)
 {
     const kiln_backend_impl *be = kiln_backend_get(KILN_CUDA);
@@ -261,6 +287,7 @@ int main(void)
         return test_result();
 
     planted_errors(be);
+    read_probe(be);
 
     const char *env_random = getenv("KILN_CUDA_RANDOM");
     int n_random = env_random ? atoi(env_random) : 3;

@@ -3,7 +3,8 @@
  * improve, lookup levels and stale detection, JSON round trip, merge without
  * duplicates, prune keeps winners, a corrupt file is an error and stays
  * untouched, a locked file is a clear error, concurrent writers lose
- * nothing, and kill -9 loses no committed trial. */
+ * nothing, and kill -9 loses no committed trial; a version-1 file gains the
+ * devices' read bandwidth and keeps its rows and winners. */
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
@@ -212,6 +213,94 @@ static void test_versions_and_bad_files(void)
 }
 
 /* Several processes insert trials into one file at once: every row lands. */
+/* The read bandwidth column (schema 2): a version-1 file migrates with its
+ * rows, winners and copy bandwidth intact and read_gbps unknown (NULL); an
+ * upsert with a measurement stores it, one without keeps it; JSON carries it
+ * as a REAL both ways; a version-1 export imports with it NULL. */
+static void test_read_bandwidth_column(void)
+{
+    char p[512], q[512];
+    kiln_err e = {0};
+    kiln_db *db;
+    path(p, "v1.db");
+    kiln_fingerprint a = fp_of("RTX 3060", "535.2", "sm_86");
+    a.copy_gbps = 300.5;
+    int64_t dev, ker, ses;
+    int upd;
+    CHECK_OK(kiln_db_open(&db, p, &e), &e);
+    CHECK_OK(kiln_db_device_upsert(db, &a, &dev, &e), &e);
+    CHECK_OK(kiln_db_kernel_upsert(db, "gemv_int4", "h1", &ker, &e), &e);
+    CHECK_OK(kiln_db_session_begin(db, dev, "random", "8", "", &ses, &e), &e);
+    add_trial(db, ses, dev, ker, "m8.k8", "{\"wg\":64}", 100);
+    winner(db, dev, ker, "m8.k8", "{\"wg\":64}", 100, &upd);
+    kiln_db_close(db);
+    /* make it the version-1 file an older kiln wrote: no read_gbps column */
+    sqlite3 *h;
+    sqlite3_open(p, &h);
+    CHECK(sqlite3_exec(h, "ALTER TABLE devices DROP COLUMN read_gbps; PRAGMA user_version = 1;", NULL, NULL, NULL) ==
+              SQLITE_OK, "making a v1 file: %s", sqlite3_errmsg(h));
+    sqlite3_close(h);
+
+    CHECK_OK(kiln_db_open(&db, p, &e), &e);
+    if (!db)
+        return;
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(kiln_db_handle(db), "SELECT (SELECT user_version FROM pragma_user_version), copy_gbps,"
+                       " typeof(read_gbps), name FROM devices", -1, &st, NULL);
+    CHECK(sqlite3_step(st) == SQLITE_ROW, "no device row after the migration");
+    CHECK(sqlite3_column_int(st, 0) == KILN_DB_SCHEMA_VERSION && KILN_DB_SCHEMA_VERSION == 2, "version %d",
+          sqlite3_column_int(st, 0));
+    CHECK(sqlite3_column_double(st, 1) == 300.5 && !strcmp((const char *)sqlite3_column_text(st, 2), "null") &&
+              !strcmp((const char *)sqlite3_column_text(st, 3), "RTX 3060"),
+          "migrated row: copy %g, read %s, name %s", sqlite3_column_double(st, 1), sqlite3_column_text(st, 2),
+          sqlite3_column_text(st, 3));
+    sqlite3_finalize(st);
+    kiln_db_match m;
+    CHECK_OK(kiln_db_lookup(db, &a, "gemv_int4", "h1", "m8.k8", &m, &e), &e);
+    CHECK(m.level == KILN_MATCH_EXACT && !strcmp(m.config_json, "{\"wg\":64}"), "winner after migration: level %d %s",
+          m.level, m.config_json);
+    /* measured: stored; unmeasured later: kept */
+    int64_t dev2;
+    a.read_gbps = 32.0;
+    CHECK_OK(kiln_db_device_upsert(db, &a, &dev2, &e), &e);
+    a.read_gbps = 0;
+    a.copy_gbps = 0;
+    CHECK_OK(kiln_db_device_upsert(db, &a, &dev2, &e), &e);
+    CHECK(dev2 == dev, "the device got a new id %lld (was %lld)", (long long)dev2, (long long)dev);
+    const char *sql = "SELECT read_gbps, typeof(read_gbps), copy_gbps FROM devices";
+    sqlite3_prepare_v2(kiln_db_handle(db), sql, -1, &st, NULL);
+    CHECK(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_double(st, 0) == 32.0 &&
+              !strcmp((const char *)sqlite3_column_text(st, 1), "real") && sqlite3_column_double(st, 2) == 300.5,
+          "read %g (%s), copy %g", sqlite3_column_double(st, 0), sqlite3_column_text(st, 1),
+          sqlite3_column_double(st, 2));
+    sqlite3_finalize(st);
+    /* JSON both ways: 32.0 stays a REAL */
+    char *js = kiln_db_export_string(db, &e);
+    CHECK(js && strstr(js, "\"read_gbps\""), "export lacks read_gbps");
+    path(q, "v2-import.db");
+    kiln_db *db2;
+    CHECK_OK(kiln_db_open(&db2, q, &e), &e);
+    CHECK_OK(kiln_db_import(db2, js, &e), &e);
+    sqlite3_prepare_v2(kiln_db_handle(db2), sql, -1, &st, NULL);
+    CHECK(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_double(st, 0) == 32.0 &&
+              !strcmp((const char *)sqlite3_column_text(st, 1), "real"),
+          "imported read %g (%s)", sqlite3_column_double(st, 0), sqlite3_column_text(st, 1));
+    sqlite3_finalize(st);
+    /* an export from a version-1 kiln: no read_gbps anywhere */
+    const char *v1 = "{\"kiln_db_schema\":1,\"devices\":[{\"id\":7,\"fingerprint\":\"vulkan|X|1:2|Y|d|c\","
+                     "\"backend\":\"vulkan\",\"name\":\"Y\",\"copy_gbps\":50}]}";
+    CHECK_OK(kiln_db_import(db2, v1, &e), &e);
+    sqlite3_prepare_v2(kiln_db_handle(db2), "SELECT typeof(read_gbps), copy_gbps FROM devices WHERE name = 'Y'", -1,
+                       &st, NULL);
+    CHECK(sqlite3_step(st) == SQLITE_ROW && !strcmp((const char *)sqlite3_column_text(st, 0), "null") &&
+              sqlite3_column_double(st, 1) == 50,
+          "v1 import: read %s, copy %g", sqlite3_column_text(st, 0), sqlite3_column_double(st, 1));
+    sqlite3_finalize(st);
+    free(js);
+    kiln_db_close(db2);
+    kiln_db_close(db);
+}
+
 static void test_concurrent_writers(void)
 {
     char p[512];
@@ -336,6 +425,7 @@ int main(void)
         return 1;
     test_basics_and_lookup();
     test_versions_and_bad_files();
+    test_read_bandwidth_column();
     test_concurrent_writers();
     test_kill9();
     char cmd[300];

@@ -120,6 +120,8 @@ void ref_free(ref_model *m)
 
 const kiln_llama_config *ref_config(const ref_model *m) { return &m->c; }
 
+void ref_reset(ref_model *m) { m->pos = 0; }
+
 static void rmsnorm(float *out, const float *x, const float *w, int n, float eps)
 {
     double ss = 0;

@@ -15,6 +15,8 @@ typedef struct ref_model ref_model;
 ref_model *ref_load(const char *path, kiln_err *e);
 void ref_free(ref_model *m);
 const kiln_llama_config *ref_config(const ref_model *m);
+/* Forgets every position: the next ref_step is position 0 again. */
+void ref_reset(ref_model *m);
 /* Appends one token at the next position; logits[n_vocab] of it. */
 int ref_step(ref_model *m, int32_t token, float *logits);
 
