@@ -13,8 +13,9 @@ typedef struct kiln_embedded_source {
 extern const kiln_embedded_source kiln_embedded_sources[];
 extern const int kiln_embedded_source_count;
 
-/* CPU kernels register here: each kernel folder defines a NULL-terminated
- * kiln_cpu_entries_<folder>[] table listed in kernels/registry.c. */
+/* CPU kernels register here: a kernel folder defines a NULL-terminated
+ * kiln_cpu_entries_<folder>[] table and names the folder in kernel_cpu_tables
+ * (its meson.build); kernels/registry.c looks entries up in every table. */
 #include "devices/device.h"
 typedef struct kiln_cpu_entry {
     const char *name;
