@@ -130,8 +130,9 @@ typedef struct kiln_plan_arg {
 } kiln_plan_arg;
 
 typedef struct kiln_plan_step {
-    const char *source;     /* source name: "gemv_int4" -> kernels/gemv_int4/gemv_int4.{cl,comp,cu} */
-    const char *entry;      /* entry function (OpenCL/CUDA); for the cpu backend: name in the cpu registry */
+    const char *source;     /* source name: "gemv_int4" -> kernels/gemv_int4/gemv_int4.cl (OpenCL and CUDA) */
+    const char *entry;      /* entry function (OpenCL/CUDA); Vulkan: the shader kernels/<k>/<entry>.comp;
+                             * for the cpu backend: name in the cpu registry */
     const char *signature;  /* as kiln_program_desc.signature */
     kiln_define defines[KILN_MAX_DEFINES];
     int n_defines;
@@ -241,9 +242,10 @@ double kiln_config_space_size(const kiln_kernel *k);
 /* Adds every parameter's define (param->define = value) to a plan step. */
 void kiln_plan_config_defines(kiln_plan_step *s, const kiln_kernel *k, const kiln_config *c);
 
-/* Embedded kernel sources (generated at build time from kernels/ *.cl, *.comp, *.cu,
- * prefixed with kernels/common/prelude.<ext>). NULL if the kernel has no source
- * for that backend. The cpu backend resolves entries in the cpu registry. */
+/* Embedded kernel sources (generated at build time from kernels/ *.cl, the one
+ * source for OpenCL and CUDA, and *.comp, prefixed with kernels/common/prelude.<ext>).
+ * NULL if the kernel has no source for that backend. The cpu backend resolves
+ * entries in the cpu registry. */
 const char *kiln_source_get(const char *source, kiln_backend_kind be);
 
 /* Identity of a kernel's implementation on a backend, for the database:

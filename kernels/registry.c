@@ -1,36 +1,24 @@
-/* kernels/registry.c - every kernel Kiln knows, and every CPU entry point. */
+/* kernels/registry.c - every kernel Kiln knows, every CPU entry point, and
+ * the embedded GPU sources. The lists are the build's: each kernel folder's
+ * meson.build names its descriptors and cpu table, and kernels/meson.build
+ * writes them to kernel_list.h as X-macro lists, expanded here. */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "kernels/kernel.h"
+#include "kernels/kernel_list.h"
 #include "kernels/sources.h"
 #include "kiln_config.h"
 
-extern const kiln_kernel kiln_kernel_gemv_int4;
-extern const kiln_kernel kiln_kernel_gemm_int4;
-extern const kiln_kernel kiln_kernel_dequant;
-extern const kiln_kernel kiln_kernel_rmsnorm;
-extern const kiln_kernel kiln_kernel_rope;
-extern const kiln_kernel kiln_kernel_attention_paged;
-extern const kiln_kernel kiln_kernel_kv_append;
-extern const kiln_kernel kiln_kernel_embed_gather;
-extern const kiln_kernel kiln_kernel_silu_mul;
-extern const kiln_kernel kiln_kernel_residual_add;
-extern const kiln_kernel kiln_kernel_argmax;
+#define X(name) extern const kiln_kernel kiln_kernel_##name;
+KILN_KERNEL_LIST
+#undef X
 
 static const kiln_kernel *const kernels[] = {
-    &kiln_kernel_gemv_int4,
-    &kiln_kernel_gemm_int4,
-    &kiln_kernel_dequant,
-    &kiln_kernel_rmsnorm,
-    &kiln_kernel_rope,
-    &kiln_kernel_attention_paged,
-    &kiln_kernel_kv_append,
-    &kiln_kernel_embed_gather,
-    &kiln_kernel_silu_mul,
-    &kiln_kernel_residual_add,
-    &kiln_kernel_argmax,
+#define X(name) &kiln_kernel_##name,
+    KILN_KERNEL_LIST
+#undef X
 };
 
 int kiln_kernel_count(void) { return (int)(sizeof kernels / sizeof kernels[0]); }
@@ -48,16 +36,14 @@ const kiln_kernel *kiln_kernel_find(const char *name)
     return NULL;
 }
 
-extern const kiln_cpu_entry kiln_cpu_entries_gemv_int4[];
-extern const kiln_cpu_entry kiln_cpu_entries_gemm_int4[];
-extern const kiln_cpu_entry kiln_cpu_entries_dequant[];
-extern const kiln_cpu_entry kiln_cpu_entries_norm_rope[];
-extern const kiln_cpu_entry kiln_cpu_entries_attention_paged[];
-extern const kiln_cpu_entry kiln_cpu_entries_small[];
+#define X(folder) extern const kiln_cpu_entry kiln_cpu_entries_##folder[];
+KILN_CPU_TABLE_LIST
+#undef X
 
 static const kiln_cpu_entry *const cpu_tables[] = {
-    kiln_cpu_entries_gemv_int4, kiln_cpu_entries_gemm_int4, kiln_cpu_entries_dequant,
-    kiln_cpu_entries_norm_rope, kiln_cpu_entries_attention_paged, kiln_cpu_entries_small,
+#define X(folder) kiln_cpu_entries_##folder,
+    KILN_CPU_TABLE_LIST
+#undef X
 };
 
 kiln_cpu_fn kiln_cpu_kernel_find(const char *entry)

@@ -131,8 +131,9 @@ static int rtc_compile(const cuda_rtc *rtc, const kiln_program_desc *desc, const
     char defs[512];
     defines_str(desc, defs, sizeof defs);
     nvrtcProgram prog = NULL;
-    /* lines of the prelude are reported as prelude.cu(N); the kernel's own
-     * source starts with #line 1 "<stem>.cu" */
+    /* lines of the prelude are reported as prelude.cu(N); the build's #line
+     * directives name the rest: the kernel's source "<stem>.cl" and the
+     * headers inlined into it (portable.h, ...) */
     nvrtcResult r = rtc->CreateProgram(&prog, desc->source, "prelude.cu", 0, NULL, NULL);
     if (r != NVRTC_SUCCESS)
         return kiln_fail(e, KILN_E_COMPILE, "cuda: nvrtcCreateProgram(%s/%s): %s", kname, desc->entry,

@@ -1,14 +1,16 @@
 /* kernels/attention_paged/attention_paged.cl - paged decode attention (GQA) with
  * online softmax and optional flash-decoding split, its combine step, and
- * kv_append. Layout, slots and scalars: see attention_paged.c.
+ * kv_append, for OpenCL and CUDA. Layout, slots and scalars: see
+ * attention_paged.c; names: kernels/common/portable.h.
  *
  * attn_paged: workgroup (x = group of HPW query heads of one kv head, y = split).
  * Per TILE positions: (A) scores: LANES = WG/TILE threads per position split the
  * head_dim (partials summed through shared memory), or each thread scores
  * TILE/WG positions; (B) tile max (REDUCE 0: every thread scans the scores in
- * shared memory), running max/sum update, p = exp(s - m) into shared memory;
- * (C) acc += p * v: each thread owns VEC-wide columns of head_dim, groups of
- * threads take interleaved positions when WG > head_dim/VEC, reduced at the end. */
+ * shared memory, 1: subgroup max), running max/sum update, p = exp(s - m) into
+ * shared memory; (C) acc += p * v: each thread owns VEC-wide columns of
+ * head_dim, groups of threads take interleaved positions when WG > head_dim/VEC,
+ * reduced at the end. */
 #ifndef KILN_TEST_BREAK
 #define KILN_TEST_BREAK 0
 #endif
@@ -26,41 +28,40 @@
 #define NDMAX ((MAXHD + WG * VEC - 1) / (WG * VEC))
 #define NEG_BIG (-1.0e30f)
 
+/* head_dim and the column offsets are multiples of VEC, pools are allocated
+ * aligned: VEC-wide vector loads are aligned (CUDA needs that). */
 #if VEC == 4
 #define LOADV(dst, p)                                                                                            \
     do {                                                                                                         \
-        float4 t_ = vload4(0, p);                                                                                \
-        dst[0] = t_.s0; dst[1] = t_.s1; dst[2] = t_.s2; dst[3] = t_.s3;                                          \
+        float4 t_ = LOAD4(0, p);                                                                                 \
+        dst[0] = t_.x; dst[1] = t_.y; dst[2] = t_.z; dst[3] = t_.w;                                              \
     } while (0)
 #elif VEC == 2
 #define LOADV(dst, p)                                                                                            \
     do {                                                                                                         \
-        float2 t_ = vload2(0, p);                                                                                \
-        dst[0] = t_.s0; dst[1] = t_.s1;                                                                          \
+        float2 t_ = LOAD2(0, p);                                                                                 \
+        dst[0] = t_.x; dst[1] = t_.y;                                                                            \
     } while (0)
 #else
 #define LOADV(dst, p) dst[0] = (p)[0]
 #endif
 
 #ifdef TILE /* attention steps (kv_append is built with WG only) */
-#if REDUCE != 0
-#error "REDUCE=1 (subgroup) is not available in OpenCL C 1.2"
-#endif
 
-__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
-attn_paged(__global const float *q, __global const float *kp, __global const float *vp,
-           __global const int *table, __global float *out, int heads, int kv_heads, int head_dim,
+KERNEL_WG(WG)
+attn_paged(GLOBAL const float *q, GLOBAL const float *kp, GLOBAL const float *vp,
+           GLOBAL const int *table, GLOBAL float *out, int heads, int kv_heads, int head_dim,
            int page_size, int ctx, float scale)
 {
-    __local float qs[HPW * MAXHD];
-    __local float ss[HPW * TILE];
-    __local float pp[HPW * TILE];
-    __local uint rowoff[TILE];
-    __local float red[HPW * WG * VEC];
-    const int t = (int)get_local_id(0);
-    const int g = (int)get_group_id(0);
-    const int split = (int)get_group_id(1);
-    const int nsplit = (int)get_num_groups(1);
+    SHARED float qs[HPW * MAXHD];
+    SHARED float ss[HPW * TILE];
+    SHARED float pp[HPW * TILE];
+    SHARED uint rowoff[TILE];
+    SHARED float red[HPW * WG * VEC];
+    const int t = (int)LOCAL_ID(0);
+    const int g = (int)GROUP_ID(0);
+    const int split = (int)GROUP_ID(1);
+    const int nsplit = (int)NUM_GROUPS(1);
     (void)split;
     const int h0 = g * HPW;
     const int kvh = h0 / (heads / kv_heads);
@@ -86,7 +87,7 @@ attn_paged(__global const float *q, __global const float *kp, __global const flo
         acc[i] = 0.0f;
 
     for (int tile0 = pb; tile0 < pe; tile0 += TILE) {
-        barrier(CLK_LOCAL_MEM_FENCE);
+        BARRIER();
         /* (A) scores */
         for (int pass = 0; pass < NPASS; pass++) {
             int j = pslot + pass * PPT;
@@ -117,7 +118,7 @@ attn_paged(__global const float *q, __global const float *kp, __global const flo
 #endif
             }
         }
-        barrier(CLK_LOCAL_MEM_FENCE);
+        BARRIER();
 #if LANES > 1
         if (t < TILE) {
             for (int hh = 0; hh < HPW; hh++) {
@@ -127,18 +128,32 @@ attn_paged(__global const float *q, __global const float *kp, __global const flo
                 ss[hh * TILE + t] = tile0 + t < pe ? s : NEG_BIG;
             }
         }
-        barrier(CLK_LOCAL_MEM_FENCE);
+        BARRIER();
 #endif
         /* (B) tile max, rescale, probabilities */
         for (int hh = 0; hh < HPW; hh++) {
+#if REDUCE == 1
+            /* subgroup max, then across subgroups (wg a multiple of SG_SIZE) */
+            float mt = NEG_BIG;
+            for (int j = t; j < TILE; j += WG)
+                mt = FMAX(mt, ss[hh * TILE + j]);
+            mt = SG_MAX(mt);
+            if ((t & (SG_SIZE - 1)) == 0)
+                red[hh * WG + (uint)t / SG_SIZE] = mt;
+            BARRIER();
+            mt = m[hh];
+            for (int w = 0; w < WG / SG_SIZE; w++)
+                mt = FMAX(mt, red[hh * WG + w]);
+#else
             float mt = m[hh];
             for (int j = 0; j < TILE; j++)
-                mt = fmax(mt, ss[hh * TILE + j]);
-            float alpha = exp(m[hh] - mt);
+                mt = FMAX(mt, ss[hh * TILE + j]);
+#endif
+            float alpha = EXP(m[hh] - mt);
             m[hh] = mt;
             float lown = 0.0f;
             for (int j = t; j < TILE; j += WG) {
-                float pv = exp(ss[hh * TILE + j] - mt);
+                float pv = EXP(ss[hh * TILE + j] - mt);
                 pp[hh * TILE + j] = pv;
                 lown += pv;
             }
@@ -146,7 +161,7 @@ attn_paged(__global const float *q, __global const float *kp, __global const flo
             for (int i = 0; i < NDMAX * VEC; i++)
                 acc[hh * NDMAX * VEC + i] *= alpha;
         }
-        barrier(CLK_LOCAL_MEM_FENCE);
+        BARRIER();
         /* (C) acc += p * v */
         int tv = min(TILE, pe - tile0);
         if (grp < G) {
@@ -169,10 +184,10 @@ attn_paged(__global const float *q, __global const float *kp, __global const flo
     }
 
     /* L = sum of every thread's partial sums */
-    barrier(CLK_LOCAL_MEM_FENCE);
+    BARRIER();
     for (int hh = 0; hh < HPW; hh++)
         red[hh * WG + t] = lp[hh];
-    barrier(CLK_LOCAL_MEM_FENCE);
+    BARRIER();
     float L[HPW];
     for (int hh = 0; hh < HPW; hh++) {
         float s = 0.0f;
@@ -180,13 +195,13 @@ attn_paged(__global const float *q, __global const float *kp, __global const flo
             s += red[hh * WG + i];
         L[hh] = s;
     }
-    barrier(CLK_LOCAL_MEM_FENCE);
+    BARRIER();
     if (G > 1) {
         if (grp < G)
             for (int hh = 0; hh < HPW; hh++)
                 for (int c = 0; c < VEC; c++)
                     red[(hh * WG + t) * VEC + c] = acc[hh * NDMAX * VEC + c];
-        barrier(CLK_LOCAL_MEM_FENCE);
+        BARRIER();
         if (grp == 0)
             for (int hh = 0; hh < HPW; hh++)
                 for (int c = 0; c < VEC; c++) {
@@ -200,7 +215,7 @@ attn_paged(__global const float *q, __global const float *kp, __global const flo
         for (int hh = 0; hh < HPW; hh++) {
             int h = h0 + hh;
 #if WRITE_PARTIAL
-            __global float *rec = out + (size_t)(h * nsplit + split) * (size_t)(head_dim + 2);
+            GLOBAL float *rec = out + (size_t)(h * nsplit + split) * (size_t)(head_dim + 2);
             if (t == 0) {
                 rec[0] = m[hh];
                 rec[1] = L[hh];
@@ -227,33 +242,33 @@ attn_paged(__global const float *q, __global const float *kp, __global const flo
 #endif /* TILE */
 
 /* part [heads][nsplit][2 + head_dim] (m, l, acc) -> out [heads][head_dim] */
-__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
-attn_paged_combine(__global const float *part, __global float *out, int heads, int head_dim, int nsplit)
+KERNEL_WG(WG)
+attn_paged_combine(GLOBAL const float *part, GLOBAL float *out, int heads, int head_dim, int nsplit)
 {
-    const int h = (int)get_group_id(0), t = (int)get_local_id(0);
+    const int h = (int)GROUP_ID(0), t = (int)LOCAL_ID(0);
     const int rs = head_dim + 2;
-    __global const float *b = part + (size_t)h * (size_t)nsplit * (size_t)rs;
+    GLOBAL const float *b = part + (size_t)h * (size_t)nsplit * (size_t)rs;
     float mx = NEG_BIG, L = 0.0f;
     for (int s = 0; s < nsplit; s++)
-        mx = fmax(mx, b[s * rs]);
+        mx = FMAX(mx, b[s * rs]);
     for (int s = 0; s < nsplit; s++)
-        L += b[s * rs + 1] * exp(b[s * rs] - mx);
+        L += b[s * rs + 1] * EXP(b[s * rs] - mx);
     float inv = 1.0f / L;
     for (int d = t; d < head_dim; d += WG) {
         float a = 0.0f;
         for (int s = 0; s < nsplit; s++)
-            a += b[s * rs + 2 + d] * exp(b[s * rs] - mx);
+            a += b[s * rs + 2 + d] * EXP(b[s * rs] - mx);
         out[h * head_dim + d] = a * inv;
     }
     (void)heads;
 }
 
 /* one thread per element of [kv_heads][head_dim] */
-__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
-kv_append(__global const float *k_new, __global const float *v_new, __global float *kp, __global float *vp,
-          __global const int *table, int pos, int page_size, int kv_heads, int head_dim)
+KERNEL_WG(WG)
+kv_append(GLOBAL const float *k_new, GLOBAL const float *v_new, GLOBAL float *kp, GLOBAL float *vp,
+          GLOBAL const int *table, int pos, int page_size, int kv_heads, int head_dim)
 {
-    const int i = (int)get_global_id(0);
+    const int i = (int)GLOBAL_ID(0);
     if (i >= kv_heads * head_dim)
         return;
     const int kvh = i / head_dim, d = i % head_dim;

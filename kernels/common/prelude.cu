@@ -1,5 +1,5 @@
-/* kernels/common/prelude.cu - prepended to every CUDA kernel source (NVRTC,
- * no system headers available). */
+/* kernels/common/prelude.cu - put in front of every kernel source built for
+ * CUDA (tools/embed_sources.c; NVRTC, no system headers available). */
 #define KILN_CUDA 1
 typedef unsigned int uint32_t;
 typedef int int32_t;
@@ -19,3 +19,4 @@ __device__ __forceinline__ uint16_t kiln_float_to_half(float f)
     asm("{ .reg .f16 t; cvt.rn.f16.f32 t, %1; mov.b16 %0, t; }" : "=h"(h) : "f"(f));
     return h;
 }
+#include "portable.h"

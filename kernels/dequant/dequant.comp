@@ -9,9 +9,7 @@
 #define KILN_TEST_BREAK 0
 #endif
 
-layout(std430, binding = 0) readonly buffer QS { uint qs[]; };
-layout(std430, binding = 1) readonly buffer SC { uint sc[]; };
-layout(std430, binding = 2) readonly buffer MN { uint mn[]; };
+#include "dequant_elem.glsl"
 #if VEC == 4
 layout(std430, binding = 3) writeonly buffer OUT { uvec4 o[]; };
 #define STW(w, val) o[(w) >> 2][int((w) & 3u)] = (val)
@@ -31,12 +29,6 @@ layout(push_constant) uniform PC {
     int group;
     int op;
 } pc;
-
-float half_at(uint i, bool from_mins)
-{
-    uint w = from_mins ? mn[i >> 1] : sc[i >> 1];
-    return unpackHalf2x16(w >> (16u * (i & 1u))).x;
-}
 
 /* f32 -> f16 bits, round to nearest even; Inf/NaN kept, overflow -> Inf */
 uint f32_to_f16(float f)
@@ -74,24 +66,12 @@ float dq_elem(int r, int c)
     int si = r * pc.gpr + c / pc.group;
     if (KILN_TEST_BREAK != 0 && c < pc.group && si + 1 < pc.rows * pc.gpr)
         si++;
-    float d = half_at(uint(si), false);
-    if (pc.quant == 3) {
-        uint w = qs[r * pc.wpr + (c >> 2)];
-        return float(int(w << (24 - 8 * (c & 3))) >> 24) * d;
-    }
-    uint w = qs[r * pc.wpr + (c >> 3)];
-    int q = int((w >> (4 * (c & 7))) & 15u);
-    if (pc.quant == 2) {
-        precise float p = float(q) * d; /* exact */
-        precise float s = p + half_at(uint(si), true);
-        return s;
-    }
-    return float(q - (pc.quant == 0 ? 7 : 8)) * d;
+    return dequant_elem(r * pc.wpr, uint(si), c, pc.quant);
 }
 
 void main()
 {
-    const uint t = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * uint(WG) + gl_LocalInvocationID.x;
+    const uint t = GRID2D_ID(WG);
     const uint total = uint(pc.rows) * uint(pc.cols);
     const uint e0 = t * uint(EPT);
     if (e0 >= total)

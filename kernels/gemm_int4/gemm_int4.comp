@@ -1,34 +1,11 @@
 /* kernels/gemm_int4/gemm_int4.comp - see gemm_int4.c for the schedule.
  * Defines: QUANT, GROUP, WG, ROWS, TN, VEC, UNROLL, REDUCE. */
-#define EPW (QUANT <= 2 ? 8 : QUANT == 3 ? 4 : QUANT == 4 ? 2 : 1)
-#define ZERO (QUANT == 0 ? 7.0 : QUANT == 1 ? 8.0 : 0.0)
+#include "quant.glsl"
+#include "gemm_int4.glsl"
+layout(std430, binding = 3) readonly buffer X4 { vec4 x4[]; }; /* the same x, 16-byte loads (K % 4 == 0) */
 #define NACC (ROWS * TN)
 
-layout(std430, binding = 0) readonly buffer Qs { uint qs[]; };
-layout(std430, binding = 1) readonly buffer Scales { uint sc[]; };
-layout(std430, binding = 2) readonly buffer Mins { uint mn[]; };
-layout(std430, binding = 3) readonly buffer X { float x[]; };
-layout(std430, binding = 3) readonly buffer X4 { vec4 x4[]; }; /* the same x, 16-byte loads (K % 4 == 0) */
-layout(std430, binding = 4) writeonly buffer Y { float y[]; };
-layout(push_constant) uniform PC { uint M; uint K; uint wpr; uint gpr; uint N; } pc;
-
-#define HALF(arr, i) unpackHalf2x16(arr[(i) >> 1])[(i) & 1u]
-
 shared float red[NACC * WG];
-
-/* element j of a word, dequantized (s: scale, m: min; unused where the format has none) */
-float deq(uint word, uint j, float s, float m)
-{
-#if QUANT == 4
-    return unpackHalf2x16(word)[j];
-#elif QUANT == 3
-    return float(bitfieldExtract(int(word), int(8 * j), 8)) * s;
-#elif QUANT == 2
-    return float((word >> (4 * j)) & 0xFu) * s + m;
-#else
-    return (float((word >> (4 * j)) & 0xFu) - ZERO) * s;
-#endif
-}
 
 void main()
 {
@@ -108,13 +85,11 @@ void main()
                         float wf[ROWS];
                         [[unroll]] for (int r = 0; r < ROWS; r++) {
 #if QUANT == 4
-                            wf[r] = unpackHalf2x16(word[r])[j];
-#elif QUANT == 3
-                            wf[r] = float(bitfieldExtract(int(word[r]), int(8 * j), 8)) * s[r];
+                            wf[r] = deq(word[r], j, 1.0, 0.0);
 #elif QUANT == 2
-                            wf[r] = float((word[r] >> (4 * j)) & 0xFu) * s[r] + m[r];
+                            wf[r] = deq(word[r], j, s[r], m[r]);
 #else
-                            wf[r] = (float((word[r] >> (4 * j)) & 0xFu) - ZERO) * s[r];
+                            wf[r] = deq(word[r], j, s[r], 0.0);
 #endif
                         }
                         /* ... and use it for TN tokens (each x load for ROWS rows) */

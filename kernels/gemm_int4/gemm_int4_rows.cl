@@ -1,31 +1,36 @@
-/* kernels/gemm_int4/gemm_int4_rows.cl - gemm_int4, layout 1: one work-item per
- * row and TN tokens, walking the whole of K; see gemm_int4_rows.comp.
- * Defines: QUANT, GROUP, WG, TN. */
-#define EPW (QUANT <= 2 ? 8 : QUANT == 3 ? 4 : QUANT == 4 ? 2 : 1)
-#define ZERO (QUANT == 0 ? 7.0f : QUANT == 1 ? 8.0f : 0.0f)
+/* kernels/gemm_int4/gemm_int4_rows.cl - gemm_int4, layout 1, for OpenCL and
+ * CUDA: one work-item per row and TN tokens, walking the whole of K; see
+ * gemm_int4_rows.comp. A warp's weight reads are a row apart here, so layout
+ * 0 should win on NVIDIA GPUs; the tuner measures it rather than assuming.
+ * Defines: QUANT, GROUP, WG, TN. Names: kernels/common/portable.h. */
+#include "quant.h"
 
-inline float deq(__global const uint *qrow, uint w, uint j, float s, float m)
+/* element j of word q[w] (its value: word), dequantized with scale s and min m */
+INLINE float deq(GLOBAL const uint *q, uint w, uint word, uint j, float s, float m)
 {
 #if QUANT == 4
-    return vload_half(2 * w + j, (__global const half *)qrow);
+    return HALF_OF_WORD(q, w, word, j);
 #elif QUANT == 3
-    return (float)((char)((qrow[w] >> (8 * j)) & 0xFFu)) * s;
+    return (float)((signed char)((word >> (8 * j)) & 0xFFu)) * s;
 #elif QUANT == 2
-    return (float)((qrow[w] >> (4 * j)) & 0xFu) * s + m;
+    return (float)((word >> (4 * j)) & 0xFu) * s + m;
 #else
-    return ((float)((qrow[w] >> (4 * j)) & 0xFu) - ZERO) * s;
+    return ((float)((word >> (4 * j)) & 0xFu) - ZERO) * s;
 #endif
 }
 
-__kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
-gemm_int4_rows(__global const uint *qs, __global const ushort *scales, __global const ushort *mins,
-               __global const float *x, __global float *y, uint M, uint K, uint wpr, uint gpr, uint N)
+KERNEL_WG(WG)
+gemm_int4_rows(GLOBAL const uint *RESTRICT qs, GLOBAL const ushort *RESTRICT scales,
+               GLOBAL const ushort *RESTRICT mins, GLOBAL const float *RESTRICT x, GLOBAL float *RESTRICT y, uint M,
+               uint K, uint wpr, uint gpr, uint N)
 {
-    uint row = min((uint)get_global_id(0), M - 1);
-    uint tok0 = get_group_id(1) * TN;
-    __global const uint *q = qs + (size_t)row * wpr;
-    __global const float *xt[TN]; /* clamped token rows: loads stay in bounds, stores are skipped */
+    uint gid = GLOBAL_ID(0);
+    uint row = min(gid, M - 1);
+    uint tok0 = GROUP_ID(1) * TN;
+    GLOBAL const uint *q = qs + (size_t)row * wpr;
+    GLOBAL const float *xt[TN]; /* clamped token rows: loads stay in bounds, stores are skipped */
     float acc[TN];
+    UNROLL_HINT
     for (uint t = 0; t < TN; t++) {
         xt[t] = x + (size_t)min(tok0 + t, N - 1) * K;
         acc[t] = 0.0f;
@@ -37,26 +42,28 @@ gemm_int4_rows(__global const uint *qs, __global const ushort *scales, __global 
         float s = 1.0f, m = 0.0f;
 #else
         uint g = k0 / GROUP;
-        float s = vload_half((size_t)row * gpr + g, (__global const half *)scales);
+        float s = LOAD_HALF(scales, (size_t)row * gpr + g);
 #if QUANT == 2
-        float m = vload_half((size_t)row * gpr + g, (__global const half *)mins);
+        float m = LOAD_HALF(mins, (size_t)row * gpr + g);
 #else
         float m = 0.0f;
 #endif
 #endif
         uint jn = k0 + EPW <= K ? EPW : K - k0;
         for (uint j = 0; j < jn; j++) {
-            float wv = deq(q, w, j, s, m);
+            float wv = deq(q, w, q[w], j, s, m); /* f16 on OpenCL: deq reads memory, not q[w] */
             uint k = k0 + j;
 #ifdef KILN_TEST_BREAK
             if (k == 0)
                 k = 1;
 #endif
+            UNROLL_HINT
             for (uint t = 0; t < TN; t++)
                 acc[t] += wv * xt[t][k];
         }
     }
-    if (get_global_id(0) < M)
+    if (gid < M)
+        UNROLL_HINT
         for (uint t = 0; t < TN; t++)
             if (tok0 + t < N)
                 y[(size_t)(tok0 + t) * M + row] = acc[t];

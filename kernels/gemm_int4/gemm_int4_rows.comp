@@ -5,31 +5,8 @@
  * the shape of work that drivers running invocations in CPU SIMD lanes
  * (lavapipe) execute well (see gemv_int4_rows.comp).
  * Defines: QUANT, GROUP, WG, TN. */
-#define EPW (QUANT <= 2 ? 8 : QUANT == 3 ? 4 : QUANT == 4 ? 2 : 1)
-#define ZERO (QUANT == 0 ? 7.0 : QUANT == 1 ? 8.0 : 0.0)
-
-layout(std430, binding = 0) readonly buffer Qs { uint qs[]; };
-layout(std430, binding = 1) readonly buffer Scales { uint sc[]; };
-layout(std430, binding = 2) readonly buffer Mins { uint mn[]; };
-layout(std430, binding = 3) readonly buffer X { float x[]; };
-layout(std430, binding = 4) writeonly buffer Y { float y[]; };
-layout(push_constant) uniform PC { uint M; uint K; uint wpr; uint gpr; uint N; } pc;
-
-#define HALF(arr, i) unpackHalf2x16(arr[(i) >> 1])[(i) & 1u]
-
-/* element j of a word, dequantized (s: scale, m: min; unused where the format has none) */
-float deq(uint word, uint j, float s, float m)
-{
-#if QUANT == 4
-    return unpackHalf2x16(word)[j];
-#elif QUANT == 3
-    return float(bitfieldExtract(int(word), int(8 * j), 8)) * s;
-#elif QUANT == 2
-    return float((word >> (4 * j)) & 0xFu) * s + m;
-#else
-    return (float((word >> (4 * j)) & 0xFu) - ZERO) * s;
-#endif
-}
+#include "quant.glsl"
+#include "gemm_int4.glsl"
 
 float xat(uint t, uint k)
 {

@@ -1,27 +1,9 @@
 /* kernels/gemv_int4/gemv_int4.comp - see gemv_int4.c for the schedule.
  * Defines: QUANT, GROUP, WG, ROWS, VEC, UNROLL, SPLITK, REDUCE. */
-#define EPW (QUANT <= 2 ? 8 : QUANT == 3 ? 4 : QUANT == 4 ? 2 : 1)
-#define ZERO (QUANT == 0 ? 7.0 : QUANT == 1 ? 8.0 : 0.0)
-
-layout(std430, binding = 0) readonly buffer Qs { uint qs[]; };
-layout(std430, binding = 1) readonly buffer Scales { uint sc[]; };
-layout(std430, binding = 2) readonly buffer Mins { uint mn[]; };
-layout(std430, binding = 3) readonly buffer X { float x[]; };
-layout(std430, binding = 4) writeonly buffer Y { float y[]; };
-layout(push_constant) uniform PC { uint M; uint K; uint wpr; uint gpr; } pc;
-
-#define HALF(arr, i) unpackHalf2x16(arr[(i) >> 1])[(i) & 1u]
+#include "quant.glsl"
+#include "gemv_int4.glsl"
 
 shared float red[ROWS * WG];
-
-float xat(uint k)
-{
-#ifdef KILN_TEST_BREAK
-    if (k == 0u)
-        return x[1];
-#endif
-    return x[k];
-}
 
 void main()
 {
@@ -63,12 +45,7 @@ void main()
                         if (k >= pc.K)
                             break;
                         float xv = xat(k);
-#if QUANT <= 2
-                        float c = float((word >> (4 * j)) & 0xFu) - ZERO;
-#else
-                        float c = float(bitfieldExtract(int(word), int(8 * j), 8));
-#endif
-                        d += c * xv;
+                        d += code(word, j) * xv;
                         xs += xv;
                     }
                 }

@@ -5,38 +5,8 @@
  * it, and no reduction across invocations is needed. GPUs want layout 0
  * (coalesced weight reads); the tuner decides per device.
  * Defines: QUANT, GROUP, WG. */
-#define EPW (QUANT <= 2 ? 8 : QUANT == 3 ? 4 : QUANT == 4 ? 2 : 1)
-#define ZERO (QUANT == 0 ? 7.0 : QUANT == 1 ? 8.0 : 0.0)
-
-layout(std430, binding = 0) readonly buffer Qs { uint qs[]; };
-layout(std430, binding = 1) readonly buffer Scales { uint sc[]; };
-layout(std430, binding = 2) readonly buffer Mins { uint mn[]; };
-layout(std430, binding = 3) readonly buffer X { float x[]; };
-layout(std430, binding = 4) writeonly buffer Y { float y[]; };
-layout(push_constant) uniform PC { uint M; uint K; uint wpr; uint gpr; } pc;
-
-#define HALF(arr, i) unpackHalf2x16(arr[(i) >> 1])[(i) & 1u]
-
-float xat(uint k)
-{
-#ifdef KILN_TEST_BREAK
-    if (k == 0u)
-        return x[1];
-#endif
-    return x[k];
-}
-
-#if QUANT != 4
-/* code j of a word, zero point removed */
-float code(uint word, uint j)
-{
-#if QUANT <= 2
-    return float((word >> (4u * j)) & 0xFu) - ZERO;
-#else
-    return float(bitfieldExtract(int(word), int(8u * j), 8));
-#endif
-}
-#endif
+#include "quant.glsl"
+#include "gemv_int4.glsl"
 
 void main()
 {

@@ -18,7 +18,7 @@ layout(push_constant) uniform PC {
 
 void main()
 {
-    const uint t = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * uint(WG) + gl_LocalInvocationID.x;
+    const uint t = GRID2D_ID(WG);
     const int half_ = pc.n_rot / 2;
     const uint npairs = uint(pc.tokens) * uint(pc.heads) * uint(half_);
     const float lb = -2.0 * log2(pc.base) / float(pc.n_rot);

@@ -8,10 +8,7 @@ layout(std430, binding = 0) readonly buffer P { uint part[]; };
 layout(std430, binding = 1) writeonly buffer O { uint o[]; };
 layout(push_constant) uniform PC { int nb; } pc;
 
-shared float lv[WG];
-shared uint li[WG];
-
-#define BETTER(v, i, bv, bi) ((v) > (bv) || ((v) == (bv) && (i) < (bi)))
+#include "argmax.glsl"
 
 void main()
 {
@@ -29,13 +26,7 @@ void main()
     lv[tid] = bv;
     li[tid] = bi;
     barrier();
-    for (int s = WG / 2; s > 0; s >>= 1) {
-        if (tid < s && BETTER(lv[tid + s], li[tid + s], lv[tid], li[tid])) {
-            lv[tid] = lv[tid + s];
-            li[tid] = li[tid + s];
-        }
-        barrier();
-    }
+    am_reduce(tid);
     if (tid == 0)
         o[0] = li[0] + uint(KILN_TEST_BREAK);
 }

@@ -7,10 +7,7 @@ layout(push_constant) uniform PC {
     int chunk;
 } pc;
 
-shared float lv[WG];
-shared uint li[WG];
-
-#define BETTER(v, i, bv, bi) ((v) > (bv) || ((v) == (bv) && (i) < (bi)))
+#include "argmax.glsl"
 
 void main()
 {
@@ -28,13 +25,7 @@ void main()
     lv[tid] = bv;
     li[tid] = bi;
     barrier();
-    for (int s = WG / 2; s > 0; s >>= 1) {
-        if (tid < s && BETTER(lv[tid + s], li[tid + s], lv[tid], li[tid])) {
-            lv[tid] = lv[tid + s];
-            li[tid] = li[tid + s];
-        }
-        barrier();
-    }
+    am_reduce(tid);
     if (tid == 0) {
         part[2 * blk] = floatBitsToUint(lv[0]);
         part[2 * blk + 1] = li[0];

@@ -10,7 +10,7 @@ layout(push_constant) uniform PC { int n; } pc;
 
 void main()
 {
-    const uint t = (gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x) * uint(WG) + gl_LocalInvocationID.x;
+    const uint t = GRID2D_ID(WG);
     for (int j = 0; j < EPT; j++) {
         const uint i = t * uint(EPT) + uint(j);
         if (i >= uint(pc.n))

@@ -1,7 +1,8 @@
-/* kernels/small/small.cl - embed_gather, silu_mul, residual_add, argmax
- * (layouts and arguments: see small.c). */
-/* One file holds several kernels; each build defines only its own kernel's
- * schedule parameters, so the others' get harmless defaults. */
+/* kernels/small/small.cl - embed_gather, silu_mul, residual_add, argmax for
+ * OpenCL and CUDA (layouts and arguments: see small.c; names:
+ * kernels/common/portable.h). One file holds several kernels; each build
+ * defines only its own kernel's schedule parameters, so the others' get
+ * harmless defaults. */
 #ifndef EPT
 #define EPT 1
 #endif
@@ -14,94 +15,82 @@
 #ifndef GROUP
 #define GROUP 32
 #endif
+#ifndef WG
+#define WG 64
+#endif
 #ifndef KILN_TEST_BREAK
 #define KILN_TEST_BREAK 0
 #endif
-
-#define GLOBAL_THREAD() ((long)(get_group_id(1) * get_num_groups(0) + get_group_id(0)) * WG + get_local_id(0))
+#include "dequant_elem.h"
+#include "argmax.h"
 
 /* one output element per thread */
-kernel void embed_gather(global const uint *qs, global const ushort *sc, global const ushort *mn, global const int *ids,
-                         global float *out, int n, int dim, int vocab, int wpr, int gpr, int quant, int group)
+KERNEL embed_gather(GLOBAL const uint *qs, GLOBAL const ushort *sc, GLOBAL const ushort *mn, GLOBAL const int *ids,
+                    GLOBAL float *out, int n, int dim, int vocab, int wpr, int gpr, int quant, int group)
 {
-    const long t = GLOBAL_THREAD();
-    if (t >= (long)n * dim)
+    const i64 t = GRID2D_ID(WG);
+    if (t >= (i64)n * dim)
         return;
-    const int tok = (int)(t / dim), c = (int)(t - (long)tok * dim);
+    const int tok = (int)(t / dim), c = (int)(t - (i64)tok * dim);
     int id = ids[tok];
     if (KILN_TEST_BREAK && tok == 0)
         id = id > 0 ? id - 1 : id + 1;
     float v = 0.0f;
     if (id >= 0 && id < vocab) {
-        if (quant == 4) {
-            v = vload_half((long)id * wpr * 2 + c, (global const half *)qs);
-        } else {
-            const int si = id * gpr + c / group;
-            const float d = vload_half(si, (global const half *)sc);
-            if (quant == 3) {
-                uint w = qs[(long)id * wpr + (c >> 2)];
-                v = (float)((int)(w << (24 - 8 * (c & 3))) >> 24) * d;
-            } else {
-                uint w = qs[(long)id * wpr + (c >> 3)];
-                int q = (int)((w >> (4 * (c & 7))) & 15u);
-                if (quant == 2) {
-                    float p = (float)q * d;
-                    v = p + vload_half(si, (global const half *)mn);
-                } else {
-                    v = (float)(q - (quant == 0 ? 7 : 8)) * d;
-                }
-            }
-        }
+        if (quant == 4)
+            v = LOAD_HALF(qs, (i64)id * wpr * 2 + c);
+        else
+            v = dequant_elem(qs + (i64)id * wpr, sc, mn, id * gpr + c / group, c, quant);
     }
     out[t] = v;
 }
 
-kernel void silu_mul(global const float *g, global const float *u, global float *o, int n)
+KERNEL silu_mul(GLOBAL const float *g, GLOBAL const float *u, GLOBAL float *o, int n)
 {
-    const long t = GLOBAL_THREAD();
+    const i64 t = GRID2D_ID(WG);
+    UNROLL_HINT
     for (int j = 0; j < EPT; j++) {
-        const long i = t * EPT + j;
+        const i64 i = t * EPT + j;
         if (i >= n)
             return;
-        const long ui = (KILN_TEST_BREAK && i == 0 && n > 1) ? 1 : i;
+        const i64 ui = (KILN_TEST_BREAK && i == 0 && n > 1) ? 1 : i;
         const float x = g[i];
-        o[i] = x / (1.0f + exp(-x)) * u[ui];
+        o[i] = x / (1.0f + EXP(-x)) * u[ui];
     }
 }
 
-kernel void residual_add(global float *x, global const float *y, int n)
+KERNEL residual_add(GLOBAL float *x, GLOBAL const float *y, int n)
 {
-    const long t = GLOBAL_THREAD();
+    const i64 t = GRID2D_ID(WG);
+    UNROLL_HINT
     for (int j = 0; j < EPT; j++) {
-        const long i = t * EPT + j;
+        const i64 i = t * EPT + j;
         if (i >= n)
             return;
-        const long yi = (KILN_TEST_BREAK && i == 0 && n > 1) ? 1 : i;
-        x[i] = x[i] + y[yi];
+        const i64 yi = (KILN_TEST_BREAK && i == 0 && n > 1) ? 1 : i;
+        x[i] = ADD_RN(x[i], y[yi]);
     }
 }
 
-/* (v, i) beats (bv, bi): larger, or equal and at a lower index */
-#define BETTER(v, i, bv, bi) ((v) > (bv) || ((v) == (bv) && (i) < (bi)))
-
-inline void am_reduce(local float *lv, local uint *li, int tid)
+/* tree reduction of WG (value, index) pairs in workgroup memory to [0] */
+INLINE void am_reduce(LOCAL float *lv, LOCAL uint *li, int tid)
 {
     for (int s = WG / 2; s > 0; s >>= 1) {
         if (tid < s && BETTER(lv[tid + s], li[tid + s], lv[tid], li[tid])) {
             lv[tid] = lv[tid + s];
             li[tid] = li[tid + s];
         }
-        barrier(CLK_LOCAL_MEM_FENCE);
+        BARRIER();
     }
 }
 
-kernel void argmax_partial(global const float *lg, global uint *part, int n, int chunk)
+KERNEL argmax_partial(GLOBAL const float *lg, GLOBAL uint *part, int n, int chunk)
 {
-    local float lv[WG];
-    local uint li[WG];
-    const int blk = get_group_id(0), tid = get_local_id(0);
+    SHARED float lv[WG];
+    SHARED uint li[WG];
+    const int blk = GROUP_ID(0), tid = LOCAL_ID(0);
     const int b = blk * chunk, e = min(b + chunk, n);
-    float bv = -INFINITY;
+    float bv = NEG_INF;
     uint bi = 0xFFFFFFFFu;
     for (int i = b + tid; i < e; i += WG)
         if (BETTER(lg[i], (uint)i, bv, bi)) {
@@ -110,23 +99,23 @@ kernel void argmax_partial(global const float *lg, global uint *part, int n, int
         }
     lv[tid] = bv;
     li[tid] = bi;
-    barrier(CLK_LOCAL_MEM_FENCE);
+    BARRIER();
     am_reduce(lv, li, tid);
     if (tid == 0) {
-        part[2 * blk] = as_uint(lv[0]);
+        part[2 * blk] = AS_UINT(lv[0]);
         part[2 * blk + 1] = li[0];
     }
 }
 
-kernel void argmax_final(global const uint *part, global uint *out, int nb)
+KERNEL argmax_final(GLOBAL const uint *part, GLOBAL uint *out, int nb)
 {
-    local float lv[WG];
-    local uint li[WG];
-    const int tid = get_local_id(0);
-    float bv = -INFINITY;
+    SHARED float lv[WG];
+    SHARED uint li[WG];
+    const int tid = LOCAL_ID(0);
+    float bv = NEG_INF;
     uint bi = 0xFFFFFFFFu;
     for (int i = tid; i < nb; i += WG) {
-        float v = as_float(part[2 * i]);
+        float v = AS_FLOAT(part[2 * i]);
         uint vi = part[2 * i + 1];
         if (BETTER(v, vi, bv, bi)) {
             bv = v;
@@ -135,7 +124,7 @@ kernel void argmax_final(global const uint *part, global uint *out, int nb)
     }
     lv[tid] = bv;
     li[tid] = bi;
-    barrier(CLK_LOCAL_MEM_FENCE);
+    BARRIER();
     am_reduce(lv, li, tid);
     if (tid == 0)
         out[0] = li[0] + KILN_TEST_BREAK;
