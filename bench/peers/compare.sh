@@ -177,7 +177,7 @@ for m in "${models[@]}"; do
     name="$(basename "$m")"
     cmd_lpp=("${lenv[@]}" "$bin/llama-bench" -m "$m" -t "$threads" -p "$pp" -n 0 -r 1 -o json)
     cmd_ltg=("${lenv[@]}" "$bin/llama-bench" -m "$m" -t "$threads" -p 0 -n "$tg" -d "$tg_depth" -r 1 -o json)
-    cmd_k=("$kiln" bench model -m "$m" --device cpu -p "$pp" -n "$tg" -r 1 --no-store --format json)
+    cmd_k=("$kiln" bench model -m "$m" --device cpu -p "$pp" -n "$tg" -r 1 --no-store --format json --db "$kiln_db")
     l_pp=(); l_tg=(); k_pp=(); k_tg=(); r_pp=(); r_tg=()
     for ((r = 1; r <= rounds; r++)); do
         log "$name round $r/$rounds: llama-bench pp$pp"
