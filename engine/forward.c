@@ -83,6 +83,7 @@ int kiln_engine_init(kiln_engine *en, kiln_model *m, const kiln_engine_opts *o, 
         {&en->v, T * KVD * 4},   {&en->att, T * HD * 4}, {&en->o, T * E * 4},     {&en->gate, T * F * 4},
         {&en->up, T * F * 4},    {&en->hid, T * F * 4},  {&en->logits, (size_t)c->n_vocab * 4},
         {&en->best, 4},          {&en->ids, T * 4},      {&en->pos, T * 4},
+        {&en->qkv, (HD + 2 * KVD) * 4}, {&en->gu, 2 * F * 4},
     };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (!(*bufs[i].b = kiln_alloc(m->dev, bufs[i].bytes, e))) {
@@ -108,7 +109,8 @@ void kiln_engine_free(kiln_engine *en)
     if (!en->dev)
         return;
     kiln_buffer **bs[] = {&en->x, &en->xn, &en->q, &en->k, &en->v, &en->att, &en->o, &en->gate,
-                          &en->up, &en->hid, &en->logits, &en->best, &en->ids, &en->pos, &en->logits_all};
+                          &en->up, &en->hid, &en->logits, &en->best, &en->ids, &en->pos, &en->logits_all,
+                          &en->qkv, &en->gu};
     for (size_t i = 0; i < sizeof bs / sizeof bs[0]; i++) {
         kiln_free(en->dev, *bs[i]);
         *bs[i] = NULL;
@@ -169,7 +171,11 @@ static int matmul(kiln_engine *en, const kset *ks, const char *label, const kiln
         return 0;
     }
     kiln_buffer *slots[5] = {w->part[0].qs, w->part[0].scales, w->part[0].mins, x, y};
-    size_t offs[5] = {0, 0, 0, xoff, yoff};
+    /* a view (rows of a stacked matrix) starts row0 rows into the buffers;
+     * a format without scales or mins has 4-byte dummies there */
+    size_t sbytes = (size_t)w->row0 * (size_t)w->groups_per_row * 2;
+    size_t offs[5] = {(size_t)w->row0 * (size_t)w->words_per_row * 4, w->groups_per_row ? sbytes : 0,
+                      w->quant == KILN_Q4_1 ? sbytes : 0, xoff, yoff};
     /* the matrix's layout travels in the shape: gemv configs must read it
      * (the layout was chosen at load from the same lookup, engine/ops.c
      * kiln_engine_layout) and gemm reads it as given */
@@ -199,20 +205,29 @@ static int matmul(kiln_engine *en, const kset *ks, const char *label, const kiln
     return 0;
 }
 
-static int rope(kiln_engine *en, const kset *ks, kiln_buffer *x, int heads, int T, kiln_err *e)
+/* An activation: a buffer and the byte offset its rows start at (q, k and v
+ * are blocks of one buffer after a stacked Q/K/V gemv). */
+typedef struct act {
+    kiln_buffer *b;
+    size_t off;
+} act;
+
+static int rope(kiln_engine *en, const kset *ks, act x, int heads, int T, kiln_err *e)
 {
     const kiln_llama_config *c = &en->m->cfg;
     kiln_shape s = {.m = T, .heads = heads, .head_dim = c->head_dim, .k = c->rope_dim,
                     .n = (int64_t)lroundf(c->rope_theta), .op = c->rope_neox ? KILN_ROPE_NEOX : KILN_ROPE_ADJACENT};
-    kiln_buffer *slots[2] = {x, en->pos};
+    kiln_buffer *slots[2] = {x.b, en->pos};
+    size_t offs[2] = {x.off, 0};
     kiln_shape look = s;
     look.m = token_class(T);
-    return kiln_op(en->ops, "rope", ks->rope, &s, &look, slots, NULL, e);
+    return kiln_op(en->ops, "rope", ks->rope, &s, &look, slots, offs, e);
 }
 
 /* K/V rows of the chunk into the cache, then each token's attention over
  * positions 0..its own (causal). */
-static int attention(kiln_engine *en, const kset *ks, int layer, kiln_kv_seq *seq, int p0, int T, kiln_err *e)
+static int attention(kiln_engine *en, const kset *ks, int layer, kiln_kv_seq *seq, int p0, int T, act q, act k,
+                     act v, kiln_err *e)
 {
     const kiln_llama_config *c = &en->m->cfg;
     size_t kvrow = (size_t)c->n_head_kv * (size_t)c->head_dim * 4, qrow = (size_t)c->n_head * (size_t)c->head_dim * 4;
@@ -222,8 +237,8 @@ static int attention(kiln_engine *en, const kset *ks, int layer, kiln_kv_seq *se
                         .page_size = en->kv.page_size, .ctx = p0 + t};
         kiln_shape look = s;
         look.ctx = 0;
-        kiln_buffer *slots[5] = {en->k, en->v, kp, vp, seq->table};
-        size_t offs[5] = {(size_t)t * kvrow, (size_t)t * kvrow, 0, 0, 0};
+        kiln_buffer *slots[5] = {k.b, v.b, kp, vp, seq->table};
+        size_t offs[5] = {k.off + (size_t)t * kvrow, v.off + (size_t)t * kvrow, 0, 0, 0};
         int rc = kiln_op(en->ops, "kv_append", ks->append, &s, &look, slots, offs, e);
         if (rc)
             return rc;
@@ -236,8 +251,8 @@ static int attention(kiln_engine *en, const kset *ks, int layer, kiln_kv_seq *se
         look.ctx = 256;
         while (look.ctx < ctx)
             look.ctx *= 2;
-        kiln_buffer *slots[5] = {en->q, kp, vp, seq->table, en->att};
-        size_t offs[5] = {(size_t)t * qrow, 0, 0, 0, (size_t)t * qrow};
+        kiln_buffer *slots[5] = {q.b, kp, vp, seq->table, en->att};
+        size_t offs[5] = {q.off + (size_t)t * qrow, 0, 0, 0, (size_t)t * qrow};
         int rc = kiln_op(en->ops, "attention", ks->attn, &s, &look, slots, offs, e);
         if (rc)
             return rc;
@@ -292,22 +307,39 @@ static int chunk(kiln_engine *en, const kset *ks, kiln_kv_seq *seq, const int32_
     }
     if ((rc = rmsnorm(en, ks, T, m->layers[0].attn_norm, NULL, e)))
         return rc;
+    size_t hd4 = (size_t)c->n_head * (size_t)c->head_dim * 4, kvd4 = (size_t)c->n_head_kv * (size_t)c->head_dim * 4;
+    size_t ff4 = (size_t)c->n_ff * 4;
     for (int l = 0; l < c->n_layer; l++) {
         kiln_layer *L = &m->layers[l];
-        if ((rc = matmul(en, ks, "attn_q", &L->wq, en->xn, 0, en->q, 0, T, e)) ||
-            (rc = matmul(en, ks, "attn_k", &L->wk, en->xn, 0, en->k, 0, T, e)) ||
-            (rc = matmul(en, ks, "attn_v", &L->wv, en->xn, 0, en->v, 0, T, e)) ||
-            (rc = rope(en, ks, en->q, c->n_head, T, e)) || (rc = rope(en, ks, en->k, c->n_head_kv, T, e)) ||
-            (rc = attention(en, ks, l, seq, p0, T, e)) ||
+        /* a decode step multiplies stacked Q/K/V once (q, k, v are then
+         * blocks of en->qkv); a prefill chunk multiplies them one by one */
+        act q = {en->q, 0}, k = {en->k, 0}, v = {en->v, 0};
+        if (T == 1 && L->fused_qkv) {
+            q = (act){en->qkv, 0};
+            k = (act){en->qkv, hd4};
+            v = (act){en->qkv, hd4 + kvd4};
+            rc = matmul(en, ks, "attn_qkv", &L->wqkv, en->xn, 0, en->qkv, 0, 1, e);
+        } else if (!(rc = matmul(en, ks, "attn_q", &L->wq, en->xn, 0, en->q, 0, T, e)) &&
+                   !(rc = matmul(en, ks, "attn_k", &L->wk, en->xn, 0, en->k, 0, T, e))) {
+            rc = matmul(en, ks, "attn_v", &L->wv, en->xn, 0, en->v, 0, T, e);
+        }
+        if (rc || (rc = rope(en, ks, q, c->n_head, T, e)) || (rc = rope(en, ks, k, c->n_head_kv, T, e)) ||
+            (rc = attention(en, ks, l, seq, p0, T, q, k, v, e)) ||
             (rc = matmul(en, ks, "attn_out", &L->wo, en->att, 0, en->o, 0, T, e)) ||
             (rc = rmsnorm(en, ks, T, L->ffn_norm, en->o, e)))
             return kiln_err_wrap(e, "layer %d (attention)", l);
         kiln_shape ss = {.m = (int64_t)T * c->n_ff}, slook = {.m = token_class(T) * c->n_ff};
         kiln_buffer *sslots[3] = {en->gate, en->up, en->hid};
+        size_t soffs[3] = {0, 0, 0};
         kiln_buffer *next = l + 1 < c->n_layer ? m->layers[l + 1].attn_norm : m->out_norm;
-        if ((rc = matmul(en, ks, "ffn_gate", &L->w_gate, en->xn, 0, en->gate, 0, T, e)) ||
-            (rc = matmul(en, ks, "ffn_up", &L->w_up, en->xn, 0, en->up, 0, T, e)) ||
-            (rc = kiln_op(en->ops, "silu_mul", ks->silu, &ss, &slook, sslots, NULL, e)) ||
+        if (T == 1 && L->fused_gu) { /* stacked gate/up: one gemv, gate and up are halves of en->gu */
+            sslots[0] = sslots[1] = en->gu;
+            soffs[1] = ff4;
+            rc = matmul(en, ks, "ffn_gate_up", &L->wgu, en->xn, 0, en->gu, 0, 1, e);
+        } else if (!(rc = matmul(en, ks, "ffn_gate", &L->w_gate, en->xn, 0, en->gate, 0, T, e))) {
+            rc = matmul(en, ks, "ffn_up", &L->w_up, en->xn, 0, en->up, 0, T, e);
+        }
+        if (rc || (rc = kiln_op(en->ops, "silu_mul", ks->silu, &ss, &slook, sslots, soffs, e)) ||
             (rc = matmul(en, ks, "ffn_down", &L->w_down, en->hid, 0, en->o, 0, T, e)) ||
             (rc = rmsnorm(en, ks, T, next, en->o, e)))
             return kiln_err_wrap(e, "layer %d (feed-forward)", l);

@@ -104,6 +104,73 @@ static int load_tokenizer(kiln_model *m, const char *path, kiln_err *e)
     return 0;
 }
 
+/* Can these tensors be stacked into one matrix whose row blocks the engine
+ * binds at byte offsets? Same format and width (GGUF files may mix types
+ * across Q/K/V), and every block's first row and its output start at offsets
+ * the device accepts (row blocks are whole tiles in an interleaved layout). */
+static int stackable(const kiln_model *m, const kiln_gguf_tensor *const *ts, int n, int ilv)
+{
+    size_t align = m->dev->fp.offset_align ? m->dev->fp.offset_align : 1;
+    int q0, g0, q, g;
+    kiln_format_of_ggml(ts[0]->type, &q0, &g0);
+    if (q0 == KILN_F16 && ilv > 1)
+        return 0;
+    int64_t wpr = (ts[0]->dims[0] + 7) / 8, row0 = 0; /* int4 words per row: the finest case; checked below */
+    for (int i = 0; i < n; i++) {
+        kiln_format_of_ggml(ts[i]->type, &q, &g);
+        if (ts[i]->n_dims != 2 || q != q0 || g != g0 || ts[i]->dims[0] != ts[0]->dims[0])
+            return 0;
+        int epw = q == KILN_Q8_0 ? 4 : q == KILN_F16 ? 2 : 8;
+        int64_t cols_pad = g ? (ts[0]->dims[0] + g - 1) / g * g : ts[0]->dims[0];
+        wpr = (cols_pad + epw - 1) / epw;
+        if (row0 % ilv || (size_t)(row0 * wpr * 4) % align || (g && (size_t)(row0 * (cols_pad / g) * 2) % align) ||
+            (size_t)(row0 * 4) % align)
+            return 0;
+        row0 += ts[i]->dims[1];
+    }
+    return 1;
+}
+
+/* names[0..n) of layer l stacked into *stack and split into views; 0 when
+ * they cannot be stacked (*fused stays 0: the caller loads them one by one). */
+static int load_stack(kiln_model *m, int l, const char *const *names, kiln_dmat *const *views, int n,
+                      kiln_dmat *stack, int *fused, const kiln_model_opts *o, kiln_pool *pool, kiln_err *e)
+{
+    const kiln_gguf_tensor *ts[KILN_DMAT_MAX_STACK];
+    char name[96];
+    int64_t rows = 0;
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof name, "blk.%d.%s.weight", l, names[i]);
+        if (!(ts[i] = need(m->gguf, name, e)))
+            return KILN_E_FORMAT;
+        rows += ts[i]->dims[1];
+    }
+    /* the layout the stacked matrix's gemv reads */
+    int ilv = 1;
+    if (o->layout) {
+        kiln_shape s = {.m = rows, .k = ts[0]->dims[0], .act = o->act};
+        kiln_format_of_ggml(ts[0]->type, &s.quant, &s.group);
+        ilv = o->layout(o->layout_ctx, &s);
+        ilv = kiln_ilv_valid(ilv) ? ilv : 1;
+    }
+    if (!stackable(m, ts, n, ilv))
+        return 0;
+    int rc = kiln_dmat_load_stacked(m->dev, m->gguf, ts, n, o->max_part_bytes, ilv, pool, stack, e);
+    if (rc == KILN_E_INVALID && stack->n_parts == 0)
+        return 0; /* e.g. larger than one buffer: separately */
+    if (rc)
+        return rc;
+    if (stack->n_parts != 1) {
+        kiln_dmat_free(m->dev, stack);
+        return 0;
+    }
+    m->weight_bytes += stack->bytes;
+    for (int i = 0, r0 = 0; i < n; r0 += (int)ts[i]->dims[1], i++)
+        *views[i] = kiln_dmat_rows(stack, r0, ts[i]->dims[1]);
+    *fused = 1;
+    return 0;
+}
+
 static int load_layer(kiln_model *m, int l, const kiln_model_opts *o, kiln_pool *pool, kiln_err *e)
 {
     static const struct {
@@ -121,9 +188,20 @@ static int load_layer(kiln_model *m, int l, const kiln_model_opts *o, kiln_pool 
         snprintf(name, sizeof name, "blk.%d.%s.weight", l, vecs[i].name);
         rc = load_vec(m, name, (kiln_buffer **)(L + vecs[i].off), e);
     }
+    kiln_layer *ly = &m->layers[l];
+    if (!rc && !o->no_fuse) {
+        static const char *const qkv[] = {"attn_q", "attn_k", "attn_v"}, *const gu[] = {"ffn_gate", "ffn_up"};
+        kiln_dmat *vq[] = {&ly->wq, &ly->wk, &ly->wv}, *vg[] = {&ly->w_gate, &ly->w_up};
+        rc = load_stack(m, l, qkv, vq, 3, &ly->wqkv, &ly->fused_qkv, o, pool, e);
+        if (!rc)
+            rc = load_stack(m, l, gu, vg, 2, &ly->wgu, &ly->fused_gu, o, pool, e);
+    }
     for (size_t i = 0; !rc && i < sizeof mats / sizeof mats[0]; i++) {
+        kiln_dmat *d = (kiln_dmat *)(L + mats[i].off);
+        if (d->view)
+            continue; /* a block of a stacked matrix */
         snprintf(name, sizeof name, "blk.%d.%s.weight", l, mats[i].name);
-        rc = load_mat(m, name, (kiln_dmat *)(L + mats[i].off), o, pool, NULL, 1, e);
+        rc = load_mat(m, name, d, o, pool, NULL, 1, e);
     }
     return rc;
 }
@@ -231,8 +309,8 @@ void kiln_model_free(kiln_model *m)
             kiln_layer *L = &m->layers[l];
             kiln_free(m->dev, L->attn_norm);
             kiln_free(m->dev, L->ffn_norm);
-            kiln_dmat *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-            for (int i = 0; i < 7; i++)
+            kiln_dmat *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down, &L->wqkv, &L->wgu};
+            for (int i = 0; i < 9; i++)
                 kiln_dmat_free(m->dev, mats[i]);
         }
         free(m->layers);

@@ -20,6 +20,13 @@
 typedef struct kiln_layer {
     kiln_buffer *attn_norm, *ffn_norm; /* f32 [n_embd] */
     kiln_dmat wq, wk, wv, wo, w_gate, w_up, w_down;
+    /* Fused projections (kiln_model_opts.fuse): Q, K, V stacked into one
+     * matrix and gate, up into another, so a decode step runs one gemv for
+     * each stack instead of three and two; wq..w_up are then views of their
+     * rows (the prefill gemm still multiplies them one by one, because the
+     * attention and rope kernels read q, k, v as separate [T][width] rows). */
+    kiln_dmat wqkv, wgu;
+    int fused_qkv, fused_gu;
 } kiln_layer;
 
 typedef struct kiln_model {
@@ -55,6 +62,7 @@ typedef struct kiln_model_opts {
     kiln_layout_fn layout;     /* NULL: every matrix row-major */
     void *layout_ctx;
     int act;                   /* kiln_act the gemv shapes given to layout carry (the engine's precision) */
+    int no_fuse;               /* 1: keep Q/K/V and gate/up as separate matrices (tests, comparisons) */
     int load_threads;          /* threads converting the weights (0: kiln_host_threads()) */
 } kiln_model_opts;
 
@@ -92,6 +100,7 @@ typedef struct kiln_engine {
     int act;                   /* kiln_act of the matrix shapes (from opts.precision) */
     /* activations for up to `chunk` tokens */
     kiln_buffer *x, *xn, *q, *k, *v, *att, *o, *gate, *up, *hid, *logits, *best, *ids, *pos;
+    kiln_buffer *qkv, *gu;     /* one decode token's stacked Q/K/V and gate/up outputs (kiln_layer.fused_*) */
     float *logits_host;
     kiln_buffer *logits_all;   /* [chunk][n_vocab], allocated by the first kiln_forward_all_logits */
 } kiln_engine;

@@ -86,7 +86,8 @@ static int open_model(kiln_session *s, const kiln_session_opts *o, kiln_err *e)
     kiln_layout_ctx lc = {.fp = &s->dev->fp, .db = s->db, .log = o->log};
     kiln_model_opts mo = {.progress = o->progress, .notes = o->notes, .layout = kiln_engine_layout,
                           .layout_ctx = &lc,
-                          .act = o->precision == KILN_PRECISION_STRICT ? KILN_ACT_F32 : KILN_ACT_Q8};
+                          .act = o->precision == KILN_PRECISION_STRICT ? KILN_ACT_F32 : KILN_ACT_Q8,
+                          .no_fuse = o->no_fuse};
     int rc = kiln_model_load(&s->model, s->dev, o->model, &mo, e);
     if (rc)
         return rc;

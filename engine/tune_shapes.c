@@ -36,13 +36,15 @@
 typedef struct list {
     const char *kernels[LIST_MAX];
     kiln_shape shapes[LIST_MAX];
+    kiln_shape layout[LIST_MAX]; /* gemm: the gemv shape whose winner lays the matrix out */
     int n, overflow;
 } list;
 
-static void add(list *l, const char *kernel, kiln_shape s)
+static void add_from(list *l, const char *kernel, kiln_shape s, kiln_shape layout)
 {
     for (int i = 0; i < l->n; i++)
-        if (!strcmp(l->kernels[i], kernel) && !memcmp(&l->shapes[i], &s, sizeof s))
+        if (!strcmp(l->kernels[i], kernel) && !memcmp(&l->shapes[i], &s, sizeof s) &&
+            !memcmp(&l->layout[i], &layout, sizeof layout))
             return;
     if (l->n == LIST_MAX) {
         l->overflow = 1;
@@ -50,8 +52,11 @@ static void add(list *l, const char *kernel, kiln_shape s)
     }
     l->kernels[l->n] = kernel;
     l->shapes[l->n] = s;
+    l->layout[l->n] = layout;
     l->n++;
 }
+
+static void add(list *l, const char *kernel, kiln_shape s) { add_from(l, kernel, s, (kiln_shape){0}); }
 
 static int matrix(const kiln_gguf *g, const char *name, kiln_shape *s, kiln_err *e)
 {
@@ -65,8 +70,8 @@ static int matrix(const kiln_gguf *g, const char *name, kiln_shape *s, kiln_err 
     return 0;
 }
 
-int kiln_model_tune_shapes(const char *gguf_path, int act, const char **kernels, kiln_shape *shapes, int max, int *n,
-                           kiln_err *e)
+int kiln_model_tune_shapes(const char *gguf_path, int act, const char **kernels, kiln_shape *shapes,
+                           kiln_shape *layout_src, int max, int *n, kiln_err *e)
 {
     *n = 0;
     kiln_gguf *g = NULL;
@@ -85,19 +90,44 @@ int kiln_model_tune_shapes(const char *gguf_path, int act, const char **kernels,
         goto out;
     }
     static const char *const proj[] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
-    /* projections, layer by layer (a file may mix quant types) */
-    for (int layer = 0; layer < c.n_layer; layer++)
+    /* projections, layer by layer (a file may mix quant types). As
+     * engine/model.c stacks them: Q/K/V and gate/up of one format and width
+     * become one matrix (one decode gemv; its winner's layout also holds the
+     * blocks the prefill gemm multiplies one by one) */
+    for (int layer = 0; layer < c.n_layer; layer++) {
+        kiln_shape s[7];
         for (size_t p = 0; p < sizeof proj / sizeof *proj; p++) {
             char name[96];
             snprintf(name, sizeof name, "blk.%d.%s.weight", layer, proj[p]);
-            kiln_shape s;
-            if ((rc = matrix(g, name, &s, e)))
+            if ((rc = matrix(g, name, &s[p], e)))
                 goto out;
-            s.act = act;
-            add(lp, "gemv_int4", s);
-            s.n = PREFILL_T;
-            add(lp, "gemm_int4", s);
+            s[p].act = act;
         }
+        kiln_shape src[7];
+        for (int p = 0; p < 7; p++)
+            src[p] = s[p];
+        static const int stacks[2][4] = {{0, 1, 2, -1}, {4, 5, -1, -1}};
+        for (int st = 0; st < 2; st++) {
+            kiln_shape sum = s[stacks[st][0]];
+            int ok = 1;
+            for (int i = 1; i < 4 && stacks[st][i] >= 0; i++) {
+                const kiln_shape *b = &s[stacks[st][i]];
+                ok &= b->quant == sum.quant && b->group == sum.group && b->k == sum.k;
+                sum.m += b->m;
+            }
+            if (!ok)
+                continue;
+            add(lp, "gemv_int4", sum);
+            for (int i = 0; i < 4 && stacks[st][i] >= 0; i++)
+                src[stacks[st][i]] = sum;
+        }
+        for (int p = 0; p < 7; p++) {
+            add(lp, "gemv_int4", s[p]); /* also run where a device cannot stack them */
+            kiln_shape gm = s[p];
+            gm.n = PREFILL_T;
+            add_from(lp, "gemm_int4", gm, src[p]);
+        }
+    }
     kiln_shape emb = {0}, head = {0};
     if ((rc = matrix(g, "token_embd.weight", &emb, e)) ||
         (rc = matrix(g, c.tied_output ? "token_embd.weight" : "output.weight", &head, e)))
@@ -138,6 +168,8 @@ int kiln_model_tune_shapes(const char *gguf_path, int act, const char **kernels,
     for (int i = 0; i < lp->n; i++) {
         kernels[i] = lp->kernels[i];
         shapes[i] = lp->shapes[i];
+        if (layout_src)
+            layout_src[i] = lp->layout[i];
     }
     *n = lp->n;
 out:

@@ -6,9 +6,12 @@
 #include "kernels/kernel.h"
 
 /* Fills kernels[i] (kernel names) and shapes[i] for up to max pairs; *n is
- * how many. act: the kiln_act of the gemv shapes (the engine's precision:
- * KILN_ACT_Q8 for --precision fast). Errors name the file. */
-int kiln_model_tune_shapes(const char *gguf_path, int act, const char **kernels, kiln_shape *shapes, int max, int *n,
-                           kiln_err *e);
+ * how many. act: the kiln_act of the matrix shapes (the engine's precision:
+ * KILN_ACT_Q8 for --precision fast). layout_src (may be NULL): for a gemm
+ * shape, the gemv shape whose winner decides the layout the engine stores
+ * that matrix in (a stacked Q/K/V or gate/up, or the matrix itself); for the
+ * others a zero shape. Errors name the file. */
+int kiln_model_tune_shapes(const char *gguf_path, int act, const char **kernels, kiln_shape *shapes,
+                           kiln_shape *layout_src, int max, int *n, kiln_err *e);
 
 #endif

@@ -439,8 +439,62 @@ int kiln_dmat_load(kiln_device *d, const kiln_gguf *g, const kiln_gguf_tensor *t
     return 0;
 }
 
+int kiln_dmat_load_stacked(kiln_device *d, const kiln_gguf *g, const kiln_gguf_tensor *const *ts, int n,
+                           uint64_t max_part_bytes, int ilv, kiln_pool *pool, kiln_dmat *m, kiln_err *e)
+{
+    memset(m, 0, sizeof *m);
+    kiln_qmatrix shape[KILN_DMAT_MAX_STACK];
+    enum how how[KILN_DMAT_MAX_STACK];
+    if (n < 1 || n > KILN_DMAT_MAX_STACK)
+        return kiln_fail(e, KILN_E_INVALID, "stacking %d matrices (1..%d)", n, KILN_DMAT_MAX_STACK);
+    int64_t rows = 0;
+    for (int i = 0; i < n; i++) {
+        how[i] = REPACK;
+        int rc = plan(g, ts[i], &shape[i], &how[i], e);
+        if (rc)
+            return rc;
+        if (i && (shape[i].quant != shape[0].quant || shape[i].group != shape[0].group ||
+                  shape[i].cols != shape[0].cols))
+            return kiln_fail(e, KILN_E_INVALID, "%s: tensors '%s' and '%s' differ in format or width: not stacked",
+                             kiln_gguf_path(g), ts[0]->name, ts[i]->name);
+        rows += shape[i].rows;
+    }
+    kiln_qmatrix q;
+    int rc = kiln_qmatrix_alloc(&q, shape[0].quant, shape[0].group, rows, shape[0].cols, e);
+    if (rc)
+        return kiln_err_wrap(e, "%s: stacking '%s'..", kiln_gguf_path(g), ts[0]->name);
+    err_acc acc = {0};
+    for (int64_t i = 0, r0 = 0; i < n && !rc; r0 += shape[i].rows, i++) {
+        kiln_qmatrix v = rows_view(&q, r0, r0 + shape[i].rows);
+        if ((rc = convert(ts[i], how[i], &v, 0, pool, &acc, e)))
+            kiln_err_wrap(e, "%s: tensor '%s'", kiln_gguf_path(g), ts[i]->name);
+    }
+    if (!rc && (rc = kiln_dmat_upload(d, &q, max_part_bytes, ilv, m, e)))
+        kiln_err_wrap(e, "%s: uploading '%s'.. (%d stacked) to %s", kiln_gguf_path(g), ts[0]->name, n, d->fp.name);
+    kiln_qmatrix_free(&q);
+    if (rc)
+        return rc;
+    m->conv_err = acc_error(&acc);
+    describe(ts[0], how[0], shape[0].quant, m->conv_err, m->note, sizeof m->note);
+    return 0;
+}
+
+kiln_dmat kiln_dmat_rows(const kiln_dmat *m, int64_t row0, int64_t rows)
+{
+    kiln_dmat v = *m;
+    v.view = 1;
+    v.row0 = m->row0 + row0;
+    v.rows = rows;
+    v.bytes = 0;
+    return v;
+}
+
 void kiln_dmat_free(kiln_device *d, kiln_dmat *m)
 {
+    if (m->view) { /* the rows of another matrix: its owner frees them */
+        memset(m, 0, sizeof *m);
+        return;
+    }
     for (int i = 0; i < m->n_parts; i++) {
         kiln_dmat_part *p = &m->part[i];
         kiln_free(d, p->qs);

@@ -33,6 +33,8 @@ typedef struct kiln_dmat {
     int64_t rows, cols;        /* out x in */
     int64_t words_per_row, groups_per_row;
     int ilv;                   /* row layout (kernels/quant_ilv.h): 1 row-major, 4/8/16 interleaved tiles */
+    int64_t row0;              /* a view (kiln_dmat_rows): its first row in the owner's buffers */
+    int view;                  /* 1: rows of another matrix (not freed here) */
     int n_parts;               /* 1 unless the matrix exceeds the device's largest buffer */
     kiln_dmat_part part[KILN_DMAT_MAX_PARTS];
     size_t bytes;              /* device bytes */
@@ -57,6 +59,14 @@ int kiln_dmat_load(kiln_device *d, const kiln_gguf *g, const kiln_gguf_tensor *t
  * row-major). */
 int kiln_dmat_upload(kiln_device *d, const kiln_qmatrix *q, uint64_t max_part_bytes, int ilv, kiln_dmat *m,
                      kiln_err *e);
+/* Tensors ts[0..n) of one format and width stacked row-wise into one matrix
+ * (Q, K, V as one projection; gate and up), in layout ilv, one part only. */
+#define KILN_DMAT_MAX_STACK 4
+int kiln_dmat_load_stacked(kiln_device *d, const kiln_gguf *g, const kiln_gguf_tensor *const *ts, int n,
+                           uint64_t max_part_bytes, int ilv, kiln_pool *pool, kiln_dmat *m, kiln_err *e);
+/* Rows [row0, row0 + rows) of single-part m, in m's buffers (freeing it is a
+ * no-op). In an interleaved layout row0 and rows are whole tiles. */
+kiln_dmat kiln_dmat_rows(const kiln_dmat *m, int64_t row0, int64_t rows);
 void kiln_dmat_free(kiln_device *d, kiln_dmat *m);
 
 /* The Kiln format a GGUF tensor type converts to: Q4_0/Q4_1/Q8_0 losslessly,

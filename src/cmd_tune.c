@@ -24,6 +24,7 @@
 typedef struct job {
     const kiln_kernel *k;
     kiln_shape s;
+    kiln_shape layout_src; /* --model gemm: the gemv shape whose winner lays its matrix out (m 0: none) */
 } job;
 
 typedef struct tune_cli {
@@ -179,14 +180,19 @@ static int parse(int argc, char **argv, tune_cli *c)
 /* The decode kernel set: what a Llama decode step runs. */
 static const char *const default_kernels[] = {"gemv_int4", "attention_paged", "rmsnorm", "rope", "dequant"};
 
-static int add_job(job *jobs, int *n, const kiln_kernel *k, const kiln_shape *s)
+static int add_job(job *jobs, int *n, const kiln_kernel *k, const kiln_shape *s, const kiln_shape *layout_src)
 {
+    kiln_shape none = {0};
+    if (!layout_src)
+        layout_src = &none;
     for (int i = 0; i < *n; i++)
-        if (jobs[i].k == k && !memcmp(&jobs[i].s, s, sizeof *s))
+        if (jobs[i].k == k && !memcmp(&jobs[i].s, s, sizeof *s) &&
+            !memcmp(&jobs[i].layout_src, layout_src, sizeof *layout_src))
             return 0;
     if (*n >= MAX_JOBS)
         return -1;
     jobs[*n].k = k;
+    jobs[*n].layout_src = *layout_src;
     jobs[(*n)++].s = *s;
     return 0;
 }
@@ -199,11 +205,12 @@ static int collect_jobs(const tune_cli *c, job *jobs, int *n_jobs, kiln_err *e)
         for (int i = 0; i < c->n_kernels; i++)
             names[n_names++] = c->kernels[i];
     }
-    kiln_shape model_shapes[MAX_JOBS];
+    static kiln_shape model_shapes[MAX_JOBS], model_layout[MAX_JOBS];
     const char *model_kernels[MAX_JOBS];
     int n_model = 0;
     if (c->model) {
-        int rc = kiln_model_tune_shapes(c->model, c->act, model_kernels, model_shapes, MAX_JOBS, &n_model, e);
+        int rc = kiln_model_tune_shapes(c->model, c->act, model_kernels, model_shapes, model_layout, MAX_JOBS,
+                                        &n_model, e);
         if (rc)
             return rc;
     }
@@ -234,17 +241,17 @@ static int collect_jobs(const tune_cli *c, job *jobs, int *n_jobs, kiln_err *e)
                     memset(&s, 0, sizeof s);
                 if (kiln_shape_parse(c->shapes[j], &s, e))
                     return KILN_E_INVALID;
-                add_job(jobs, n_jobs, k, &s);
+                add_job(jobs, n_jobs, k, &s, NULL);
             }
         } else if (c->model) {
             for (int j = 0; j < n_model; j++)
                 if (!strcmp(model_kernels[j], k->name))
-                    add_job(jobs, n_jobs, k, &model_shapes[j]);
+                    add_job(jobs, n_jobs, k, &model_shapes[j], &model_layout[j]);
         } else {
             kiln_shape sh[64];
             int ns = k->shapes(KILN_SHAPES_TUNE, sh, 64);
             for (int j = 0; j < ns; j++)
-                add_job(jobs, n_jobs, k, &sh[j]);
+                add_job(jobs, n_jobs, k, &sh[j], NULL);
         }
     }
     if (!*n_jobs)
@@ -394,14 +401,17 @@ int cmd_tune(int argc, char **argv)
     double t0 = kiln_now_s();
     for (int j = 0; j < n_jobs; j++) {
         p.job = j;
-        if (c.model && !strcmp(jobs[j].k->name, "gemm_int4") && !jobs[j].s.ilv) {
+        if (jobs[j].layout_src.m && !jobs[j].s.ilv) {
             /* the prefill gemm reads the matrix in the layout gemv's winner
              * (tuned before it in this session) makes the engine store it in */
             kiln_layout_ctx lc = {.fp = &fp, .db = tune_store_db(store)};
-            kiln_shape gv = jobs[j].s;
-            gv.n = 0;
-            int ilv = kiln_engine_layout(&lc, &gv);
+            int ilv = kiln_engine_layout(&lc, &jobs[j].layout_src);
             jobs[j].s.ilv = ilv > 1 ? ilv : 0;
+            int dup = 0; /* two matrices of one shape may end up in one layout */
+            for (int i = 0; i < j && !dup; i++)
+                dup = jobs[i].k == jobs[j].k && !memcmp(&jobs[i].s, &jobs[j].s, sizeof jobs[j].s);
+            if (dup)
+                continue;
         }
         kiln_tune_result r;
         kiln_err je = {0};

@@ -29,6 +29,8 @@ const char *kiln_engine_cli_help(void)
            "                          32 (vpdpbusd-class dot products; kiln perplexity measures the cost);\n"
            "                          strict: f32 activations everywhere (greedy output equals a float64 forward)\n"
            "  --threads N             host threads of the cpu backend (default: all cores, or $KILN_CPU_THREADS)\n"
+           "  --no-fuse               keep Q/K/V and gate/up as separate matrices (by default each is stacked into\n"
+           "                          one, so a decode step runs one gemv for them; for comparisons)\n"
            "  --temp T --top-k K --top-p P --min-p P --repeat-penalty R --repeat-last-n N --seed S\n"
            "                          sampling (default greedy: --temp 0)\n"
            "  --stop STR              stop string (repeatable)\n"
@@ -95,6 +97,10 @@ int kiln_engine_cli_arg(kiln_engine_cli *c, int argc, char **argv, int *i)
         (*i)++;
         return 1;
     }
+    if (!strcmp(a, "--no-fuse")) {
+        c->no_fuse = 1;
+        return 1;
+    }
     if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) {
         c->verbose = 1;
         return 1;
@@ -118,6 +124,6 @@ int kiln_engine_cli_session_opts(const kiln_engine_cli *c, kiln_session_opts *o,
                              .db_json = kiln_embedded_db_json, .chat_template = c->chat_template, .ctx = c->ctx,
                              .page_size = c->page_size, .chunk = c->chunk, .threads = c->threads,
                              .log = c->verbose ? stderr : NULL, .progress = c->json ? NULL : stderr, .notes = stderr,
-                             .profile = c->profile, .precision = c->precision};
+                             .profile = c->profile, .precision = c->precision, .no_fuse = c->no_fuse};
     return kiln_sampling_check(&c->sampling, e);
 }

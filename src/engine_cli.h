@@ -13,7 +13,7 @@ typedef struct kiln_engine_cli {
     const char *db_path;       /* NULL: $KILN_DB or the default path, used if it exists */
     int ctx, page_size, chunk, threads;
     int precision;             /* KILN_PRECISION_FAST (default) | KILN_PRECISION_STRICT */
-    int verbose, json, profile;
+    int verbose, json, profile, no_fuse;
     int n_predict;
     const char *prompt;
     const char *chat_template; /* NULL: from the GGUF */

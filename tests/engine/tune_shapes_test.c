@@ -1,7 +1,9 @@
 /* tests/engine/tune_shapes_test.c - kiln_model_tune_shapes on a synthetic
  * tiny model (64 wide, 2 layers, n_ff 160, 4 heads / 2 kv of 16, vocab 512,
  * context 256, untied, Q4_0 matrices, Q8_0 token_embd): exactly the lookup
- * shapes engine/forward.c builds, no duplicates; the quant follows the file
+ * shapes engine/forward.c builds, no duplicates, Q/K/V and gate/up also as the
+ * stacked decode gemvs engine/model.c builds, each prefill gemm pointing at
+ * the gemv shape that lays its matrix out; the quant follows the file
  * (Q4_1 file -> q4_1); a too-small array is KILN_E_FULL; a missing file
  * names the path. With $KILN_SMOLLM2 also the real file's list (no weights
  * are loaded, so it is quick). */
@@ -16,7 +18,7 @@
 #define MAXP 256
 
 static const char *kn[MAXP];
-static kiln_shape sh[MAXP];
+static kiln_shape sh[MAXP], lay[MAXP];
 
 static int count(int n, const char *kernel)
 {
@@ -38,16 +40,34 @@ static void check_tiny(const char *path, int quant)
 {
     kiln_err e = {0};
     int n = 0;
-    CHECK_OK(kiln_model_tune_shapes(path, KILN_ACT_F32, kn, sh, MAXP, &n, &e), &e);
+    CHECK_OK(kiln_model_tune_shapes(path, KILN_ACT_F32, kn, sh, lay, MAXP, &n, &e), &e);
     for (int i = 0; i < n; i++)
         for (int j = i + 1; j < n; j++)
-            CHECK(strcmp(kn[i], kn[j]) || memcmp(&sh[i], &sh[j], sizeof sh[i]), "duplicate pair %d/%d (%s)", i, j,
-                  kn[i]);
-    /* 5 gemv (q=o, k=v, gate=up, down, LM head) + 4 gemm + 2 embed + 4 rmsnorm
-     * + 4 rope + 2 silu + kv_append + 1 attention bucket (ctx 256) + argmax */
-    CHECK(n == 24, "tiny: %d pairs, expected 24", n);
-    CHECK(count(n, "gemv_int4") == 5, "gemv: %d", count(n, "gemv_int4"));
-    CHECK(count(n, "gemm_int4") == 4, "gemm: %d", count(n, "gemm_int4"));
+            CHECK(strcmp(kn[i], kn[j]) || memcmp(&sh[i], &sh[j], sizeof sh[i]) ||
+                      memcmp(&lay[i], &lay[j], sizeof lay[i]),
+                  "duplicate pair %d/%d (%s)", i, j, kn[i]);
+    /* 7 gemv (q=o, k=v, gate=up, down, LM head; stacked q+k+v 128 and
+     * gate+up 320) + 5 gemm (q and o are one shape laid out by different
+     * gemvs) + 2 embed + 4 rmsnorm + 4 rope + 2 silu + kv_append + 1
+     * attention bucket (ctx 256) + argmax */
+    CHECK(n == 27, "tiny: %d pairs, expected 27", n);
+    CHECK(count(n, "gemv_int4") == 7, "gemv: %d", count(n, "gemv_int4"));
+    CHECK(count(n, "gemm_int4") == 5, "gemm: %d", count(n, "gemm_int4"));
+    kiln_shape qkv = {.m = 128, .k = 64, .quant = quant, .group = 32}, gu = {.m = 320, .k = 64, .quant = quant,
+                                                                             .group = 32};
+    CHECK(has(n, "gemv_int4", qkv) && has(n, "gemv_int4", gu), "stacked gemv shapes missing");
+    for (int i = 0; i < n; i++) {
+        if (strcmp(kn[i], "gemm_int4"))
+            continue;
+        kiln_shape own = sh[i];
+        own.n = 0;
+        int ok = sh[i].k == 160 ? !memcmp(&lay[i], &own, sizeof own) /* down: itself */
+               : sh[i].m == 160  ? !memcmp(&lay[i], &gu, sizeof gu)
+               : sh[i].m == 32   ? !memcmp(&lay[i], &qkv, sizeof qkv)
+                                 : !memcmp(&lay[i], &qkv, sizeof qkv) || !memcmp(&lay[i], &own, sizeof own);
+        CHECK(ok, "gemm m%lld k%lld laid out by gemv m%lld", (long long)sh[i].m, (long long)sh[i].k,
+              (long long)lay[i].m);
+    }
     CHECK(count(n, "attention_paged") == 1, "attention buckets: %d", count(n, "attention_paged"));
     const int64_t mk[5][2] = {{64, 64}, {32, 64}, {160, 64}, {64, 160}, {512, 64}};
     for (int i = 0; i < 5; i++) {
@@ -83,16 +103,16 @@ static void check_tiny(const char *path, int quant)
 
     /* --precision fast: the same pairs, the matrix shapes allow int8 activations */
     int n8 = 0;
-    CHECK_OK(kiln_model_tune_shapes(path, KILN_ACT_Q8, kn, sh, MAXP, &n8, &e), &e);
-    CHECK(n8 == 24 && count(n8, "gemv_int4") == 5, "fast: %d pairs", n8);
+    CHECK_OK(kiln_model_tune_shapes(path, KILN_ACT_Q8, kn, sh, NULL, MAXP, &n8, &e), &e);
+    CHECK(n8 == 27 && count(n8, "gemv_int4") == 7, "fast: %d pairs", n8);
     for (int i = 0; i < n8; i++)
         CHECK(sh[i].act == (!strcmp(kn[i], "gemv_int4") || !strcmp(kn[i], "gemm_int4") ? KILN_ACT_Q8 : KILN_ACT_F32),
               "fast: %s act %d", kn[i], sh[i].act);
-    CHECK_OK(kiln_model_tune_shapes(path, KILN_ACT_F32, kn, sh, MAXP, &n, &e), &e);
+    CHECK_OK(kiln_model_tune_shapes(path, KILN_ACT_F32, kn, sh, NULL, MAXP, &n, &e), &e);
 
     /* too small an array */
     int n2 = 0;
-    CHECK(kiln_model_tune_shapes(path, KILN_ACT_F32, kn, sh, 3, &n2, &e) == KILN_E_FULL && strstr(e.msg, "24"),
+    CHECK(kiln_model_tune_shapes(path, KILN_ACT_F32, kn, sh, NULL, 3, &n2, &e) == KILN_E_FULL && strstr(e.msg, "27"),
           "max 3: %s", e.msg);
 }
 
@@ -118,13 +138,13 @@ int main(void)
     rmdir(dir);
 
     int n = 0;
-    CHECK(kiln_model_tune_shapes("/nonexistent/model.gguf", KILN_ACT_F32, kn, sh, MAXP, &n, &e) != 0 &&
+    CHECK(kiln_model_tune_shapes("/nonexistent/model.gguf", KILN_ACT_F32, kn, sh, NULL, MAXP, &n, &e) != 0 &&
               strstr(e.msg, "/nonexistent/model.gguf"),
           "missing file: %s", e.msg);
 
     const char *real = getenv("KILN_SMOLLM2");
     if (real && *real) { /* SmolLM2-135M Q4_1: 576 wide, 9/3 heads of 64, n_ff 1536, tied Q8_0 head */
-        CHECK_OK(kiln_model_tune_shapes(real, KILN_ACT_F32, kn, sh, MAXP, &n, &e), &e);
+        CHECK_OK(kiln_model_tune_shapes(real, KILN_ACT_F32, kn, sh, NULL, MAXP, &n, &e), &e);
         CHECK(count(n, "gemv_int4") == 5, "smollm2 gemv: %d", count(n, "gemv_int4"));
         CHECK(has(n, "gemv_int4", (kiln_shape){.m = 49152, .k = 576, .quant = KILN_Q8_0, .group = 32}),
               "smollm2 LM head (tied token_embd, q8_0)");
