@@ -166,8 +166,10 @@ enum { P_WG, P_TILE, P_SPLIT, P_VEC, P_REDUCE, P_HPW };
 static const kiln_param attn_params[] = {
     {"wg", "WG", "threads per workgroup (GPU)", 4, {32, 64, 128, 256}, 64},
     {"tile", "TILE", "positions per iteration of the page loop", 5, {16, 32, 64, 128, 256}, 64},
-    {"split", "SPLIT", "context tokens per workgroup, 0 = no split (flash-decoding + combine step)", 5,
-     {0, 256, 512, 1024, 2048}, 0},
+    /* short splits matter on the cpu: a model with few kv groups (SmolLM2:
+     * 3) on 2 threads is otherwise split 2:1 between them */
+    {"split", "SPLIT", "context tokens per workgroup, 0 = no split (flash-decoding + combine step)", 8,
+     {0, 32, 64, 128, 256, 512, 1024, 2048}, 0},
     {"vec", "VEC", "load width in floats (GPU)", 3, {1, 2, 4}, 1},
     {"reduce", "REDUCE", "tile max: 0 shared-memory scan, 1 subgroup ops (Vulkan/CUDA)", 2, {0, 1}, 0},
     {"hpw", "HPW", "query heads of one kv group per workgroup (shares K/V loads)", 4, {1, 2, 3, 4}, 1},

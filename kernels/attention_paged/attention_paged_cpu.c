@@ -38,7 +38,7 @@ typedef struct attn_args {
 } attn_args;
 
 /* The workgroup body, instantiated once per ISA with its dot/axpy helpers. */
-#define ATTN_BODY(SUFFIX, ATTR, DOT, AXPY, SCAL)                                                                 \
+#define ATTN_BODY(SUFFIX, ATTR, DOT, AXPY, SCAL, EXPSUM)                                                         \
     ATTR static void attn_wg_##SUFFIX(const attn_args *a, uint32_t g, uint32_t split)                            \
     {                                                                                                            \
         const int hd = a->hd, hpw = a->hpw, h0 = (int)g * hpw;                                                   \
@@ -75,12 +75,9 @@ typedef struct attn_args {
                 float mt = m[hh];                                                                                \
                 for (int j = 0; j < tn; j++)                                                                     \
                     mt = sc[hh][j] > mt ? sc[hh][j] : mt;                                                        \
-                float alpha = expf(m[hh] - mt), sum = 0;                                                         \
+                float alpha = expf(m[hh] - mt);                                                                  \
                 m[hh] = mt;                                                                                      \
-                for (int j = 0; j < tn; j++) {                                                                   \
-                    sc[hh][j] = expf(sc[hh][j] - mt);                                                            \
-                    sum += sc[hh][j];                                                                            \
-                }                                                                                                \
+                float sum = EXPSUM(sc[hh], tn, mt);                                                              \
                 l[hh] = l[hh] * alpha + sum;                                                                     \
                 if (alpha != 1.0f)                                                                               \
                     SCAL(acc[hh], alpha, hd);                                                                    \
@@ -128,7 +125,17 @@ static inline void scal_scalar(float *y, float a, int n)
     for (int i = 0; i < n; i++)
         y[i] *= a;
 }
-ATTN_BODY(scalar, , dot_scalar, axpy_scalar, scal_scalar)
+/* s[j] = exp(s[j] - mt) for j < n; returns their sum */
+static inline float expsum_scalar(float *s, int n, float mt)
+{
+    float sum = 0;
+    for (int j = 0; j < n; j++) {
+        s[j] = expf(s[j] - mt);
+        sum += s[j];
+    }
+    return sum;
+}
+ATTN_BODY(scalar, , dot_scalar, axpy_scalar, scal_scalar, expsum_scalar)
 
 #ifdef KILN_X86
 /* ---- AVX2 + FMA (head_dim is a multiple of 4: 8-wide main loop + 4-wide tail) ---- */
@@ -169,7 +176,49 @@ AVX2 static inline void scal_avx2(float *y, float a, int n)
     for (; i < n; i++)
         y[i] *= a;
 }
-ATTN_BODY(avx2, AVX2, dot_avx2, axpy_avx2, scal_avx2)
+/* exp(x) for x <= 0 (scores minus their max) and above -87 (below, 0):
+ * x = n ln2 + r, |r| <= ln2/2, e^r by a degree-6 polynomial (relative error
+ * ~2e-7, the order of expf's), times 2^n through the exponent bits. libm's
+ * scalar expf was ~20% of a SmolLM2 attention call. */
+AVX2 static inline __m256 exp_avx2(__m256 x)
+{
+    const __m256 lo = _mm256_set1_ps(-87.0f);
+    __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    x = _mm256_max_ps(x, lo);
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187e-06f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 720);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
+AVX2 static inline float expsum_avx2(float *s, int n, float mt)
+{
+    __m256 vm = _mm256_set1_ps(mt), acc = _mm256_setzero_ps();
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 v = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(s + j), vm));
+        _mm256_storeu_ps(s + j, v);
+        acc = _mm256_add_ps(acc, v);
+    }
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_shuffle_ps(r, r, 1));
+    float sum = _mm_cvtss_f32(r);
+    for (; j < n; j++) {
+        s[j] = expf(s[j] - mt);
+        sum += s[j];
+    }
+    return sum;
+}
+ATTN_BODY(avx2, AVX2, dot_avx2, axpy_avx2, scal_avx2, expsum_avx2)
 
 /* ---- AVX-512 (16-wide, masked tail) ---- */
 #define AVX512 __attribute__((target("avx512f")))
@@ -187,23 +236,66 @@ AVX512 static inline float dot_avx512(const float *x, const float *y, int n)
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
+/* (masked loads and stores only for a tail: in the loop they made the int8
+ * gemv 10x slower on Zen 4, see kernels/gemv_int4/q8mm_avx512.inc) */
 AVX512 static inline void axpy_avx512(float *y, float a, const float *x, int n)
 {
     __m512 va = _mm512_set1_ps(a);
-    for (int i = 0; i < n; i += 16) {
-        __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+    if (i < n) {
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
         _mm512_mask_storeu_ps(y + i, k, _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(k, x + i), _mm512_maskz_loadu_ps(k, y + i)));
     }
 }
 AVX512 static inline void scal_avx512(float *y, float a, int n)
 {
     __m512 va = _mm512_set1_ps(a);
-    for (int i = 0; i < n; i += 16) {
-        __mmask16 k = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_mul_ps(va, _mm512_loadu_ps(y + i)));
+    if (i < n) {
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
         _mm512_mask_storeu_ps(y + i, k, _mm512_mul_ps(va, _mm512_maskz_loadu_ps(k, y + i)));
     }
 }
-ATTN_BODY(avx512, AVX512, dot_avx512, axpy_avx512, scal_avx512)
+/* exp for x <= 0 as exp_avx2, 2^n through vscalefps */
+AVX512 static inline __m512 exp_avx512(__m512 x)
+{
+    const __m512 lo = _mm512_set1_ps(-87.0f);
+    __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
+    x = _mm512_max_ps(x, lo);
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 720);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_maskz_mov_ps((__mmask16)~under, _mm512_scalef_ps(p, n));
+}
+AVX512 static inline float expsum_avx512(float *s, int n, float mt)
+{
+    __m512 vm = _mm512_set1_ps(mt), acc = _mm512_setzero_ps();
+    int j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m512 v = exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(s + j), vm));
+        _mm512_storeu_ps(s + j, v);
+        acc = _mm512_add_ps(acc, v);
+    }
+    float sum = _mm512_reduce_add_ps(acc);
+    for (; j < n; j++) {
+        s[j] = expf(s[j] - mt);
+        sum += s[j];
+    }
+    return sum;
+}
+ATTN_BODY(avx512, AVX512, dot_avx512, axpy_avx512, scal_avx512, expsum_avx512)
 #endif
 
 static void attn_paged_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_end)
