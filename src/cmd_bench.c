@@ -27,6 +27,8 @@ static void usage(FILE *f)
             "          verified, with GB/s and %% of the device's copy and read bandwidth (read: the roof of\n"
             "          a kernel that streams its inputs, as a gemv does); stored as a bench run\n"
             "          (default: cpu, the decode kernel set at tune's Llama shapes, 5 rounds)\n"
+            "          --copies N: input copies in rotation (default: enough to exceed twice the last-level\n"
+            "          cache, timed from memory; 1: cache-hot, as test-backend-ops times)\n"
             "  model ...                    model benchmark (pp/tg tok/s, TTFT, latency)\n"
             "  compare RUN --baseline B [--threshold 0.05] [--k 3] [--kind kernels|model] [--format F]\n"
             "          RUN/B: a run id (with its batch), latest, previous (B only), a git ref/commit\n"
@@ -46,7 +48,7 @@ typedef struct bench_cli {
     int n_pos;
     const char *devices[16], *kernels[32], *shapes[32];
     int n_devices, n_kernels, n_shapes;
-    int fmt, rounds, in_process;
+    int fmt, rounds, in_process, copies;
     double threshold, k, time_factor;
 } bench_cli;
 
@@ -74,6 +76,16 @@ static int parse(int argc, char **argv, bench_cli *c)
         else if (!strcmp(a, "--kind")) { NEED(); c->kind = v; }
         else if (!strcmp(a, "-o") || !strcmp(a, "--output")) { NEED(); c->out = v; }
         else if (!strcmp(a, "-r") || !strcmp(a, "--rounds")) { NEED(); c->rounds = atoi(v); }
+        else if (!strcmp(a, "--copies")) {
+            NEED();
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (*end || n < 1 || n > 128) {
+                fprintf(stderr, "kiln bench: --copies needs 1..128, got '%s'\n", v);
+                return KILN_EXIT_USAGE;
+            }
+            c->copies = (int)n;
+        }
         else if (!strcmp(a, "--threshold")) { NEED(); c->threshold = atof(v); }
         else if (!strcmp(a, "--k")) { NEED(); c->k = atof(v); }
         else if (!strcmp(a, "--time-factor")) { NEED(); c->time_factor = atof(v); }
@@ -180,6 +192,7 @@ static int cmd_kernels(bench_cli *c)
     o.n_shapes = c->n_shapes;
     if (c->rounds > 0)
         o.rounds = c->rounds;
+    o.measure.copies = c->copies;
     o.in_process = c->in_process;
     kcb cb = {.fmt = c->fmt};
     int n_failed = 0, n_runs = 0;

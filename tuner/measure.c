@@ -9,6 +9,7 @@
 
 void kiln_measure_defaults(kiln_measure_opts *o)
 {
+    *o = (kiln_measure_opts){0};
     o->warmup = 3;
     o->min_reps = 7;
     o->max_reps = 200;

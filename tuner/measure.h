@@ -18,6 +18,9 @@ typedef struct kiln_measure_opts {
     int max_reps;         /* at most (default 200) */
     double target_spread; /* stop once MAD/median <= this (default 0.02) */
     double max_seconds;   /* time cap per measurement (default 1.0) */
+    int copies;           /* buffer copies in rotation; 0 (default): kiln_rotation_count, timed from memory;
+                           * 1: the same buffers every run, cache-hot where they fit (how test-backend-ops
+                           * and most microbenchmarks time: for comparisons with them) */
 } kiln_measure_opts;
 
 typedef struct kiln_measurement {

@@ -60,7 +60,9 @@ static int session_load_problem(session *s, const kiln_worker_opts *o, int cls, 
     double bytes = 0;
     for (int i = 0; i < s->prob.n_bufs; i++)
         bytes += (double)s->prob.bufs[i].bytes;
-    int want = kiln_rotation_count(&s->dev->fp, bytes);
+    int want = o->measure.copies > 0 ? o->measure.copies : kiln_rotation_count(&s->dev->fp, bytes);
+    if (want > KILN_ROTATION_MAX)
+        want = KILN_ROTATION_MAX;
     for (int i = 0; i < want; i++) {
         if ((rc = kiln_problem_upload(s->dev, &s->prob, &s->copies[i], e))) {
             if (i == 0) {

@@ -14,6 +14,8 @@
 #   --kernels       also compare the int4/int8 GEMV (MUL_MAT, n=1) of both: q4_0, q4_1, q8_0 at
 #                   m x k in {4096x4096, 14336x4096, 4096x14336} (m = output rows, k = reduction)
 #   --kiln PATH     the kiln binary (default ./build-release/src/kiln, else ./build/src/kiln)
+#   --kiln-copies N with --kernels: kiln's input copies in rotation (default 1: cache-hot, as test-backend-ops)
+#   --tune N        with --kernels: tune kiln's gemv at the compared shapes first (N trials each; 0: off)
 #   --llama-env V=X environment for the llama.cpp runs (repeatable), e.g. OMP_WAIT_POLICY=passive:
 #                   the OpenMP build's threads spin at barriers, which collapses under a loaded host
 #   --out FILE      also write the markdown report there
@@ -33,6 +35,8 @@ pp=128
 tg=32
 tg_depth=""
 do_kernels=0
+kcopies=1
+ktune=0
 kiln=""
 out=""
 llama_env=()
@@ -53,6 +57,8 @@ while [[ $# -gt 0 ]]; do
         --tg) posint --tg "${2:-}" 2; tg="$2"; shift ;;
         --tg-depth) posint --tg-depth "${2:-}" 0; tg_depth="$2"; shift ;;
         --kernels) do_kernels=1 ;;
+        --kiln-copies) posint --kiln-copies "${2:-}"; kcopies="$2"; shift ;;
+        --tune) posint --tune "${2:-}" 0; ktune="$2"; shift ;;
         --kiln) [[ $# -ge 2 ]] || die "--kiln needs a path"; kiln="$2"; shift ;;
         --out) [[ $# -ge 2 ]] || die "--out needs a file"; out="$2"; shift ;;
         --llama-env) [[ "${2:-}" == *=* ]] || die "--llama-env needs VAR=VALUE"; llama_env+=("$2"); shift ;;
@@ -255,11 +261,18 @@ EOF
         for s in "${shapes[@]}"; do
             read -r M K <<<"$s"
             echo "$op_mul_mat $t_f32 $M 1 1 1 0 2 ${tcode[$q]} $K $M 1 1 0 0 0 0 $t_f32 $K 1 1 1 0 0 0 0 kiln_${q}_m${M}_k${K}" >>"$testfile"
-            kshapes+=(--shape "m=$M,k=$K,quant=$q,group=32")
+            kshapes+=(--shape "m=$M,k=$K,quant=$q,group=32,act=q8")
         done
     done
     cmd_lk=("${lenv[@]}" "$bin/test-backend-ops" perf -b CPU -o MUL_MAT --test-file "$testfile")
-    cmd_kk=("$kiln" bench kernels --device cpu --kernel gemv_int4 "${kshapes[@]}" -r 1 --format json --db "$kiln_db")
+    cmd_kk=("$kiln" bench kernels --device cpu --kernel gemv_int4 "${kshapes[@]}" -r 1 --copies "$kcopies" --format json
+            --db "$kiln_db")
+    if [[ $ktune -gt 0 ]]; then
+        # kiln's number is a tuned one: these shapes first, into the database copy
+        cmd_kt=("$kiln" tune --device cpu --kernel gemv_int4 "${kshapes[@]}" --budget "$ktune" --db "$kiln_db")
+        log "kernels: $(quote "${cmd_kt[@]}")"
+        run_logged "$work/kt" env KILN_CPU_THREADS="$ktn" "${cmd_kt[@]}" >/dev/null
+    fi
     declare -A lk kk
     for ((r = 1; r <= rounds; r++)); do
         log "kernels round $r/$rounds: test-backend-ops perf"
@@ -272,7 +285,7 @@ EOF
                 key="${q}_m${M}_k${K}"
                 lu="$(sed 's/\x1b\[[0-9;]*m//g' "$work/lk.txt" | awk -v n="name=kiln_$key," '
                     index($0, n) { for (i = 1; i < NF; i++) if ($(i + 1) == "us/run") { print $i; exit } }')"
-                ku="$(jq -r --arg s "gemv_int4 m$M.k$K.$q.g32" '.[] | select(.subject == $s and .metric == "tuned_us") | .value' \
+                ku="$(jq -r --arg s "gemv_int4 m$M.k$K.$q.g32.xq8" '.[] | select(.subject == $s and .metric == "tuned_us") | .value' \
                     "$work/kk.json" | head -1)"
                 for v in "$lu" "$ku"; do
                     [[ "$v" =~ ^[0-9.eE+-]+$ ]] || {
@@ -289,11 +302,12 @@ EOF
         echo "## Kernels: GEMV (ggml MUL_MAT with n = 1 vs kiln gemv_int4), group 32"
         echo
         echo "test-backend-ops runs the CPU backend with hardware_concurrency/2 threads and has no option"
-        echo "to change that, so kiln runs with KILN_CPU_THREADS=$ktn here too. Method difference: test-backend-ops"
-        echo "repeats the op on the same tensors (weights that fit the LLC stay in it: 4096x4096 q4_0 is"
-        echo "9.4 MB), while kiln rotates buffer copies so that every call reads its weights from DRAM;"
-        echo "shapes that fit the LLC favour llama.cpp. kiln's number is its tuned config (the database lookup;"
-        echo "the default config when there is none)."
+        echo "to change that, so kiln runs with KILN_CPU_THREADS=$ktn here too. test-backend-ops repeats the op"
+        echo "on the same tensors (weights that fit the LLC stay in it: 4096x4096 q4_0 is 9.4 MB); kiln times"
+        echo "here with --copies $kcopies (1: the same buffers every run, the same regime; kiln's own default rotates"
+        echo "copies so that every call reads its weights from DRAM). llama.cpp quantizes the activations to q8"
+        echo "for these types, so kiln's shapes allow it too (act=q8, kiln's --precision fast). kiln's number is"
+        echo "its tuned config (the database lookup$( [[ $ktune -gt 0 ]] && echo ", after tune --budget $ktune on these shapes"))."
         echo
         echo "Commands (each round: test-backend-ops, then kiln):"
         echo
