@@ -358,6 +358,10 @@ static int spawn(kiln_worker *w, kiln_err *e)
         if (fd < 0 || setenv(KILN_WORKER_FD_ENV, num, 1))
             _exit(126);
         char *argv[] = {exe, NULL};
+        /* the running binary itself, not the path it was started from: a
+         * rebuild replacing that file during a long tune made every later
+         * worker fail to start (exit 127) */
+        execv("/proc/self/exe", argv);
         execv(exe, argv);
         _exit(127);
     }
