@@ -314,8 +314,8 @@ AVX512 static inline float expsum_avx512(float *s, int n, float mt)
 }
 QK_PV_GENERIC(avx512g, AVX512, dot_avx512, axpy_avx512)
 
-/* head_dim 64 (SmolLM2, Llama-3.2, TinyLlama): q and acc of the HPW heads in
- * registers (4 zmm each), each k/v row loaded once into 4 zmm; the scores of
+/* head_dim 64 (SmolLM2, Llama-3.2, TinyLlama) and 128 (Llama 2/3 7-8B): q and
+ * acc of the HPW heads in registers, each k/v row loaded once; the scores of
  * 16 positions are summed across lanes together (a transpose-and-add tree)
  * instead of one horizontal sum each. The generic path kept acc in memory,
  * a store-to-load chain per position and head, at ~6 GB/s of KV. */
@@ -342,64 +342,82 @@ AVX512 static inline __m512 hsum16_avx512(__m512 v[16])
     return _mm512_add_ps(lo, hi);
 }
 
-AVX512 static void qk_avx512(float qs[][KILN_ATT_MAX_HD], const float *const *rows, int tn, int hpw, int hd,
-                             float sc[][MAX_TILE])
+/* q . k for the HPW heads over the tile, NV = head_dim / 16 vectors a row */
+AVX512 static inline __attribute__((always_inline)) void qk_regs(float qs[][KILN_ATT_MAX_HD],
+                                                                 const float *const *rows, int tn, int hpw,
+                                                                 float sc[][MAX_TILE], const int NV)
 {
-    if (hd != 64) {
-        qk_avx512g(qs, rows, tn, hpw, hd, sc);
-        return;
-    }
     for (int hh = 0; hh < hpw; hh++) {
-        __m512 q0 = _mm512_loadu_ps(qs[hh]), q1 = _mm512_loadu_ps(qs[hh] + 16), q2 = _mm512_loadu_ps(qs[hh] + 32),
-               q3 = _mm512_loadu_ps(qs[hh] + 48);
+        __m512 q[8];
+        for (int k = 0; k < NV; k++)
+            q[k] = _mm512_loadu_ps(qs[hh] + 16 * k);
         int j = 0;
         for (; j + 16 <= tn; j += 16) {
             __m512 v[16];
             for (int i = 0; i < 16; i++) {
                 const float *r = rows[j + i];
-                __m512 t = _mm512_mul_ps(q0, _mm512_loadu_ps(r));
-                t = _mm512_fmadd_ps(q1, _mm512_loadu_ps(r + 16), t);
-                t = _mm512_fmadd_ps(q2, _mm512_loadu_ps(r + 32), t);
-                v[i] = _mm512_fmadd_ps(q3, _mm512_loadu_ps(r + 48), t);
+                __m512 t = _mm512_mul_ps(q[0], _mm512_loadu_ps(r));
+                for (int k = 1; k < NV; k++)
+                    t = _mm512_fmadd_ps(q[k], _mm512_loadu_ps(r + 16 * k), t);
+                v[i] = t;
             }
             _mm512_storeu_ps(&sc[hh][j], hsum16_avx512(v)); /* lane l: the sum of v[l] */
         }
         for (; j < tn; j++) {
             const float *r = rows[j];
-            __m512 t = _mm512_mul_ps(q0, _mm512_loadu_ps(r));
-            t = _mm512_fmadd_ps(q1, _mm512_loadu_ps(r + 16), t);
-            t = _mm512_fmadd_ps(q2, _mm512_loadu_ps(r + 32), t);
-            sc[hh][j] = _mm512_reduce_add_ps(_mm512_fmadd_ps(q3, _mm512_loadu_ps(r + 48), t));
+            __m512 t = _mm512_mul_ps(q[0], _mm512_loadu_ps(r));
+            for (int k = 1; k < NV; k++)
+                t = _mm512_fmadd_ps(q[k], _mm512_loadu_ps(r + 16 * k), t);
+            sc[hh][j] = _mm512_reduce_add_ps(t);
         }
     }
+}
+
+/* acc_h += p[h][j] v_j with the accumulators in registers (hpw * NV <= 16) */
+AVX512 static inline __attribute__((always_inline)) void pv_regs(float acc[][KILN_ATT_MAX_HD], float sc[][MAX_TILE],
+                                                                 const float *const *rows, int tn, int hpw,
+                                                                 const int NV)
+{
+    __m512 a[MAX_HPW][8];
+    for (int hh = 0; hh < hpw; hh++)
+        for (int k = 0; k < NV; k++)
+            a[hh][k] = _mm512_loadu_ps(acc[hh] + 16 * k);
+    for (int j = 0; j < tn; j++) {
+        const float *r = rows[j];
+        __m512 v[8];
+        for (int k = 0; k < NV; k++)
+            v[k] = _mm512_loadu_ps(r + 16 * k);
+        for (int hh = 0; hh < hpw; hh++) {
+            __m512 p = _mm512_set1_ps(sc[hh][j]);
+            for (int k = 0; k < NV; k++)
+                a[hh][k] = _mm512_fmadd_ps(p, v[k], a[hh][k]);
+        }
+    }
+    for (int hh = 0; hh < hpw; hh++)
+        for (int k = 0; k < NV; k++)
+            _mm512_storeu_ps(acc[hh] + 16 * k, a[hh][k]);
+}
+
+AVX512 static void qk_avx512(float qs[][KILN_ATT_MAX_HD], const float *const *rows, int tn, int hpw, int hd,
+                             float sc[][MAX_TILE])
+{
+    if (hd == 64)
+        qk_regs(qs, rows, tn, hpw, sc, 4);
+    else if (hd == 128)
+        qk_regs(qs, rows, tn, hpw, sc, 8);
+    else
+        qk_avx512g(qs, rows, tn, hpw, hd, sc);
 }
 
 AVX512 static void pv_avx512(float acc[][KILN_ATT_MAX_HD], float sc[][MAX_TILE], const float *const *rows, int tn,
                              int hpw, int hd)
 {
-    if (hd != 64) {
+    if (hd == 64)
+        pv_regs(acc, sc, rows, tn, hpw, 4);
+    else if (hd == 128 && hpw <= 2)
+        pv_regs(acc, sc, rows, tn, hpw, 8);
+    else
         pv_avx512g(acc, sc, rows, tn, hpw, hd);
-        return;
-    }
-    __m512 a[MAX_HPW][4];
-    for (int hh = 0; hh < hpw; hh++)
-        for (int k = 0; k < 4; k++)
-            a[hh][k] = _mm512_loadu_ps(acc[hh] + 16 * k);
-    for (int j = 0; j < tn; j++) {
-        const float *r = rows[j];
-        __m512 v0 = _mm512_loadu_ps(r), v1 = _mm512_loadu_ps(r + 16), v2 = _mm512_loadu_ps(r + 32),
-               v3 = _mm512_loadu_ps(r + 48);
-        for (int hh = 0; hh < hpw; hh++) {
-            __m512 p = _mm512_set1_ps(sc[hh][j]);
-            a[hh][0] = _mm512_fmadd_ps(p, v0, a[hh][0]);
-            a[hh][1] = _mm512_fmadd_ps(p, v1, a[hh][1]);
-            a[hh][2] = _mm512_fmadd_ps(p, v2, a[hh][2]);
-            a[hh][3] = _mm512_fmadd_ps(p, v3, a[hh][3]);
-        }
-    }
-    for (int hh = 0; hh < hpw; hh++)
-        for (int k = 0; k < 4; k++)
-            _mm512_storeu_ps(acc[hh] + 16 * k, a[hh][k]);
 }
 ATTN_BODY(avx512, AVX512, dot_avx512, axpy_avx512, scal_avx512, expsum_avx512, qk_avx512, pv_avx512)
 #endif
