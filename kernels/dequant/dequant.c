@@ -37,11 +37,14 @@
 
 extern const kiln_kernel kiln_kernel_dequant;
 
-enum { P_WG, P_EPT, P_VEC };
+enum { P_WG, P_EPT, P_VEC, P_STREAM };
 static const kiln_param params[] = {
     {"wg", "WG", "threads per workgroup (GPU)", 4, {32, 64, 128, 256}, 64},
     {"ept", "EPT", "consecutive output elements per thread (GPU)", 3, {8, 16, 32}, 8},
     {"vec", "VEC", "output elements per store (GPU)", 3, {1, 2, 4}, 1},
+    /* a whole matrix decoded to f32 is 8x its int4 bytes: written through
+     * the cache, every output line is first read (read-for-ownership) */
+    {"stream", "STREAM", "cpu: non-temporal stores of the output (rows that start 64-byte aligned)", 2, {0, 1}, 0},
 };
 #define N_PARAMS ((int)(sizeof params / sizeof params[0]))
 
@@ -141,11 +144,15 @@ static int config_valid(const kiln_shape *s, const kiln_config *c, const kiln_fi
         return 0;
     if (fp->backend == KILN_CPU) {
         for (int i = 0; i < N_PARAMS; i++)
-            if (c->v[i] != params[i].def) {
+            if (i != P_STREAM && c->v[i] != params[i].def) {
                 snprintf(why, n, "%s applies to GPU backends only (cpu: %d)", params[i].name, params[i].def);
                 return 0;
             }
         return 1;
+    }
+    if (c->v[P_STREAM]) {
+        snprintf(why, n, "stream applies to the cpu backend only");
+        return 0;
     }
     if (fp->max_workgroup && (uint32_t)c->v[P_WG] > fp->max_workgroup) {
         snprintf(why, n, "wg %d > device max %u", c->v[P_WG], fp->max_workgroup);

@@ -6,6 +6,7 @@
  * (exact products, so the add is the only rounding) and rounds f16 output to
  * nearest even (F16C _MM_FROUND_TO_NEAREST_INT / util/f16.c): bit-exact with
  * the reference. The path follows the launch's ISA bits (devices/cpu/cpu_isa.h). */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,7 @@ typedef struct dq_args {
     void *out;
     int64_t rows, cols, wpr, gpr;
     int quant, group, op, brk;
+    int stream; /* STREAM: non-temporal stores where a row starts 64-byte aligned */
 } dq_args;
 
 static int zero_code(int quant) { return quant == KILN_Q4F16_1 ? 7 : quant == KILN_Q4_0 ? 8 : 0; }
@@ -102,6 +104,8 @@ AVX2 static void row_avx2(const dq_args *a, int64_t r)
 AVX512 static void row_avx512(const dq_args *a, int64_t r)
 {
     const uint32_t *q = a->qs + r * a->wpr;
+    /* stores of 64 (f32) or 32 (f16) bytes: aligned for the whole row when its start is */
+    int nt = a->stream && ((uintptr_t)((char *)a->out + (size_t)(r * a->cols) * (a->op ? 2 : 4)) % 64) == 0;
     const __m512i shifts4 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
     const __m512i m15 = _mm512_set1_epi32(15);
     const __m512 zf = _mm512_set1_ps((float)zero_code(a->quant));
@@ -122,11 +126,17 @@ AVX512 static void row_avx512(const dq_args *a, int64_t r)
             else
                 v = _mm512_mul_ps(_mm512_sub_ps(codes, zf), d);
         }
-        if (a->op)
-            _mm256_storeu_si256((__m256i *)((uint16_t *)a->out + r * a->cols + c),
-                                _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
-        else
+        if (a->op) {
+            __m256i *p = (__m256i *)((uint16_t *)a->out + r * a->cols + c);
+            if (nt)
+                _mm256_stream_si256(p, _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+            else
+                _mm256_storeu_si256(p, _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+        } else if (nt) {
+            _mm512_stream_ps((float *)a->out + r * a->cols + c, v);
+        } else {
             _mm512_storeu_ps((float *)a->out + r * a->cols + c, v);
+        }
     }
     row_scalar(a, r, c);
 }
@@ -139,6 +149,7 @@ static void dequant_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg
         .rows = l->arg[4].i32, .cols = l->arg[5].i32, .wpr = l->arg[6].i32, .gpr = l->arg[7].i32,
         .quant = l->arg[8].i32, .group = l->arg[9].i32, .op = l->arg[10].i32,
         .brk = (int)kiln_define_get(l->defines, l->n_defines, "KILN_TEST_BREAK", 0),
+        .stream = (int)kiln_define_get(l->defines, l->n_defines, "STREAM", 0),
     };
     int isa = kiln_cpu_isa_level(l->isa);
     for (uint32_t r = wg_begin; r < wg_end && r < a.rows; r++) {
@@ -151,6 +162,10 @@ static void dequant_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg
 #endif
             row_scalar(&a, r, 0);
     }
+#ifdef KILN_X86
+    if (a.stream && isa == 2)
+        _mm_sfence(); /* the streamed lines are visible before the launch returns */
+#endif
     (void)isa;
 }
 
