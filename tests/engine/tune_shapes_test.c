@@ -145,7 +145,11 @@ int main(void)
     const char *real = getenv("KILN_SMOLLM2");
     if (real && *real) { /* SmolLM2-135M Q4_1: 576 wide, 9/3 heads of 64, n_ff 1536, tied Q8_0 head */
         CHECK_OK(kiln_model_tune_shapes(real, KILN_ACT_F32, kn, sh, NULL, MAXP, &n, &e), &e);
-        CHECK(count(n, "gemv_int4") == 5, "smollm2 gemv: %d", count(n, "gemv_int4"));
+        /* q=o, k=v, gate=up, down, LM head, and the stacked q+k+v (960) and gate+up (3072) */
+        CHECK(count(n, "gemv_int4") == 7, "smollm2 gemv: %d", count(n, "gemv_int4"));
+        CHECK(has(n, "gemv_int4", (kiln_shape){.m = 960, .k = 576, .quant = KILN_Q4_1, .group = 32}) &&
+                  has(n, "gemv_int4", (kiln_shape){.m = 3072, .k = 576, .quant = KILN_Q4_1, .group = 32}),
+              "smollm2 stacked gemv shapes");
         CHECK(has(n, "gemv_int4", (kiln_shape){.m = 49152, .k = 576, .quant = KILN_Q8_0, .group = 32}),
               "smollm2 LM head (tied token_embd, q8_0)");
         CHECK(count(n, "attention_paged") == 3, "smollm2 attention buckets: %d", count(n, "attention_paged"));
