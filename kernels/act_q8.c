@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "devices/cpu/cpu_isa.h"
+#include "kernels/kernel.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #define KILN_X86 1
@@ -185,4 +186,19 @@ void kiln_act_q8_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_en
         kiln_act_q8_pack(x, k, fmt, l->isa, (char *)l->ptr[1] + (size_t)t * kiln_xq_bytes(k));
     }
     free(planted);
+}
+
+void kiln_act_q8_plan_step(kiln_plan_step *st, const char *source, int x_slot, int scratch, int64_t k, int quant,
+                           uint32_t n_tokens)
+{
+    st->source = source;
+    st->entry = "act_q8_cpu";
+    st->signature = "bbuu";
+    st->local[0] = 1;
+    st->grid[0] = n_tokens;
+    st->cpu_threads = n_tokens == 1 ? 1 : 0;
+    kiln_plan_slot(st, x_slot);
+    kiln_plan_scratch(st, scratch);
+    kiln_plan_u32(st, (uint32_t)k);
+    kiln_plan_u32(st, quant == KILN_Q8_0 ? KILN_XQ_Q8 : KILN_XQ_INT4);
 }

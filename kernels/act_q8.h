@@ -46,6 +46,12 @@ void kiln_act_q8_roundtrip(const float *x, int64_t k, float *out);
 
 /* The cpu entry "act_q8_cpu" (args: x [N][K], out, K, fmt; one workgroup
  * per token, token t's layout at t * kiln_xq_bytes(K)), for plans. */
+struct kiln_plan_step;
+/* A plan's first step: the n_tokens x rows of slot x_slot (f32 [N][k]) into
+ * scratch buffer scratch, packed for weights of format quant. One token runs
+ * on the calling thread alone (a few microseconds: no wake-up). */
+void kiln_act_q8_plan_step(struct kiln_plan_step *st, const char *source, int x_slot, int scratch, int64_t k,
+                           int quant, uint32_t n_tokens);
 void kiln_act_q8_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_end);
 
 #endif

@@ -344,17 +344,7 @@ static int plan_cpu_q8(const kiln_shape *s, const kiln_config *c, int64_t wpr, i
     out->n_steps = 2;
     out->n_scratch = 1;
     out->scratch_bytes[0] = kiln_xq_bytes(s->k);
-    kiln_plan_step *q = &out->steps[0];
-    q->source = "gemv_int4";
-    q->entry = "act_q8_cpu";
-    q->signature = "bbuu";
-    q->local[0] = 1;
-    q->grid[0] = 1;
-    q->cpu_threads = 1;
-    kiln_plan_slot(q, 3);
-    kiln_plan_scratch(q, 0);
-    kiln_plan_u32(q, (uint32_t)s->k);
-    kiln_plan_u32(q, s->quant == KILN_Q8_0 ? KILN_XQ_Q8 : KILN_XQ_INT4);
+    kiln_act_q8_plan_step(&out->steps[0], "gemv_int4", 3, 0, s->k, s->quant, 1);
     kiln_plan_step *st = &out->steps[1];
     st->source = "gemv_int4";
     st->entry = "gemv_q8_cpu";
