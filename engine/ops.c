@@ -9,7 +9,9 @@
 
 typedef struct op_class {
     const kiln_kernel *kernel;
-    char key[192];        /* kernel name + lookup shape key */
+    kiln_shape look;      /* the lookup shape (identity: compared as bytes, no key formatting per call) */
+    int32_t ilv;          /* and the layout of the matrix it runs on */
+    char key[192];        /* kernel name + lookup shape key (messages) */
     kiln_variant v;       /* built; re-planned per call */
     int level;            /* kiln_match_level of its config */
     int is_default;       /* running the default config */
@@ -127,14 +129,15 @@ int kiln_engine_layout(void *ctx, const kiln_shape *s)
 static int find_class(kiln_ops *o, const kiln_kernel *k, const kiln_shape *s, const kiln_shape *lookup,
                       op_class **out, kiln_err *e)
 {
-    char skey[128], key[192];
-    k->shape_key(lookup, skey, sizeof skey);
-    snprintf(key, sizeof key, "%s/%s", k->name, skey);
+    /* ~450 calls per decode step: compare shapes, format the key only for a new class */
     for (int i = 0; i < o->n; i++)
-        if (o->cls[i].kernel == k && !strcmp(o->cls[i].key, key)) {
+        if (o->cls[i].kernel == k && o->cls[i].ilv == s->ilv && !memcmp(&o->cls[i].look, lookup, sizeof *lookup)) {
             *out = &o->cls[i];
             return 0;
         }
+    char skey[128], key[192];
+    k->shape_key(lookup, skey, sizeof skey);
+    snprintf(key, sizeof key, "%s/%s", k->name, skey);
     if (o->n == o->cap) {
         int cap = o->cap ? 2 * o->cap : 32;
         op_class *c = realloc(o->cls, (size_t)cap * sizeof *c);
@@ -146,6 +149,8 @@ static int find_class(kiln_ops *o, const kiln_kernel *k, const kiln_shape *s, co
     op_class *c = &o->cls[o->n];
     memset(c, 0, sizeof *c);
     c->kernel = k;
+    c->look = *lookup;
+    c->ilv = s->ilv;
     snprintf(c->key, sizeof c->key, "%s", key);
     kiln_config cfg;
     char note[256];
