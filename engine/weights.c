@@ -254,6 +254,9 @@ static uint64_t part_limit(const kiln_device *d, uint64_t max_part_bytes)
 /* Fills m's shape from q (sizes only) and allocates each part's buffers. */
 static int alloc_parts(kiln_device *d, const kiln_qmatrix *q, uint64_t max_part_bytes, kiln_dmat *m, kiln_err *e)
 {
+    kiln_err local = {0}; /* the code of a failed kiln_alloc, also for callers that pass no error */
+    if (!e)
+        e = &local;
     memset(m, 0, sizeof *m);
     m->quant = q->quant;
     m->group = q->group;
@@ -284,7 +287,7 @@ static int alloc_parts(kiln_device *d, const kiln_qmatrix *q, uint64_t max_part_
         if (!(p->qs = kiln_alloc(d, qb, e)) || !(p->scales = kiln_alloc(d, sbytes, e)) ||
             !(p->mins = kiln_alloc(d, mbytes, e))) {
             kiln_dmat_free(d, m);
-            return e ? e->code : KILN_E_NOMEM;
+            return e->code ? e->code : KILN_E_NOMEM;
         }
         m->bytes += qb + sbytes + mbytes;
     }
@@ -299,6 +302,9 @@ static const uint32_t dummy = 0; /* the contents of the 4-byte scales/mins of fo
 static int upload_interleaved(kiln_device *d, const kiln_qmatrix *q, int ilv, uint64_t max_part_bytes, kiln_dmat *m,
                               kiln_err *e)
 {
+    kiln_err local = {0}; /* the code of a failed kiln_alloc, also for callers that pass no error */
+    if (!e)
+        e = &local;
     memset(m, 0, sizeof *m);
     m->quant = q->quant;
     m->group = q->group;
@@ -320,7 +326,7 @@ static int upload_interleaved(kiln_device *d, const kiln_qmatrix *q, int ilv, ui
     int rc = 0;
     if (!(p->qs = kiln_alloc(d, qb, e)) || !(p->scales = kiln_alloc(d, sbytes, e)) ||
         !(p->mins = kiln_alloc(d, mbytes, e))) {
-        rc = e ? e->code : KILN_E_NOMEM;
+        rc = e->code ? e->code : KILN_E_NOMEM;
         kiln_dmat_free(d, m);
         return rc;
     }
@@ -329,16 +335,16 @@ static int upload_interleaved(kiln_device *d, const kiln_qmatrix *q, int ilv, ui
     uint16_t *hs = q->scales ? kiln_host_ptr(d, p->scales) : NULL, *hm = q->mins ? kiln_host_ptr(d, p->mins) : NULL;
     if (hq && (!q->scales || hs) && (!q->mins || hm)) { /* the cpu: straight into the buffers */
         kiln_ilv_pack_raw(q->qs, q->scales, q->mins, q->rows, q->words_per_row, q->groups_per_row, ilv, hq, hs, hm);
-        if ((!q->scales && kiln_write(d, p->scales, 0, &dummy, 4, e)) ||
-            (!q->mins && kiln_write(d, p->mins, 0, &dummy, 4, e)))
-            rc = e ? e->code : KILN_E_DEVICE;
+        if (!q->scales)
+            rc = kiln_write(d, p->scales, 0, &dummy, 4, e);
+        if (!rc && !q->mins)
+            rc = kiln_write(d, p->mins, 0, &dummy, 4, e);
     } else {
         kiln_ilv_arrays a;
         if (!(rc = kiln_ilv_pack(q, ilv, &a, e))) {
-            if (kiln_write(d, p->qs, 0, a.qs, a.qs_bytes, e) ||
-                kiln_write(d, p->scales, 0, a.scales ? (const void *)a.scales : &dummy, sbytes, e) ||
-                kiln_write(d, p->mins, 0, a.mins ? (const void *)a.mins : &dummy, mbytes, e))
-                rc = e ? e->code : KILN_E_DEVICE;
+            if (!(rc = kiln_write(d, p->qs, 0, a.qs, a.qs_bytes, e)) &&
+                !(rc = kiln_write(d, p->scales, 0, a.scales ? (const void *)a.scales : &dummy, sbytes, e)))
+                rc = kiln_write(d, p->mins, 0, a.mins ? (const void *)a.mins : &dummy, mbytes, e);
             kiln_ilv_free(&a);
         }
     }
@@ -362,9 +368,8 @@ int kiln_dmat_upload(kiln_device *d, const kiln_qmatrix *q, uint64_t max_part_by
         const uint8_t *qs = (const uint8_t *)q->qs + wrow * (size_t)p->row0;
         const void *sc = q->scales ? (const void *)((const uint8_t *)q->scales + srow * (size_t)p->row0) : &dummy;
         const void *mn = q->mins ? (const void *)((const uint8_t *)q->mins + srow * (size_t)p->row0) : &dummy;
-        if (kiln_write(d, p->qs, 0, qs, qb, e) || kiln_write(d, p->scales, 0, sc, q->scales ? sb : 4, e) ||
-            kiln_write(d, p->mins, 0, mn, q->mins ? sb : 4, e))
-            rc = e ? e->code : KILN_E_DEVICE;
+        if (!(rc = kiln_write(d, p->qs, 0, qs, qb, e)) && !(rc = kiln_write(d, p->scales, 0, sc, q->scales ? sb : 4, e)))
+            rc = kiln_write(d, p->mins, 0, mn, q->mins ? sb : 4, e);
     }
     if (rc)
         kiln_dmat_free(d, m);
