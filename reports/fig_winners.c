@@ -15,7 +15,6 @@
  * device default first (tuner/tune.c), so a winner without a session trial
  * (imported) shows none. */
 #include <cjson/cJSON.h>
-#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,27 +84,6 @@ static void config_text(const char *json, char *out, size_t n)
         len += (size_t)w;
     }
     cJSON_Delete(c);
-}
-
-/* Shape keys in natural order: m576 before m1536. */
-static int natural_cmp(const char *a, const char *b)
-{
-    while (*a && *b) {
-        if (isdigit((unsigned char)*a) && isdigit((unsigned char)*b)) {
-            char *ea, *eb;
-            double x = strtod(a, &ea), y = strtod(b, &eb);
-            if (x != y)
-                return x < y ? -1 : 1;
-            a = ea;
-            b = eb;
-            continue;
-        }
-        if (*a != *b)
-            return (unsigned char)*a - (unsigned char)*b;
-        a++;
-        b++;
-    }
-    return (unsigned char)*a - (unsigned char)*b;
 }
 
 static int load(rep *p, winners *ws)
@@ -208,51 +186,14 @@ static void unload(winners *ws)
     free(ws->d);
 }
 
-/* A colour per device, distinct on white and in print. */
-static const char *dev_colour(int i)
-{
-    static const char *const c[] = {"#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2",
-                                    "#b07aa1", "#edc948", "#9c755f", "#ff9da7", "#bab0ac"};
-    return c[i % (int)(sizeof c / sizeof c[0])];
-}
-
 static void time_text(double ns, char *out, size_t n)
 {
-    if (ns >= 1e6)
+    if (ns < 100)
+        snprintf(out, n, "%.0f ns", ns);
+    else if (ns >= 1e6)
         snprintf(out, n, "%.2f ms", ns / 1e6);
     else
         snprintf(out, n, "%.1f us", ns / 1e3);
-}
-
-/* Pixel width of a label in the figures' 9-point font (a generous average). */
-static int text_px(size_t chars)
-{
-    return (int)(7.6 * (double)chars) + 20;
-}
-
-/* src cut to at most max characters, ".." marking a cut. */
-static void fit_text(const char *src, size_t max, char *out, size_t n)
-{
-    if (strlen(src) <= max || max < 3)
-        snprintf(out, n, "%s", src);
-    else
-        snprintf(out, n, "%.*s..", (int)(max - 2), src);
-}
-
-/* The shape legend as gnuplot labels from pixel row y0 down (14 px a line). */
-static void legend_labels(FILE *f, const winners *ws, int H, int y0)
-{
-    char line[600], safe[600];
-    int i = 0;
-    fprintf(f, "set label 900 'Shapes: a label drops the fields every shape of its kernel has; ~N: the whole key below'"
-               " at screen 0.008, screen %.5f font ',8' tc rgb '#444444'\n",
-            1 - (double)y0 / H);
-    for (const char *s = ws->legend, *e; *s && (e = strchr(s, '\n')); s = e + 1, i++) {
-        snprintf(line, sizeof line, "%.*s", (int)(e - s), s);
-        rep_gp_title(safe, sizeof safe, line);
-        fprintf(f, "set label %d '  %s' at screen 0.008, screen %.5f font ',8' tc rgb '#444444'\n", 901 + i, safe,
-                1 - (double)(y0 + 14 * (i + 1)) / H);
-    }
 }
 
 /* ---- speedup: one panel per device ----------------------------------------- */
@@ -267,7 +208,7 @@ static int by_speedup(const void *a, const void *b)
     if (x->speedup != y->speedup)
         return x->speedup > y->speedup ? -1 : 1;
     int c = strcmp(x->kernel, y->kernel);
-    return c ? c : natural_cmp(x->shape, y->shape);
+    return c ? c : rep_natural_cmp(x->shape, y->shape);
 }
 
 static void speedup_md(rep *p, const winners *ws, ranked *order)
@@ -323,22 +264,14 @@ static void speedup(rep *p, winners *wsp)
     }
     fclose(f);
 
-    /* layout in pixels: a grid of panels, rows of 16 px, the same x scale */
-    int C = ws.nd <= 3 ? ws.nd : ws.nd == 4 ? 2 : 3, R = (ws.nd + C - 1) / C;
-    int label_px = text_px((size_t)label_chars), PW = label_px + (C == 1 ? 560 : 290), W = C * PW;
-    if (W < 760) {
-        PW += (760 - W) / C;
-        W = C * PW;
-    }
-    int top = 40, row_px = 16, head = 26, foot = 46, gh[64] = {0}, H = top;
-    for (int d = 0; d < ws.nd && d / C < 64; d++)
-        gh[d / C] = ws.d[d].n > gh[d / C] ? ws.d[d].n : gh[d / C];
-    for (int r = 0; r < R && r < 64; r++)
-        H += head + gh[r] * row_px + foot;
-    int legend_y = H + 4;
-    H += 20 + 14 * ws.legend_lines + 20;
+    /* a grid of panels, rows of 16 px, the same x scale in every panel */
+    int rows[REP_MAX_PANELS];
+    for (int d = 0; d < ws.nd && d < REP_MAX_PANELS; d++)
+        rows[d] = ws.d[d].n;
+    rep_panels l;
+    rep_panels_layout(&l, ws.nd, rows, label_chars, ws.nd == 1 ? 560 : 290, 26, ws.legend_lines);
     xmax = ceil(xmax * 1.18 * 4) / 4;
-    FILE *b = rep_figure_begin(p, "speedup", W, H);
+    FILE *b = rep_figure_begin(p, "speedup", l.w, l.h);
     if (!b) {
         free(order);
         return;
@@ -347,40 +280,32 @@ static void speedup(rep *p, winners *wsp)
                " bar in the HTML for both configs)' font ',11'\n"
                "set style fill solid 0.85 noborder\nset border 3 lc rgb '#666666'\nset xtics nomirror out\n"
                "set ytics nomirror scale 0 font ',9'\nset grid xtics lc rgb '#dddddd'\nset xrange [0:%g]\n"
-               "set xlabel 'tuned / default (x)' offset 0,0.3\n",
+               "set xlabel 'tuned / default (x)' offset 0,0.3\n"
+               "set arrow 1 from first 1, graph 0 to first 1, graph 1 nohead dt 2 lc rgb '#333333' front\n",
                xmax);
-    int y = top;
-    for (int r = 0, d = 0; r < R; r++) {
-        for (int c = 0; c < C && d < ws.nd; c++, d++) {
-            int x0 = c * PW, n = ws.d[d].n;
-            fprintf(b, "set lmargin at screen %.5f\nset rmargin at screen %.5f\n", (double)(x0 + label_px) / W,
-                    (double)(x0 + PW - 24) / W);
-            fprintf(b, "set tmargin at screen %.5f\nset bmargin at screen %.5f\n", 1 - (double)(y + head) / H,
-                    1 - (double)(y + head + n * row_px) / H);
-            /* the title centres over the bars and may reach into the labels' room */
-            char title[200];
-            fit_text(ws.d[d].label, (size_t)((PW - 24) / 7), title, sizeof title);
-            fprintf(b, "set yrange [-0.6:%g]\nset title '%s' font ',10' offset 0,-0.6 tc rgb '%s'\n", n - 0.4, title,
-                    dev_colour(d));
-            fprintf(b, "set arrow 1 from first 1, graph 0 to first 1, graph 1 nohead dt 2 lc rgb '#333333' front\n");
-            if (d == ws.nd - 1)
-                legend_labels(b, &ws, H, legend_y);
-            fprintf(b,
-                    "plot 'speedup.dat' index %d using ($3/2):1:(0):3:($1-0.38):($1+0.38):ytic(2) with boxxyerror"
-                    " lc rgb '%s' notitle, \\\n"
-                    "     '' index %d using 3:1:(sprintf('%%.2fx', $3)) with labels left offset char 0.3,0 font ',8'"
-                    " notitle, \\\n"
-                    "     '' index %d using ($3/2):1:4 with labels hypertext point pt 5 ps 1.6 lc rgb '#ff000000'"
-                    " notitle, \\\n"
-                    "     '' index %d using 3:1:4 with labels hypertext point pt 5 ps 1.6 lc rgb '#ff000000' notitle\n",
-                    d, dev_colour(d), d, d, d);
-        }
-        y += head + gh[r] * row_px + foot;
+    for (int d = 0; d < l.n; d++) {
+        rep_panel_place(b, &l, d);
+        /* the title centres over the bars and may reach into the labels' room */
+        char title[200];
+        rep_fit(ws.d[d].label, (size_t)((l.panel_w - 24) / 7), title, sizeof title);
+        fprintf(b, "set title '%s' font ',10' offset 0,-0.6 tc rgb '%s'\n", title, rep_colour(d));
+        if (d == l.n - 1)
+            rep_legend(b, ws.legend, l.h, l.legend_y);
+        fprintf(b,
+                "plot 'speedup.dat' index %d using ($3/2):1:(0):3:($1-0.38):($1+0.38):ytic(2) with boxxyerror"
+                " lc rgb '%s' notitle, \\\n"
+                "     '' index %d using 3:1:(sprintf('%%.2fx', $3)) with labels left offset char 0.3,0 font ',8'"
+                " notitle, \\\n"
+                "     '' index %d using ($3/2):1:4 with labels hypertext point pt 5 ps 1.6 lc rgb '#ff000000'"
+                " notitle, \\\n"
+                "     '' index %d using 3:1:4 with labels hypertext point pt 5 ps 1.6 lc rgb '#ff000000' notitle\n",
+                d, rep_colour(d), d, d, d);
     }
     fprintf(b, "unset multiplot\n");
     fprintf(p->md, "Each winner's tuned time over the device default's (the config tune measures first), one panel "
                    "per device, sorted; all panels share one x scale. Hover a bar in the HTML page for the tuned and "
-                   "default times and configs.\n");
+                   "default times and configs.%s\n",
+            ws.nd > l.n ? " (Only the first panels are drawn: too many devices; the table has them all.)" : "");
     rep_figure_end(p, "speedup", b);
     speedup_md(p, &ws, order);
     free(order);
@@ -396,7 +321,7 @@ static int by_kernel_shape(const void *a, const void *b)
 {
     const cell *x = a, *y = b;
     int c = strcmp(x->kernel, y->kernel);
-    return c ? c : natural_cmp(x->shape, y->shape);
+    return c ? c : rep_natural_cmp(x->shape, y->shape);
 }
 
 static int by_double(const void *a, const void *b)
@@ -514,7 +439,7 @@ static void devices(rep *p, winners *wsp)
     }
     fclose(f);
 
-    int label_px = text_px((size_t)label_chars), CW = 128, row_px = 20, top = 112, foot = 16;
+    int label_px = rep_text_px((size_t)label_chars), CW = 128, row_px = 20, top = 112, foot = 16;
     int W = label_px + ws.nd * CW + 130, plot_h = ws.ncells * row_px;
     if (W < 760) { /* room for the title */
         CW += (760 - W) / ws.nd;
@@ -553,7 +478,7 @@ static void devices(rep *p, winners *wsp)
                 break;
             }
         snprintf(l1, sizeof l1, "%.*s", (int)cut, name);
-        fit_text(name + cut, fit, l2, sizeof l2);
+        rep_fit(name + cut, fit, l2, sizeof l2);
         fprintf(b, "%s\"%s\\n%s\\n%s\" %d", d ? ", " : "", ws.d[d].backend, l1, l2, d);
     }
     fprintf(b, ")\nset ytics scale 0 font ',9' (");
@@ -564,7 +489,7 @@ static void devices(rep *p, winners *wsp)
                "set colorbox user origin screen %.5f, screen %.5f size screen %.5f, screen %.5f\n",
             (double)(label_px + ws.nd * CW + 16) / W, 1 - (double)(top + plot_h) / H, 14.0 / W,
             (double)(plot_h < 240 ? plot_h : 240) / H);
-    legend_labels(b, &ws, H, legend_y);
+    rep_legend(b, ws.legend, H, legend_y);
     fprintf(b,
             "plot 'devices.dat' using 1:2:($1-0.48):($1+0.48):($2-0.45):($2+0.45):3 with boxxyerror"
             " fs solid 1 noborder lc palette notitle, \\\n"

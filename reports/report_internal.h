@@ -37,6 +37,29 @@ void rep_figure_end(rep *p, const char *name, FILE *body);
 void rep_figure(rep *p, const char *name, const char *body);
 void rep_skip(rep *p, const char *what);
 
+/* report_plot.c: layout for figures of labelled rows, one panel per device. */
+const char *rep_colour(int i);       /* the colour of device i: "#4e79a7", ... */
+int rep_text_px(size_t chars);       /* pixels a 9-point label of that many characters needs */
+void rep_fit(const char *src, size_t max, char *out, size_t n); /* cut to max chars, ".." marking a cut */
+int rep_natural_cmp(const char *a, const char *b);              /* m576 before m1536 */
+int rep_legend_lines(const char *legend);
+/* The shape legend (kiln_shape_labels) as gnuplot labels from pixel row y0
+ * of an H-pixel figure down, 14 px a line. */
+void rep_legend(FILE *f, const char *legend, int H, int y0);
+
+#define REP_MAX_PANELS 48 /* devices drawn as panels; more are left out (and said so) */
+
+/* A grid of panels (up to 3 a row), panel i with rows[i] bars of 16 px
+ * under a head of `head` px, labels of label_chars on its left, bar_px of
+ * bars; the legend below. Pixels: w x h for the figure. */
+typedef struct rep_panels {
+    int n, cols, w, h, panel_w, label_px, top, head, foot, row_px, legend_y;
+    int rows[REP_MAX_PANELS], y[REP_MAX_PANELS];
+} rep_panels;
+void rep_panels_layout(rep_panels *l, int n, const int *rows, int label_chars, int bar_px, int head, int legend_lines);
+/* The margins and y range of panel i (rows from 0 at the bottom). */
+void rep_panel_place(FILE *f, const rep_panels *l, int i);
+
 /* Figures, in the order of the page. */
 void fig_convergence(rep *p); /* fig_tuning.c */
 void fig_landscape(rep *p);
