@@ -3,6 +3,7 @@
  * landscape of the most measured kernel x shape. */
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "reports/report_internal.h"
@@ -95,9 +96,10 @@ void fig_convergence(rep *p)
 
 /* ---- landscape ------------------------------------------------------------ */
 
-#define LMAX 2048
+#define LMAX 2048 /* trials read */
 
-void fig_landscape(rep *p)
+/* val[i][j]: parameter j of trial i (NaN: absent), t[i]: its time; both LMAX long. */
+static void landscape(rep *p, double (*val)[16], double *t)
 {
     sqlite3_stmt *st;
     sqlite3_prepare_v2(p->h,
@@ -124,7 +126,6 @@ void fig_landscape(rep *p)
     sqlite3_bind_text(st, 3, shape, -1, SQLITE_TRANSIENT);
     char names[16][32], kname[64] = "", dname[200] = "";
     int np = 0, n = 0;
-    static double val[LMAX][16], t[LMAX];
     while (n < LMAX && sqlite3_step(st) == SQLITE_ROW) {
         cJSON *c = cJSON_Parse(rep_col(st, 0)), *it;
         if (!c)
@@ -227,4 +228,15 @@ void fig_landscape(rep *p)
     fprintf(p->md, "\n## Parameter landscape\n\nThe kernel x shape with the most valid trials: the best time over "
                    "its two most influential parameters (%s on %s, %s).\n", kname, dname, shape);
     rep_figure(p, "landscape", body);
+}
+
+void fig_landscape(rep *p)
+{
+    double(*val)[16] = malloc(LMAX * sizeof *val), *t = malloc(LMAX * sizeof *t);
+    if (val && t)
+        landscape(p, val, t);
+    else
+        rep_skip(p, "landscape (out of memory)");
+    free(val);
+    free(t);
 }

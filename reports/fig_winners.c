@@ -392,8 +392,8 @@ static void devices_md(rep *p, const winners *ws, const cell *c)
             if (w) {
                 time_text(w->tuned_ns, t, sizeof t);
                 if (w->pct > 0)
-                    snprintf(pc, sizeof pc, ", %.0f%% of %s%s", w->pct, w->read_roof ? "read" : "copy",
-                             w->flagged ? " (**behind**)" : "");
+                    snprintf(pc, sizeof pc, w->pct < 10 ? ", %.1f%% of %s%s" : ", %.0f%% of %s%s", w->pct,
+                             w->read_roof ? "read" : "copy", w->flagged ? " (**behind**)" : "");
             }
             fprintf(p->md, " %s%s |", t, pc);
         }

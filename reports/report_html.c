@@ -102,18 +102,30 @@ static void html_escape(FILE *f, const char *s, size_t n)
     }
 }
 
-/* Text with `code` spans. */
+/* Text with `code` and **bold** spans (what the summary uses). */
 static void inline_text(FILE *f, const char *s)
 {
-    int code = 0;
-    for (const char *tick; (tick = strchr(s, '`')); s = tick + 1) {
-        html_escape(f, s, (size_t)(tick - s));
-        fputs(code ? "</code>" : "<code>", f);
-        code = !code;
+    int code = 0, bold = 0;
+    while (*s) {
+        size_t n = strcspn(s, "`*");
+        html_escape(f, s, n);
+        s += n;
+        if (*s == '`') {
+            fputs(code ? "</code>" : "<code>", f);
+            code = !code;
+            s++;
+        } else if (s[0] == '*' && s[1] == '*' && !code) {
+            fputs(bold ? "</b>" : "<b>", f);
+            bold = !bold;
+            s += 2;
+        } else if (*s) {
+            fputc(*s++, f);
+        }
     }
-    html_escape(f, s, strlen(s));
     if (code)
         fputs("</code>", f);
+    if (bold)
+        fputs("</b>", f);
 }
 
 static void figure(FILE *out, const char *dir, const char *name)
