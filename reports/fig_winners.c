@@ -5,10 +5,11 @@
  *            panels; hover: tuned and default time and config
  *   devices  the cross-device view: a cell per kernel x shape (row) and
  *            device (column) with the winner's time and its % of that
- *            device's bandwidth, coloured by the %; a cell under half of its
- *            row's median % is outlined in red (a device that falls behind
- *            its peers on one kernel stands out); hover: time, GB/s, roof,
- *            config
+ *            device's bandwidth, coloured by the %; in a row of three or
+ *            more devices, a cell under half of the row's median % is
+ *            outlined in red (a device that falls behind its peers on one
+ *            kernel stands out; two devices cannot say which one is off);
+ *            hover: time, GB/s, roof, config
  * Both label rows "kernel shape" with shortened shape keys and a legend
  * (shape_label.h). The device default config is the first config the
  * winner's session measured for that kernel x shape: tune measures the
@@ -331,7 +332,7 @@ static int by_double(const void *a, const void *b)
 }
 
 /* The rows (distinct kernel x shape, sorted) and each winner's row; flags
- * the cells under half of their row's median %. */
+ * the cells under half of their row's median % (rows of 3+ known %). */
 static cell *cells_of(winners *ws)
 {
     cell *c = malloc((size_t)ws->n * sizeof *c);
@@ -360,7 +361,7 @@ static cell *cells_of(winners *ws)
         for (int i = 0; i < ws->n; i++)
             if (ws->w[i].cell == j && ws->w[i].pct > 0)
                 pct[m++] = ws->w[i].pct;
-        if (m < 2)
+        if (m < 3)
             continue;
         qsort(pct, (size_t)m, sizeof *pct, by_double);
         double med = m % 2 ? pct[m / 2] : (pct[m / 2 - 1] + pct[m / 2]) / 2;
@@ -429,8 +430,9 @@ static void devices(rep *p, winners *wsp)
         snprintf(raw, sizeof raw, "%s %s on %s\\nbest %s, %s%s\\nconfig: %s", w->kernel, w->shape, d->label, t, roof,
                  w->flagged ? "\\nunder half of the median % of the devices with this kernel x shape" : "", w->cfg);
         rep_gp_title(tip, sizeof tip, raw);
-        fprintf(f, "%d %d %.3f \"%s\" %d \"%s\"\n", w->dev, ws.ncells - 1 - w->cell, w->pct > 100 ? 100 : w->pct, text,
-                w->flagged, tip);
+        /* colour: the % clipped to 100; -1 where it is unknown (no bytes, no bandwidth) */
+        fprintf(f, "%d %d %.3f \"%s\" %d \"%s\"\n", w->dev, ws.ncells - 1 - w->cell,
+                w->pct > 100 ? 100 : w->pct > 0 ? w->pct : -1, text, w->flagged, tip);
         flagged += w->flagged;
     }
     for (int j = 0; j < ws.ncells; j++) {
@@ -455,7 +457,7 @@ static void devices(rep *p, winners *wsp)
     static const char *const title[] = {
         "Best time of each kernel x shape on each device, coloured by its % of that device bandwidth",
         "(the roof: read bandwidth for gemv, attention and argmax; copy bandwidth for the rest)",
-        "red outline: under half of the median % of its row"};
+        "red outline: under half of the median % of its row (rows of three devices or more)"};
     for (int i = 0; i < 3; i++)
         fprintf(b, "set label %d '%s' at screen 0.5, screen %.5f center font ',%d'\n", 800 + i, title[i],
                 1 - (double)(14 + 15 * i) / H, i ? 9 : 10);
@@ -491,16 +493,19 @@ static void devices(rep *p, winners *wsp)
             (double)(plot_h < 240 ? plot_h : 240) / H);
     rep_legend(b, ws.legend, H, legend_y);
     fprintf(b,
-            "plot 'devices.dat' using 1:2:($1-0.48):($1+0.48):($2-0.45):($2+0.45):3 with boxxyerror"
+            "plot 'devices.dat' using 1:($3 >= 0 ? $2 : NaN):($1-0.48):($1+0.48):($2-0.45):($2+0.45):3 with boxxyerror"
             " fs solid 1 noborder lc palette notitle, \\\n"
+            "     '' using 1:($3 < 0 ? $2 : NaN):($1-0.48):($1+0.48):($2-0.45):($2+0.45) with boxxyerror"
+            " fs solid 1 noborder lc rgb '#dddddd' notitle, \\\n"
             "     '' using 1:($5 > 0 ? $2 : NaN):($1-0.46):($1+0.46):($2-0.42):($2+0.42) with boxxyerror"
             " fs empty lc rgb '#c00000' lw 2.5 notitle, \\\n"
             "     '' using 1:2:4 with labels font ',8' notitle, \\\n"
             "     '' using 1:2:6 with labels hypertext point pt 5 ps 3 lc rgb '#ff000000' notitle\n");
     fprintf(p->md, "Each cell: the winner's time on that device and the bandwidth it reaches as a %% of the device's "
                    "own (read bandwidth for gemv_int4, attention_paged and argmax where measured, else copy), "
-                   "coloured by that %%; over 100%% means the data stayed in cache. A cell outlined in red reaches "
-                   "under half of its row's median %%: that device falls behind its peers there.%s\n",
+                   "coloured by that %%; over 100%% means the data stayed in cache; grey: no bandwidth known. In a row of "
+                   "three or more devices, a cell outlined in red reaches under half of the row's median %%: that "
+                   "device falls behind its peers there.%s\n",
             flagged ? "" : " None is outlined here.");
     rep_figure_end(p, "devices", b);
     devices_md(p, &ws, c);

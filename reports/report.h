@@ -9,7 +9,7 @@
  *   devices      the cross-device view: per kernel x shape and device the
  *                winner's time and its % of that device's bandwidth (read
  *                for gemv-like kernels where measured, else copy), cells
- *                under half of their row's median outlined
+ *                under half of their row's median outlined (3+ devices)
  *   convergence  best-so-far time (relative to the first valid trial) vs
  *                trial index, per session x kernel x shape (strategy named)
  *   landscape    the best time over the two most influential parameters of
