@@ -13,6 +13,7 @@ pkgs=(
   libsqlite3-dev sqlite3 libcjson-dev
   gnuplot-nox
   valgrind shellcheck openssh-server openssh-client   # tests: memcheck, harness lint, ssh harness path
+  chromium                                  # tests: the HTML report rendered headless (report_browser)
 )
 
 sudo=""

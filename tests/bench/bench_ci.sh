@@ -76,7 +76,7 @@ if ! command -v gnuplot >/dev/null 2>&1; then
     fi
 else
     "$kiln" report --db "$db" -o "$tmp/report" || fail "report exited $?"
-    for fig in convergence landscape bandwidth speedup history; do
+    for fig in speedup devices convergence landscape bandwidth history; do
         png="$tmp/report/$fig.png" svg="$tmp/report/$fig.svg"
         [[ -f "$png" ]] || { fail "$fig.png missing"; continue; }
         sig="$(head -c 8 "$png" | od -An -tx1 | tr -d ' \n')"
@@ -92,7 +92,7 @@ else
         fi
     done
     html="$tmp/report/index.html"
-    [[ $(grep -c "<svg" "$html") -ge 5 ]] || fail "index.html does not hold the 5 figures inline"
+    [[ $(grep -c "<svg" "$html") -ge 6 ]] || fail "index.html does not hold the 6 figures inline"
     grep -q "<table>" "$html" || fail "index.html has no tables"
     grep -q "gemv_int4" "$tmp/report/summary.md" || fail "summary.md has no kernel rows"
     # an empty database is no error
