@@ -103,12 +103,21 @@ static void bench_one(const kiln_kbench_opts *o, kiln_db *db, const char *spec, 
         tuned = def;
         snprintf(row->match, sizeof row->match, "stored winner unusable (%s): tuned = default", e.msg);
     } else {
-        row->level = m.level;
-        if (m.level == KILN_MATCH_EXACT)
-            snprintf(row->match, sizeof row->match, "%s", kiln_match_name(m.level));
-        else
-            snprintf(row->match, sizeof row->match, "%s (tuned on %s for %s)", kiln_match_name(m.level), m.device,
-                     m.shape_key);
+        char why[256];
+        if (!k->config_valid(&j->s, &tuned, fp, why, sizeof why)) {
+            /* a nearer shape's winner that this shape cannot run (hpw 3 for a GQA ratio of 1): the engine
+             * falls back to the default here too (engine/ops.c), so the bench does the same */
+            snprintf(row->match, sizeof row->match, "%s winner (for %s) not valid here (%.120s): tuned = default",
+                     kiln_match_name(m.level), m.shape_key, why);
+            tuned = def;
+        } else {
+            row->level = m.level;
+            if (m.level == KILN_MATCH_EXACT)
+                snprintf(row->match, sizeof row->match, "%s", kiln_match_name(m.level));
+            else
+                snprintf(row->match, sizeof row->match, "%s (tuned on %s for %s)", kiln_match_name(m.level),
+                         m.device, m.shape_key);
+        }
     }
     kiln_config_to_json(k, &tuned, row->tuned_json, sizeof row->tuned_json);
     row->same = kiln_config_equal(k, &def, &tuned);
