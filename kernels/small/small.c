@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "kernels/dequant/dequant.h"
+#include "kernels/desc.h"
 #include "kernels/quant_ilv.h"
 #include "kernels/kernel.h"
 #include "kernels/sources.h"
@@ -39,46 +40,12 @@ extern const kiln_kernel kiln_kernel_silu_mul;
 extern const kiln_kernel kiln_kernel_residual_add;
 extern const kiln_kernel kiln_kernel_argmax;
 
-static int put(kiln_shape *out, int max, int n, kiln_shape s)
-{
-    if (n < max)
-        out[n] = s;
-    return n + 1;
-}
-
-static int wg_ok(const kiln_param *ps, int np, const kiln_config *c, const kiln_fingerprint *fp, const char *cpu_free,
-                 char *why, size_t n)
-{
-    for (int i = 0; i < np; i++) {
-        if (fp->backend == KILN_CPU && c->v[i] != ps[i].def && !(cpu_free && strcmp(ps[i].name, cpu_free) == 0)) {
-            snprintf(why, n, "%s applies to GPU backends only (cpu: %d)", ps[i].name, ps[i].def);
-            return 0;
-        }
-        if (fp->backend != KILN_CPU && strcmp(ps[i].name, "wg") == 0 && fp->max_workgroup &&
-            (uint32_t)c->v[i] > fp->max_workgroup) {
-            snprintf(why, n, "wg %d > device max %u", c->v[i], fp->max_workgroup);
-            return 0;
-        }
-    }
-    return 1;
-}
-
-static void grid_1d(kiln_plan_step *st, int64_t threads, int wg)
-{
-    int64_t nwg = (threads + wg - 1) / wg;
-    if (nwg < 1)
-        nwg = 1;
-    st->local[0] = (uint32_t)wg;
-    st->grid[0] = (uint32_t)(nwg < 32768 ? nwg : 32768);
-    st->grid[1] = (uint32_t)((nwg + 32767) / 32768);
-    st->grid[2] = 1;
-}
-
 /* ================================================================ embed_gather */
 
 static const kiln_param emb_params[] = {
     {"wg", "WG", "threads per workgroup, one output element each (GPU)", 4, {32, 64, 128, 256}, 64},
 };
+static const int emb_flags[] = {KILN_P_GPU | KILN_P_WG};
 
 static int emb_shape_ok(const kiln_shape *s, char *why, size_t n)
 {
@@ -109,83 +76,80 @@ static void emb_shape_key(const kiln_shape *s, char *buf, size_t n)
              kiln_quant_name(s->quant), s->quant == KILN_F16 ? 0 : s->group, ilv);
 }
 
-static kiln_shape EMB(int64_t ids, int64_t dim, int64_t vocab, int q, int g)
-{
-    return (kiln_shape){.m = ids, .k = dim, .n = vocab, .quant = q, .group = g};
-}
+#define EMB(ids, dim, vocab, q, g, ilv_) {.m = (ids), .k = (dim), .n = (vocab), .quant = (q), .group = (g), .ilv = (ilv_)}
+static const kiln_shape emb_quick[] = {
+    EMB(1, 576, 300, KILN_Q4_1, 32, 0),    EMB(5, 256, 1000, KILN_Q4F16_1, 128, 0), EMB(3, 100, 77, KILN_Q8_0, 32, 0),
+    EMB(4, 33, 50, KILN_F16, 0, 0),        EMB(2, 200, 64, KILN_Q4_0, 32, 0),
+};
+static const kiln_shape emb_tune[] = {
+    EMB(1, 4096, 32000, KILN_Q4F16_1, 32, 0),
+    EMB(16, 4096, 32000, KILN_Q4F16_1, 32, 0),
+};
+static const kiln_shape emb_check[] = {
+    EMB(1, 4096, 32000, KILN_Q4F16_1, 32, 0), /* Llama-2-7B */
+    EMB(9, 4096, 32000, KILN_Q4_0, 128, 0),
+    EMB(7, 576, 49152, KILN_Q4_1, 32, 0),     /* SmolLM2 (tied) */
+    EMB(3, 576, 49152, KILN_Q8_0, 32, 0),
+    EMB(2, 1536, 5000, KILN_F16, 0, 0),
+    EMB(5, 1001, 333, KILN_Q4_1, 128, 0),     /* odd sizes */
+    /* a tied table interleaved for the LM head's gemv (cpu) */
+    EMB(6, 576, 1001, KILN_Q8_0, 32, 16),
+    EMB(3, 200, 77, KILN_Q4_1, 32, 4),
+};
+#undef EMB
 
-static int emb_shapes(int which, kiln_shape *out, int max)
+static int emb_check_ilv(const kiln_shape *s, const kiln_config *c, const kiln_fingerprint *fp, char *why, size_t n)
 {
-    int n = 0;
-    if (which == KILN_SHAPES_QUICK) {
-        n = put(out, max, n, EMB(1, 576, 300, KILN_Q4_1, 32));
-        n = put(out, max, n, EMB(5, 256, 1000, KILN_Q4F16_1, 128));
-        n = put(out, max, n, EMB(3, 100, 77, KILN_Q8_0, 32));
-        n = put(out, max, n, EMB(4, 33, 50, KILN_F16, 0));
-        n = put(out, max, n, EMB(2, 200, 64, KILN_Q4_0, 32));
-    } else if (which == KILN_SHAPES_TUNE) {
-        n = put(out, max, n, EMB(1, 4096, 32000, KILN_Q4F16_1, 32));
-        n = put(out, max, n, EMB(16, 4096, 32000, KILN_Q4F16_1, 32));
-    } else {
-        n = put(out, max, n, EMB(1, 4096, 32000, KILN_Q4F16_1, 32)); /* Llama-2-7B */
-        n = put(out, max, n, EMB(9, 4096, 32000, KILN_Q4_0, 128));
-        n = put(out, max, n, EMB(7, 576, 49152, KILN_Q4_1, 32));     /* SmolLM2 (tied) */
-        n = put(out, max, n, EMB(3, 576, 49152, KILN_Q8_0, 32));
-        n = put(out, max, n, EMB(2, 1536, 5000, KILN_F16, 0));
-        n = put(out, max, n, EMB(5, 1001, 333, KILN_Q4_1, 128));     /* odd sizes */
-        /* a tied table interleaved for the LM head's gemv (cpu) */
-        kiln_shape il = EMB(6, 576, 1001, KILN_Q8_0, 32);
-        il.ilv = 16;
-        n = put(out, max, n, il);
-        il = EMB(3, 200, 77, KILN_Q4_1, 32);
-        il.ilv = 4;
-        n = put(out, max, n, il);
-    }
-    return n < max ? n : max;
-}
-
-static int emb_config_valid(const kiln_shape *s, const kiln_config *c, const kiln_fingerprint *fp, char *why, size_t n)
-{
+    (void)c;
     if (s->ilv > 1 && (fp->backend != KILN_CPU || s->quant == KILN_F16 || !kiln_ilv_valid(s->ilv))) {
         snprintf(why, n, "a table in layout ilv %d is read on the cpu only (int4/q8)", s->ilv);
         return 0;
     }
-    return emb_shape_ok(s, why, n) && wg_ok(emb_params, 1, c, fp, NULL, why, n);
+    return 1;
 }
 
-static int emb_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e)
+/* The table as a matrix (vocab rows of dim) and its row layout. */
+static kiln_shape emb_table(const kiln_shape *s, int64_t *wpr, int64_t *gpr)
 {
-    kiln_err own = {0};
-    if (!e) /* kiln_problem_add returns no code: it reaches us through e, a local when the caller passed none */
-        e = &own;
-    char why[128];
-    if (!emb_shape_ok(s, why, sizeof why))
-        return kiln_fail(e, KILN_E_INVALID, "embed_gather: bad shape: %s", why);
-    memset(p, 0, sizeof *p);
-    p->shape = *s;
     kiln_shape t = {.m = s->n, .k = s->k, .quant = s->quant, .group = s->group};
-    int64_t cols_pad, wpr, gpr;
-    kiln_dq_layout(&t, &cols_pad, &wpr, &gpr);
+    int64_t cols_pad;
+    kiln_dq_layout(&t, &cols_pad, wpr, gpr);
+    return t;
+}
+
+static const kiln_slot emb_slots[] = {
+    {"qs", KILN_IN, KILN_CMP_NONE, 0, 0},
+    {"scales", KILN_IN, KILN_CMP_NONE, 0, 0},
+    {"mins", KILN_IN, KILN_CMP_NONE, 0, 0},
+    {"ids", KILN_IN, KILN_CMP_NONE, 0, 0},
+    /* exact: each output is one exact product (+ one add for q4_1), or an f16 value */
+    {"out", KILN_OUT, KILN_CMP_EXACT, 0, 0},
+};
+
+static int emb_sizes(const kiln_shape *s, kiln_slot *slot)
+{
+    int64_t wpr, gpr;
+    kiln_shape t = emb_table(s, &wpr, &gpr);
     int f16 = s->quant == KILN_F16, has_min = s->quant == KILN_Q4_1;
     /* a table interleaved by rows (the tied LM head in gemv's layout) holds
      * its padding rows too; it is generated row-major and repacked */
+    int64_t rows = kiln_ilv_rows(t.m, s->ilv > 1 && !f16 ? s->ilv : 1);
+    slot[0].bytes = (size_t)(rows * wpr) * 4;
+    slot[1].bytes = f16 ? 4 : (size_t)(rows * gpr) * 2;
+    slot[2].bytes = has_min ? (size_t)(rows * gpr) * 2 : 4;
+    slot[3].bytes = (size_t)s->m * 4;
+    slot[4].bytes = (size_t)(s->m * s->k) * 4;
+    return 5;
+}
+
+static int emb_fill(kiln_problem *p, const kiln_shape *s, int cls, uint64_t seed, kiln_err *e)
+{
+    (void)cls;
+    int64_t wpr, gpr;
+    kiln_shape t = emb_table(s, &wpr, &gpr);
+    int f16 = s->quant == KILN_F16, has_min = s->quant == KILN_Q4_1;
     int ilv = s->ilv > 1 && !f16 ? s->ilv : 1;
-    int64_t rows = kiln_ilv_rows(t.m, ilv);
-    kiln_problem_buf *bq = kiln_problem_add(p, "qs", KILN_IN, (size_t)(rows * wpr) * 4, KILN_CMP_NONE, 0, e);
-    kiln_problem_buf *bs = bq ? kiln_problem_add(p, "scales", KILN_IN, f16 ? 4 : (size_t)(rows * gpr) * 2,
-                                                 KILN_CMP_NONE, 0, e)
-                              : NULL;
-    kiln_problem_buf *bm = bs ? kiln_problem_add(p, "mins", KILN_IN, has_min ? (size_t)(rows * gpr) * 2 : 4,
-                                                 KILN_CMP_NONE, 0, e)
-                              : NULL;
-    kiln_problem_buf *bi = bm ? kiln_problem_add(p, "ids", KILN_IN, (size_t)s->m * 4, KILN_CMP_NONE, 0, e) : NULL;
-    /* exact: each output is one exact product (+ one add for q4_1), or an f16 value */
-    kiln_problem_buf *bo = bi ? kiln_problem_add(p, "out", KILN_OUT, (size_t)(s->m * s->k) * 4, KILN_CMP_EXACT, 0, e)
-                              : NULL;
-    if (!bo) {
-        kiln_problem_free(p);
-        return e->code;
-    }
+    kiln_problem_buf *bq = &p->bufs[0], *bs = &p->bufs[1], *bm = &p->bufs[2], *bi = &p->bufs[3], *bo = &p->bufs[4];
     kiln_rng rng;
     kiln_rng_seed(&rng, seed * 77 + 5);
     if (f16) {
@@ -225,7 +189,6 @@ static int emb_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed,
             free(q);
             free(sc);
             free(mn);
-            kiln_problem_free(p);
             return kiln_fail(e, KILN_E_NOMEM, "embed_gather: no memory");
         }
         kiln_ilv_pack_raw(bq->host, bs->host, has_min ? bm->host : NULL, t.m, wpr, gpr, ilv, q, sc, mn);
@@ -240,40 +203,24 @@ static int emb_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed,
     return 0;
 }
 
-static int emb_plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out, kiln_err *e)
+static const kiln_step_desc emb_steps[] = {
+    {.source = "small", KILN_ENTRY("embed_gather"), .signature = "bbbbbiiiiiii",
+     .args = {KA_SLOT(0), KA_SLOT(1), KA_SLOT(2), KA_SLOT(3), KA_SLOT(4), KA_SHAPE(M), KA_SHAPE(K), KA_SHAPE(N),
+              KA_VAL(0), KA_VAL(1), KA_SHAPE(QUANT), KA_SHAPE(GROUP)}},
+};
+
+static void emb_launch(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out, kiln_launch *v)
 {
-    char why[128];
-    if (!emb_shape_ok(s, why, sizeof why))
-        return kiln_fail(e, KILN_E_INVALID, "embed_gather: %s", why);
-    memset(out, 0, sizeof *out);
-    kiln_shape t = {.m = s->n, .k = s->k, .quant = s->quant, .group = s->group};
-    int64_t cols_pad, wpr, gpr;
-    kiln_dq_layout(&t, &cols_pad, &wpr, &gpr);
-    kiln_plan_step *st = &out->steps[0];
-    st->source = "small";
-    st->entry = be == KILN_CPU ? "embed_gather_cpu" : "embed_gather";
-    st->signature = "bbbbbiiiiiii";
-    kiln_plan_config_defines(st, &kiln_kernel_embed_gather, c);
+    int64_t wpr, gpr;
+    emb_table(s, &wpr, &gpr);
+    v->val[0] = (int32_t)wpr;
+    v->val[1] = (int32_t)gpr;
     if (be == KILN_CPU) {
-        st->local[0] = 1;
-        st->grid[0] = (uint32_t)s->m;
-        st->grid[1] = st->grid[2] = 1;
+        kiln_grid_n(&out->steps[0], s->m, 1); /* one id per workgroup */
+        kiln_plan_define(&out->steps[0], "ILV", s->ilv > 1 ? s->ilv : 1);
     } else {
-        grid_1d(st, s->m * s->k, c->v[0]);
+        kiln_grid_1d(&out->steps[0], s->m * s->k, c->v[0]);
     }
-    for (int i = 0; i < 5; i++)
-        kiln_plan_slot(st, i);
-    kiln_plan_i32(st, (int32_t)s->m);
-    kiln_plan_i32(st, (int32_t)s->k);
-    kiln_plan_i32(st, (int32_t)s->n);
-    kiln_plan_i32(st, (int32_t)wpr);
-    kiln_plan_i32(st, (int32_t)gpr);
-    kiln_plan_i32(st, s->quant);
-    kiln_plan_i32(st, s->group);
-    if (be == KILN_CPU)
-        kiln_plan_define(st, "ILV", s->ilv > 1 ? s->ilv : 1);
-    out->n_steps = 1;
-    return 0;
 }
 
 static double emb_bytes(const kiln_shape *s)
@@ -283,20 +230,23 @@ static double emb_bytes(const kiln_shape *s)
 }
 static double emb_flops(const kiln_shape *s) { return (double)s->m * s->k; }
 
-const kiln_kernel kiln_kernel_embed_gather = {
-    .name = "embed_gather",
-    .doc = "token ids -> f32 embedding rows from a q4/q8/f16 table, bit-exact",
-    .params = emb_params,
-    .n_params = 1,
-    .n_slots = 5,
-    .shapes = emb_shapes,
-    .shape_key = emb_shape_key,
-    .config_valid = emb_config_valid,
-    .problem_init = emb_problem_init,
-    .plan = emb_plan,
-    .bytes = emb_bytes,
-    .flops = emb_flops,
+static const kiln_kernel_desc emb_desc = {
+    .kernel = &kiln_kernel_embed_gather,
+    .param_flags = emb_flags,
+    .shapes = {KILN_SHAPE_LIST(emb_check), KILN_SHAPE_LIST(emb_tune), KILN_SHAPE_LIST(emb_quick)},
+    .shape_ok = emb_shape_ok,
+    .check = emb_check_ilv,
+    .slots = emb_slots,
+    .sizes = emb_sizes,
+    .fill = emb_fill,
+    .steps = emb_steps,
+    .n_steps = 1,
+    .launch = emb_launch,
 };
+
+KILN_KERNEL_FROM_DESC(embed_gather, emb_desc, .doc = "token ids -> f32 embedding rows from a q4/q8/f16 table, bit-exact",
+                      .params = emb_params, .n_params = 1, .n_slots = 5, .shape_key = emb_shape_key,
+                      .bytes = emb_bytes, .flops = emb_flops);
 
 /* ================================================================ silu_mul, residual_add */
 
@@ -304,6 +254,7 @@ static const kiln_param ew_params[] = {
     {"wg", "WG", "threads per workgroup (GPU)", 4, {64, 128, 256, 512}, 256},
     {"ept", "EPT", "consecutive elements per thread (GPU)", 3, {1, 2, 4}, 1},
 };
+static const int ew_flags[] = {KILN_P_GPU | KILN_P_WG, KILN_P_GPU};
 #define CPU_CHUNK 4096 /* elements per cpu workgroup */
 
 static int ew_shape_ok(const kiln_shape *s, char *why, size_t n)
@@ -317,48 +268,24 @@ static int ew_shape_ok(const kiln_shape *s, char *why, size_t n)
 
 static void ew_shape_key(const kiln_shape *s, char *buf, size_t n) { snprintf(buf, n, "n%lld", (long long)s->m); }
 
-static int ew_shapes(int which, kiln_shape *out, int max, int is_silu)
-{
-    int n = 0;
-#define EW(m_) ((kiln_shape){.m = (m_), .quant = KILN_F32})
-    if (which == KILN_SHAPES_QUICK) {
-        n = put(out, max, n, EW(2)); /* the break needs a second element */
-        n = put(out, max, n, EW(1536));
-        n = put(out, max, n, EW(4097));
-        n = put(out, max, n, EW(3 * 576 + 5));
-    } else if (which == KILN_SHAPES_TUNE) {
-        n = put(out, max, n, EW(is_silu ? 11008 : 4096)); /* Llama-7B decode */
-        n = put(out, max, n, EW(is_silu ? 8 * 11008 : 8 * 4096));
-    } else {
-        n = put(out, max, n, EW(4096));
-        n = put(out, max, n, EW(11008));
-        n = put(out, max, n, EW(14336));       /* Llama-3-8B n_ff */
-        n = put(out, max, n, EW(576));
-        n = put(out, max, n, EW(1536));
-        n = put(out, max, n, EW(16 * 11008));  /* prefill chunk */
-        n = put(out, max, n, EW(1001));
-        n = put(out, max, n, EW(7));
-    }
+#define EW(m_) {.m = (m_), .quant = KILN_F32}
+static const kiln_shape ew_quick[] = {EW(2) /* the break needs a second element */, EW(1536), EW(4097),
+                                      EW(3 * 576 + 5)};
+static const kiln_shape silu_tune[] = {EW(11008) /* Llama-7B decode */, EW(8 * 11008)};
+static const kiln_shape res_tune[] = {EW(4096) /* Llama-7B decode */, EW(8 * 4096)};
+static const kiln_shape ew_check[] = {
+    EW(4096), EW(11008), EW(14336) /* Llama-3-8B n_ff */, EW(576), EW(1536), EW(16 * 11008) /* prefill chunk */,
+    EW(1001), EW(7),
+};
 #undef EW
-    return n < max ? n : max;
-}
-static int silu_shapes(int which, kiln_shape *out, int max) { return ew_shapes(which, out, max, 1); }
-static int res_shapes(int which, kiln_shape *out, int max) { return ew_shapes(which, out, max, 0); }
 
-static int ew_config_valid(const kiln_shape *s, const kiln_config *c, const kiln_fingerprint *fp, char *why, size_t n)
+static void ew_launch(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out, kiln_launch *v)
 {
-    return ew_shape_ok(s, why, n) && wg_ok(ew_params, 2, c, fp, NULL, why, n);
-}
-
-static void ew_grid(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan_step *st)
-{
-    if (be == KILN_CPU) {
-        st->local[0] = 1;
-        st->grid[0] = (uint32_t)((s->m + CPU_CHUNK - 1) / CPU_CHUNK);
-        st->grid[1] = st->grid[2] = 1;
-    } else {
-        grid_1d(st, (s->m + c->v[1] - 1) / c->v[1], c->v[0]);
-    }
+    (void)v;
+    if (be == KILN_CPU)
+        kiln_grid_n(&out->steps[0], (s->m + CPU_CHUNK - 1) / CPU_CHUNK, 1);
+    else
+        kiln_grid_1d(&out->steps[0], (s->m + c->v[1] - 1) / c->v[1], c->v[0]);
 }
 
 /* Budget for silu_mul (max|y - r| / rms(r)): per element the f32 kernel
@@ -368,27 +295,27 @@ static void ew_grid(const kiln_shape *s, const kiln_config *c, kiln_backend_kind
  * 3e-5. A wrong index replaces an element by an unrelated one: error O(1). */
 #define SILU_TOL 3e-5
 
-static int silu_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e)
+static const kiln_slot silu_slots[] = {
+    {"gate", KILN_IN, KILN_CMP_NONE, 0, 0},
+    {"up", KILN_IN, KILN_CMP_NONE, 0, 0},
+    {"out", KILN_OUT, KILN_CMP_F32, SILU_TOL, 0},
+};
+
+/* Every slot of an elementwise kernel is f32 [m]. */
+static int ew_sizes(const kiln_shape *s, kiln_slot *slot, int n_slots)
 {
-    kiln_err own = {0};
-    if (!e) /* kiln_problem_add returns no code: it reaches us through e, a local when the caller passed none */
-        e = &own;
-    char why[128];
-    if (!ew_shape_ok(s, why, sizeof why))
-        return kiln_fail(e, KILN_E_INVALID, "silu_mul: bad shape: %s", why);
-    memset(p, 0, sizeof *p);
-    p->shape = *s;
-    size_t nb = (size_t)s->m * 4;
-    kiln_problem_buf *bg = kiln_problem_add(p, "gate", KILN_IN, nb, KILN_CMP_NONE, 0, e);
-    kiln_problem_buf *bu = bg ? kiln_problem_add(p, "up", KILN_IN, nb, KILN_CMP_NONE, 0, e) : NULL;
-    kiln_problem_buf *bo = bu ? kiln_problem_add(p, "out", KILN_OUT, nb, KILN_CMP_F32, SILU_TOL, e) : NULL;
-    if (!bo) {
-        kiln_problem_free(p);
-        return e->code;
-    }
+    for (int i = 0; i < n_slots; i++)
+        slot[i].bytes = (size_t)s->m * 4;
+    return n_slots;
+}
+static int silu_sizes(const kiln_shape *s, kiln_slot *slot) { return ew_sizes(s, slot, 3); }
+
+static int silu_fill(kiln_problem *p, const kiln_shape *s, int cls, uint64_t seed, kiln_err *e)
+{
+    (void)cls, (void)e;
     kiln_rng rng;
     kiln_rng_seed(&rng, seed * 13 + 1);
-    float *g = bg->host, *u = bu->host, *o = bo->expect;
+    float *g = p->bufs[0].host, *u = p->bufs[1].host, *o = p->bufs[2].expect;
     for (int64_t i = 0; i < s->m; i++) {
         g[i] = kiln_rng_uniform(&rng, -8, 8);
         u[i] = kiln_rng_uniform(&rng, -2, 2);
@@ -400,64 +327,44 @@ static int silu_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed
     return 0;
 }
 
-static int silu_plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out, kiln_err *e)
-{
-    char why[128];
-    if (!ew_shape_ok(s, why, sizeof why))
-        return kiln_fail(e, KILN_E_INVALID, "silu_mul: %s", why);
-    memset(out, 0, sizeof *out);
-    kiln_plan_step *st = &out->steps[0];
-    st->source = "small";
-    st->entry = be == KILN_CPU ? "silu_mul_cpu" : "silu_mul";
-    st->signature = "bbbi";
-    kiln_plan_config_defines(st, &kiln_kernel_silu_mul, c);
-    ew_grid(s, c, be, st);
-    for (int i = 0; i < 3; i++)
-        kiln_plan_slot(st, i);
-    kiln_plan_i32(st, (int32_t)s->m);
-    out->n_steps = 1;
-    return 0;
-}
+static const kiln_step_desc silu_steps[] = {
+    {.source = "small", KILN_ENTRY("silu_mul"), .signature = "bbbi",
+     .args = {KA_SLOT(0), KA_SLOT(1), KA_SLOT(2), KA_SHAPE(M)}},
+};
 
 static double silu_bytes(const kiln_shape *s) { return 12.0 * s->m; }
 static double silu_flops(const kiln_shape *s) { return 5.0 * s->m; }
 
-const kiln_kernel kiln_kernel_silu_mul = {
-    .name = "silu_mul",
-    .doc = "out = silu(gate) * up (the SwiGLU FFN gate), f32",
-    .params = ew_params,
-    .n_params = 2,
-    .n_slots = 3,
-    .shapes = silu_shapes,
-    .shape_key = ew_shape_key,
-    .config_valid = ew_config_valid,
-    .problem_init = silu_problem_init,
-    .plan = silu_plan,
-    .bytes = silu_bytes,
-    .flops = silu_flops,
+static const kiln_kernel_desc silu_desc = {
+    .kernel = &kiln_kernel_silu_mul,
+    .param_flags = ew_flags,
+    .shapes = {KILN_SHAPE_LIST(ew_check), KILN_SHAPE_LIST(silu_tune), KILN_SHAPE_LIST(ew_quick)},
+    .shape_ok = ew_shape_ok,
+    .slots = silu_slots,
+    .sizes = silu_sizes,
+    .fill = silu_fill,
+    .steps = silu_steps,
+    .n_steps = 1,
+    .launch = ew_launch,
 };
 
-static int res_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e)
-{
-    kiln_err own = {0};
-    if (!e) /* kiln_problem_add returns no code: it reaches us through e, a local when the caller passed none */
-        e = &own;
-    char why[128];
-    if (!ew_shape_ok(s, why, sizeof why))
-        return kiln_fail(e, KILN_E_INVALID, "residual_add: bad shape: %s", why);
-    memset(p, 0, sizeof *p);
-    p->shape = *s;
-    size_t nb = (size_t)s->m * 4;
+KILN_KERNEL_FROM_DESC(silu_mul, silu_desc, .doc = "out = silu(gate) * up (the SwiGLU FFN gate), f32",
+                      .params = ew_params, .n_params = 2, .n_slots = 3, .shape_key = ew_shape_key,
+                      .bytes = silu_bytes, .flops = silu_flops);
+
+static const kiln_slot res_slots[] = {
     /* exact: x + y is one correctly rounded f32 add on every device */
-    kiln_problem_buf *bx = kiln_problem_add(p, "x", KILN_INOUT, nb, KILN_CMP_EXACT, 0, e);
-    kiln_problem_buf *by = bx ? kiln_problem_add(p, "y", KILN_IN, nb, KILN_CMP_NONE, 0, e) : NULL;
-    if (!by) {
-        kiln_problem_free(p);
-        return e->code;
-    }
+    {"x", KILN_INOUT, KILN_CMP_EXACT, 0, 0},
+    {"y", KILN_IN, KILN_CMP_NONE, 0, 0},
+};
+static int res_sizes(const kiln_shape *s, kiln_slot *slot) { return ew_sizes(s, slot, 2); }
+
+static int res_fill(kiln_problem *p, const kiln_shape *s, int cls, uint64_t seed, kiln_err *e)
+{
+    (void)cls, (void)e;
     kiln_rng rng;
     kiln_rng_seed(&rng, seed * 17 + 9);
-    float *x = bx->host, *y = by->host, *o = bx->expect;
+    float *x = p->bufs[0].host, *y = p->bufs[1].host, *o = p->bufs[0].expect;
     for (int64_t i = 0; i < s->m; i++) {
         x[i] = kiln_rng_normal(&rng) * 4;
         y[i] = kiln_rng_normal(&rng);
@@ -468,42 +375,29 @@ static int res_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed,
     return 0;
 }
 
-static int res_plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out, kiln_err *e)
-{
-    char why[128];
-    if (!ew_shape_ok(s, why, sizeof why))
-        return kiln_fail(e, KILN_E_INVALID, "residual_add: %s", why);
-    memset(out, 0, sizeof *out);
-    kiln_plan_step *st = &out->steps[0];
-    st->source = "small";
-    st->entry = be == KILN_CPU ? "residual_add_cpu" : "residual_add";
-    st->signature = "bbi";
-    kiln_plan_config_defines(st, &kiln_kernel_residual_add, c);
-    ew_grid(s, c, be, st);
-    kiln_plan_slot(st, 0);
-    kiln_plan_slot(st, 1);
-    kiln_plan_i32(st, (int32_t)s->m);
-    out->n_steps = 1;
-    return 0;
-}
+static const kiln_step_desc res_steps[] = {
+    {.source = "small", KILN_ENTRY("residual_add"), .signature = "bbi",
+     .args = {KA_SLOT(0), KA_SLOT(1), KA_SHAPE(M)}},
+};
 
 static double res_bytes(const kiln_shape *s) { return 12.0 * s->m; }
 static double res_flops(const kiln_shape *s) { return (double)s->m; }
 
-const kiln_kernel kiln_kernel_residual_add = {
-    .name = "residual_add",
-    .doc = "x += y, f32 (exact)",
-    .params = ew_params,
-    .n_params = 2,
-    .n_slots = 2,
-    .shapes = res_shapes,
-    .shape_key = ew_shape_key,
-    .config_valid = ew_config_valid,
-    .problem_init = res_problem_init,
-    .plan = res_plan,
-    .bytes = res_bytes,
-    .flops = res_flops,
+static const kiln_kernel_desc res_desc = {
+    .kernel = &kiln_kernel_residual_add,
+    .param_flags = ew_flags,
+    .shapes = {KILN_SHAPE_LIST(ew_check), KILN_SHAPE_LIST(res_tune), KILN_SHAPE_LIST(ew_quick)},
+    .shape_ok = ew_shape_ok,
+    .slots = res_slots,
+    .sizes = res_sizes,
+    .fill = res_fill,
+    .steps = res_steps,
+    .n_steps = 1,
+    .launch = ew_launch,
 };
+
+KILN_KERNEL_FROM_DESC(residual_add, res_desc, .doc = "x += y, f32 (exact)", .params = ew_params, .n_params = 2,
+                      .n_slots = 2, .shape_key = ew_shape_key, .bytes = res_bytes, .flops = res_flops);
 
 /* ================================================================ argmax */
 
@@ -512,6 +406,7 @@ static const kiln_param am_params[] = {
     {"wg", "WG", "threads per workgroup (GPU)", 4, {64, 128, 256, 512}, 256},
     {"chunk", "CHUNK", "logits per workgroup of the first step (cpu too)", 3, {1024, 4096, 16384}, 4096},
 };
+static const int am_flags[] = {KILN_P_GPU | KILN_P_WG, 0};
 
 static int am_shape_ok(const kiln_shape *s, char *why, size_t n)
 {
@@ -522,61 +417,50 @@ static int am_shape_ok(const kiln_shape *s, char *why, size_t n)
     return 1;
 }
 
-static int am_shapes(int which, kiln_shape *out, int max)
-{
-    int n = 0;
-#define AM(m_) ((kiln_shape){.m = (m_), .quant = KILN_F32})
-    if (which == KILN_SHAPES_QUICK) {
-        n = put(out, max, n, AM(1));
-        n = put(out, max, n, AM(1000));
-        n = put(out, max, n, AM(5003));   /* several chunks, partial last one */
-        n = put(out, max, n, AM(49152));  /* SmolLM2 vocab */
-    } else if (which == KILN_SHAPES_TUNE) {
-        n = put(out, max, n, AM(32000));  /* Llama-2 vocab */
-        n = put(out, max, n, AM(128256)); /* Llama-3 vocab */
-    } else {
-        n = put(out, max, n, AM(32000));
-        n = put(out, max, n, AM(49152));
-        n = put(out, max, n, AM(128256));
-        n = put(out, max, n, AM(151936)); /* Qwen2 vocab */
-        n = put(out, max, n, AM(100003));
-        n = put(out, max, n, AM(7));
-    }
+#define AM(m_) {.m = (m_), .quant = KILN_F32}
+static const kiln_shape am_quick[] = {
+    AM(1), AM(1000), AM(5003) /* several chunks, partial last one */, AM(49152) /* SmolLM2 vocab */,
+};
+static const kiln_shape am_tune[] = {AM(32000) /* Llama-2 vocab */, AM(128256) /* Llama-3 vocab */};
+static const kiln_shape am_check[] = {
+    AM(32000), AM(49152), AM(128256), AM(151936) /* Qwen2 vocab */, AM(100003), AM(7),
+};
 #undef AM
-    return n < max ? n : max;
+
+static int am_nblocks(const kiln_shape *s, const kiln_config *c)
+{
+    return (int)((s->m + c->v[A_CHUNK] - 1) / c->v[A_CHUNK]);
 }
 
-static int am_config_valid(const kiln_shape *s, const kiln_config *c, const kiln_fingerprint *fp, char *why, size_t n)
+static int am_check_chunks(const kiln_shape *s, const kiln_config *c, const kiln_fingerprint *fp, char *why, size_t n)
 {
-    if (!am_shape_ok(s, why, n) || !wg_ok(am_params, 2, c, fp, "chunk", why, n))
-        return 0;
-    int64_t nb = (s->m + c->v[A_CHUNK] - 1) / c->v[A_CHUNK];
+    (void)fp;
+    int nb = am_nblocks(s, c);
     if (nb > 65535) {
-        snprintf(why, n, "%lld chunks > 65535", (long long)nb);
+        snprintf(why, n, "%d chunks > 65535", nb);
         return 0;
     }
     return 1;
 }
 
-static int am_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e)
+static const kiln_slot am_slots[] = {
+    {"logits", KILN_IN, KILN_CMP_NONE, 0, 0},
+    {"out", KILN_OUT, KILN_CMP_EXACT, 0, 0},
+};
+
+static int am_sizes(const kiln_shape *s, kiln_slot *slot)
 {
-    kiln_err own = {0};
-    if (!e) /* kiln_problem_add returns no code: it reaches us through e, a local when the caller passed none */
-        e = &own;
-    char why[128];
-    if (!am_shape_ok(s, why, sizeof why))
-        return kiln_fail(e, KILN_E_INVALID, "argmax: bad shape: %s", why);
-    memset(p, 0, sizeof *p);
-    p->shape = *s;
-    kiln_problem_buf *bl = kiln_problem_add(p, "logits", KILN_IN, (size_t)s->m * 4, KILN_CMP_NONE, 0, e);
-    kiln_problem_buf *bo = bl ? kiln_problem_add(p, "out", KILN_OUT, 4, KILN_CMP_EXACT, 0, e) : NULL;
-    if (!bo) {
-        kiln_problem_free(p);
-        return e->code;
-    }
+    slot[0].bytes = (size_t)s->m * 4;
+    slot[1].bytes = 4;
+    return 2;
+}
+
+static int am_fill(kiln_problem *p, const kiln_shape *s, int cls, uint64_t seed, kiln_err *e)
+{
+    (void)cls, (void)e;
     kiln_rng rng;
     kiln_rng_seed(&rng, seed * 19 + 2);
-    float *l = bl->host, mx = -INFINITY;
+    float *l = p->bufs[0].host, mx = -INFINITY;
     for (int64_t i = 0; i < s->m; i++) {
         l[i] = kiln_rng_normal(&rng) * 3 - 5;
         mx = l[i] > mx ? l[i] : mx;
@@ -597,59 +481,47 @@ static int am_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, 
     for (int64_t i = 1; i < s->m; i++)
         if (l[i] > l[best])
             best = (uint32_t)i;
-    memcpy(bo->expect, &best, 4);
+    memcpy(p->bufs[1].expect, &best, 4);
     return 0;
 }
 
-static int am_plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out, kiln_err *e)
+/* Two steps: (value, index) of each chunk into scratch 0, then the winner. */
+static const kiln_step_desc am_steps[] = {
+    {.source = "small", KILN_ENTRY("argmax_partial"), .signature = "bbii",
+     .args = {KA_SLOT(0), KA_SCRATCH(0), KA_SHAPE(M), KA_VAL(0)}},
+    {.source = "small", KILN_ENTRY("argmax_final"), .signature = "bbi", .args = {KA_SCRATCH(0), KA_SLOT(1), KA_VAL(1)}},
+};
+
+static void am_launch(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out, kiln_launch *v)
 {
-    char why[128];
-    if (!am_shape_ok(s, why, sizeof why))
-        return kiln_fail(e, KILN_E_INVALID, "argmax: %s", why);
-    memset(out, 0, sizeof *out);
-    int chunk = c->v[A_CHUNK];
-    int64_t nb = (s->m + chunk - 1) / chunk;
+    int nb = am_nblocks(s, c);
     uint32_t wg = be == KILN_CPU ? 1 : (uint32_t)c->v[A_WG];
-    kiln_plan_step *a = &out->steps[0], *b = &out->steps[1];
-    a->source = b->source = "small";
-    a->entry = be == KILN_CPU ? "argmax_partial_cpu" : "argmax_partial";
-    b->entry = be == KILN_CPU ? "argmax_final_cpu" : "argmax_final";
-    a->signature = "bbii";
-    b->signature = "bbi";
-    kiln_plan_config_defines(a, &kiln_kernel_argmax, c);
-    kiln_plan_config_defines(b, &kiln_kernel_argmax, c);
-    a->local[0] = b->local[0] = wg;
-    a->grid[0] = (uint32_t)nb;
-    b->grid[0] = 1;
-    a->grid[1] = a->grid[2] = b->grid[1] = b->grid[2] = 1;
-    kiln_plan_slot(a, 0);
-    kiln_plan_scratch(a, 0);
-    kiln_plan_i32(a, (int32_t)s->m);
-    kiln_plan_i32(a, chunk);
-    kiln_plan_scratch(b, 0);
-    kiln_plan_slot(b, 1);
-    kiln_plan_i32(b, (int32_t)nb);
-    out->n_steps = 2;
+    kiln_grid_n(&out->steps[0], nb, wg);
+    kiln_grid_n(&out->steps[1], 1, wg);
     out->n_scratch = 1;
     out->scratch_bytes[0] = (size_t)nb * 8; /* (f32 value, u32 index) per chunk */
-    return 0;
+    v->val[0] = c->v[A_CHUNK];
+    v->val[1] = nb;
 }
 
 static void am_shape_key(const kiln_shape *s, char *buf, size_t n) { snprintf(buf, n, "n%lld", (long long)s->m); }
 static double am_bytes(const kiln_shape *s) { return 4.0 * s->m + 4; }
 static double am_flops(const kiln_shape *s) { return (double)s->m; }
 
-const kiln_kernel kiln_kernel_argmax = {
-    .name = "argmax",
-    .doc = "index of the largest f32 logit (ties: lowest index), two-stage reduction",
-    .params = am_params,
-    .n_params = 2,
-    .n_slots = 2,
-    .shapes = am_shapes,
-    .shape_key = am_shape_key,
-    .config_valid = am_config_valid,
-    .problem_init = am_problem_init,
-    .plan = am_plan,
-    .bytes = am_bytes,
-    .flops = am_flops,
+static const kiln_kernel_desc am_desc = {
+    .kernel = &kiln_kernel_argmax,
+    .param_flags = am_flags,
+    .shapes = {KILN_SHAPE_LIST(am_check), KILN_SHAPE_LIST(am_tune), KILN_SHAPE_LIST(am_quick)},
+    .shape_ok = am_shape_ok,
+    .check = am_check_chunks,
+    .slots = am_slots,
+    .sizes = am_sizes,
+    .fill = am_fill,
+    .steps = am_steps,
+    .n_steps = 2,
+    .launch = am_launch,
 };
+
+KILN_KERNEL_FROM_DESC(argmax, am_desc, .doc = "index of the largest f32 logit (ties: lowest index), two-stage reduction",
+                      .params = am_params, .n_params = 2, .n_slots = 2, .shape_key = am_shape_key,
+                      .bytes = am_bytes, .flops = am_flops);
