@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/desc.h"
 #include "kernels/kernel.h"
 #include "kernels/norm_rope/norm_rope.h"
 #include "kernels/sources.h"
@@ -39,16 +40,6 @@
 
 extern const kiln_kernel kiln_kernel_rmsnorm;
 extern const kiln_kernel kiln_kernel_rope;
-
-static int cpu_defaults_only(const kiln_param *ps, int n_params, const kiln_config *c, char *why, size_t n)
-{
-    for (int i = 0; i < n_params; i++)
-        if (c->v[i] != ps[i].def) {
-            snprintf(why, n, "%s applies to GPU backends only (cpu: %d)", ps[i].name, ps[i].def);
-            return 0;
-        }
-    return 1;
-}
 
 /* ================================================================ rmsnorm */
 
@@ -59,6 +50,7 @@ static const kiln_param rms_params[] = {
     {"reduce", "REDUCE", "sum of squares: 0 shared-memory tree, 1 subgroup sums (Vulkan/CUDA)", 2, {0, 1}, 0},
 };
 #define N_RMS ((int)(sizeof rms_params / sizeof rms_params[0]))
+static const int rms_flags[] = {KILN_P_GPU | KILN_P_WG, KILN_P_GPU, KILN_P_GPU};
 
 void kiln_rmsnorm_plan_set_eps(kiln_plan *p, float eps)
 {
@@ -87,42 +79,23 @@ static void rms_shape_key(const kiln_shape *s, char *buf, size_t n)
     snprintf(buf, n, "rows%lld.n%lld.%s", (long long)s->m, (long long)s->k, s->op ? "res" : "plain");
 }
 
-static int put(kiln_shape *out, int max, int n, kiln_shape s)
-{
-    if (n < max)
-        out[n] = s;
-    return n + 1;
-}
-
-#define RMS(rows, n_, op_) ((kiln_shape){.m = (rows), .k = (n_), .op = (op_), .quant = KILN_F32})
-
-static int rms_shapes(int which, kiln_shape *out, int max)
-{
-    int n = 0;
-    if (which == KILN_SHAPES_QUICK) {
-        n = put(out, max, n, RMS(1, 4096, 0));
-        n = put(out, max, n, RMS(3, 576, 1));
-        n = put(out, max, n, RMS(2, 100, 0));
-        n = put(out, max, n, RMS(5, 33, 1)); /* odd width */
-    } else if (which == KILN_SHAPES_TUNE) {
-        /* Llama-7B decode: one token, plain (final norm) and fused (every sublayer) */
-        n = put(out, max, n, RMS(1, 4096, 1));
-        n = put(out, max, n, RMS(1, 4096, 0));
-        n = put(out, max, n, RMS(8, 4096, 1));
-    } else {
-        n = put(out, max, n, RMS(1, 4096, 0));
-        n = put(out, max, n, RMS(1, 4096, 1));
-        n = put(out, max, n, RMS(16, 4096, 1));   /* prefill chunk */
-        n = put(out, max, n, RMS(1, 576, 1));     /* SmolLM2 */
-        n = put(out, max, n, RMS(7, 576, 0));
-        n = put(out, max, n, RMS(1, 1536, 0));
-        n = put(out, max, n, RMS(1, 11008, 1));
-        n = put(out, max, n, RMS(3, 8192, 1));
-        n = put(out, max, n, RMS(3, 1001, 1));    /* odd sizes */
-        n = put(out, max, n, RMS(2, 77, 0));
-    }
-    return n < max ? n : max;
-}
+#define RMS(rows, n_, op_) {.m = (rows), .k = (n_), .op = (op_), .quant = KILN_F32}
+static const kiln_shape rms_quick[] = {RMS(1, 4096, 0), RMS(3, 576, 1), RMS(2, 100, 0), RMS(5, 33, 1) /* odd width */};
+/* Llama-7B decode: one token, plain (final norm) and fused (every sublayer) */
+static const kiln_shape rms_tune[] = {RMS(1, 4096, 1), RMS(1, 4096, 0), RMS(8, 4096, 1)};
+static const kiln_shape rms_check[] = {
+    RMS(1, 4096, 0),
+    RMS(1, 4096, 1),
+    RMS(16, 4096, 1),   /* prefill chunk */
+    RMS(1, 576, 1),     /* SmolLM2 */
+    RMS(7, 576, 0),
+    RMS(1, 1536, 0),
+    RMS(1, 11008, 1),
+    RMS(3, 8192, 1),
+    RMS(3, 1001, 1),    /* odd sizes */
+    RMS(2, 77, 0),
+};
+#undef RMS
 
 static int subgroup_ok(const kiln_fingerprint *fp, int wg, char *why, size_t n)
 {
@@ -142,16 +115,10 @@ static int subgroup_ok(const kiln_fingerprint *fp, int wg, char *why, size_t n)
     return 1;
 }
 
-static int rms_config_valid(const kiln_shape *s, const kiln_config *c, const kiln_fingerprint *fp, char *why, size_t n)
+/* GPU constraints beyond the flags (on the cpu every knob is at its default,
+ * which always passes these). */
+static int rms_check_config(const kiln_shape *s, const kiln_config *c, const kiln_fingerprint *fp, char *why, size_t n)
 {
-    if (!rms_shape_ok(s, why, n))
-        return 0;
-    if (fp->backend == KILN_CPU)
-        return cpu_defaults_only(rms_params, N_RMS, c, why, n);
-    if (fp->max_workgroup && (uint32_t)c->v[R_WG] > fp->max_workgroup) {
-        snprintf(why, n, "wg %d > device max %u", c->v[R_WG], fp->max_workgroup);
-        return 0;
-    }
     if (s->k % c->v[R_VEC]) {
         snprintf(why, n, "n %lld not a multiple of vec %d", (long long)s->k, c->v[R_VEC]);
         return 0;
@@ -190,28 +157,31 @@ void kiln_rmsnorm_reference(const float *x, const float *w, float *y, int64_t ro
  * caught too. x (op 1) is compared exactly: x + r is one f32 add. */
 #define RMS_TOL 6e-5
 
-static int rms_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e)
+static const kiln_slot rms_slots[] = {
+    {"x", KILN_INOUT, KILN_CMP_EXACT, 0, 0}, /* op 0: IN (sizes) */
+    {"w", KILN_IN, KILN_CMP_NONE, 0, 0},
+    {"y", KILN_OUT, KILN_CMP_F32, RMS_TOL, 0},
+    {"r", KILN_IN, KILN_CMP_NONE, 0, 0}, /* op 1 only */
+};
+
+static int rms_sizes(const kiln_shape *s, kiln_slot *slot)
 {
-    kiln_err own = {0};
-    if (!e) /* kiln_problem_add returns no code: it reaches us through e, a local when the caller passed none */
-        e = &own;
-    char why[128];
-    if (!rms_shape_ok(s, why, sizeof why))
-        return kiln_fail(e, KILN_E_INVALID, "rmsnorm: bad shape: %s", why);
-    memset(p, 0, sizeof *p);
-    p->shape = *s;
+    size_t nx = (size_t)(s->m * s->k) * 4;
+    slot[0].bytes = slot[2].bytes = slot[3].bytes = nx;
+    slot[1].bytes = (size_t)s->k * 4;
+    if (s->op)
+        return 4;
+    slot[0].role = KILN_IN;
+    return 3;
+}
+
+static int rms_fill(kiln_problem *p, const kiln_shape *s, int cls, uint64_t seed, kiln_err *e)
+{
+    (void)cls, (void)e;
     size_t nx = (size_t)(s->m * s->k);
-    kiln_problem_buf *bx = kiln_problem_add(p, "x", s->op ? KILN_INOUT : KILN_IN, nx * 4, KILN_CMP_EXACT, 0, e);
-    kiln_problem_buf *bw = bx ? kiln_problem_add(p, "w", KILN_IN, (size_t)s->k * 4, KILN_CMP_NONE, 0, e) : NULL;
-    kiln_problem_buf *by = bw ? kiln_problem_add(p, "y", KILN_OUT, nx * 4, KILN_CMP_F32, RMS_TOL, e) : NULL;
-    kiln_problem_buf *br = by && s->op ? kiln_problem_add(p, "r", KILN_IN, nx * 4, KILN_CMP_NONE, 0, e) : by;
-    if (!br) {
-        kiln_problem_free(p);
-        return e->code;
-    }
     kiln_rng rng;
     kiln_rng_seed(&rng, seed * 31 + 7);
-    float *x = bx->host, *w = bw->host;
+    float *x = p->bufs[0].host, *w = p->bufs[1].host;
     for (size_t i = 0; i < nx; i++) {
         x[i] = kiln_rng_uniform(&rng, -1, 1);
         if (kiln_rng_below(&rng, 64) == 0)
@@ -221,41 +191,29 @@ static int rms_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed,
         w[i] = kiln_rng_uniform(&rng, 0.2f, 2.0f) * (kiln_rng_below(&rng, 8) ? 1.0f : -1.0f);
     const float *xn = x;
     if (s->op) {
-        float *r = br->host, *xo = bx->expect;
+        float *r = p->bufs[3].host, *xo = p->bufs[0].expect;
         for (size_t i = 0; i < nx; i++) {
             r[i] = kiln_rng_uniform(&rng, -1, 1);
             xo[i] = x[i] + r[i];
         }
         xn = xo;
     }
-    kiln_rmsnorm_reference(xn, w, by->expect, s->m, s->k, KILN_RMSNORM_DEFAULT_EPS);
+    kiln_rmsnorm_reference(xn, w, p->bufs[2].expect, s->m, s->k, KILN_RMSNORM_DEFAULT_EPS);
     return 0;
 }
 
-static int rms_plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out, kiln_err *e)
+/* op 0 binds y as r (never read). eps last: kiln_rmsnorm_plan_set_eps. */
+static const kiln_step_desc rms_steps[] = {
+    {.source = "norm_rope", KILN_ENTRY("rmsnorm"), .signature = "bbbbiiif",
+     .args = {KA_SLOT(0), KA_SLOT(1), KA_SLOT(2), KA_SLOT_OR(3, 2), KA_SHAPE(M), KA_SHAPE(K), KA_SHAPE(OP),
+              KA_F32(KILN_RMSNORM_DEFAULT_EPS)}},
+};
+
+/* One workgroup per row. */
+static void rms_launch(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out, kiln_launch *v)
 {
-    char why[128];
-    if (!rms_shape_ok(s, why, sizeof why))
-        return kiln_fail(e, KILN_E_INVALID, "rmsnorm: %s", why);
-    memset(out, 0, sizeof *out);
-    kiln_plan_step *st = &out->steps[0];
-    st->source = "norm_rope";
-    st->entry = be == KILN_CPU ? "rmsnorm_cpu" : "rmsnorm";
-    st->signature = "bbbbiiif";
-    kiln_plan_config_defines(st, &kiln_kernel_rmsnorm, c);
-    st->local[0] = be == KILN_CPU ? 1 : (uint32_t)c->v[R_WG];
-    st->grid[0] = (uint32_t)s->m;
-    st->grid[1] = st->grid[2] = 1;
-    kiln_plan_slot(st, 0);
-    kiln_plan_slot(st, 1);
-    kiln_plan_slot(st, 2);
-    kiln_plan_slot(st, s->op ? 3 : 2);
-    kiln_plan_i32(st, (int32_t)s->m);
-    kiln_plan_i32(st, (int32_t)s->k);
-    kiln_plan_i32(st, s->op);
-    kiln_plan_f32(st, KILN_RMSNORM_DEFAULT_EPS);
-    out->n_steps = 1;
-    return 0;
+    (void)v;
+    kiln_grid_n(&out->steps[0], s->m, be == KILN_CPU ? 1 : (uint32_t)c->v[R_WG]);
 }
 
 static double rms_bytes(const kiln_shape *s) { return 4.0 * s->m * s->k * (s->op ? 4 : 2) + 4.0 * s->k; }
@@ -271,21 +229,24 @@ static void rms_device_default(const kiln_fingerprint *fp, const kiln_shape *s, 
         c->v[R_VEC] = 4;
 }
 
-const kiln_kernel kiln_kernel_rmsnorm = {
-    .name = "rmsnorm",
-    .doc = "RMSNorm over rows of f32 (op 0), or residual add + RMSNorm in one pass (op 1)",
-    .params = rms_params,
-    .n_params = N_RMS,
-    .n_slots = 4,
-    .shapes = rms_shapes,
-    .shape_key = rms_shape_key,
-    .config_valid = rms_config_valid,
-    .problem_init = rms_problem_init,
-    .plan = rms_plan,
-    .bytes = rms_bytes,
-    .flops = rms_flops,
-    .device_default = rms_device_default,
+static const kiln_kernel_desc rms_desc = {
+    .kernel = &kiln_kernel_rmsnorm,
+    .param_flags = rms_flags,
+    .shapes = {KILN_SHAPE_LIST(rms_check), KILN_SHAPE_LIST(rms_tune), KILN_SHAPE_LIST(rms_quick)},
+    .shape_ok = rms_shape_ok,
+    .check = rms_check_config,
+    .slots = rms_slots,
+    .sizes = rms_sizes,
+    .fill = rms_fill,
+    .steps = rms_steps,
+    .n_steps = 1,
+    .launch = rms_launch,
 };
+
+KILN_KERNEL_FROM_DESC(rmsnorm, rms_desc,
+                      .doc = "RMSNorm over rows of f32 (op 0), or residual add + RMSNorm in one pass (op 1)",
+                      .params = rms_params, .n_params = N_RMS, .n_slots = 4, .shape_key = rms_shape_key,
+                      .bytes = rms_bytes, .flops = rms_flops, .device_default = rms_device_default);
 
 /* ================================================================ rope */
 
@@ -295,6 +256,7 @@ static const kiln_param rope_params[] = {
     {"ppt", "PPT", "consecutive rotation pairs per thread (GPU)", 3, {1, 2, 4}, 1},
 };
 #define N_ROPE ((int)(sizeof rope_params / sizeof rope_params[0]))
+static const int rope_flags[] = {KILN_P_GPU | KILN_P_WG, KILN_P_GPU};
 
 static int n_rot_of(const kiln_shape *s) { return s->k > 0 ? (int)s->k : s->head_dim; }
 static float base_of(const kiln_shape *s) { return s->n > 0 ? (float)s->n : 10000.0f; }
@@ -327,49 +289,27 @@ static void rope_shape_key(const kiln_shape *s, char *buf, size_t n)
              (double)base_of(s), s->ctx, s->op ? "neox" : "interleaved");
 }
 
-static kiln_shape RP(int64_t tokens, int heads, int hd, int nrot, int64_t base, int off, int op)
-{
-    return (kiln_shape){.m = tokens, .heads = heads, .head_dim = hd, .k = nrot, .n = base, .ctx = off, .op = op,
-                        .quant = KILN_F32};
-}
-
-static int rope_shapes(int which, kiln_shape *out, int max)
-{
-    int n = 0;
-    if (which == KILN_SHAPES_QUICK) {
-        n = put(out, max, n, RP(1, 4, 64, 0, 10000, 5, 0));
-        n = put(out, max, n, RP(3, 3, 64, 0, 10000, 0, 1));
-        n = put(out, max, n, RP(2, 2, 128, 64, 500000, 17, 0)); /* partial rotary, llama-3 base */
-        n = put(out, max, n, RP(5, 3, 32, 24, 10000, 100, 1));  /* partial half-split */
-    } else if (which == KILN_SHAPES_TUNE) {
-        /* Llama-7B decode: q (32 heads) and k, one token */
-        n = put(out, max, n, RP(1, 32, 128, 0, 10000, 1023, 0));
-        n = put(out, max, n, RP(8, 32, 128, 0, 10000, 1023, 0));
-    } else {
-        n = put(out, max, n, RP(1, 32, 128, 0, 10000, 4000, 0));    /* Llama-2-7B q */
-        n = put(out, max, n, RP(1, 8, 128, 0, 500000, 8000, 0));    /* Llama-3-8B k, long position */
-        n = put(out, max, n, RP(16, 32, 128, 0, 10000, 0, 1));      /* prefill, HF layout */
-        n = put(out, max, n, RP(1, 9, 64, 0, 10000, 8000, 0));      /* SmolLM2 q */
-        n = put(out, max, n, RP(7, 3, 64, 0, 100000, 300, 1));      /* SmolLM2 k */
-        n = put(out, max, n, RP(3, 5, 96, 32, 10000, 77, 1));       /* partial rotary, odd heads */
-        n = put(out, max, n, RP(2, 7, 80, 80, 10000, 9, 0));
-    }
-    return n < max ? n : max;
-}
-
-static int rope_config_valid(const kiln_shape *s, const kiln_config *c, const kiln_fingerprint *fp, char *why,
-                             size_t n)
-{
-    if (!rope_shape_ok(s, why, n))
-        return 0;
-    if (fp->backend == KILN_CPU)
-        return cpu_defaults_only(rope_params, N_ROPE, c, why, n);
-    if (fp->max_workgroup && (uint32_t)c->v[P_WG] > fp->max_workgroup) {
-        snprintf(why, n, "wg %d > device max %u", c->v[P_WG], fp->max_workgroup);
-        return 0;
-    }
-    return 1;
-}
+#define RP(tokens, heads_, hd, nrot, base, off, op_)                                                              \
+    {.m = (tokens), .heads = (heads_), .head_dim = (hd), .k = (nrot), .n = (base), .ctx = (off), .op = (op_),         \
+     .quant = KILN_F32}
+static const kiln_shape rope_quick[] = {
+    RP(1, 4, 64, 0, 10000, 5, 0),
+    RP(3, 3, 64, 0, 10000, 0, 1),
+    RP(2, 2, 128, 64, 500000, 17, 0), /* partial rotary, llama-3 base */
+    RP(5, 3, 32, 24, 10000, 100, 1),  /* partial half-split */
+};
+/* Llama-7B decode: q (32 heads) and k, one token */
+static const kiln_shape rope_tune[] = {RP(1, 32, 128, 0, 10000, 1023, 0), RP(8, 32, 128, 0, 10000, 1023, 0)};
+static const kiln_shape rope_check[] = {
+    RP(1, 32, 128, 0, 10000, 4000, 0),    /* Llama-2-7B q */
+    RP(1, 8, 128, 0, 500000, 8000, 0),    /* Llama-3-8B k, long position */
+    RP(16, 32, 128, 0, 10000, 0, 1),      /* prefill, HF layout */
+    RP(1, 9, 64, 0, 10000, 8000, 0),      /* SmolLM2 q */
+    RP(7, 3, 64, 0, 100000, 300, 1),      /* SmolLM2 k */
+    RP(3, 5, 96, 32, 10000, 77, 1),       /* partial rotary, odd heads */
+    RP(2, 7, 80, 80, 10000, 9, 0),
+};
+#undef RP
 
 void kiln_rope_reference(float *x, const int32_t *pos, int64_t tokens, int heads, int hd, int n_rot, double base,
                          int offset, int op)
@@ -391,22 +331,26 @@ void kiln_rope_reference(float *x, const int32_t *pos, int64_t tokens, int heads
     }
 }
 
-static int rope_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e)
+static const kiln_slot rope_slots[] = {
+    {"x", KILN_INOUT, KILN_CMP_F32, 0, 0}, /* the budget depends on the positions: fill */
+    {"positions", KILN_IN, KILN_CMP_NONE, 0, 0},
+};
+
+static int rope_sizes(const kiln_shape *s, kiln_slot *slot)
 {
-    kiln_err own = {0};
-    if (!e) /* kiln_problem_add returns no code: it reaches us through e, a local when the caller passed none */
-        e = &own;
-    char why[128];
-    if (!rope_shape_ok(s, why, sizeof why))
-        return kiln_fail(e, KILN_E_INVALID, "rope: bad shape: %s", why);
-    memset(p, 0, sizeof *p);
-    p->shape = *s;
+    slot[0].bytes = (size_t)(s->m * s->heads * s->head_dim) * 4;
+    slot[1].bytes = (size_t)s->m * 4;
+    return 2;
+}
+
+static int rope_fill(kiln_problem *p, const kiln_shape *s, int cls, uint64_t seed, kiln_err *e)
+{
+    (void)cls, (void)e;
+    kiln_problem_buf *bx = &p->bufs[0];
     size_t nx = (size_t)(s->m * s->heads * s->head_dim);
     kiln_rng rng;
     kiln_rng_seed(&rng, seed * 131 + 3);
-    int32_t *pos = malloc((size_t)s->m * 4);
-    if (!pos)
-        return kiln_fail(e, KILN_E_NOMEM, "rope: positions");
+    int32_t *pos = p->bufs[1].host;
     /* positions: a run of consecutive ones (prefill) starting at a random
      * point, with some tokens jumping (batched sequences); never 0 so a wrong
      * frequency changes the angle */
@@ -426,76 +370,52 @@ static int rope_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed
      * element moves y by O(rms) (error ~1); the wrong frequency of the break
      * (pair 0 with pair 1's, base^(-2/n_rot) <= 0.87) rotates by >= 0.13 * p
      * radians more. */
-    double tol = 1e-4 + 2e-5 * max_pos;
-    kiln_problem_buf *bx = kiln_problem_add(p, "x", KILN_INOUT, nx * 4, KILN_CMP_F32, tol, e);
-    kiln_problem_buf *bp = bx ? kiln_problem_add(p, "positions", KILN_IN, (size_t)s->m * 4, KILN_CMP_NONE, 0, e)
-                              : NULL;
-    if (!bp) {
-        free(pos);
-        kiln_problem_free(p);
-        return e->code;
-    }
-    memcpy(bp->host, pos, (size_t)s->m * 4);
-    free(pos);
+    bx->tol = 1e-4 + 2e-5 * max_pos;
     float *x = bx->host;
     for (size_t i = 0; i < nx; i++)
         x[i] = kiln_rng_uniform(&rng, -1, 1);
     memcpy(bx->expect, x, nx * 4);
-    kiln_rope_reference(bx->expect, bp->host, s->m, s->heads, s->head_dim, n_rot_of(s), base_of(s), s->ctx, s->op);
+    kiln_rope_reference(bx->expect, pos, s->m, s->heads, s->head_dim, n_rot_of(s), base_of(s), s->ctx, s->op);
     return 0;
 }
 
-static int rope_plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out, kiln_err *e)
+static const kiln_step_desc rope_steps[] = {
+    {.source = "norm_rope", KILN_ENTRY("rope"), .signature = "bbiiiiiif",
+     .args = {KA_SLOT(0), KA_SLOT(1), KA_SHAPE(M), KA_SHAPE(HEADS), KA_SHAPE(HEAD_DIM), KA_VAL(0), KA_SHAPE(CTX),
+              KA_SHAPE(OP), KA_FVAL(0)}},
+};
+
+static void rope_launch(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out,
+                        kiln_launch *v)
 {
-    char why[128];
-    if (!rope_shape_ok(s, why, sizeof why))
-        return kiln_fail(e, KILN_E_INVALID, "rope: %s", why);
-    memset(out, 0, sizeof *out);
-    kiln_plan_step *st = &out->steps[0];
-    st->source = "norm_rope";
-    st->entry = be == KILN_CPU ? "rope_cpu" : "rope";
-    st->signature = "bbiiiiiif";
-    kiln_plan_config_defines(st, &kiln_kernel_rope, c);
+    v->val[0] = n_rot_of(s);
+    v->fval[0] = base_of(s);
     if (be == KILN_CPU) {
-        st->local[0] = 1;
-        st->grid[0] = (uint32_t)s->m; /* one token per workgroup */
-        st->grid[1] = 1;
-    } else {
-        int64_t pairs = s->m * s->heads * (n_rot_of(s) / 2);
-        int64_t per = (int64_t)c->v[P_WG] * c->v[P_PPT];
-        int64_t nwg = (pairs + per - 1) / per;
-        st->local[0] = (uint32_t)c->v[P_WG];
-        st->grid[0] = (uint32_t)(nwg < 32768 ? nwg : 32768);
-        st->grid[1] = (uint32_t)((nwg + 32767) / 32768);
+        kiln_grid_n(&out->steps[0], s->m, 1); /* one token per workgroup */
+        return;
     }
-    st->grid[2] = 1;
-    kiln_plan_slot(st, 0);
-    kiln_plan_slot(st, 1);
-    kiln_plan_i32(st, (int32_t)s->m);
-    kiln_plan_i32(st, s->heads);
-    kiln_plan_i32(st, s->head_dim);
-    kiln_plan_i32(st, n_rot_of(s));
-    kiln_plan_i32(st, s->ctx);
-    kiln_plan_i32(st, s->op);
-    kiln_plan_f32(st, base_of(s));
-    out->n_steps = 1;
-    return 0;
+    int64_t pairs = s->m * s->heads * (n_rot_of(s) / 2);
+    kiln_grid_1d(&out->steps[0], (pairs + c->v[P_PPT] - 1) / c->v[P_PPT], c->v[P_WG]);
 }
 
 static double rope_bytes(const kiln_shape *s) { return 8.0 * s->m * s->heads * n_rot_of(s) + 4.0 * s->m; }
 static double rope_flops(const kiln_shape *s) { return 3.0 * s->m * s->heads * n_rot_of(s); }
 
-const kiln_kernel kiln_kernel_rope = {
-    .name = "rope",
-    .doc = "in-place rotary embedding of [tokens][heads][head_dim], interleaved (GGUF) or half-split pairs",
-    .params = rope_params,
-    .n_params = N_ROPE,
-    .n_slots = 2,
-    .shapes = rope_shapes,
-    .shape_key = rope_shape_key,
-    .config_valid = rope_config_valid,
-    .problem_init = rope_problem_init,
-    .plan = rope_plan,
-    .bytes = rope_bytes,
-    .flops = rope_flops,
+static const kiln_kernel_desc rope_desc = {
+    .kernel = &kiln_kernel_rope,
+    .param_flags = rope_flags,
+    .shapes = {KILN_SHAPE_LIST(rope_check), KILN_SHAPE_LIST(rope_tune), KILN_SHAPE_LIST(rope_quick)},
+    .shape_ok = rope_shape_ok,
+    .slots = rope_slots,
+    .sizes = rope_sizes,
+    .fill = rope_fill,
+    .steps = rope_steps,
+    .n_steps = 1,
+    .launch = rope_launch,
 };
+
+KILN_KERNEL_FROM_DESC(rope, rope_desc,
+                      .doc = "in-place rotary embedding of [tokens][heads][head_dim], interleaved (GGUF) or "
+                             "half-split pairs",
+                      .params = rope_params, .n_params = N_ROPE, .n_slots = 2, .shape_key = rope_shape_key,
+                      .bytes = rope_bytes, .flops = rope_flops);
