@@ -49,7 +49,7 @@ static int params_ok(const kiln_kernel_desc *d, const kiln_config *c, const kiln
             return 0;
         }
         if (!cpu && (f & KILN_P_CPU) && c->v[i] != p->def) {
-            snprintf(why, n, "%s applies to the cpu backend only (GPU: %d)", p->name, p->def);
+            snprintf(why, n, "%s applies to the cpu backend only", p->name);
             return 0;
         }
         if (!cpu && (f & KILN_P_WG) && fp->max_workgroup && (uint32_t)c->v[i] > fp->max_workgroup) {

@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "kernels/dequant/dequant.h"
+#include "kernels/desc.h"
 #include "kernels/kernel.h"
 #include "kernels/sources.h"
 #include "util/f16.h"
@@ -47,6 +48,7 @@ static const kiln_param params[] = {
     {"stream", "STREAM", "cpu: non-temporal stores of the output (rows that start 64-byte aligned)", 2, {0, 1}, 0},
 };
 #define N_PARAMS ((int)(sizeof params / sizeof params[0]))
+static const int param_flags[] = {KILN_P_GPU | KILN_P_WG, KILN_P_GPU, KILN_P_GPU, KILN_P_CPU};
 
 void kiln_dq_layout(const kiln_shape *s, int64_t *cols_pad, int64_t *wpr, int64_t *gpr)
 {
@@ -93,71 +95,47 @@ static void shape_key(const kiln_shape *s, char *buf, size_t n)
              s->op ? "f16" : "f32");
 }
 
-static int put(kiln_shape *out, int max, int n, int64_t m, int64_t k, int q, int g, int op)
-{
-    if (n < max)
-        out[n] = (kiln_shape){.m = m, .k = k, .quant = q, .group = g, .op = op};
-    return n + 1;
-}
+#define DQ(m_, k_, q, g, op_) {.m = (m_), .k = (k_), .quant = (q), .group = (g), .op = (op_)}
+/* every format x group, both outputs, odd widths and a one-row matrix */
+static const kiln_shape quick[] = {
+    DQ(7, 200, KILN_Q4F16_1, 32, 0), /* 200 = 6 groups + 8 */
+    DQ(5, 300, KILN_Q4F16_1, 128, 1), /* partial last group of 128 */
+    DQ(7, 200, KILN_Q4_0, 32, 1),
+    DQ(5, 300, KILN_Q4_0, 128, 0),
+    DQ(7, 200, KILN_Q4_1, 32, 0),
+    DQ(5, 300, KILN_Q4_1, 128, 1),
+    DQ(6, 100, KILN_Q8_0, 32, 0),
+    DQ(1, 96, KILN_Q8_0, 32, 1),
+    DQ(3, 33, KILN_Q4_1, 32, 0),      /* odd total, one element past a group */
+};
+/* Llama-7B weights: attention 4096x4096, FFN 11008x4096 and 4096x11008 */
+static const kiln_shape tune[] = {
+    DQ(4096, 4096, KILN_Q4F16_1, 32, 1),
+    DQ(11008, 4096, KILN_Q4F16_1, 32, 1),
+    DQ(4096, 11008, KILN_Q4F16_1, 32, 1),
+    DQ(4096, 4096, KILN_Q4_0, 32, 0),
+};
+/* real dims (Llama-7B 4096/11008, SmolLM2 576/1536), every format and
+ * group, both outputs, plus odd sizes */
+static const kiln_shape check_shapes[] = {
+    DQ(64, 4096, KILN_Q4F16_1, 32, 0),
+    DQ(32, 11008, KILN_Q4F16_1, 128, 1),
+    DQ(576, 1536, KILN_Q4_0, 32, 1),
+    DQ(1536, 576, KILN_Q4_1, 32, 0),
+    DQ(96, 4096, KILN_Q4_1, 128, 1),
+    DQ(128, 4096, KILN_Q4_0, 128, 0),
+    DQ(576, 576, KILN_Q8_0, 32, 0),
+    DQ(48, 11008, KILN_Q8_0, 32, 1),
+    DQ(17, 1001, KILN_Q4F16_1, 32, 0),
+    DQ(14, 333, KILN_Q4_1, 128, 1), /* f16 output: even element counts (GLSL) */
+    DQ(11, 77, KILN_Q8_0, 32, 0),
+    DQ(10, 77, KILN_Q8_0, 32, 1),
+};
+#undef DQ
 
-static int shapes(int which, kiln_shape *out, int max)
+/* GPU constraints beyond the flags (the cpu keeps ept and vec at 8 and 1). */
+static int check(const kiln_shape *s, const kiln_config *c, const kiln_fingerprint *fp, char *why, size_t n)
 {
-    int n = 0;
-    static const int q4[] = {KILN_Q4F16_1, KILN_Q4_0, KILN_Q4_1};
-    if (which == KILN_SHAPES_QUICK) {
-        /* every format x group, both outputs, odd widths and a one-row matrix */
-        for (int q = 0; q < 3; q++) {
-            n = put(out, max, n, 7, 200, q4[q], 32, q & 1);    /* 200 = 6 groups + 8 */
-            n = put(out, max, n, 5, 300, q4[q], 128, !(q & 1)); /* partial last group of 128 */
-        }
-        n = put(out, max, n, 6, 100, KILN_Q8_0, 32, 0);
-        n = put(out, max, n, 1, 96, KILN_Q8_0, 32, 1);
-        n = put(out, max, n, 3, 33, KILN_Q4_1, 32, 0);          /* odd total, one element past a group */
-    } else if (which == KILN_SHAPES_TUNE) {
-        /* Llama-7B weights: attention 4096x4096, FFN 11008x4096 and 4096x11008 */
-        n = put(out, max, n, 4096, 4096, KILN_Q4F16_1, 32, 1);
-        n = put(out, max, n, 11008, 4096, KILN_Q4F16_1, 32, 1);
-        n = put(out, max, n, 4096, 11008, KILN_Q4F16_1, 32, 1);
-        n = put(out, max, n, 4096, 4096, KILN_Q4_0, 32, 0);
-    } else {
-        /* real dims (Llama-7B 4096/11008, SmolLM2 576/1536), every format and
-         * group, both outputs, plus odd sizes */
-        n = put(out, max, n, 64, 4096, KILN_Q4F16_1, 32, 0);
-        n = put(out, max, n, 32, 11008, KILN_Q4F16_1, 128, 1);
-        n = put(out, max, n, 576, 1536, KILN_Q4_0, 32, 1);
-        n = put(out, max, n, 1536, 576, KILN_Q4_1, 32, 0);
-        n = put(out, max, n, 96, 4096, KILN_Q4_1, 128, 1);
-        n = put(out, max, n, 128, 4096, KILN_Q4_0, 128, 0);
-        n = put(out, max, n, 576, 576, KILN_Q8_0, 32, 0);
-        n = put(out, max, n, 48, 11008, KILN_Q8_0, 32, 1);
-        n = put(out, max, n, 17, 1001, KILN_Q4F16_1, 32, 0);
-        n = put(out, max, n, 14, 333, KILN_Q4_1, 128, 1); /* f16 output: even element counts (GLSL) */
-        n = put(out, max, n, 11, 77, KILN_Q8_0, 32, 0);
-        n = put(out, max, n, 10, 77, KILN_Q8_0, 32, 1);
-    }
-    return n < max ? n : max;
-}
-
-static int config_valid(const kiln_shape *s, const kiln_config *c, const kiln_fingerprint *fp, char *why, size_t n)
-{
-    if (!shape_ok(s, why, n))
-        return 0;
-    if (fp->backend == KILN_CPU) {
-        for (int i = 0; i < N_PARAMS; i++)
-            if (i != P_STREAM && c->v[i] != params[i].def) {
-                snprintf(why, n, "%s applies to GPU backends only (cpu: %d)", params[i].name, params[i].def);
-                return 0;
-            }
-        return 1;
-    }
-    if (c->v[P_STREAM]) {
-        snprintf(why, n, "stream applies to the cpu backend only");
-        return 0;
-    }
-    if (fp->max_workgroup && (uint32_t)c->v[P_WG] > fp->max_workgroup) {
-        snprintf(why, n, "wg %d > device max %u", c->v[P_WG], fp->max_workgroup);
-        return 0;
-    }
     if (c->v[P_EPT] % c->v[P_VEC]) {
         snprintf(why, n, "ept %d not a multiple of vec %d", c->v[P_EPT], c->v[P_VEC]);
         return 0;
@@ -226,33 +204,31 @@ float kiln_dq_value(int quant, int group, const uint32_t *qs_row, const uint16_t
     return p + kiln_f16_to_f32(mn_row[c / group]);
 }
 
-static int problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e)
+static const kiln_slot slots[] = {
+    {"qs", KILN_IN, KILN_CMP_NONE, 0, 0},
+    {"scales", KILN_IN, KILN_CMP_NONE, 0, 0},
+    {"mins", KILN_IN, KILN_CMP_NONE, 0, 0},
+    {"out", KILN_OUT, KILN_CMP_EXACT, 0, 0}, /* bit-exact: see the header comment */
+};
+
+static int sizes(const kiln_shape *s, kiln_slot *slot)
 {
-    kiln_err own = {0};
-    if (!e) /* kiln_problem_add returns no code: it reaches us through e, a local when the caller passed none */
-        e = &own;
-    char why[128];
-    if (!shape_ok(s, why, sizeof why))
-        return kiln_fail(e, KILN_E_INVALID, "dequant: bad shape: %s", why);
-    memset(p, 0, sizeof *p);
-    p->shape = *s;
+    int64_t cols_pad, wpr, gpr;
+    kiln_dq_layout(s, &cols_pad, &wpr, &gpr);
+    slot[0].bytes = (size_t)(s->m * wpr) * 4;
+    slot[1].bytes = (size_t)(s->m * gpr) * 2;
+    slot[2].bytes = s->quant == KILN_Q4_1 ? (size_t)(s->m * gpr) * 2 : 4;
+    slot[3].bytes = (size_t)(s->m * s->k) * (s->op ? 2 : 4);
+    return 4;
+}
+
+static int fill(kiln_problem *p, const kiln_shape *s, int cls, uint64_t seed, kiln_err *e)
+{
+    (void)cls, (void)e;
     int64_t cols_pad, wpr, gpr;
     kiln_dq_layout(s, &cols_pad, &wpr, &gpr);
     int has_min = s->quant == KILN_Q4_1;
-    size_t es = s->op ? 2 : 4;
-    kiln_problem_buf *bq = kiln_problem_add(p, "qs", KILN_IN, (size_t)(s->m * wpr) * 4, KILN_CMP_NONE, 0, e);
-    kiln_problem_buf *bs = bq ? kiln_problem_add(p, "scales", KILN_IN, (size_t)(s->m * gpr) * 2, KILN_CMP_NONE, 0, e)
-                              : NULL;
-    kiln_problem_buf *bm = bs ? kiln_problem_add(p, "mins", KILN_IN, has_min ? (size_t)(s->m * gpr) * 2 : 4,
-                                                 KILN_CMP_NONE, 0, e)
-                              : NULL;
-    /* bit-exact: see the header comment */
-    kiln_problem_buf *bo = bm ? kiln_problem_add(p, "out", KILN_OUT, (size_t)(s->m * s->k) * es, KILN_CMP_EXACT, 0, e)
-                              : NULL;
-    if (!bo) {
-        kiln_problem_free(p);
-        return e->code;
-    }
+    kiln_problem_buf *bq = &p->bufs[0], *bs = &p->bufs[1], *bm = &p->bufs[2], *bo = &p->bufs[3];
     uint16_t *mins = has_min ? bm->host : NULL;
     if (!has_min)
         memset(bm->host, 0x5A, 4);
@@ -271,45 +247,22 @@ static int problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kil
     return 0;
 }
 
-static int plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out, kiln_err *e)
+static const kiln_step_desc steps[] = {
+    {.source = "dequant", KILN_ENTRY("dequant"), .signature = "bbbbiiiiiii",
+     .args = {KA_SLOT(0), KA_SLOT(1), KA_SLOT(2), KA_SLOT(3), KA_SHAPE(M), KA_SHAPE(K), KA_VAL(0), KA_VAL(1),
+              KA_SHAPE(QUANT), KA_SHAPE(GROUP), KA_SHAPE(OP)}},
+};
+
+static void launch(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out, kiln_launch *v)
 {
-    char why[128];
-    if (!shape_ok(s, why, sizeof why))
-        return kiln_fail(e, KILN_E_INVALID, "dequant: %s", why);
-    memset(out, 0, sizeof *out);
     int64_t cols_pad, wpr, gpr;
     kiln_dq_layout(s, &cols_pad, &wpr, &gpr);
-    kiln_plan_step *st = &out->steps[0];
-    st->source = "dequant";
-    st->entry = be == KILN_CPU ? "dequant_cpu" : "dequant";
-    st->signature = "bbbbiiiiiii";
-    kiln_plan_config_defines(st, &kiln_kernel_dequant, c);
-    if (be == KILN_CPU) {
-        st->local[0] = 1;
-        st->grid[0] = (uint32_t)s->m; /* one row per workgroup */
-    } else {
-        int64_t per_wg = (int64_t)c->v[P_WG] * c->v[P_EPT];
-        int64_t nwg = (s->m * s->k + per_wg - 1) / per_wg;
-        st->local[0] = (uint32_t)c->v[P_WG];
-        /* 2D grid beyond 65535 workgroups (CUDA/Vulkan limits on y/z are
-         * smaller, x is the large one but keep both modest) */
-        st->grid[0] = (uint32_t)(nwg < 32768 ? nwg : 32768);
-        st->grid[1] = (uint32_t)((nwg + 32767) / 32768);
-    }
-    st->grid[2] = 1;
-    if (!st->grid[1])
-        st->grid[1] = 1;
-    for (int i = 0; i < 4; i++)
-        kiln_plan_slot(st, i);
-    kiln_plan_i32(st, (int32_t)s->m);
-    kiln_plan_i32(st, (int32_t)s->k);
-    kiln_plan_i32(st, (int32_t)wpr);
-    kiln_plan_i32(st, (int32_t)gpr);
-    kiln_plan_i32(st, s->quant);
-    kiln_plan_i32(st, s->group);
-    kiln_plan_i32(st, s->op);
-    out->n_steps = 1;
-    return 0;
+    v->val[0] = (int32_t)wpr;
+    v->val[1] = (int32_t)gpr;
+    if (be == KILN_CPU)
+        kiln_grid_n(&out->steps[0], s->m, 1); /* one row per workgroup */
+    else /* ept consecutive elements of the flattened output per thread */
+        kiln_grid_1d(&out->steps[0], (s->m * s->k + c->v[P_EPT] - 1) / c->v[P_EPT], c->v[P_WG]);
 }
 
 static double bytes(const kiln_shape *s)
@@ -322,17 +275,21 @@ static double bytes(const kiln_shape *s)
 
 static double flops(const kiln_shape *s) { return (double)s->m * s->k * (s->quant == KILN_Q4_1 ? 2 : 1); }
 
-const kiln_kernel kiln_kernel_dequant = {
-    .name = "dequant",
-    .doc = "dequantize q4f16_1/q4_0/q4_1 (group 32/128) or q8_0 weights to f32 or f16, bit-exact",
-    .params = params,
-    .n_params = N_PARAMS,
-    .n_slots = 4,
-    .shapes = shapes,
-    .shape_key = shape_key,
-    .config_valid = config_valid,
-    .problem_init = problem_init,
-    .plan = plan,
-    .bytes = bytes,
-    .flops = flops,
+static const kiln_kernel_desc desc = {
+    .kernel = &kiln_kernel_dequant,
+    .param_flags = param_flags,
+    .shapes = {KILN_SHAPE_LIST(check_shapes), KILN_SHAPE_LIST(tune), KILN_SHAPE_LIST(quick)},
+    .shape_ok = shape_ok,
+    .check = check,
+    .slots = slots,
+    .sizes = sizes,
+    .fill = fill,
+    .steps = steps,
+    .n_steps = 1,
+    .launch = launch,
 };
+
+KILN_KERNEL_FROM_DESC(dequant, desc,
+                      .doc = "dequantize q4f16_1/q4_0/q4_1 (group 32/128) or q8_0 weights to f32 or f16, bit-exact",
+                      .params = params, .n_params = N_PARAMS, .n_slots = 4, .shape_key = shape_key, .bytes = bytes,
+                      .flops = flops);
