@@ -206,6 +206,9 @@ static void describe(int layout, uint32_t lanes, char *buf, size_t n)
 
 int kiln_measure_read_bandwidth(kiln_device *d, double *gbps, char *how, size_t how_n, kiln_err *e)
 {
+    kiln_err local = {0}; /* the code of a failed alloc or build, also for callers that pass no error */
+    if (!e)
+        e = &local;
     uint64_t total = d->fp.llc_bytes ? 2 * d->fp.llc_bytes : 128ull << 20;
     if (total < (128ull << 20))
         total = 128ull << 20;
@@ -221,7 +224,7 @@ int kiln_measure_read_bandwidth(kiln_device *d, double *gbps, char *how, size_t 
         rc = upload(d, p.buf[i], p.chunk, i, &p.expect[i], e);
     uint32_t *sums = rc ? NULL : malloc(sizeof *sums * p.groups);
     if (!rc && (!sums || !(p.out = kiln_alloc(d, sizeof *sums * p.groups, e))))
-        rc = sums ? (e ? e->code : KILN_E_NOMEM) : kiln_fail(e, KILN_E_NOMEM, "read probe: no memory");
+        rc = sums ? (e->code ? e->code : KILN_E_NOMEM) : kiln_fail(e, KILN_E_NOMEM, "read probe: no memory");
     /* the access patterns: on the cpu backend its one; elsewhere grid-strided,
      * a run per thread, and a run per subgroup where there are subgroups */
     struct { int layout; uint32_t lanes; } pats[3] = {{0, 1}, {1, 1}, {1, d->fp.subgroup_size}};
@@ -238,7 +241,7 @@ int kiln_measure_read_bandwidth(kiln_device *d, double *gbps, char *how, size_t 
         if ((rc = kiln_read_bw_program(d->backend, pats[v].layout, pats[v].lanes, p.local, &desc, defs, e)))
             break;
         if (!(progs[v] = d->ops->build(d, &desc, e))) {
-            rc = e ? e->code : KILN_E_COMPILE;
+            rc = e->code ? e->code : KILN_E_COMPILE;
             break;
         }
         double ns;

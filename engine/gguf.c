@@ -232,9 +232,10 @@ static void decode_scalar(int t, const uint8_t *p, kiln_gguf_kv *kv)
 static int parse_value(cursor *c, kiln_gguf_kv *kv)
 {
     const char *k = kv->key;
+    int rc; /* the code of a failed read, returned as is: c->e may be NULL */
     uint32_t t = 0;
-    if (READ_FIELD(c, &t, "metadata '%s' value type", k))
-        return c->e ? c->e->code : KILN_E_FORMAT;
+    if ((rc = READ_FIELD(c, &t, "metadata '%s' value type", k)))
+        return rc;
     if (t >= KILN_GGUF_TYPE_COUNT)
         return kiln_fail(c->e, KILN_E_FORMAT, "%s: metadata '%s': unknown value type %u at offset %llu", c->path, k, t,
                          (unsigned long long)c->pos - 4);
@@ -242,23 +243,23 @@ static int parse_value(cursor *c, kiln_gguf_kv *kv)
     if (t == KILN_GGUF_STRING)
         return read_str(c, &kv->str, &kv->str_len, UINT64_MAX, "metadata '%s' string value", k);
     if (t != KILN_GGUF_ARRAY) {
-        if (need(c, vtype_sizes[t], "metadata '%s' %s value", k, vtype_names[t]))
-            return c->e ? c->e->code : KILN_E_FORMAT;
+        if ((rc = need(c, vtype_sizes[t], "metadata '%s' %s value", k, vtype_names[t])))
+            return rc;
         decode_scalar((int)t, c->base + c->pos, kv);
         c->pos += vtype_sizes[t];
         return 0;
     }
     uint32_t et = 0;
     uint64_t n = 0;
-    if (READ_FIELD(c, &et, "metadata '%s' array element type", k))
-        return c->e ? c->e->code : KILN_E_FORMAT;
+    if ((rc = READ_FIELD(c, &et, "metadata '%s' array element type", k)))
+        return rc;
     if (et == KILN_GGUF_ARRAY)
         return kiln_fail(c->e, KILN_E_FORMAT, "%s: metadata '%s': arrays of arrays are not supported", c->path, k);
     if (et >= KILN_GGUF_TYPE_COUNT)
         return kiln_fail(c->e, KILN_E_FORMAT, "%s: metadata '%s': unknown array element type %u at offset %llu",
                          c->path, k, et, (unsigned long long)c->pos - 4);
-    if (READ_FIELD(c, &n, "metadata '%s' array count", k))
-        return c->e ? c->e->code : KILN_E_FORMAT;
+    if ((rc = READ_FIELD(c, &n, "metadata '%s' array count", k)))
+        return rc;
     kv->arr_type = (int)et;
     kv->arr_count = n;
     kv->arr_data = c->base + c->pos;
@@ -283,18 +284,19 @@ static int parse_value(cursor *c, kiln_gguf_kv *kv)
         const char *s;
         uint64_t len;
         off[i] = c->pos - start;
-        if (read_str(c, &s, &len, UINT64_MAX, "metadata '%s' string element %llu", k, (unsigned long long)i))
-            return c->e ? c->e->code : KILN_E_FORMAT;
+        if ((rc = read_str(c, &s, &len, UINT64_MAX, "metadata '%s' string element %llu", k, (unsigned long long)i)))
+            return rc;
     }
     return 0;
 }
 
 static int parse_tensor_info(cursor *c, int idx, kiln_gguf_tensor *t)
 {
+    int rc;
     const char *s;
     uint64_t len;
-    if (read_str(c, &s, &len, UINT64_MAX, "tensor[%d] name", idx))
-        return c->e ? c->e->code : KILN_E_FORMAT;
+    if ((rc = read_str(c, &s, &len, UINT64_MAX, "tensor[%d] name", idx)))
+        return rc;
     if (len == 0)
         return kiln_fail(c->e, KILN_E_FORMAT, "%s: tensor[%d]: empty name", c->path, idx);
     if (len >= KILN_GGUF_MAX_NAME)
@@ -307,8 +309,8 @@ static int parse_tensor_info(cursor *c, int idx, kiln_gguf_tensor *t)
     const char *nm = t->name;
 
     uint32_t nd = 0;
-    if (READ_FIELD(c, &nd, "tensor '%s' n_dims", nm))
-        return c->e ? c->e->code : KILN_E_FORMAT;
+    if ((rc = READ_FIELD(c, &nd, "tensor '%s' n_dims", nm)))
+        return rc;
     if (nd < 1 || nd > KILN_GGUF_MAX_DIMS)
         return kiln_fail(c->e, KILN_E_FORMAT, "%s: tensor '%s': n_dims %u out of range (1..%d)", c->path, nm, nd,
                          KILN_GGUF_MAX_DIMS);
@@ -318,8 +320,8 @@ static int parse_tensor_info(cursor *c, int idx, kiln_gguf_tensor *t)
         t->dims[d] = 1;
     for (uint32_t d = 0; d < nd; d++) {
         uint64_t v = 0;
-        if (READ_FIELD(c, &v, "tensor '%s' dims[%u]", nm, d))
-            return c->e ? c->e->code : KILN_E_FORMAT;
+        if ((rc = READ_FIELD(c, &v, "tensor '%s' dims[%u]", nm, d)))
+            return rc;
         if (v > (uint64_t)INT64_MAX)
             return kiln_fail(c->e, KILN_E_FORMAT, "%s: tensor '%s': dims[%u] = %llu out of range", c->path, nm, d,
                              (unsigned long long)v);
@@ -331,8 +333,8 @@ static int parse_tensor_info(cursor *c, int idx, kiln_gguf_tensor *t)
     t->n_elements = ne;
 
     uint32_t ty = 0;
-    if (READ_FIELD(c, &ty, "tensor '%s' type", nm))
-        return c->e ? c->e->code : KILN_E_FORMAT;
+    if ((rc = READ_FIELD(c, &ty, "tensor '%s' type", nm)))
+        return rc;
     int gi = ggml_index((int)ty);
     if (gi < 0)
         return kiln_fail(c->e, KILN_E_FORMAT, "%s: tensor '%s': unknown or unsupported tensor type %u", c->path, nm,
@@ -348,8 +350,8 @@ static int parse_tensor_info(cursor *c, int idx, kiln_gguf_tensor *t)
         return kiln_fail(c->e, KILN_E_FORMAT, "%s: tensor '%s': dims overflow: %lld elements of %s exceed 2^63 bytes",
                          c->path, nm, (long long)ne, ggml_types[gi].name);
     t->n_bytes = nblocks * bb;
-    if (READ_FIELD(c, &t->offset, "tensor '%s' offset", nm))
-        return c->e ? c->e->code : KILN_E_FORMAT;
+    if ((rc = READ_FIELD(c, &t->offset, "tensor '%s' offset", nm)))
+        return rc;
     return 0;
 }
 
@@ -363,9 +365,10 @@ static int parse(kiln_gguf *g, kiln_err *e)
 {
     cursor c = {g->map, g->size, 0, g->path, e};
     const char *path = g->path;
+    int rc;
     char magic[4] = {0};
-    if (READ_FIELD(&c, &magic, "magic"))
-        return e ? e->code : KILN_E_FORMAT;
+    if ((rc = READ_FIELD(&c, &magic, "magic")))
+        return rc;
     if (memcmp(magic, "GGUF", 4)) {
         char shown[32];
         int o = 0;
@@ -375,16 +378,16 @@ static int parse(kiln_gguf *g, kiln_err *e)
         }
         return kiln_fail(e, KILN_E_FORMAT, "%s: bad magic \"%s\": not a GGUF file", path, shown);
     }
-    if (READ_FIELD(&c, &g->version, "version"))
-        return e ? e->code : KILN_E_FORMAT;
+    if ((rc = READ_FIELD(&c, &g->version, "version")))
+        return rc;
     if (g->version != 2 && g->version != 3) {
         uint32_t sw = __builtin_bswap32(g->version);
         return kiln_fail(e, KILN_E_FORMAT, "%s: unsupported GGUF version %u (Kiln reads versions 2 and 3)%s", path,
                          g->version, sw == 2 || sw == 3 ? "; this looks like a big-endian file" : "");
     }
     uint64_t n_tensors = 0, n_kv = 0;
-    if (READ_FIELD(&c, &n_tensors, "tensor count") || READ_FIELD(&c, &n_kv, "metadata count"))
-        return e ? e->code : KILN_E_FORMAT;
+    if ((rc = READ_FIELD(&c, &n_tensors, "tensor count")) || (rc = READ_FIELD(&c, &n_kv, "metadata count")))
+        return rc;
     /* Minimum sizes: a kv is key length (8) + type (4) + at least 1 byte;
      * a tensor info is name length (8) + 1 name byte + n_dims (4) + one
      * dim (8) + type (4) + offset (8). */
@@ -408,8 +411,8 @@ static int parse(kiln_gguf *g, kiln_err *e)
     for (uint64_t i = 0; i < n_kv; i++) {
         const char *k;
         uint64_t len;
-        if (read_str(&c, &k, &len, MAX_KEY_LEN, "metadata[%llu] key", (unsigned long long)i))
-            return e ? e->code : KILN_E_FORMAT;
+        if ((rc = read_str(&c, &k, &len, MAX_KEY_LEN, "metadata[%llu] key", (unsigned long long)i)))
+            return rc;
         if (memchr(k, 0, len))
             return kiln_fail(e, KILN_E_FORMAT, "%s: metadata[%llu] key contains a NUL byte", path,
                              (unsigned long long)i);
@@ -424,8 +427,8 @@ static int parse(kiln_gguf *g, kiln_err *e)
         if (dup >= 0)
             return kiln_fail(e, KILN_E_FORMAT, "%s: duplicate metadata key '%s' (entries %d and %llu)", path, key, dup,
                              (unsigned long long)i);
-        if (parse_value(&c, &g->kv[i]))
-            return e ? e->code : KILN_E_FORMAT;
+        if ((rc = parse_value(&c, &g->kv[i])))
+            return rc;
     }
 
     g->alignment = KILN_GGUF_DEFAULT_ALIGNMENT;
@@ -442,8 +445,8 @@ static int parse(kiln_gguf *g, kiln_err *e)
 
     for (uint64_t i = 0; i < n_tensors; i++) {
         kiln_gguf_tensor *t = &g->tensors[i];
-        if (parse_tensor_info(&c, (int)i, t))
-            return e ? e->code : KILN_E_FORMAT;
+        if ((rc = parse_tensor_info(&c, (int)i, t)))
+            return rc;
         g->n_tensors = (int)i + 1;
         int dup = table_insert(g, g->tensor_hash, g->tensor_mask, tensor_name, (int)i);
         if (dup >= 0)
@@ -479,7 +482,7 @@ static int parse(kiln_gguf *g, kiln_err *e)
     for (int i = 0; i < g->n_tensors; i++)
         order[i] = &g->tensors[i];
     qsort(order, (size_t)g->n_tensors, sizeof *order, cmp_offset);
-    int rc = 0;
+    rc = 0;
     for (int i = 1; i < g->n_tensors && !rc; i++) {
         const kiln_gguf_tensor *p = order[i - 1], *q = order[i];
         if (p->offset + p->n_bytes > q->offset)

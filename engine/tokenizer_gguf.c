@@ -63,10 +63,13 @@ static void vocab_arrays_free(vocab_arrays *a)
 
 static int read_tokens(const kiln_gguf *g, vocab_arrays *a, uint64_t *n, kiln_err *e)
 {
+    kiln_err local = {0}; /* kiln_gguf_arr reports through e only: keep its code when the caller passed none */
+    if (!e)
+        e = &local;
     int et;
     const kiln_gguf_kv *tk = kiln_gguf_arr(g, "tokenizer.ggml.tokens", &et, n, e);
     if (!tk)
-        return e ? e->code : KILN_E_FORMAT;
+        return e->code;
     if (et != KILN_GGUF_STRING || *n == 0 || *n > 0x7fffffff)
         return kiln_fail(e, KILN_E_FORMAT, "tokenizer.ggml.tokens: expected a non-empty string array, got %s[%llu]",
                          kiln_gguf_type_name(et), (unsigned long long)*n);
