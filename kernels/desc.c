@@ -41,9 +41,9 @@ static int params_ok(const kiln_kernel_desc *d, const kiln_config *c, const kiln
 {
     const kiln_kernel *k = d->kernel;
     int cpu = fp->backend == KILN_CPU;
-    for (int i = 0; d->param_flags && i < k->n_params; i++) {
+    for (int i = 0; i < k->n_params; i++) {
         const kiln_param *p = &k->params[i];
-        int f = d->param_flags[i];
+        int f = p->flags;
         if (cpu && (f & KILN_P_GPU) && c->v[i] != p->def) {
             snprintf(why, n, "%s applies to GPU backends only (cpu: %d)", p->name, p->def);
             return 0;

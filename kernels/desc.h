@@ -7,8 +7,8 @@
  * one kiln_plan_* call at a time). A descriptor states those as tables and
  * leaves the kernel only what is its own:
  *   - shapes: static lists per purpose (KILN_SHAPE_LIST);
- *   - parameters: flags per parameter (KILN_P_GPU, KILN_P_CPU, KILN_P_WG)
- *     for the common constraints, `check` for the kernel's own;
+ *   - parameters: kiln_param.flags (KILN_P_GPU, KILN_P_CPU, KILN_P_WG) for
+ *     the common constraints, `check` for the kernel's own;
  *   - slots: name, role, comparison and budget per buffer, `sizes` for the
  *     bytes a shape needs (and which trailing slots it uses), `fill` for the
  *     random inputs and the reference;
@@ -24,13 +24,6 @@
 #include <stdint.h>
 
 #include "kernels/kernel.h"
-
-/* kiln_kernel_desc.param_flags: what the generic validity check enforces per parameter */
-enum {
-    KILN_P_GPU = 1, /* a GPU schedule knob: the cpu backend keeps the default */
-    KILN_P_CPU = 2, /* a cpu knob: GPU backends keep the default */
-    KILN_P_WG = 4,  /* threads per workgroup: at most the device's max_workgroup (GPU) */
-};
 
 /* A buffer slot as the problem declares it; bytes are set per shape. */
 typedef struct kiln_slot {
@@ -97,8 +90,7 @@ typedef struct kiln_shape_list {
 #define KILN_SHAPE_LIST(arr) {(arr), (int)(sizeof(arr) / sizeof((arr)[0]))}
 
 typedef struct kiln_kernel_desc {
-    const kiln_kernel *kernel; /* name, params, n_slots */
-    const int *param_flags;    /* one per kernel->params (NULL: none) */
+    const kiln_kernel *kernel; /* name, params (with their flags), n_slots */
     /* indexed by KILN_SHAPES_CHECK / _TUNE / _QUICK */
     kiln_shape_list shapes[3];
     /* 1 if the kernel handles shape s; else 0 and why. */

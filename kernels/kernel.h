@@ -51,7 +51,15 @@ typedef struct kiln_param {
     int n_values;
     int values[KILN_MAX_VALUES];
     int def;           /* default value (one of values) */
+    int flags;         /* KILN_P_*: constraints the generic validity check (kernels/desc.h) enforces */
 } kiln_param;
+
+/* kiln_param.flags */
+enum {
+    KILN_P_GPU = 1, /* a GPU schedule knob: the cpu backend keeps the default */
+    KILN_P_CPU = 2, /* a cpu knob: GPU backends keep the default */
+    KILN_P_WG = 4,  /* threads per workgroup: at most the device's max_workgroup (GPU) */
+};
 
 /* A config: v[i] is the value of kernel->params[i]. */
 typedef struct kiln_config {

@@ -40,15 +40,15 @@ extern const kiln_kernel kiln_kernel_dequant;
 
 enum { P_WG, P_EPT, P_VEC, P_STREAM };
 static const kiln_param params[] = {
-    {"wg", "WG", "threads per workgroup (GPU)", 4, {32, 64, 128, 256}, 64},
-    {"ept", "EPT", "consecutive output elements per thread (GPU)", 3, {8, 16, 32}, 8},
-    {"vec", "VEC", "output elements per store (GPU)", 3, {1, 2, 4}, 1},
+    {"wg", "WG", "threads per workgroup (GPU)", 4, {32, 64, 128, 256}, 64, KILN_P_GPU | KILN_P_WG},
+    {"ept", "EPT", "consecutive output elements per thread (GPU)", 3, {8, 16, 32}, 8, KILN_P_GPU},
+    {"vec", "VEC", "output elements per store (GPU)", 3, {1, 2, 4}, 1, KILN_P_GPU},
     /* a whole matrix decoded to f32 is 8x its int4 bytes: written through
      * the cache, every output line is first read (read-for-ownership) */
-    {"stream", "STREAM", "cpu: non-temporal stores of the output (rows that start 64-byte aligned)", 2, {0, 1}, 0},
+    {"stream", "STREAM", "cpu: non-temporal stores of the output (rows that start 64-byte aligned)", 2,
+         {0, 1}, 0, KILN_P_CPU},
 };
 #define N_PARAMS ((int)(sizeof params / sizeof params[0]))
-static const int param_flags[] = {KILN_P_GPU | KILN_P_WG, KILN_P_GPU, KILN_P_GPU, KILN_P_CPU};
 
 void kiln_dq_layout(const kiln_shape *s, int64_t *cols_pad, int64_t *wpr, int64_t *gpr)
 {
@@ -277,7 +277,6 @@ static double flops(const kiln_shape *s) { return (double)s->m * s->k * (s->quan
 
 static const kiln_kernel_desc desc = {
     .kernel = &kiln_kernel_dequant,
-    .param_flags = param_flags,
     .shapes = {KILN_SHAPE_LIST(check_shapes), KILN_SHAPE_LIST(tune), KILN_SHAPE_LIST(quick)},
     .shape_ok = shape_ok,
     .check = check,

@@ -45,12 +45,13 @@ extern const kiln_kernel kiln_kernel_rope;
 
 enum { R_WG, R_VEC, R_REDUCE };
 static const kiln_param rms_params[] = {
-    {"wg", "WG", "threads per workgroup, one workgroup per row (GPU)", 5, {32, 64, 128, 256, 512}, 128},
-    {"vec", "VEC", "load width in floats (GPU; n % vec == 0)", 3, {1, 2, 4}, 1},
-    {"reduce", "REDUCE", "sum of squares: 0 shared-memory tree, 1 subgroup sums (Vulkan/CUDA)", 2, {0, 1}, 0},
+    {"wg", "WG", "threads per workgroup, one workgroup per row (GPU)", 5,
+         {32, 64, 128, 256, 512}, 128, KILN_P_GPU | KILN_P_WG},
+    {"vec", "VEC", "load width in floats (GPU; n % vec == 0)", 3, {1, 2, 4}, 1, KILN_P_GPU},
+    {"reduce", "REDUCE", "sum of squares: 0 shared-memory tree, 1 subgroup sums (Vulkan/CUDA)", 2,
+         {0, 1}, 0, KILN_P_GPU},
 };
 #define N_RMS ((int)(sizeof rms_params / sizeof rms_params[0]))
-static const int rms_flags[] = {KILN_P_GPU | KILN_P_WG, KILN_P_GPU, KILN_P_GPU};
 
 void kiln_rmsnorm_plan_set_eps(kiln_plan *p, float eps)
 {
@@ -231,7 +232,6 @@ static void rms_device_default(const kiln_fingerprint *fp, const kiln_shape *s, 
 
 static const kiln_kernel_desc rms_desc = {
     .kernel = &kiln_kernel_rmsnorm,
-    .param_flags = rms_flags,
     .shapes = {KILN_SHAPE_LIST(rms_check), KILN_SHAPE_LIST(rms_tune), KILN_SHAPE_LIST(rms_quick)},
     .shape_ok = rms_shape_ok,
     .check = rms_check_config,
@@ -252,11 +252,10 @@ KILN_KERNEL_FROM_DESC(rmsnorm, rms_desc,
 
 enum { P_WG, P_PPT };
 static const kiln_param rope_params[] = {
-    {"wg", "WG", "threads per workgroup (GPU)", 4, {32, 64, 128, 256}, 64},
-    {"ppt", "PPT", "consecutive rotation pairs per thread (GPU)", 3, {1, 2, 4}, 1},
+    {"wg", "WG", "threads per workgroup (GPU)", 4, {32, 64, 128, 256}, 64, KILN_P_GPU | KILN_P_WG},
+    {"ppt", "PPT", "consecutive rotation pairs per thread (GPU)", 3, {1, 2, 4}, 1, KILN_P_GPU},
 };
 #define N_ROPE ((int)(sizeof rope_params / sizeof rope_params[0]))
-static const int rope_flags[] = {KILN_P_GPU | KILN_P_WG, KILN_P_GPU};
 
 static int n_rot_of(const kiln_shape *s) { return s->k > 0 ? (int)s->k : s->head_dim; }
 static float base_of(const kiln_shape *s) { return s->n > 0 ? (float)s->n : 10000.0f; }
@@ -403,7 +402,6 @@ static double rope_flops(const kiln_shape *s) { return 3.0 * s->m * s->heads * n
 
 static const kiln_kernel_desc rope_desc = {
     .kernel = &kiln_kernel_rope,
-    .param_flags = rope_flags,
     .shapes = {KILN_SHAPE_LIST(rope_check), KILN_SHAPE_LIST(rope_tune), KILN_SHAPE_LIST(rope_quick)},
     .shape_ok = rope_shape_ok,
     .slots = rope_slots,

@@ -43,9 +43,9 @@ extern const kiln_kernel kiln_kernel_argmax;
 /* ================================================================ embed_gather */
 
 static const kiln_param emb_params[] = {
-    {"wg", "WG", "threads per workgroup, one output element each (GPU)", 4, {32, 64, 128, 256}, 64},
+    {"wg", "WG", "threads per workgroup, one output element each (GPU)", 4,
+         {32, 64, 128, 256}, 64, KILN_P_GPU | KILN_P_WG},
 };
-static const int emb_flags[] = {KILN_P_GPU | KILN_P_WG};
 
 static int emb_shape_ok(const kiln_shape *s, char *why, size_t n)
 {
@@ -232,7 +232,6 @@ static double emb_flops(const kiln_shape *s) { return (double)s->m * s->k; }
 
 static const kiln_kernel_desc emb_desc = {
     .kernel = &kiln_kernel_embed_gather,
-    .param_flags = emb_flags,
     .shapes = {KILN_SHAPE_LIST(emb_check), KILN_SHAPE_LIST(emb_tune), KILN_SHAPE_LIST(emb_quick)},
     .shape_ok = emb_shape_ok,
     .check = emb_check_ilv,
@@ -251,10 +250,9 @@ KILN_KERNEL_FROM_DESC(embed_gather, emb_desc, .doc = "token ids -> f32 embedding
 /* ================================================================ silu_mul, residual_add */
 
 static const kiln_param ew_params[] = {
-    {"wg", "WG", "threads per workgroup (GPU)", 4, {64, 128, 256, 512}, 256},
-    {"ept", "EPT", "consecutive elements per thread (GPU)", 3, {1, 2, 4}, 1},
+    {"wg", "WG", "threads per workgroup (GPU)", 4, {64, 128, 256, 512}, 256, KILN_P_GPU | KILN_P_WG},
+    {"ept", "EPT", "consecutive elements per thread (GPU)", 3, {1, 2, 4}, 1, KILN_P_GPU},
 };
-static const int ew_flags[] = {KILN_P_GPU | KILN_P_WG, KILN_P_GPU};
 #define CPU_CHUNK 4096 /* elements per cpu workgroup */
 
 static int ew_shape_ok(const kiln_shape *s, char *why, size_t n)
@@ -337,7 +335,6 @@ static double silu_flops(const kiln_shape *s) { return 5.0 * s->m; }
 
 static const kiln_kernel_desc silu_desc = {
     .kernel = &kiln_kernel_silu_mul,
-    .param_flags = ew_flags,
     .shapes = {KILN_SHAPE_LIST(ew_check), KILN_SHAPE_LIST(silu_tune), KILN_SHAPE_LIST(ew_quick)},
     .shape_ok = ew_shape_ok,
     .slots = silu_slots,
@@ -385,7 +382,6 @@ static double res_flops(const kiln_shape *s) { return (double)s->m; }
 
 static const kiln_kernel_desc res_desc = {
     .kernel = &kiln_kernel_residual_add,
-    .param_flags = ew_flags,
     .shapes = {KILN_SHAPE_LIST(ew_check), KILN_SHAPE_LIST(res_tune), KILN_SHAPE_LIST(ew_quick)},
     .shape_ok = ew_shape_ok,
     .slots = res_slots,
@@ -403,10 +399,9 @@ KILN_KERNEL_FROM_DESC(residual_add, res_desc, .doc = "x += y, f32 (exact)", .par
 
 enum { A_WG, A_CHUNK };
 static const kiln_param am_params[] = {
-    {"wg", "WG", "threads per workgroup (GPU)", 4, {64, 128, 256, 512}, 256},
+    {"wg", "WG", "threads per workgroup (GPU)", 4, {64, 128, 256, 512}, 256, KILN_P_GPU | KILN_P_WG},
     {"chunk", "CHUNK", "logits per workgroup of the first step (cpu too)", 3, {1024, 4096, 16384}, 4096},
 };
-static const int am_flags[] = {KILN_P_GPU | KILN_P_WG, 0};
 
 static int am_shape_ok(const kiln_shape *s, char *why, size_t n)
 {
@@ -510,7 +505,6 @@ static double am_flops(const kiln_shape *s) { return (double)s->m; }
 
 static const kiln_kernel_desc am_desc = {
     .kernel = &kiln_kernel_argmax,
-    .param_flags = am_flags,
     .shapes = {KILN_SHAPE_LIST(am_check), KILN_SHAPE_LIST(am_tune), KILN_SHAPE_LIST(am_quick)},
     .shape_ok = am_shape_ok,
     .check = am_check_chunks,
