@@ -67,12 +67,12 @@ int kiln_desc_valid(const kiln_kernel_desc *d, const kiln_shape *s, const kiln_c
 }
 
 /* The slots shape s uses, sized: a copy of the table through `sizes`. */
-static int slots_for(const kiln_kernel_desc *d, const kiln_shape *s, kiln_slot *slot)
+static int slots_for(const kiln_kernel_desc *d, const kiln_shape *s, int cls, kiln_slot *slot)
 {
     int n = d->kernel->n_slots;
     for (int i = 0; i < n; i++)
         slot[i] = d->slots[i];
-    int used = d->sizes(s, slot);
+    int used = d->sizes(s, cls, slot);
     return used >= 0 && used <= n ? used : n;
 }
 
@@ -89,7 +89,7 @@ int kiln_desc_problem(const kiln_kernel_desc *d, kiln_problem *p, const kiln_sha
     memset(p, 0, sizeof *p);
     p->shape = *s;
     kiln_slot slot[KILN_MAX_BUFS];
-    int used = slots_for(d, s, slot);
+    int used = slots_for(d, s, cls, slot);
     for (int i = 0; i < used; i++)
         if (!kiln_problem_add(p, slot[i].name, slot[i].role, slot[i].bytes, slot[i].cmp, slot[i].tol, e)) {
             kiln_problem_free(p);
@@ -101,12 +101,19 @@ int kiln_desc_problem(const kiln_kernel_desc *d, kiln_problem *p, const kiln_sha
     return rc;
 }
 
-static void add_arg(kiln_plan_step *st, const kiln_arg_desc *a, const kiln_shape *s, const kiln_launch *v, int used)
+static void add_arg(kiln_plan_step *st, const kiln_arg_desc *a, const kiln_shape *s, const kiln_launch *v, int used,
+                    int n_scratch)
 {
     switch (a->src) {
     case KILN_A_SLOT: kiln_plan_slot(st, a->a); break;
     case KILN_A_SLOT_OR: kiln_plan_slot(st, a->a < used ? a->a : a->b); break;
     case KILN_A_SCRATCH: kiln_plan_scratch(st, a->a); break;
+    case KILN_A_SCRATCH_OR:
+        if (a->a < n_scratch)
+            kiln_plan_scratch(st, a->a);
+        else
+            kiln_plan_slot(st, a->b);
+        break;
     case KILN_A_SHAPE: kiln_plan_i32(st, (int32_t)kiln_shape_field_get(s, (kiln_shape_field)a->a)); break;
     case KILN_A_VAL: kiln_plan_i32(st, v->val[a->a]); break;
     case KILN_A_FVAL: kiln_plan_f32(st, v->fval[a->a]); break;
@@ -119,8 +126,10 @@ int kiln_desc_plan(const kiln_kernel_desc *d, const kiln_shape *s, const kiln_co
                    kiln_plan *out, kiln_err *e)
 {
     char why[160];
-    if (!d->shape_ok(s, why, sizeof why))
+    if (d->plan_ok ? !d->plan_ok(s, c, why, sizeof why) : !d->shape_ok(s, why, sizeof why))
         return kiln_fail(e, KILN_E_INVALID, "%s: %s", d->kernel->name, why);
+    if (d->plan)
+        return d->plan(s, c, be, out, e);
     memset(out, 0, sizeof *out);
     out->n_steps = d->n_steps;
     for (int i = 0; i < d->n_steps; i++) {
@@ -136,11 +145,17 @@ int kiln_desc_plan(const kiln_kernel_desc *d, const kiln_shape *s, const kiln_co
     memset(&v, 0, sizeof v);
     d->launch(s, c, be, out, &v);
     kiln_slot slot[KILN_MAX_BUFS];
-    int used = slots_for(d, s, slot);
+    int used = slots_for(d, s, 0, slot);
     for (int i = 0; i < out->n_steps; i++)
         for (const kiln_arg_desc *a = d->steps[i].args; a < d->steps[i].args + KILN_MAX_ARGS && a->src; a++)
-            add_arg(&out->steps[i], a, s, &v, used);
+            add_arg(&out->steps[i], a, s, &v, used, out->n_scratch);
     return 0;
+}
+
+int kiln_plan_unchecked(const kiln_shape *s, const kiln_config *c, char *why, size_t n)
+{
+    (void)s, (void)c, (void)why, (void)n;
+    return 1;
 }
 
 void kiln_grid_1d(kiln_plan_step *st, int64_t threads, int wg)

@@ -46,6 +46,7 @@ typedef enum kiln_arg_src {
     KILN_A_SLOT,     /* buffer slot a */
     KILN_A_SLOT_OR,  /* slot a where the shape uses it, else slot b (an unused binding) */
     KILN_A_SCRATCH,  /* scratch buffer a of the plan */
+    KILN_A_SCRATCH_OR, /* scratch buffer a where the plan has it (launch set n_scratch > a), else slot b */
     KILN_A_SHAPE,    /* i32: shape field a */
     KILN_A_VAL,      /* i32: launch value a */
     KILN_A_FVAL,     /* f32: launch value a */
@@ -61,6 +62,7 @@ typedef struct kiln_arg_desc {
 #define KA_SLOT(i) {KILN_A_SLOT, (i), 0, 0}
 #define KA_SLOT_OR(i, j) {KILN_A_SLOT_OR, (i), (j), 0}
 #define KA_SCRATCH(i) {KILN_A_SCRATCH, (i), 0, 0}
+#define KA_SCRATCH_OR(i, slot) {KILN_A_SCRATCH_OR, (i), (slot), 0}
 #define KA_SHAPE(field) {KILN_A_SHAPE, KILN_SF_##field, 0, 0}
 #define KA_VAL(i) {KILN_A_VAL, (i), 0, 0}
 #define KA_FVAL(i) {KILN_A_FVAL, (i), 0, 0}
@@ -100,20 +102,27 @@ typedef struct kiln_kernel_desc {
     int (*check)(const kiln_shape *s, const kiln_config *c, const kiln_fingerprint *fp, char *why, size_t n);
 
     const kiln_slot *slots; /* kernel->n_slots of them, in problem order */
-    /* Sets slot[i].bytes for shape s (slot[] is a copy of the table, whose
-     * role/cmp/tol it may adjust) and returns how many slots s uses (the
-     * first ones; kernel->n_slots when all). */
-    int (*sizes)(const kiln_shape *s, kiln_slot *slot);
+    /* Sets slot[i].bytes for shape s and data class cls (slot[] is a copy
+     * of the table, whose role/cmp/tol it may adjust) and returns how many
+     * slots s uses (the first ones; kernel->n_slots when all). */
+    int (*sizes)(const kiln_shape *s, int cls, kiln_slot *slot);
     /* The inputs (random, seeded) and the reference outputs of data class
      * cls into the allocated buffers. */
     int (*fill)(kiln_problem *p, const kiln_shape *s, int cls, uint64_t seed, kiln_err *e);
 
+    /* Optional: what a plan needs of (s, c) where it is less than shape_ok
+     * (NULL: shape_ok). */
+    int (*plan_ok)(const kiln_shape *s, const kiln_config *c, char *why, size_t n);
     const kiln_step_desc *steps;
     int n_steps;
     /* Grid and local size of each step (source, entry, signature and the
      * config's defines are already set), scratch buffers, extra defines,
      * the values KA_VAL/KA_FVAL read; may lower out->n_steps. */
     void (*launch)(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out, kiln_launch *v);
+    /* Optional, instead of steps + launch: a plan written by hand, for
+     * kernels whose steps, entries and defines change with the config and
+     * backend beyond what a step table says (gemv's layouts and int8 path). */
+    int (*plan)(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out, kiln_err *e);
 } kiln_kernel_desc;
 
 /* The generic kernel callbacks over a descriptor. */
@@ -124,6 +133,9 @@ int kiln_desc_problem(const kiln_kernel_desc *d, kiln_problem *p, const kiln_sha
                       kiln_err *e);
 int kiln_desc_plan(const kiln_kernel_desc *d, const kiln_shape *s, const kiln_config *c, kiln_backend_kind be,
                    kiln_plan *out, kiln_err *e);
+
+/* A plan_ok for kernels whose plan checks nothing beyond config_valid. */
+int kiln_plan_unchecked(const kiln_shape *s, const kiln_config *c, char *why, size_t n);
 
 /* Grid helpers for launch hooks. 1D over `threads` in workgroups of wg,
  * folded into a 2D grid of at most 32768 wide (y/z limits are smaller than

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "kernels/act_q8.h"
+#include "kernels/desc.h"
 #include "kernels/quant_ilv.h"
 #include "util/f16.h"
 
@@ -61,9 +62,8 @@ int kiln_gemv_elems_per_word(int quant)
     return kiln_quant_is_int4(quant) ? 8 : quant == KILN_Q8_0 ? 4 : quant == KILN_F16 ? 2 : 1;
 }
 
-static int config_valid(const kiln_shape *s, const kiln_config *c, const kiln_fingerprint *fp, char *why, size_t n)
+static int shape_ok(const kiln_shape *s, char *why, size_t n)
 {
-    int wg = c->v[P_WG], rows = c->v[P_ROWS], vec = c->v[P_VEC], splitk = c->v[P_SPLITK], reduce = c->v[P_REDUCE];
     if (s->quant == KILN_F32 || s->quant < 0 || s->quant >= KILN_QUANT_COUNT) {
         snprintf(why, n, "format %s is not a gemv_int4 weight format", kiln_quant_name(s->quant));
         return 0;
@@ -72,6 +72,12 @@ static int config_valid(const kiln_shape *s, const kiln_config *c, const kiln_fi
         snprintf(why, n, "group %d (32 or 128)", s->group);
         return 0;
     }
+    return 1;
+}
+
+static int check(const kiln_shape *s, const kiln_config *c, const kiln_fingerprint *fp, char *why, size_t n)
+{
+    int wg = c->v[P_WG], rows = c->v[P_ROWS], vec = c->v[P_VEC], splitk = c->v[P_SPLITK], reduce = c->v[P_REDUCE];
     int act = c->v[P_ACT], ilv = c->v[P_ILV];
     if (s->ilv > 1 ? ilv != s->ilv : s->ilv == 1 && ilv != 1) {
         snprintf(why, n, "ilv %d: the matrix is in layout %d", ilv, s->ilv);
@@ -160,71 +166,71 @@ static int config_valid(const kiln_shape *s, const kiln_config *c, const kiln_fi
     return 1;
 }
 
-static int shapes(int which, kiln_shape *out, int max)
-{
-    kiln_shape list[64];
-    int n = 0;
-#define S(M, K, Q, G) list[n++] = (kiln_shape){.m = (M), .k = (K), .quant = (Q), .group = (G)}
-#define S8(M, K, Q, G) list[n++] = (kiln_shape){.m = (M), .k = (K), .quant = (Q), .group = (G), .act = KILN_ACT_Q8}
-    if (which == KILN_SHAPES_TUNE) {
-        S(4096, 4096, KILN_Q4F16_1, 32);
-        S(11008, 4096, KILN_Q4F16_1, 32);
-        S(4096, 11008, KILN_Q4F16_1, 32);
-        S(12288, 4096, KILN_Q4F16_1, 32);
-        S8(4096, 4096, KILN_Q4F16_1, 32);
-        S8(11008, 4096, KILN_Q4F16_1, 32);
-        S8(4096, 11008, KILN_Q4F16_1, 32);
-        S8(12288, 4096, KILN_Q4F16_1, 32);
-    } else if (which == KILN_SHAPES_CHECK) {
-        /* int8 activations: every weight format, the Llama and SmolLM2
-         * shapes, and odd ones (K not a multiple of the group, M not a
-         * multiple of any tile) */
-        S8(4096, 4096, KILN_Q4F16_1, 32);
-        S8(4096, 4096, KILN_Q4_0, 128);
-        S8(576, 576, KILN_Q4_1, 32);
-        S8(1536, 576, KILN_Q8_0, 32);
-        S8(576, 1536, KILN_Q4_0, 32);
-        S8(1001, 4000, KILN_Q4F16_1, 128);
-        S8(333, 136, KILN_Q4_0, 32);
-        S8(77, 200, KILN_Q4_1, 32);
-        S8(129, 1000, KILN_Q8_0, 32);
-        /* real Llama shapes: the big ones in the formats a tuned engine uses */
-        S(4096, 4096, KILN_Q4F16_1, 32);
-        S(4096, 4096, KILN_Q4F16_1, 128);
-        S(11008, 4096, KILN_Q4F16_1, 32);
-        S(4096, 11008, KILN_Q4_0, 32);
-        /* SmolLM2-135M shapes in every format */
-        for (int q = 0; q <= KILN_F16; q++) {
-            S(576, 576, q, 32);
-            S(1536, 576, q, 32);
-        }
-        S(576, 1536, KILN_Q4_1, 32);
-        S(576, 1536, KILN_Q4F16_1, 128);
-        /* odd: K not a multiple of the group, M not a multiple of rows */
-        S(1001, 4000, KILN_Q4F16_1, 128);
-        S(333, 136, KILN_Q4_0, 32);
-        S(77, 200, KILN_Q4_1, 32);
-        S(129, 1000, KILN_Q8_0, 32);
-        S(3, 37, KILN_F16, 0);
-    } else {
-        S(64, 256, KILN_Q4F16_1, 32);
-        S(96, 512, KILN_Q4F16_1, 128);
-        S(37, 200, KILN_Q4_0, 32);
-        S(50, 136, KILN_Q4_1, 32);
-        S(33, 100, KILN_Q8_0, 32);
-        S(19, 77, KILN_F16, 0);
-        S(576, 576, KILN_Q4_1, 32);
-        S8(64, 256, KILN_Q4F16_1, 32);
-        S8(37, 200, KILN_Q4_0, 32);
-        S8(50, 136, KILN_Q4_1, 128);
-        S8(33, 100, KILN_Q8_0, 32);
-    }
+#define S(M, K, Q, G) {.m = (M), .k = (K), .quant = (Q), .group = (G)}
+#define S8(M, K, Q, G) {.m = (M), .k = (K), .quant = (Q), .group = (G), .act = KILN_ACT_Q8}
+static const kiln_shape tune_shapes[] = {
+    S(4096, 4096, KILN_Q4F16_1, 32),
+    S(11008, 4096, KILN_Q4F16_1, 32),
+    S(4096, 11008, KILN_Q4F16_1, 32),
+    S(12288, 4096, KILN_Q4F16_1, 32),
+    S8(4096, 4096, KILN_Q4F16_1, 32),
+    S8(11008, 4096, KILN_Q4F16_1, 32),
+    S8(4096, 11008, KILN_Q4F16_1, 32),
+    S8(12288, 4096, KILN_Q4F16_1, 32),
+};
+static const kiln_shape check_shapes[] = {
+    /* int8 activations: every weight format, the Llama and SmolLM2
+     * shapes, and odd ones (K not a multiple of the group, M not a
+     * multiple of any tile) */
+    S8(4096, 4096, KILN_Q4F16_1, 32),
+    S8(4096, 4096, KILN_Q4_0, 128),
+    S8(576, 576, KILN_Q4_1, 32),
+    S8(1536, 576, KILN_Q8_0, 32),
+    S8(576, 1536, KILN_Q4_0, 32),
+    S8(1001, 4000, KILN_Q4F16_1, 128),
+    S8(333, 136, KILN_Q4_0, 32),
+    S8(77, 200, KILN_Q4_1, 32),
+    S8(129, 1000, KILN_Q8_0, 32),
+    /* real Llama shapes: the big ones in the formats a tuned engine uses */
+    S(4096, 4096, KILN_Q4F16_1, 32),
+    S(4096, 4096, KILN_Q4F16_1, 128),
+    S(11008, 4096, KILN_Q4F16_1, 32),
+    S(4096, 11008, KILN_Q4_0, 32),
+    /* SmolLM2-135M shapes in every format */
+    S(576, 576, KILN_Q4F16_1, 32),
+    S(1536, 576, KILN_Q4F16_1, 32),
+    S(576, 576, KILN_Q4_0, 32),
+    S(1536, 576, KILN_Q4_0, 32),
+    S(576, 576, KILN_Q4_1, 32),
+    S(1536, 576, KILN_Q4_1, 32),
+    S(576, 576, KILN_Q8_0, 32),
+    S(1536, 576, KILN_Q8_0, 32),
+    S(576, 576, KILN_F16, 32),
+    S(1536, 576, KILN_F16, 32),
+    S(576, 1536, KILN_Q4_1, 32),
+    S(576, 1536, KILN_Q4F16_1, 128),
+    /* odd: K not a multiple of the group, M not a multiple of rows */
+    S(1001, 4000, KILN_Q4F16_1, 128),
+    S(333, 136, KILN_Q4_0, 32),
+    S(77, 200, KILN_Q4_1, 32),
+    S(129, 1000, KILN_Q8_0, 32),
+    S(3, 37, KILN_F16, 0),
+};
+static const kiln_shape quick_shapes[] = {
+    S(64, 256, KILN_Q4F16_1, 32),
+    S(96, 512, KILN_Q4F16_1, 128),
+    S(37, 200, KILN_Q4_0, 32),
+    S(50, 136, KILN_Q4_1, 32),
+    S(33, 100, KILN_Q8_0, 32),
+    S(19, 77, KILN_F16, 0),
+    S(576, 576, KILN_Q4_1, 32),
+    S8(64, 256, KILN_Q4F16_1, 32),
+    S8(37, 200, KILN_Q4_0, 32),
+    S8(50, 136, KILN_Q4_1, 128),
+    S8(33, 100, KILN_Q8_0, 32),
+};
 #undef S
 #undef S8
-    int m = n < max ? n : max;
-    memcpy(out, list, sizeof(kiln_shape) * (size_t)m);
-    return m;
-}
 
 /* f32-activation shapes keep the keys they always had; a shape that allows
  * int8 activations (the engine's --precision fast) is another key, so the
@@ -240,74 +246,65 @@ static void shape_key(const kiln_shape *s, char *buf, size_t n)
                  s->group, act);
 }
 
-/* The problem of data class (act, ilv): the same random matrix and x for
- * every class; the weights in layout ilv, the reference over x rounded
- * through the q8 contract when act is 1. */
-static int make_problem(kiln_problem *p, const kiln_shape *s, int act, int ilv, uint64_t seed, kiln_err *e)
+/* Budget 2e-4 of rms(y): f32 accumulation in another order than the
+ * double reference errs by ~sqrt(K) * 2^-24 relative (~1e-5 at K=11008).
+ * One wrong x index changes y[r] by about |w||x|, i.e. by ~rms(y)/sqrt(K)
+ * (>= 1e-2 for K <= 11008): 50x over the budget. The act-1 reference
+ * rounds x exactly as the kernel does, so the same budget holds. gemm:
+ * every Y[n][m] is one such dot product; N adds only more of them (the max
+ * over N*M grows like sqrt(log(N*M)), still < 1e-4). */
+const kiln_slot kiln_wx_slots[5] = {
+    {"qs", KILN_IN, KILN_CMP_NONE, 0, 0},
+    {"scales", KILN_IN, KILN_CMP_NONE, 0, 0},
+    {"mins", KILN_IN, KILN_CMP_NONE, 0, 0},
+    {"x", KILN_IN, KILN_CMP_NONE, 0, 0},
+    {"y", KILN_OUT, KILN_CMP_F32, 2e-4, 0},
+};
+
+void kiln_wx_sizes(const kiln_shape *s, int ilv, int64_t tokens, kiln_slot *slot)
 {
-    kiln_err own = {0};
-    if (!e) /* kiln_problem_add returns no code: it reaches us through e, a local when the caller passed none */
-        e = &own;
-    memset(p, 0, sizeof *p);
-    p->shape = *s;
-    kiln_qmatrix q;
-    int rc = kiln_qmatrix_alloc(&q, s->quant, s->group, s->m, s->k, e);
+    int epw = kiln_gemv_elems_per_word(s->quant);
+    int group = s->quant == KILN_F16 ? 0 : s->group;
+    int64_t cols_pad = group ? (s->k + group - 1) / group * group : s->k;
+    int64_t rows = kiln_ilv_rows(s->m, ilv); /* padded to the layout's tiles */
+    size_t sb = (size_t)(rows * (group ? cols_pad / group : 0)) * 2;
+    slot[0].bytes = (size_t)(rows * ((cols_pad + epw - 1) / epw)) * 4;
+    slot[1].bytes = sb ? sb : 4;
+    slot[2].bytes = s->quant == KILN_Q4_1 ? sb : 4;
+    slot[3].bytes = (size_t)tokens * (size_t)s->k * 4;
+    slot[4].bytes = (size_t)tokens * (size_t)s->m * 4;
+}
+
+int kiln_wx_weights(kiln_problem *p, const kiln_shape *s, int ilv, kiln_rng *rng, int dummy, kiln_qmatrix *q,
+                    kiln_err *e)
+{
+    int rc = kiln_qmatrix_alloc(q, s->quant, s->group, s->m, s->k, e);
     if (rc)
         return rc;
-    kiln_rng rng;
-    kiln_rng_seed(&rng, seed ^ 0x9e37);
-    kiln_qmatrix_random(&q, &rng);
+    kiln_qmatrix_random(q, rng);
     kiln_ilv_arrays il = {0};
-    if (ilv > 1 && (rc = kiln_ilv_pack(&q, ilv, &il, e))) {
-        kiln_qmatrix_free(&q);
+    if (ilv > 1 && (rc = kiln_ilv_pack(q, ilv, &il, e))) {
+        kiln_qmatrix_free(q);
         return rc;
     }
-    size_t sb = ilv > 1 ? il.scale_bytes : kiln_qmatrix_scale_bytes(&q);
-    size_t qb = ilv > 1 ? il.qs_bytes : kiln_qmatrix_qs_bytes(&q);
-    /* Budget 2e-4 of rms(y): f32 accumulation in another order than the
-     * double reference errs by ~sqrt(K) * 2^-24 relative (~1e-5 at K=11008).
-     * One wrong x index changes y[r] by about |w||x|, i.e. by ~rms(y)/sqrt(K)
-     * (>= 1e-2 for K <= 11008): 50x over the budget. The act-1 reference
-     * rounds x exactly as the kernel does, so the same budget holds. */
-    kiln_problem_buf *b0 = kiln_problem_add(p, "qs", KILN_IN, qb, KILN_CMP_NONE, 0, e);
-    kiln_problem_buf *b1 = b0 ? kiln_problem_add(p, "scales", KILN_IN, sb ? sb : 4, KILN_CMP_NONE, 0, e) : NULL;
-    kiln_problem_buf *b2 = b1 ? kiln_problem_add(p, "mins", KILN_IN, q.mins ? sb : 4, KILN_CMP_NONE, 0, e) : NULL;
-    kiln_problem_buf *b3 = b2 ? kiln_problem_add(p, "x", KILN_IN, (size_t)s->k * 4, KILN_CMP_NONE, 0, e) : NULL;
-    kiln_problem_buf *b4 = b3 ? kiln_problem_add(p, "y", KILN_OUT, (size_t)s->m * 4, KILN_CMP_F32, 2e-4, e) : NULL;
-    float *xr = b4 && act ? malloc(sizeof *xr * (size_t)(s->k ? s->k : 1)) : NULL;
-    if (!b4 || (act && !xr)) {
-        kiln_qmatrix_free(&q);
-        kiln_ilv_free(&il);
-        kiln_problem_free(p);
-        return kiln_fail(e, KILN_E_NOMEM, "gemv problem: no memory");
-    }
-    memcpy(b0->host, ilv > 1 ? il.qs : q.qs, qb);
+    size_t sb = ilv > 1 ? il.scale_bytes : kiln_qmatrix_scale_bytes(q);
+    kiln_problem_buf *b0 = &p->bufs[0], *b1 = &p->bufs[1], *b2 = &p->bufs[2];
+    memcpy(b0->host, ilv > 1 ? il.qs : q->qs, b0->bytes);
     if (sb)
-        memcpy(b1->host, ilv > 1 ? il.scales : q.scales, sb);
-    if (q.mins)
-        memcpy(b2->host, ilv > 1 ? il.mins : q.mins, sb);
-    float *x = b3->host;
-    for (int64_t k = 0; k < s->k; k++) {
-        x[k] = kiln_rng_normal(&rng);
-        if (x[k] == 0)
-            x[k] = 0.5f;
-    }
-    if (act)
-        kiln_act_q8_roundtrip(x, s->k, xr);
-    kiln_gemv_reference(&q, act ? xr : x, b4->expect);
-    free(xr);
-    kiln_qmatrix_free(&q);
+        memcpy(b1->host, ilv > 1 ? il.scales : q->scales, sb);
+    else if (dummy >= 0)
+        memset(b1->host, dummy, 4);
+    if (q->mins)
+        memcpy(b2->host, ilv > 1 ? il.mins : q->mins, sb);
+    else if (dummy >= 0)
+        memset(b2->host, dummy, 4);
     kiln_ilv_free(&il);
     return 0;
 }
 
-static int problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e)
-{
-    return make_problem(p, s, 0, 1, seed, e);
-}
-
 /* class = act + 2 * (index of ilv in 1, 4, 8, 16) */
 static int ilv_index(int ilv) { return ilv == 16 ? 3 : ilv == 8 ? 2 : ilv == 4 ? 1 : 0; }
+static int class_ilv(int cls) { return cls >= 0 && cls < 8 ? (int[]){1, 4, 8, 16}[cls >> 1] : 1; }
 
 static int data_class(const kiln_shape *s, const kiln_config *c)
 {
@@ -315,12 +312,43 @@ static int data_class(const kiln_shape *s, const kiln_config *c)
     return c->v[P_ACT] + 2 * ilv_index(c->v[P_ILV]);
 }
 
-static int problem_class(kiln_problem *p, const kiln_shape *s, int cls, uint64_t seed, kiln_err *e)
+static int sizes(const kiln_shape *s, int cls, kiln_slot *slot)
 {
-    static const int ilvs[4] = {1, 4, 8, 16};
+    kiln_wx_sizes(s, class_ilv(cls), 1, slot);
+    return 5;
+}
+
+/* The problem of data class (act, ilv): the same random matrix and x for
+ * every class; the weights in layout ilv, the reference over x rounded
+ * through the q8 contract when act is 1. */
+static int fill(kiln_problem *p, const kiln_shape *s, int cls, uint64_t seed, kiln_err *e)
+{
     if (cls < 0 || cls >= 8)
         return kiln_fail(e, KILN_E_INVALID, "gemv_int4: no data class %d", cls);
-    return make_problem(p, s, cls & 1, ilvs[cls >> 1], seed, e);
+    int act = cls & 1;
+    kiln_rng rng;
+    kiln_rng_seed(&rng, seed ^ 0x9e37);
+    kiln_qmatrix q;
+    int rc = kiln_wx_weights(p, s, class_ilv(cls), &rng, -1, &q, e);
+    if (rc)
+        return rc;
+    float *xr = act ? malloc(sizeof *xr * (size_t)(s->k ? s->k : 1)) : NULL;
+    if (act && !xr) {
+        kiln_qmatrix_free(&q);
+        return kiln_fail(e, KILN_E_NOMEM, "gemv problem: no memory");
+    }
+    float *x = p->bufs[3].host;
+    for (int64_t k = 0; k < s->k; k++) {
+        x[k] = kiln_rng_normal(&rng);
+        if (x[k] == 0)
+            x[k] = 0.5f;
+    }
+    if (act)
+        kiln_act_q8_roundtrip(x, s->k, xr);
+    kiln_gemv_reference(&q, act ? xr : x, p->bufs[4].expect);
+    free(xr);
+    kiln_qmatrix_free(&q);
+    return 0;
 }
 
 void kiln_gemv_reference(const kiln_qmatrix *q, const float *x, float *y)
@@ -456,20 +484,19 @@ static void device_default(const kiln_fingerprint *fp, const kiln_shape *s, kiln
     }
 }
 
-const kiln_kernel kiln_kernel_gemv_int4 = {
-    .name = "gemv_int4",
-    .doc = "y = W x, W int4/q8/f16 group-quantized along K (decode projections, LM head)",
-    .params = params,
-    .n_params = N_PARAMS,
-    .n_slots = 5,
-    .shapes = shapes,
-    .shape_key = shape_key,
-    .config_valid = config_valid,
-    .problem_init = problem_init,
-    .data_class = data_class,
-    .problem_class = problem_class,
+static const kiln_kernel_desc desc = {
+    .kernel = &kiln_kernel_gemv_int4,
+    .shapes = {KILN_SHAPE_LIST(check_shapes), KILN_SHAPE_LIST(tune_shapes), KILN_SHAPE_LIST(quick_shapes)},
+    .shape_ok = shape_ok,
+    .check = check,
+    .slots = kiln_wx_slots,
+    .sizes = sizes,
+    .fill = fill,
+    .plan_ok = kiln_plan_unchecked,
     .plan = plan,
-    .bytes = bytes,
-    .flops = flops,
-    .device_default = device_default,
 };
+
+KILN_KERNEL_FROM_DESC(gemv_int4, desc,
+                      .doc = "y = W x, W int4/q8/f16 group-quantized along K (decode projections, LM head)",
+                      .params = params, .n_params = N_PARAMS, .n_slots = 5, .shape_key = shape_key,
+                      .data_class = data_class, .bytes = bytes, .flops = flops, .device_default = device_default);

@@ -3,8 +3,10 @@
 #ifndef KILN_KERNELS_GEMV_INT4_H
 #define KILN_KERNELS_GEMV_INT4_H
 
+#include "kernels/desc.h"
 #include "kernels/kernel.h"
 #include "kernels/quant.h"
+#include "util/rng.h"
 
 extern const kiln_kernel kiln_kernel_gemv_int4;
 
@@ -12,5 +14,17 @@ extern const kiln_kernel kiln_kernel_gemv_int4;
 int kiln_gemv_elems_per_word(int quant);
 /* y[rows] = W x in double accumulation (the truth for tests). */
 void kiln_gemv_reference(const kiln_qmatrix *q, const float *x, float *y);
+
+/* The problem slots of y = W x (gemv) and Y = X W^T (gemm): qs, scales,
+ * mins, x, y, with the budget of both. */
+extern const kiln_slot kiln_wx_slots[5];
+/* Their sizes for s with the weights in layout ilv and `tokens` rows of x
+ * and y. */
+void kiln_wx_sizes(const kiln_shape *s, int ilv, int64_t tokens, kiln_slot *slot);
+/* A random matrix of s into *q (row-major, for the reference; the caller
+ * frees it) and, in layout ilv, into slots 0-2 of p; the 4-byte dummies of
+ * a format without scales or mins are filled with `dummy` (< 0: left 0). */
+int kiln_wx_weights(kiln_problem *p, const kiln_shape *s, int ilv, kiln_rng *rng, int dummy, kiln_qmatrix *q,
+                    kiln_err *e);
 
 #endif

@@ -165,8 +165,9 @@ static const kiln_slot rms_slots[] = {
     {"r", KILN_IN, KILN_CMP_NONE, 0, 0}, /* op 1 only */
 };
 
-static int rms_sizes(const kiln_shape *s, kiln_slot *slot)
+static int rms_sizes(const kiln_shape *s, int cls, kiln_slot *slot)
 {
+    (void)cls;
     size_t nx = (size_t)(s->m * s->k) * 4;
     slot[0].bytes = slot[2].bytes = slot[3].bytes = nx;
     slot[1].bytes = (size_t)s->k * 4;
@@ -335,8 +336,9 @@ static const kiln_slot rope_slots[] = {
     {"positions", KILN_IN, KILN_CMP_NONE, 0, 0},
 };
 
-static int rope_sizes(const kiln_shape *s, kiln_slot *slot)
+static int rope_sizes(const kiln_shape *s, int cls, kiln_slot *slot)
 {
+    (void)cls;
     slot[0].bytes = (size_t)(s->m * s->heads * s->head_dim) * 4;
     slot[1].bytes = (size_t)s->m * 4;
     return 2;
