@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "kernels/act_q8.h"
+#include "kernels/desc.h"
 #include "kernels/gemv_int4/gemv_int4.h"
 #include "kernels/quant_ilv.h"
 
@@ -59,9 +60,8 @@ enum { P_WG, P_ROWS, P_TN, P_VEC, P_UNROLL, P_REDUCE, P_LAYOUT, P_ACT, P_COUNT }
  * reduction array is rows * tokens * wg floats. */
 #define GEMM_MAX_ACC 32
 
-static int config_valid(const kiln_shape *s, const kiln_config *c, const kiln_fingerprint *fp, char *why, size_t n)
+static int shape_ok(const kiln_shape *s, char *why, size_t n)
 {
-    int wg = c->v[P_WG], rows = c->v[P_ROWS], tn = c->v[P_TN], vec = c->v[P_VEC], reduce = c->v[P_REDUCE];
     if (s->quant == KILN_F32 || s->quant < 0 || s->quant >= KILN_QUANT_COUNT) {
         snprintf(why, n, "format %s is not a gemm_int4 weight format", kiln_quant_name(s->quant));
         return 0;
@@ -74,6 +74,12 @@ static int config_valid(const kiln_shape *s, const kiln_config *c, const kiln_fi
         snprintf(why, n, "empty shape (m %lld, k %lld, n %lld)", (long long)s->m, (long long)s->k, (long long)s->n);
         return 0;
     }
+    return 1;
+}
+
+static int check(const kiln_shape *s, const kiln_config *c, const kiln_fingerprint *fp, char *why, size_t n)
+{
+    int wg = c->v[P_WG], rows = c->v[P_ROWS], tn = c->v[P_TN], vec = c->v[P_VEC], reduce = c->v[P_REDUCE];
     if (s->ilv > 1 && (fp->backend != KILN_CPU || !kiln_ilv_valid(s->ilv) || s->quant == KILN_F16)) {
         snprintf(why, n, "a matrix in layout ilv %d runs on the cpu only (int4/q8 formats)", s->ilv);
         return 0;
@@ -144,72 +150,65 @@ static int config_valid(const kiln_shape *s, const kiln_config *c, const kiln_fi
     return 1;
 }
 
-static int shapes(int which, kiln_shape *out, int max)
-{
-    kiln_shape list[64];
-    int n = 0;
-#define S(M, K, N, Q, G) list[n++] = (kiln_shape){.m = (M), .k = (K), .n = (N), .quant = (Q), .group = (G)}
-    if (which == KILN_SHAPES_TUNE) {
-        /* Llama-7B prefill chunks, SmolLM2-135M prompts */
-        S(4096, 4096, 64, KILN_Q4F16_1, 32);
-        S(11008, 4096, 64, KILN_Q4F16_1, 32);
-        S(4096, 11008, 64, KILN_Q4F16_1, 32);
-        S(4096, 4096, 16, KILN_Q4F16_1, 32);
-        S(576, 576, 32, KILN_Q4_1, 32);
-        S(1536, 576, 32, KILN_Q4_1, 32);
-        S(576, 1536, 32, KILN_Q4_1, 32);
-        list[n++] = (kiln_shape){.m = 4096, .k = 4096, .n = 64, .quant = KILN_Q4F16_1, .group = 32,
-                                 .act = KILN_ACT_Q8};
-        list[n++] = (kiln_shape){.m = 1536, .k = 576, .n = 32, .quant = KILN_Q4_1, .group = 32, .act = KILN_ACT_Q8};
-    } else if (which == KILN_SHAPES_CHECK) {
-        /* real shapes: Llama-7B short prefill chunks, SmolLM2-135M prompts */
-        S(4096, 4096, 16, KILN_Q4F16_1, 32);
-        S(11008, 4096, 8, KILN_Q4F16_1, 32);
-        S(576, 576, 32, KILN_Q4_1, 32);
-        S(1536, 576, 7, KILN_Q4_1, 32);
-        S(576, 1536, 13, KILN_Q4_1, 32);
-        /* every format at a small size */
-        S(256, 512, 5, KILN_Q4F16_1, 128);
-        S(200, 256, 6, KILN_Q4_0, 32);
-        S(160, 320, 3, KILN_Q8_0, 32);
-        S(96, 192, 9, KILN_F16, 0);
-        /* odd: K not a multiple of the group, M not a multiple of rows,
-         * N not a multiple of tokens, N = 1 */
-        S(1001, 4000, 1, KILN_Q4F16_1, 128);
-        S(333, 136, 11, KILN_Q4_0, 32);
-        S(77, 200, 5, KILN_Q4_1, 32);
-        S(129, 1000, 3, KILN_Q8_0, 32);
-        S(3, 37, 2, KILN_F16, 0);
-        S(67, 96, 1, KILN_Q4_1, 32);
-        /* int8 activations allowed (cpu act 1), every format, odd N */
-        list[n++] = (kiln_shape){.m = 576, .k = 576, .n = 13, .quant = KILN_Q4_1, .group = 32, .act = KILN_ACT_Q8};
-        list[n++] = (kiln_shape){.m = 200, .k = 256, .n = 6, .quant = KILN_Q4_0, .group = 32, .act = KILN_ACT_Q8};
-        list[n++] = (kiln_shape){.m = 160, .k = 320, .n = 9, .quant = KILN_Q8_0, .group = 32, .act = KILN_ACT_Q8};
-        list[n++] = (kiln_shape){.m = 1001, .k = 4000, .n = 3, .quant = KILN_Q4F16_1, .group = 128,
-                                 .act = KILN_ACT_Q8};
-        list[n++] = (kiln_shape){.m = 333, .k = 136, .n = 11, .quant = KILN_Q4_0, .group = 32, .ilv = 16,
-                                 .act = KILN_ACT_Q8};
-        list[n++] = (kiln_shape){.m = 129, .k = 1000, .n = 7, .quant = KILN_Q8_0, .group = 32, .ilv = 4,
-                                 .act = KILN_ACT_Q8};
-        /* weights interleaved by gemv's winner (cpu): the same product */
-        list[n++] = (kiln_shape){.m = 333, .k = 136, .n = 11, .quant = KILN_Q4_0, .group = 32, .ilv = 4};
-        list[n++] = (kiln_shape){.m = 129, .k = 1000, .n = 3, .quant = KILN_Q8_0, .group = 32, .ilv = 8};
-        list[n++] = (kiln_shape){.m = 77, .k = 200, .n = 5, .quant = KILN_Q4_1, .group = 32, .ilv = 16};
-    } else {
-        S(64, 256, 5, KILN_Q4F16_1, 32);
-        S(96, 512, 3, KILN_Q4F16_1, 128);
-        S(37, 200, 7, KILN_Q4_0, 32);
-        S(50, 136, 9, KILN_Q4_1, 32);
-        S(33, 100, 1, KILN_Q8_0, 32);
-        S(19, 77, 3, KILN_F16, 0);
-        S(576, 576, 5, KILN_Q4_1, 32);
-        list[n++] = (kiln_shape){.m = 37, .k = 200, .n = 7, .quant = KILN_Q4_0, .group = 32, .act = KILN_ACT_Q8};
-    }
+#define S(M, K, N, Q, G) {.m = (M), .k = (K), .n = (N), .quant = (Q), .group = (G)}
+#define SX(M, K, N, Q, G, ILV, ACT)                                                                              \
+    {.m = (M), .k = (K), .n = (N), .quant = (Q), .group = (G), .ilv = (ILV), .act = (ACT)}
+/* Llama-7B prefill chunks, SmolLM2-135M prompts */
+static const kiln_shape tune_shapes[] = {
+    S(4096, 4096, 64, KILN_Q4F16_1, 32),
+    S(11008, 4096, 64, KILN_Q4F16_1, 32),
+    S(4096, 11008, 64, KILN_Q4F16_1, 32),
+    S(4096, 4096, 16, KILN_Q4F16_1, 32),
+    S(576, 576, 32, KILN_Q4_1, 32),
+    S(1536, 576, 32, KILN_Q4_1, 32),
+    S(576, 1536, 32, KILN_Q4_1, 32),
+    SX(4096, 4096, 64, KILN_Q4F16_1, 32, 0, KILN_ACT_Q8),
+    SX(1536, 576, 32, KILN_Q4_1, 32, 0, KILN_ACT_Q8),
+};
+static const kiln_shape check_shapes[] = {
+    /* real shapes: Llama-7B short prefill chunks, SmolLM2-135M prompts */
+    S(4096, 4096, 16, KILN_Q4F16_1, 32),
+    S(11008, 4096, 8, KILN_Q4F16_1, 32),
+    S(576, 576, 32, KILN_Q4_1, 32),
+    S(1536, 576, 7, KILN_Q4_1, 32),
+    S(576, 1536, 13, KILN_Q4_1, 32),
+    /* every format at a small size */
+    S(256, 512, 5, KILN_Q4F16_1, 128),
+    S(200, 256, 6, KILN_Q4_0, 32),
+    S(160, 320, 3, KILN_Q8_0, 32),
+    S(96, 192, 9, KILN_F16, 0),
+    /* odd: K not a multiple of the group, M not a multiple of rows,
+     * N not a multiple of tokens, N = 1 */
+    S(1001, 4000, 1, KILN_Q4F16_1, 128),
+    S(333, 136, 11, KILN_Q4_0, 32),
+    S(77, 200, 5, KILN_Q4_1, 32),
+    S(129, 1000, 3, KILN_Q8_0, 32),
+    S(3, 37, 2, KILN_F16, 0),
+    S(67, 96, 1, KILN_Q4_1, 32),
+    /* int8 activations allowed (cpu act 1), every format, odd N */
+    SX(576, 576, 13, KILN_Q4_1, 32, 0, KILN_ACT_Q8),
+    SX(200, 256, 6, KILN_Q4_0, 32, 0, KILN_ACT_Q8),
+    SX(160, 320, 9, KILN_Q8_0, 32, 0, KILN_ACT_Q8),
+    SX(1001, 4000, 3, KILN_Q4F16_1, 128, 0, KILN_ACT_Q8),
+    SX(333, 136, 11, KILN_Q4_0, 32, 16, KILN_ACT_Q8),
+    SX(129, 1000, 7, KILN_Q8_0, 32, 4, KILN_ACT_Q8),
+    /* weights interleaved by gemv's winner (cpu): the same product */
+    SX(333, 136, 11, KILN_Q4_0, 32, 4, 0),
+    SX(129, 1000, 3, KILN_Q8_0, 32, 8, 0),
+    SX(77, 200, 5, KILN_Q4_1, 32, 16, 0),
+};
+static const kiln_shape quick_shapes[] = {
+    S(64, 256, 5, KILN_Q4F16_1, 32),
+    S(96, 512, 3, KILN_Q4F16_1, 128),
+    S(37, 200, 7, KILN_Q4_0, 32),
+    S(50, 136, 9, KILN_Q4_1, 32),
+    S(33, 100, 1, KILN_Q8_0, 32),
+    S(19, 77, 3, KILN_F16, 0),
+    S(576, 576, 5, KILN_Q4_1, 32),
+    SX(37, 200, 7, KILN_Q4_0, 32, 0, KILN_ACT_Q8),
+};
 #undef S
-    int m = n < max ? n : max;
-    memcpy(out, list, sizeof(kiln_shape) * (size_t)m);
-    return m;
-}
+#undef SX
 
 /* A matrix in an interleaved layout gets ".ilvR" (the engine looks tuned
  * configs up without it: the cpu gemm gathers rows, its schedule does not
@@ -260,59 +259,28 @@ void kiln_gemm_reference(const kiln_qmatrix *q, const float *x, int64_t n_tokens
     free(w);
 }
 
-static int make_problem(kiln_problem *p, const kiln_shape *s, int act, uint64_t seed, kiln_err *e)
+static int sizes(const kiln_shape *s, int cls, kiln_slot *slot)
 {
-    kiln_err own = {0};
-    if (!e) /* kiln_problem_add returns no code: it reaches us through e, a local when the caller passed none */
-        e = &own;
-    memset(p, 0, sizeof *p);
-    p->shape = *s;
-    kiln_qmatrix q;
-    int rc = kiln_qmatrix_alloc(&q, s->quant, s->group, s->m, s->k, e);
-    if (rc)
-        return rc;
+    (void)cls;
+    kiln_wx_sizes(s, s->ilv > 1 ? s->ilv : 1, s->n > 0 ? s->n : 1, slot);
+    return 5;
+}
+
+/* Data class act: the same matrix (in the shape's layout) and x, the
+ * reference over x rounded through the q8 contract when act is 1. */
+static int fill(kiln_problem *p, const kiln_shape *s, int cls, uint64_t seed, kiln_err *e)
+{
+    if (cls != 0 && cls != 1)
+        return kiln_fail(e, KILN_E_INVALID, "gemm_int4: no data class %d", cls);
+    int act = cls;
     kiln_rng rng;
     kiln_rng_seed(&rng, seed ^ 0x6e3d);
-    kiln_qmatrix_random(&q, &rng);
-    kiln_ilv_arrays il = {0};
-    int ilv = s->ilv > 1 ? s->ilv : 1;
-    if (ilv > 1 && (rc = kiln_ilv_pack(&q, ilv, &il, e))) {
-        kiln_qmatrix_free(&q);
+    kiln_qmatrix q;
+    int rc = kiln_wx_weights(p, s, s->ilv > 1 ? s->ilv : 1, &rng, 0x3c, &q, e);
+    if (rc)
         return rc;
-    }
-    size_t sb = ilv > 1 ? il.scale_bytes : kiln_qmatrix_scale_bytes(&q);
-    size_t qb = ilv > 1 ? il.qs_bytes : kiln_qmatrix_qs_bytes(&q);
     int64_t N = s->n > 0 ? s->n : 1;
-    /* Budget 2e-4 of rms(y), as gemv_int4: every Y[n][m] is one K-long dot
-     * product accumulated in f32 (in another order than the double
-     * reference), erring by ~sqrt(K) * 2^-24 relative (~1e-5 at K = 11008);
-     * N does not add error, only more independent dot products (the max over
-     * N*M of them grows like sqrt(log(N*M)), still < 1e-4). One wrong x index
-     * (x[n][0] read from x[n][1]) changes every Y[n][m] by ~|w||x|, i.e. by
-     * ~rms(y)/sqrt(K) (>= 1e-2 for K <= 11008): 50x over the budget. */
-    kiln_problem_buf *b0 = kiln_problem_add(p, "qs", KILN_IN, qb, KILN_CMP_NONE, 0, e);
-    kiln_problem_buf *b1 = b0 ? kiln_problem_add(p, "scales", KILN_IN, sb ? sb : 4, KILN_CMP_NONE, 0, e) : NULL;
-    kiln_problem_buf *b2 = b1 ? kiln_problem_add(p, "mins", KILN_IN, q.mins ? sb : 4, KILN_CMP_NONE, 0, e) : NULL;
-    kiln_problem_buf *b3 =
-        b2 ? kiln_problem_add(p, "x", KILN_IN, (size_t)N * (size_t)s->k * 4, KILN_CMP_NONE, 0, e) : NULL;
-    kiln_problem_buf *b4 =
-        b3 ? kiln_problem_add(p, "y", KILN_OUT, (size_t)N * (size_t)s->m * 4, KILN_CMP_F32, 2e-4, e) : NULL;
-    if (!b4) {
-        kiln_qmatrix_free(&q);
-        kiln_ilv_free(&il);
-        kiln_problem_free(p);
-        return e->code;
-    }
-    memcpy(b0->host, ilv > 1 ? il.qs : q.qs, b0->bytes);
-    if (sb)
-        memcpy(b1->host, ilv > 1 ? il.scales : q.scales, sb);
-    else
-        memset(b1->host, 0x3c, 4);
-    if (q.mins)
-        memcpy(b2->host, ilv > 1 ? il.mins : q.mins, sb);
-    else
-        memset(b2->host, 0x3c, 4);
-    float *x = b3->host;
+    float *x = p->bufs[3].host;
     for (int64_t i = 0; i < N * s->k; i++) {
         x[i] = kiln_rng_normal(&rng);
         if (x[i] == 0)
@@ -321,35 +289,20 @@ static int make_problem(kiln_problem *p, const kiln_shape *s, int act, uint64_t 
     float *xr = act ? malloc(sizeof *xr * (size_t)(N * s->k)) : NULL;
     if (act && !xr) {
         kiln_qmatrix_free(&q);
-        kiln_ilv_free(&il);
-        kiln_problem_free(p);
         return kiln_fail(e, KILN_E_NOMEM, "gemm problem: no memory");
     }
     for (int64_t t = 0; act && t < N; t++) /* each token rounded as act_q8_cpu rounds it */
         kiln_act_q8_roundtrip(x + t * s->k, s->k, xr + t * s->k);
-    kiln_gemm_reference(&q, act ? xr : x, N, b4->expect);
+    kiln_gemm_reference(&q, act ? xr : x, N, p->bufs[4].expect);
     free(xr);
     kiln_qmatrix_free(&q);
-    kiln_ilv_free(&il);
     return 0;
-}
-
-static int problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e)
-{
-    return make_problem(p, s, 0, seed, e);
 }
 
 static int data_class(const kiln_shape *s, const kiln_config *c)
 {
     (void)s;
     return c->v[P_ACT];
-}
-
-static int problem_class(kiln_problem *p, const kiln_shape *s, int cls, uint64_t seed, kiln_err *e)
-{
-    if (cls != 0 && cls != 1)
-        return kiln_fail(e, KILN_E_INVALID, "gemm_int4: no data class %d", cls);
-    return make_problem(p, s, cls, seed, e);
 }
 
 static int plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out, kiln_err *e)
@@ -448,20 +401,19 @@ static void device_default(const kiln_fingerprint *fp, const kiln_shape *s, kiln
         c->v[P_LAYOUT] = 1;
 }
 
-const kiln_kernel kiln_kernel_gemm_int4 = {
-    .name = "gemm_int4",
-    .doc = "Y = X W^T for N tokens, W int4/q8/f16 group-quantized along K (prefill projections)",
-    .params = params,
-    .n_params = P_COUNT,
-    .n_slots = 5,
-    .shapes = shapes,
-    .shape_key = shape_key,
-    .config_valid = config_valid,
-    .problem_init = problem_init,
-    .data_class = data_class,
-    .problem_class = problem_class,
+static const kiln_kernel_desc desc = {
+    .kernel = &kiln_kernel_gemm_int4,
+    .shapes = {KILN_SHAPE_LIST(check_shapes), KILN_SHAPE_LIST(tune_shapes), KILN_SHAPE_LIST(quick_shapes)},
+    .shape_ok = shape_ok,
+    .check = check,
+    .slots = kiln_wx_slots,
+    .sizes = sizes,
+    .fill = fill,
+    .plan_ok = kiln_plan_unchecked,
     .plan = plan,
-    .bytes = bytes,
-    .flops = flops,
-    .device_default = device_default,
 };
+
+KILN_KERNEL_FROM_DESC(gemm_int4, desc,
+                      .doc = "Y = X W^T for N tokens, W int4/q8/f16 group-quantized along K (prefill projections)",
+                      .params = params, .n_params = P_COUNT, .n_slots = 5, .shape_key = shape_key,
+                      .data_class = data_class, .bytes = bytes, .flops = flops, .device_default = device_default);
