@@ -323,8 +323,14 @@ static int chunk(kiln_engine *en, const kset *ks, kiln_kv_seq *seq, const int32_
                    !(rc = matmul(en, ks, "attn_k", &L->wk, en->xn, 0, en->k, 0, T, e))) {
             rc = matmul(en, ks, "attn_v", &L->wv, en->xn, 0, en->v, 0, T, e);
         }
-        if (rc || (rc = rope(en, ks, q, c->n_head, T, e)) || (rc = rope(en, ks, k, c->n_head_kv, T, e)) ||
-            (rc = attention(en, ks, l, seq, p0, T, q, k, v, e)) ||
+        /* after a stacked Q/K/V gemv the K heads follow the Q heads in en->qkv, so one
+         * rope launch turns both (one position: the same angles for every head) */
+        int qk_adjacent = T == 1 && L->fused_qkv;
+        if (!rc && qk_adjacent)
+            rc = rope(en, ks, q, c->n_head + c->n_head_kv, T, e);
+        else if (!rc && !(rc = rope(en, ks, q, c->n_head, T, e)))
+            rc = rope(en, ks, k, c->n_head_kv, T, e);
+        if (rc || (rc = attention(en, ks, l, seq, p0, T, q, k, v, e)) ||
             (rc = matmul(en, ks, "attn_out", &L->wo, en->att, 0, en->o, 0, T, e)) ||
             (rc = rmsnorm(en, ks, T, L->ffn_norm, en->o, e)))
             return kiln_err_wrap(e, "layer %d (attention)", l);

@@ -10,7 +10,7 @@
  *   gemv_int4     every distinct projection (q, k, v, o, gate, up, down, LM head)
  *   gemm_int4     the layer projections at n=64 (the LM head runs one token)
  *                 (both with the caller's act: the precision the engine will run at)
- *   rope          m=T heads=n_head and n_head_kv, head_dim, k=rope_dim, n=theta, op=neox
+ *   rope          m=T heads=n_head and n_head_kv (decode: also their sum, the fused launch), head_dim, k=rope_dim, n=theta, op=neox
  *   kv_append     lookup ctx 0 (one class for every position), page 64
  *   attention_paged  context buckets 256, 1024, 4096 up to the engine's
  *                 default capacity min(context_length, 4096)
@@ -142,8 +142,9 @@ int kiln_model_tune_shapes(const char *gguf_path, int act, const char **kernels,
             (kiln_shape){.m = T, .k = c.n_embd, .n = emb.m, .quant = emb.quant, .group = emb.group});
         for (int op = 0; op < 2; op++)
             add(lp, "rmsnorm", (kiln_shape){.m = T, .k = c.n_embd, .op = op});
-        int heads[2] = {c.n_head, c.n_head_kv};
-        for (int h = 0; h < 2; h++)
+        /* a decode step after a stacked Q/K/V gemv turns the Q and K heads in one launch */
+        int heads[3] = {c.n_head, c.n_head_kv, c.n_head + c.n_head_kv};
+        for (int h = 0; h < (T == 1 ? 3 : 2); h++)
             add(lp, "rope", (kiln_shape){.m = T, .heads = heads[h], .head_dim = c.head_dim, .k = c.rope_dim,
                                          .n = (int64_t)lroundf(c.rope_theta), .op = c.rope_neox ? 1 : 0});
         add(lp, "silu_mul", (kiln_shape){.m = (int64_t)T * c.n_ff});

@@ -9,7 +9,15 @@
  * latency percentiles p50/p90/p99 over all decode steps. Stored as one
  * bench run per device (kind "model") so `kiln bench compare` can gate on it.
  * --profile: after each device x model, where the time of the timed
- * repetitions went, op by op (engine/profile.h). */
+ * repetitions went, op by op (engine/profile.h).
+ *
+ * The decode roof: a decode step reads every weight matrix once (the
+ * embedding only one row, unless it doubles as the LM head), so
+ * weights_mb_per_token / read bandwidth bounds tg tok/s from above on a
+ * memory-bound device. Rows weights_mb_per_token, read_gbps (measured after
+ * the repetitions, device-timed) and tg_pct_of_bound say how close decode
+ * comes to it (the KV cache reads and activations are left out of the
+ * bound, so it is slightly optimistic). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +84,8 @@ typedef struct bench_reps {
     double *pp, *tg, *ttft;    /* [reps] tok/s, tok/s, ms */
     double *lat;               /* every decode step's latency (ms) */
     int n_lat;
+    double weight_bytes_per_token; /* the decode roof (see the top of the file) */
+    double read_gbps;              /* 0: not measured */
 } bench_reps;
 
 static void reps_free(bench_reps *b)
@@ -167,6 +177,18 @@ static int store_results(const kiln_session *s, bench_reps *b, const char *model
     stats(b->ttft, reps, &med, &mean, &spread);
     if (!rc)
         rc = add(wp, out, dev, subject, "ttft_ms", "ms", KILN_BENCH_LOWER, med, mean, spread, reps, e);
+    if (!rc && b->read_gbps > 0) {
+        double tg_med, tg_mean, tg_spread;
+        stats(b->tg, reps, &tg_med, &tg_mean, &tg_spread);
+        double bound = b->read_gbps * 1e9 / b->weight_bytes_per_token;
+        rc = add(wp, out, dev, subject, "weights_mb_per_token", "MB", KILN_BENCH_INFO,
+                 b->weight_bytes_per_token / 1e6, 0, 0, 1, e);
+        if (!rc)
+            rc = add(wp, out, dev, subject, "read_gbps", "GB/s", KILN_BENCH_INFO, b->read_gbps, 0, 0, 1, e);
+        if (!rc)
+            rc = add(wp, out, dev, subject, "tg_pct_of_bound", "%", KILN_BENCH_INFO, 100.0 * tg_med / bound, 0,
+                     tg_spread, reps, e);
+    }
     qsort(b->lat, (size_t)b->n_lat, sizeof *b->lat, cmp_d);
     const char *names[] = {"latency_p50_ms", "latency_p90_ms", "latency_p99_ms"};
     const double ps[] = {0.5, 0.9, 0.99};
@@ -176,6 +198,24 @@ static int store_results(const kiln_session *s, bench_reps *b, const char *model
     if (wp)
         rc = kiln_bench_end(wp, !rc, e) || rc;
     return rc;
+}
+
+/* The bytes a decode step must read and the device's read bandwidth. A
+ * failed bandwidth probe only leaves the roof rows out (it says why). */
+static void decode_roof(kiln_session *s, bench_reps *b)
+{
+    const kiln_model *m = &s->model;
+    b->weight_bytes_per_token = (double)m->weight_bytes;
+    if (m->output_owned && m->embd.rows > 0) /* a gather reads one embedding row, not the table */
+        b->weight_bytes_per_token -= (double)m->embd.bytes * (1.0 - 1.0 / (double)m->embd.rows);
+    kiln_err e = {0};
+    double gbps = s->dev->fp.read_gbps;
+    if (gbps <= 0 && kiln_measure_read_bandwidth(s->dev, &gbps, NULL, 0, &e)) {
+        fprintf(stderr, "bench model: read bandwidth of %s not measured (%s): no decode roof\n", s->dev->fp.name,
+                e.msg);
+        gbps = 0;
+    }
+    b->read_gbps = gbps;
 }
 
 /* One device x model: a session (configs from db when given), random
@@ -212,8 +252,10 @@ static int bench_one(const kiln_engine_cli *c, const char *device, const char *m
     }
     char dev[192];
     snprintf(dev, sizeof dev, "%s:%d %s", kiln_backend_name(s.dev->backend), s.dev->index, s.dev->fp.name);
-    if ((rc = run_reps(&s, prompt, model, dev, &b, e)) == 0)
+    if ((rc = run_reps(&s, prompt, model, dev, &b, e)) == 0) {
+        decode_roof(&s, &b);
         rc = store_results(&s, &b, model, dev, db, batch, out, e);
+    }
     if (!rc && c->profile) {
         fprintf(stderr, "\nbench model %s, %d repetitions (pp%d + tg%d each):", model, reps, n_prompt, n_gen);
         kiln_session_print_profile(&s, stderr);

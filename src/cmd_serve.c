@@ -45,6 +45,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: kiln serve -m model.gguf [--device D] [--db PATH] [--host 127.0.0.1] [--port 8080]\n"
                "                  [--ctx N] [--page-size N] [--chunk N] [--threads N] [--chat-template NAME] [--verbose]\n"
+               "                  [--precision fast|strict] [--no-fuse]\n"
                "       kiln serve --echo [--port N]   (protocol test model)\n"
                "Sampling, stop strings and token limits come with each request.\n");
 }
@@ -54,7 +55,8 @@ static void usage(FILE *f)
 static int session_flag(const char *a)
 {
     static const char *const flags[] = {"-m", "--model", "--device", "--db", "--ctx", "--page-size", "--chunk",
-                                        "--threads", "--chat-template", "--verbose", "-v"};
+                                        "--threads", "--chat-template", "--verbose", "-v", "--precision",
+                                        "--no-fuse"};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         if (!strcmp(a, flags[i]))
             return 1;

@@ -184,7 +184,7 @@ for m in "${models[@]}"; do
     cmd_lpp=("${lenv[@]}" "$bin/llama-bench" -m "$m" -t "$threads" -p "$pp" -n 0 -r 1 -o json)
     cmd_ltg=("${lenv[@]}" "$bin/llama-bench" -m "$m" -t "$threads" -p 0 -n "$tg" -d "$tg_depth" -r 1 -o json)
     cmd_k=("$kiln" bench model -m "$m" --device cpu -p "$pp" -n "$tg" -r 1 --no-store --format json --db "$kiln_db")
-    l_pp=(); l_tg=(); k_pp=(); k_tg=(); r_pp=(); r_tg=()
+    l_pp=(); l_tg=(); k_pp=(); k_tg=(); r_pp=(); r_tg=(); k_bw=(); wmb=
     for ((r = 1; r <= rounds; r++)); do
         log "$name round $r/$rounds: llama-bench pp$pp"
         run_logged "$work/l" "${cmd_lpp[@]}" >"$work/lpp.json"
@@ -196,6 +196,10 @@ for m in "${models[@]}"; do
         lt="$(jq -r '.[] | select(.n_gen > 0 and .n_prompt == 0) | .avg_ts' "$work/ltg.json" | head -1)"
         kp="$(jq -r --arg k "pp${pp}_tok_s" '.[] | select(.metric == $k) | .value' "$work/k.json" | head -1)"
         kt="$(jq -r --arg k "tg${tg}_tok_s" '.[] | select(.metric == $k) | .value' "$work/k.json" | head -1)"
+        # the decode roof kiln measured: weights read per token and the read bandwidth (GB/s)
+        wmb="$(jq -r '.[] | select(.metric == "weights_mb_per_token") | .value' "$work/k.json" | head -1)"
+        kb="$(jq -r '.[] | select(.metric == "read_gbps") | .value' "$work/k.json" | head -1)"
+        [[ "$kb" =~ ^[0-9.eE+-]+$ ]] && k_bw+=("$kb")
         for v in "$lp" "$lt" "$kp" "$kt"; do
             [[ "$v" =~ ^[0-9.eE+-]+$ ]] || { echo "compare.sh: could not parse a result (got '$v')" >&2; exit 1; }
         done
@@ -228,6 +232,20 @@ for m in "${models[@]}"; do
         echo "|---|---:|---:|---:|"
         echo "| pp$pp | $(fmt "$(stats "${l_pp[@]}")") | $(fmt "$(stats "${k_pp[@]}")") | $(fmt "$(stats "${r_pp[@]}")" 3) |"
         echo "| tg$tg (llama at depth $tg_depth; kiln after its pp$pp) | $(fmt "$(stats "${l_tg[@]}")") | $(fmt "$(stats "${k_tg[@]}")") | $(fmt "$(stats "${r_tg[@]}")" 3) |"
+        if [[ ${#k_bw[@]} -gt 0 && "$wmb" =~ ^[0-9.eE+-]+$ ]]; then
+            bw="$(stats "${k_bw[@]}")"; bwm="${bw%% *}"
+            bound="$(awk -v b="$bwm" -v w="$wmb" 'BEGIN { printf "%.6g", b * 1e3 / w }')"
+            pl=(); pk=()
+            for ((i = 0; i < rounds; i++)); do
+                pl+=("$(awk -v t="${l_tg[i]}" -v b="$bound" 'BEGIN { printf "%.6g", 100 * t / b }')")
+                pk+=("$(awk -v t="${k_tg[i]}" -v b="$bound" 'BEGIN { printf "%.6g", 100 * t / b }')")
+            done
+            echo
+            echo "Decode roof: $(printf '%.1f' "$wmb") MB of weights read per token (kiln's count: every matrix once, one"
+            echo "embedding row) / read bandwidth $(fmt "$bw" 2) GB/s (kiln's device-timed probe, after each round's"
+            echo "repetitions) = $(printf '%.1f' "$bound") tok/s. tg as % of that bound: llama.cpp $(fmt "$(stats "${pl[@]}")"),"
+            echo "kiln $(fmt "$(stats "${pk[@]}")") (KV reads and activations are outside the bound)."
+        fi
     } >>"$report"
 done
 

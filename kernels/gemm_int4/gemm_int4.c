@@ -394,11 +394,21 @@ static double flops(const kiln_shape *s) { return 2.0 * (double)s->m * (double)s
  * tune session on 1536x576, 32 tokens, q4_1 (2-core EPYC): PoCL 7.0 ms vs
  * 19.8 ms for layout 0; lavapipe the other way (127 vs 89 ms), so Vulkan
  * keeps layout 0. */
+/* The cpu default, where the shape allows int8 activations (--precision
+ * fast): the int8 path over 16-row tiles (a row-major matrix is packed into
+ * them per task), 4 tokens per pass. The f32 path it replaces was 10-14x
+ * slower at prefill shapes (tune --model llama-1b: ffn_down 2048x8192 n64
+ * 98.5 ms vs 5-7 ms), and a short tuning budget may never leave the
+ * default: each f32 trial there costs ~100 ms. */
 static void device_default(const kiln_fingerprint *fp, const kiln_shape *s, kiln_config *c)
 {
-    (void)s;
     if (fp->backend == KILN_OPENCL && fp->cpu_device)
         c->v[P_LAYOUT] = 1;
+    if (fp->backend == KILN_CPU && s && s->act == KILN_ACT_Q8 && s->quant != KILN_F16) {
+        c->v[P_ACT] = 1;
+        c->v[P_ROWS] = 16; /* a multiple of every ilv (4, 8, 16) */
+        c->v[P_TN] = 4;
+    }
 }
 
 static const kiln_kernel_desc desc = {

@@ -25,6 +25,17 @@ done
 grep -Eq "pp32_tok_s" "$tmp/b1.out" || fail "no pp row"
 grep -Eq "tiny.gguf +[0-9.]+ ±" "$tmp/b1.out" || fail "no result values"
 
+# the decode roof rows: weights read per token (at most the file's bytes, and more than its bytes
+# less the embedding table), the measured read bandwidth, tg as % of weights/bandwidth
+KILN_CPU_THREADS=1 "$kiln" bench model -m "$tmp/tiny.gguf" --device cpu -p 8 -n 4 -r 1 --no-store --format json \
+    >"$tmp/roof.json" 2>"$tmp/roof.err" || fail "bench model --format json exited $?"
+v() { jq -r --arg m "$1" '.[] | select(.metric == $m) | .value' "$tmp/roof.json"; }
+fmb=$(stat -c %s "$tmp/tiny.gguf" | awk '{ print $1 / 1e6 }')
+awk -v w="$(v weights_mb_per_token)" -v f="$fmb" -v b="$(v read_gbps)" -v t="$(v tg4_tok_s)" \
+    -v p="$(v tg_pct_of_bound)" 'BEGIN { ok = w > 0.2 * f && w <= f && b > 0 && t > 0 &&
+        p > 0 && (p - 100 * t * w / (b * 1e3)) ^ 2 < (0.01 * p) ^ 2; exit !ok }' ||
+    fail "decode roof rows wrong: $(jq -c '[.[] | {metric, value}]' "$tmp/roof.json") (file $fmb MB)"
+
 rc=0
 "$kiln" bench compare 2 --baseline 1 --threshold 1.0 --db "$db" >"$tmp/ok.out" 2>&1 || rc=$?
 cat "$tmp/ok.out"

@@ -4,7 +4,8 @@
 #   - the text generated is the same with and without --profile;
 #   - the prefill and decode tables have every label of the forward pass;
 #   - calls per step follow the model's structure (per layer: one of each
-#     matrix, two norms, two ropes, one attention; per step one embedding,
+#     matrix, two norms, one attention, and in decode one rope (the Q and K
+#     heads are adjacent after the stacked Q/K/V gemv; prefill: two); per step one embedding,
 #     output and argmax), and prefill attention runs once per layer and token;
 #   - per phase, the labels' times sum to at most the wall time, and labels +
 #     host gaps + other add up to it (to the printed rounding).
@@ -78,7 +79,7 @@ check_phase() {
   if [ "$phase" = decode ]; then
     awk -v r="$(calls rmsnorm)" -v ro="$(calls rope)" -v a="$(calls attention)" -v L="$L" \
         -v e="$(calls embed)" -v o="$(calls output)" -v m="$(calls argmax)" -v k="$(calls kv_append)" \
-        'BEGIN { exit !(L >= 1 && r == 2 * L + 1 && ro == 2 * L && a == L && k == L && e == 1 && o == 1 && m == 1) }' ||
+        'BEGIN { exit !(L >= 1 && r == 2 * L + 1 && ro == L && a == L && k == L && e == 1 && o == 1 && m == 1) }' ||
       fail "decode: calls per step do not match the model's structure"
   else
     # prefill: attention and kv_append once per layer and token

@@ -6,6 +6,7 @@
 # of the first request (server log); /v1/completions; bad requests
 # (temperature -1, malformed JSON, a bad stop) get 400. SKIP (77) without the
 # model unless $KILN_REQUIRE_BACKENDS names "model".
+# --precision strict: the answer is asserted (see tests/cli/chat_test.sh for why not fast)
 set -uo pipefail
 kiln=$1
 required() { [[ ",${KILN_REQUIRE_BACKENDS:-}," == *",model,"* ]]; }
@@ -24,7 +25,7 @@ cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; echo "--- server log"; cat "$dir/err"; exit 1; }
 
-"$kiln" serve -m "$model" --port 0 >"$dir/out" 2>"$dir/err" &
+"$kiln" serve -m "$model" --precision strict --port 0 >"$dir/out" 2>"$dir/err" &
 pid=$!
 port=
 for _ in $(seq 1 300); do
