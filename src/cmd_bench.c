@@ -224,10 +224,11 @@ static int cmd_kernels(bench_cli *c)
 
 /* ---- history ------------------------------------------------------------- */
 
+/* list/show/export only read: read-only; import writes */
 static int open_db(bench_cli *c, kiln_db **db, const char *what)
 {
     kiln_err e = {0};
-    if (kiln_db_open(db, c->db_path, &e))
+    if ((strcmp(what, "import") ? kiln_db_open_readonly : kiln_db_open)(db, c->db_path, &e))
         return fail(what, &e);
     return 0;
 }
@@ -331,7 +332,7 @@ static int cmd_compare(bench_cli *c)
     kiln_err e = {0};
     kiln_db *db = NULL;
     int need_db = !strstr(c->pos[0], ".json") || !strstr(c->baseline, ".json");
-    if (need_db && kiln_db_open(&db, c->db_path, &e))
+    if (need_db && kiln_db_open_readonly(&db, c->db_path, &e))
         return fail("compare", &e);
     kiln_bench_set cur = {0}, base = {0};
     int rc = kiln_bench_select(db, c->pos[0], c->kind, NULL, &cur, &e);

@@ -7,6 +7,7 @@
 #include "db/db.h"
 #include "kernels/kernel.h"
 #include "src/commands.h"
+#include "util/file.h"
 
 static void usage(FILE *f)
 {
@@ -33,26 +34,46 @@ static const char *col(sqlite3_stmt *st, int i)
     return t ? (const char *)t : "";
 }
 
+/* One query of `show`, every step checked: a damaged database is an error
+ * with SQLite's message (never an empty list and exit 0). */
+static int query(kiln_db *db, const char *sql, const char *what, sqlite3_stmt **st)
+{
+    if (sqlite3_prepare_v2(kiln_db_handle(db), sql, -1, st, NULL) == SQLITE_OK)
+        return 0;
+    fprintf(stderr, "kiln db show: %s: reading %s: %s\n", kiln_db_path(db), what, sqlite3_errmsg(kiln_db_handle(db)));
+    return KILN_EXIT_FAIL;
+}
+
+static int finish(kiln_db *db, sqlite3_stmt *st, int r, const char *what)
+{
+    sqlite3_finalize(st);
+    if (r == SQLITE_DONE)
+        return 0;
+    fprintf(stderr, "kiln db show: %s: reading %s: %s\n", kiln_db_path(db), what, sqlite3_errmsg(kiln_db_handle(db)));
+    return KILN_EXIT_FAIL;
+}
+
 static int show(kiln_db *db, int json)
 {
-    sqlite3 *h = kiln_db_handle(db);
     sqlite3_stmt *st;
+    int r, rc;
     cJSON *root = json ? cJSON_CreateObject() : NULL;
     cJSON *js = json ? cJSON_AddArrayToObject(root, "sessions") : NULL;
     cJSON *jw = json ? cJSON_AddArrayToObject(root, "winners") : NULL;
     if (!json)
         printf("database %s\n\nsessions:\n  %4s  %-34s %-10s %-20s %6s %6s  %s\n", kiln_db_path(db), "id", "device",
                "strategy", "started", "ok", "failed", "status");
-    sqlite3_prepare_v2(h,
-                       "SELECT s.id, d.backend || ' ' || d.name, s.strategy, s.started, s.status,"
-                       " (SELECT COUNT(*) FROM trials t WHERE t.session_id = s.id AND t.status = 'ok'),"
-                       " (SELECT COUNT(*) FROM trials t WHERE t.session_id = s.id AND t.status != 'ok')"
-                       " FROM sessions s JOIN devices d ON d.id = s.device_id ORDER BY s.id",
-                       -1, &st, NULL);
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    if ((rc = query(db,
+                    "SELECT s.id, d.backend || ' ' || d.name, s.strategy, s.started, s.status,"
+                    " (SELECT COUNT(*) FROM trials t WHERE t.session_id = s.id AND t.status = 'ok'),"
+                    " (SELECT COUNT(*) FROM trials t WHERE t.session_id = s.id AND t.status != 'ok')"
+                    " FROM sessions s JOIN devices d ON d.id = s.device_id ORDER BY s.id",
+                    "sessions", &st)))
+        goto out;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         if (json) {
             cJSON *o = cJSON_CreateObject();
-            cJSON_AddNumberToObject(o, "id", sqlite3_column_int(st, 0));
+            cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0));
             cJSON_AddStringToObject(o, "device", col(st, 1));
             cJSON_AddStringToObject(o, "strategy", col(st, 2));
             cJSON_AddStringToObject(o, "started", col(st, 3));
@@ -61,20 +82,22 @@ static int show(kiln_db *db, int json)
             cJSON_AddNumberToObject(o, "failed", sqlite3_column_int(st, 6));
             cJSON_AddItemToArray(js, o);
         } else {
-            printf("  %4d  %-34.34s %-10s %-20s %6d %6d  %s\n", sqlite3_column_int(st, 0), col(st, 1), col(st, 2),
-                   col(st, 3), sqlite3_column_int(st, 5), sqlite3_column_int(st, 6), col(st, 4));
+            printf("  %4lld  %-34.34s %-10s %-20s %6d %6d  %s\n", (long long)sqlite3_column_int64(st, 0), col(st, 1),
+                   col(st, 2), col(st, 3), sqlite3_column_int(st, 5), sqlite3_column_int(st, 6), col(st, 4));
         }
     }
-    sqlite3_finalize(st);
+    if ((rc = finish(db, st, r, "sessions")))
+        goto out;
     if (!json)
         printf("\nwinners:\n  %-24s %-16s %-28s %10s %10s %7s %7s  %s\n", "device", "kernel", "shape", "time us",
                "default us", "speedup", "margin", "config");
-    sqlite3_prepare_v2(h,
-                       "SELECT d.backend || ':' || d.name, k.name, w.shape_key, w.median_ns, w.default_ns, w.speedup,"
-                       " w.margin, w.tie, w.config_json, k.source_hash FROM winners w JOIN devices d ON d.id ="
-                       " w.device_id JOIN kernels k ON k.id = w.kernel_id ORDER BY d.id, k.name, w.shape_key",
-                       -1, &st, NULL);
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    if ((rc = query(db,
+                    "SELECT d.backend || ':' || d.name, k.name, w.shape_key, w.median_ns, w.default_ns, w.speedup,"
+                    " w.margin, w.tie, w.config_json, k.source_hash FROM winners w JOIN devices d ON d.id ="
+                    " w.device_id JOIN kernels k ON k.id = w.kernel_id ORDER BY d.id, k.name, w.shape_key",
+                    "winners", &st)))
+        goto out;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         if (json) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "device", col(st, 0));
@@ -85,7 +108,9 @@ static int show(kiln_db *db, int json)
             cJSON_AddNumberToObject(o, "speedup", sqlite3_column_double(st, 5));
             cJSON_AddNumberToObject(o, "margin", sqlite3_column_double(st, 6));
             cJSON_AddBoolToObject(o, "tie", sqlite3_column_int(st, 7));
-            cJSON_AddItemToObject(o, "config", cJSON_Parse(col(st, 8)));
+            /* a config that is not JSON (an old or foreign row) stays a string */
+            cJSON *cfg = cJSON_Parse(col(st, 8));
+            cJSON_AddItemToObject(o, "config", cfg ? cfg : cJSON_CreateString(col(st, 8)));
             cJSON_AddStringToObject(o, "source_hash", col(st, 9));
             cJSON_AddItemToArray(jw, o);
         } else {
@@ -95,17 +120,19 @@ static int show(kiln_db *db, int json)
                    sqlite3_column_int(st, 7) ? " tie" : "    ", col(st, 8));
         }
     }
-    sqlite3_finalize(st);
+    if ((rc = finish(db, st, r, "winners")))
+        goto out;
     if (!json)
         printf("\nper device:\n");
-    sqlite3_prepare_v2(h,
-                       "SELECT d.backend || ':' || d.name, d.copy_gbps, (SELECT COUNT(*) FROM winners w WHERE"
-                       " w.device_id = d.id), (SELECT COUNT(*) FROM trials t WHERE t.device_id = d.id),"
-                       " (SELECT exp(avg(ln(w.speedup))) FROM winners w WHERE w.device_id = d.id AND w.speedup > 0),"
-                       " d.read_gbps FROM devices d ORDER BY d.id",
-                       -1, &st, NULL);
+    if ((rc = query(db,
+                    "SELECT d.backend || ':' || d.name, d.copy_gbps, (SELECT COUNT(*) FROM winners w WHERE"
+                    " w.device_id = d.id), (SELECT COUNT(*) FROM trials t WHERE t.device_id = d.id),"
+                    " (SELECT exp(avg(ln(w.speedup))) FROM winners w WHERE w.device_id = d.id AND w.speedup > 0),"
+                    " d.read_gbps FROM devices d ORDER BY d.id",
+                    "devices", &st)))
+        goto out;
     cJSON *jd = json ? cJSON_AddArrayToObject(root, "devices") : NULL;
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         if (json) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "device", col(st, 0));
@@ -121,14 +148,20 @@ static int show(kiln_db *db, int json)
                    sqlite3_column_int(st, 3), sqlite3_column_double(st, 4));
         }
     }
-    sqlite3_finalize(st);
+    if ((rc = finish(db, st, r, "devices")))
+        goto out;
     if (json) {
         char *s = cJSON_Print(root);
-        puts(s);
+        if (!s) {
+            fprintf(stderr, "kiln db show: out of memory\n");
+            rc = KILN_EXIT_FAIL;
+        } else
+            puts(s);
         free(s);
-        cJSON_Delete(root);
     }
-    return 0;
+out:
+    cJSON_Delete(root);
+    return rc;
 }
 
 static int best(kiln_db *db, const char *kernel, const char *shape, const char *device, int json)
@@ -149,11 +182,29 @@ static int best(kiln_db *db, const char *kernel, const char *shape, const char *
     kiln_device_close(d);
     if (rc)
         return fail(&e);
-    if (json)
-        printf("{\"kernel\":\"%s\",\"shape\":\"%s\",\"level\":\"%s\",\"config\":%s,\"tuned_shape\":\"%s\","
-               "\"tuned_on\":\"%s\",\"median_ns\":%.1f,\"stale_skipped\":%s}\n",
-               kernel, shape, kiln_match_name(m.level), m.level == KILN_MATCH_DEFAULT ? "null" : m.config_json,
-               m.shape_key, m.device, m.median_ns, m.stale ? "true" : "false");
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "kernel", kernel);
+        cJSON_AddStringToObject(o, "shape", shape);
+        cJSON_AddStringToObject(o, "level", kiln_match_name(m.level));
+        cJSON *cfg = m.level == KILN_MATCH_DEFAULT ? NULL : cJSON_Parse(m.config_json);
+        cJSON_AddItemToObject(o, "config",
+                              m.level == KILN_MATCH_DEFAULT ? cJSON_CreateNull()
+                              : cfg                         ? cfg
+                                                            : cJSON_CreateString(m.config_json));
+        cJSON_AddStringToObject(o, "tuned_shape", m.shape_key);
+        cJSON_AddStringToObject(o, "tuned_on", m.device);
+        cJSON_AddNumberToObject(o, "median_ns", m.median_ns);
+        cJSON_AddBoolToObject(o, "stale_skipped", m.stale);
+        char *txt = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        if (!txt) {
+            fprintf(stderr, "kiln db best: out of memory\n");
+            return KILN_EXIT_FAIL;
+        }
+        puts(txt);
+        free(txt);
+    }
     else {
         printf("%s %s: %s", kernel, shape, kiln_match_name(m.level));
         if (m.level != KILN_MATCH_DEFAULT)
@@ -168,8 +219,14 @@ static int best(kiln_db *db, const char *kernel, const char *shape, const char *
 static int diff(const char *a_path, const char *b_path)
 {
     kiln_err e = {0};
-    kiln_db *a;
-    if (kiln_db_open(&a, a_path, &e))
+    kiln_db *a, *b;
+    /* both only read: B is checked to be a kiln database first (ATTACH
+     * would create a missing file); attached to a read-only connection it
+     * is read-only too */
+    if (kiln_db_open_readonly(&b, b_path, &e))
+        return fail(&e);
+    kiln_db_close(b);
+    if (kiln_db_open_readonly(&a, a_path, &e))
         return fail(&e);
     sqlite3 *h = kiln_db_handle(a);
     char *sql = sqlite3_mprintf("ATTACH %Q AS other", b_path);
@@ -195,8 +252,8 @@ static int diff(const char *a_path, const char *b_path)
         kiln_db_close(a);
         return KILN_EXIT_FAIL;
     }
-    int n = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    int n = 0, r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         n++;
         /* fingerprint = backend|vendor|ids|name|driver|compiler: show backend, name, driver */
         char f[512];
@@ -216,6 +273,11 @@ static int diff(const char *a_path, const char *b_path)
         }
     }
     sqlite3_finalize(st);
+    if (r != SQLITE_DONE) {
+        fprintf(stderr, "kiln db diff: %s: %s\n", a_path, sqlite3_errmsg(h));
+        kiln_db_close(a);
+        return KILN_EXIT_FAIL;
+    }
     printf("%d winner(s) differ\n", n);
     kiln_db_close(a);
     return 0;
@@ -267,7 +329,9 @@ int cmd_db(int argc, char **argv)
     }
     kiln_err e = {0};
     kiln_db *db;
-    if (kiln_db_open(&db, path, &e))
+    /* show, best and export only read: read-only, never created */
+    int reads = !strcmp(sub, "show") || !strcmp(sub, "best") || !strcmp(sub, "export");
+    if ((reads ? kiln_db_open_readonly : kiln_db_open)(&db, path, &e))
         return fail(&e);
     int rc = 0;
     if (!strcmp(sub, "show")) {
@@ -289,25 +353,11 @@ int cmd_db(int argc, char **argv)
         }
     } else if (!strcmp(sub, "import")) {
         for (int f = 0; f < n_files && !rc; f++) {
-            FILE *fp = fopen(files[f], "rb");
-            if (!fp) {
-                fprintf(stderr, "kiln db import: cannot read %s\n", files[f]);
-                rc = KILN_EXIT_UNAVAILABLE;
+            char *text;
+            if (kiln_read_file(files[f], (size_t)1 << 31, &text, NULL, &e)) {
+                rc = fail(&e);
                 break;
             }
-            fseek(fp, 0, SEEK_END);
-            long n = ftell(fp);
-            fseek(fp, 0, SEEK_SET);
-            char *text = malloc((size_t)n + 1);
-            size_t got = text ? fread(text, 1, (size_t)n, fp) : 0;
-            fclose(fp);
-            if (!text || got != (size_t)n) {
-                free(text);
-                fprintf(stderr, "kiln db import: reading %s failed\n", files[f]);
-                rc = KILN_EXIT_FAIL;
-                break;
-            }
-            text[n] = 0;
             if (kiln_db_import(db, text, &e)) {
                 kiln_err_wrap(&e, "%s", files[f]);
                 rc = fail(&e);

@@ -38,7 +38,7 @@ int cmd_report(int argc, char **argv)
     }
     kiln_err e = {0};
     kiln_db *db;
-    if (kiln_db_open(&db, db_path, &e)) {
+    if (kiln_db_open_readonly(&db, db_path, &e)) {
         fprintf(stderr, "kiln report: %s\n", e.msg);
         return kiln_exit_code(e.code);
     }
