@@ -6,21 +6,9 @@
 
 #include "db/db.h"
 #include "kernels/kernel.h"
+#include "src/args.h"
 #include "src/commands.h"
 #include "util/file.h"
-
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: kiln db [--db PATH] <command>\n"
-               "  show [--json]                         sessions, winners, per-device summary\n"
-               "  best --kernel K --shape KEY [--device SPEC] [--json]\n"
-               "                                        the config a consumer gets, and the level matched\n"
-               "  export [-o FILE]                      every table as JSON (stdout by default)\n"
-               "  import FILE                           add an export (idempotent)\n"
-               "  merge OTHER.db...                     merge databases from other devices (no duplicates)\n"
-               "  diff A.db B.db                        winners that differ between two databases\n"
-               "  prune [--older-than DAYS] [--keep K]  drop old or slow trials (winners' trials stay)\n");
-}
 
 static int fail(kiln_err *e)
 {
@@ -167,10 +155,8 @@ out:
 static int best(kiln_db *db, const char *kernel, const char *shape, const char *device, int json)
 {
     const kiln_kernel *k = kiln_kernel_find(kernel);
-    if (!k || !shape) {
-        fprintf(stderr, "kiln db best: --kernel NAME and --shape KEY are required (keys as in `kiln db show`)\n");
-        return KILN_EXIT_USAGE;
-    }
+    if (!k)
+        return kiln_args_usage_error("kiln db best", "unknown kernel '%s' (kiln check --list)", kernel);
     kiln_err e = {0};
     kiln_device *d;
     if (kiln_device_select(device ? device : "cpu", &d, &e))
@@ -283,6 +269,38 @@ static int diff(const char *a_path, const char *b_path)
     return 0;
 }
 
+typedef struct sub_cmd {
+    const char *name, *usage;
+    int min_files, max_files; /* operands */
+    const char *opts;         /* which options: j=--json k=--kernel s=--shape d=--device o=-o t=--older-than K=--keep */
+} sub_cmd;
+
+static const sub_cmd subs[] = {
+    {"show", "usage: kiln db [--db PATH] show [--json]\n  sessions, winners, per-device summary (read-only)\n", 0, 0, "j"},
+    {"best", "usage: kiln db [--db PATH] best --kernel K --shape KEY [--device SPEC] [--json]\n"
+             "  the config a consumer gets, and the level matched (read-only)\n", 0, 0, "jksd"},
+    {"export", "usage: kiln db [--db PATH] export [-o FILE]\n  every table as JSON (stdout by default; read-only)\n", 0,
+     0, "o"},
+    {"import", "usage: kiln db [--db PATH] import FILE...\n"
+               "  add exports (idempotent; only the tables' own columns; each file one transaction;\n"
+               "  /dev/stdin reads a pipe)\n", 1, 32, ""},
+    {"merge", "usage: kiln db [--db PATH] merge OTHER.db...\n"
+              "  merge databases from other devices (no duplicates; the others are only read)\n", 1, 32, ""},
+    {"diff", "usage: kiln db diff A.db B.db\n  winners that differ between two databases (both read-only)\n", 2, 2, ""},
+    {"prune", "usage: kiln db [--db PATH] prune [--older-than DAYS] [--keep K]\n"
+              "  drop old or slow trials (winners' trials stay)\n", 0, 0, "tK"},
+};
+#define N_SUBS ((int)(sizeof subs / sizeof subs[0]))
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: kiln db [--db PATH] <command> [options]   (kiln db <command> --help for its options)\n");
+    for (int i = 0; i < N_SUBS; i++)
+        fprintf(f, "%s", strchr(subs[i].usage, ' ') + 1);
+    fprintf(f, "exit: 0 ok, 1 failed (a damaged database, another program's file, a bad import), 2 usage,\n"
+               "3 database or file unavailable\n");
+}
+
 int cmd_db(int argc, char **argv)
 {
     const char *path = NULL;
@@ -300,33 +318,55 @@ int cmd_db(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    if (!strcmp(sub, "diff")) {
-        if (argc - i != 2) {
-            usage(stderr);
-            return KILN_EXIT_USAGE;
-        }
-        return diff(argv[i], argv[i + 1]);
+    const sub_cmd *sc = NULL;
+    for (int k = 0; k < N_SUBS; k++)
+        if (!strcmp(sub, subs[k].name))
+            sc = &subs[k];
+    if (!sc) {
+        fprintf(stderr, "kiln db: unknown command '%s'\n", sub);
+        usage(stderr);
+        return KILN_EXIT_USAGE;
     }
     const char *kernel = NULL, *shape = NULL, *device = NULL, *out = NULL;
     int json = 0, days = 0, keep = 0;
+    const kiln_opt all[] = {
+        {"--json", NULL, KILN_OPT_FLAG, &json, .help = "JSON on stdout"},
+        {"--kernel", NULL, KILN_OPT_STR, &kernel, .arg = "K", .help = "kernel name (kiln check --list)"},
+        {"--shape", NULL, KILN_OPT_STR, &shape, .arg = "KEY", .help = "shape key as in `kiln db show` (m4096.k4096.q4_0.g32)"},
+        {"--device", NULL, KILN_OPT_STR, &device, .arg = "SPEC", .help = "the device to look up for (default cpu)"},
+        {"--output", "-o", KILN_OPT_STR, &out, .arg = "FILE", .help = "write to FILE instead of stdout"},
+        {"--older-than", NULL, KILN_OPT_INT, &days, 1, 1000000, .arg = "DAYS",
+         .help = "delete trials of ended sessions older than DAYS"},
+        {"--keep", NULL, KILN_OPT_INT, &keep, 1, 1000000, .arg = "K",
+         .help = "keep only the K fastest trials per device x kernel x shape"},
+    };
+    static const char letters[] = "jksdotK";
+    kiln_opt mine[10];
+    int n = 0;
+    for (int k = 0; k < 7; k++)
+        if (strchr(sc->opts, letters[k]))
+            mine[n++] = all[k];
+    if (strcmp(sub, "diff"))
+        mine[n++] = (kiln_opt){"--db", NULL, KILN_OPT_STR, &path, .arg = "PATH",
+                               .help = "the database (default $KILN_DB or ~/.local/share/kiln/kiln.db)"};
+    mine[n] = (kiln_opt){0};
+    const kiln_opt *tables[] = {mine, NULL};
     const char *files[32];
     int n_files = 0;
-    for (; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--json")) json = 1;
-        else if (!strcmp(a, "--db") && v) { path = v; i++; }
-        else if (!strcmp(a, "--kernel") && v) { kernel = v; i++; }
-        else if (!strcmp(a, "--shape") && v) { shape = v; i++; }
-        else if (!strcmp(a, "--device") && v) { device = v; i++; }
-        else if (!strcmp(a, "-o") && v) { out = v; i++; }
-        else if (!strcmp(a, "--older-than") && v) { days = atoi(v); i++; }
-        else if (!strcmp(a, "--keep") && v) { keep = atoi(v); i++; }
-        else if (a[0] != '-' && n_files < 32) files[n_files++] = a;
-        else {
-            fprintf(stderr, "kiln db %s: unknown option '%s'\n", sub, a);
-            return KILN_EXIT_USAGE;
-        }
-    }
+    char cmd[32];
+    snprintf(cmd, sizeof cmd, "kiln db %s", sub);
+    int prc = kiln_args_parse(cmd, sc->usage, tables, argc, argv, i, sc->max_files ? files : NULL, sc->max_files,
+                              &n_files);
+    if (prc)
+        return prc == KILN_ARGS_HELP ? KILN_EXIT_OK : prc;
+    if (n_files < sc->min_files)
+        return kiln_args_usage_error(cmd, "needs %s", sc->min_files == 2 ? "two databases" : "at least one file");
+    if (!strcmp(sub, "diff"))
+        return diff(files[0], files[1]);
+    if (!strcmp(sub, "prune") && !days && !keep)
+        return kiln_args_usage_error(cmd, "give --older-than DAYS and/or --keep K");
+    if (!strcmp(sub, "best") && (!kernel || !shape))
+        return kiln_args_usage_error(cmd, "--kernel NAME and --shape KEY are required (keys as in `kiln db show`)");
     kiln_err e = {0};
     kiln_db *db;
     /* show, best and export only read: read-only, never created */
@@ -364,24 +404,13 @@ int cmd_db(int argc, char **argv)
             }
             free(text);
         }
-        if (!n_files) {
-            usage(stderr);
-            rc = KILN_EXIT_USAGE;
-        }
     } else if (!strcmp(sub, "merge")) {
         for (int f = 0; f < n_files && !rc; f++)
             if (kiln_db_merge(db, files[f], &e))
                 rc = fail(&e);
-        if (!n_files) {
-            usage(stderr);
-            rc = KILN_EXIT_USAGE;
-        }
     } else if (!strcmp(sub, "prune")) {
         int deleted = 0;
-        if (!days && !keep) {
-            fprintf(stderr, "kiln db prune: give --older-than DAYS and/or --keep K\n");
-            rc = KILN_EXIT_USAGE;
-        } else if (kiln_db_prune(db, days, keep, &deleted, &e))
+        if (kiln_db_prune(db, days, keep, &deleted, &e))
             rc = fail(&e);
         else
             printf("pruned %d trial(s)\n", deleted);
