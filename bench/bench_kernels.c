@@ -47,7 +47,7 @@ static int collect(const kiln_kbench_opts *o, job *jobs, int *n, char *subject, 
             for (int j = 0; j < o->n_shapes && ns < 64; j++) {
                 if (k->shapes(KILN_SHAPES_TUNE, &sh[ns], 1) < 1)
                     memset(&sh[ns], 0, sizeof sh[ns]);
-                if (kiln_shape_parse(o->shapes[j], &sh[ns], e))
+                if (kiln_shape_parse_for(k, o->shapes[j], &sh[ns], e))
                     return KILN_E_INVALID;
                 ns++;
             }

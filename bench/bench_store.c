@@ -2,6 +2,7 @@
  * bench_results; the tables themselves (schema, merge, export of the whole
  * database) belong to db/. */
 #include "bench/bench_store.h"
+#include "util/file.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -414,26 +415,8 @@ char *kiln_bench_export_json(kiln_db *db, const int64_t *run_ids, int n_runs, ki
     return out;
 }
 
-static int slurp(const char *path, char **out, kiln_err *e)
-{
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return kiln_fail(e, KILN_E_IO, "%s: cannot open: %m", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        fclose(f);
-        return kiln_fail(e, KILN_E_IO, "%s: cannot read", path);
-    }
-    buf[n] = 0;
-    fclose(f);
-    *out = buf;
-    return 0;
-}
+/* the whole file, pipes included (util/file.h) */
+static int slurp(const char *path, char **out, kiln_err *e) { return kiln_read_file(path, (size_t)1 << 30, out, NULL, e); }
 
 static const char *jstr(const cJSON *o, const char *k)
 {

@@ -117,18 +117,66 @@ static int mkdirs_for(const char *path)
     return mkdir(dir, 0755) && errno != EEXIST ? -1 : 0;
 }
 
-static int migrate(kiln_db *db, kiln_err *e)
+/* The file's schema version (PRAGMA user_version), every step checked: a
+ * file that is not a database fails here, before anything is written. */
+static int read_version(kiln_db *db, int *version, kiln_err *e)
 {
     sqlite3_stmt *st;
-    int version = 0;
+    *version = 0;
     if (sqlite3_prepare_v2(db->h, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
         return db_fail(db, e, "reading the schema version (is this a SQLite database?)");
-    if (sqlite3_step(st) == SQLITE_ROW)
-        version = sqlite3_column_int(st, 0);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW)
+        *version = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
+    return r == SQLITE_ROW ? 0 : db_fail(db, e, "reading the schema version (is this a SQLite database?)");
+}
+
+/* Count of rows `sql` answers (one integer), or < 0 on error. */
+static int count_of(kiln_db *db, const char *sql)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* Is this file ours? Version 0 is a new file only when it holds nothing
+ * (another program's SQLite file must never gain Kiln's tables); versions
+ * 1..current must hold Kiln's tables; anything else is refused. */
+static int check_kiln_file(kiln_db *db, int version, kiln_err *e)
+{
+    if (version < 0)
+        return kiln_fail(e, KILN_E_DB, "%s: schema version %d is not a kiln schema version (0..%d)", db->path, version,
+                         KILN_DB_SCHEMA_VERSION);
     if (version > KILN_DB_SCHEMA_VERSION)
         return kiln_fail(e, KILN_E_DB, "%s: schema version %d is newer than this kiln understands (%d); upgrade kiln",
                          db->path, version, KILN_DB_SCHEMA_VERSION);
+    if (version == 0) {
+        int n = count_of(db, "SELECT COUNT(*) FROM sqlite_master");
+        if (n < 0)
+            return db_fail(db, e, "reading the schema (is this a SQLite database?)");
+        if (n > 0)
+            return kiln_fail(e, KILN_E_DB,
+                             "%s: not a kiln database: it holds %d table(s)/index(es) of another program and no kiln "
+                             "schema version; refusing to touch it",
+                             db->path, n);
+        return 0;
+    }
+    int n = count_of(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('devices', 'kernels',"
+                         " 'sessions', 'trials', 'winners', 'bench_runs', 'bench_results')");
+    if (n < 0)
+        return db_fail(db, e, "reading the schema");
+    if (n != 7)
+        return kiln_fail(e, KILN_E_DB, "%s: not a kiln database: schema version %d but %d of kiln's 7 tables", db->path,
+                         version, n);
+    return 0;
+}
+
+static int migrate(kiln_db *db, int version, kiln_err *e)
+{
     for (int v = version; v < N_MIGRATIONS; v++) {
         int rc = db_begin(db, e);
         if (rc)
@@ -146,31 +194,47 @@ static int migrate(kiln_db *db, kiln_err *e)
     return 0;
 }
 
-int kiln_db_open(kiln_db **out, const char *path, kiln_err *e)
+static int db_new(kiln_db **out, const char *path, kiln_err *e)
 {
-    *out = NULL;
     kiln_db *db = calloc(1, sizeof *db);
+    *out = db;
     if (!db)
         return kiln_fail(e, KILN_E_NOMEM, "db: no memory");
     if (path)
         snprintf(db->path, sizeof db->path, "%s", path);
     else if (kiln_db_default_path(db->path, sizeof db->path)) {
         free(db);
+        *out = NULL;
         return kiln_fail(e, KILN_E_DB, "db: no --db, no $KILN_DB and no $HOME");
     }
+    return 0;
+}
+
+int kiln_db_open(kiln_db **out, const char *path, kiln_err *e)
+{
+    *out = NULL;
+    kiln_db *db;
+    int rc = db_new(&db, path, e);
+    if (rc)
+        return rc;
     if (mkdirs_for(db->path)) {
-        int rc = kiln_fail(e, KILN_E_IO, "%s: cannot create its directory: %s", db->path, strerror(errno));
+        rc = kiln_fail(e, KILN_E_IO, "%s: cannot create its directory: %s", db->path, strerror(errno));
         free(db);
         return rc;
     }
     if (sqlite3_open_v2(db->path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) !=
         SQLITE_OK) {
-        int rc = db_fail(db, e, "opening");
+        rc = db_fail(db, e, "opening");
         kiln_db_close(db);
         return rc;
     }
     sqlite3_busy_timeout(db->h, 10000);
-    int rc = 0;
+    /* what the file is, before anything is written to it */
+    int version;
+    if ((rc = read_version(db, &version, e)) || (rc = check_kiln_file(db, version, e))) {
+        kiln_db_close(db);
+        return rc;
+    }
     /* journal_mode answers a row; read it so a non-database file fails here */
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db->h, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK ||
@@ -182,9 +246,95 @@ int kiln_db_open(kiln_db **out, const char *path, kiln_err *e)
     }
     sqlite3_finalize(st);
     if ((rc = db_exec(db, "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;", "setting pragmas", e)) ||
-        (rc = migrate(db, e))) {
+        (rc = migrate(db, version, e))) {
         kiln_db_close(db);
         return rc;
+    }
+    *out = db;
+    return 0;
+}
+
+/* "file:" URI of path with immutable=1 (percent-encoding what a URI
+ * reserves), for a WAL file in a directory nobody may write. */
+static void immutable_uri(const char *path, char *out, size_t n)
+{
+    size_t o = (size_t)snprintf(out, n, "file:");
+    for (const unsigned char *p = (const unsigned char *)path; *p && o + 4 < n; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("/-_.~", *p))
+            out[o++] = (char)*p;
+        else
+            o += (size_t)snprintf(out + o, n - o, "%%%02X", *p);
+    }
+    snprintf(out + o, n - o, "?immutable=1");
+}
+
+int kiln_db_open_readonly(kiln_db **out, const char *path, kiln_err *e)
+{
+    *out = NULL;
+    kiln_db *db;
+    int rc = db_new(&db, path, e);
+    if (rc)
+        return rc;
+    struct stat sb;
+    if (stat(db->path, &sb))
+        rc = kiln_fail(e, KILN_E_IO, "%s: %s (reading never creates a database)", db->path, strerror(errno));
+    else if (!S_ISREG(sb.st_mode))
+        rc = kiln_fail(e, KILN_E_IO, "%s: not a regular file", db->path);
+    if (rc) {
+        free(db);
+        return rc;
+    }
+    int version = 0;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        char uri[2200];
+        if (attempt)
+            immutable_uri(db->path, uri, sizeof uri);
+        if (sqlite3_open_v2(attempt ? uri : db->path, &db->h,
+                            SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX | (attempt ? SQLITE_OPEN_URI : 0),
+                            NULL) != SQLITE_OK) {
+            rc = db_fail(db, e, "opening read-only");
+            kiln_db_close(db);
+            return rc;
+        }
+        sqlite3_busy_timeout(db->h, 10000);
+        kiln_err first = {0};
+        if (!read_version(db, &version, &first))
+            break;
+        /* A WAL file needs its -shm beside it; where it is missing and the
+         * directory is read-only (a release image), nobody can be writing
+         * it: read it as immutable. */
+        int ext = sqlite3_extended_errcode(db->h);
+        sqlite3_close(db->h);
+        db->h = NULL;
+        if (attempt || (ext != SQLITE_CANTOPEN && (ext & 0xff) != SQLITE_READONLY && (ext & 0xff) != SQLITE_CANTOPEN)) {
+            if (e)
+                *e = first;
+            free(db);
+            return first.code;
+        }
+    }
+    if ((rc = check_kiln_file(db, version, e))) {
+        kiln_db_close(db);
+        return rc;
+    }
+    if (version == 0) {
+        rc = kiln_fail(e, KILN_E_DB, "%s: not a kiln database (empty: no schema)", db->path);
+        kiln_db_close(db);
+        return rc;
+    }
+    if (version < KILN_DB_SCHEMA_VERSION) {
+        /* an older kiln file: migrate it once through a writing open (a
+         * read-only file cannot be, and says so) */
+        char p[sizeof db->path];
+        memcpy(p, db->path, sizeof p);
+        kiln_db_close(db);
+        kiln_db *w;
+        if ((rc = kiln_db_open(&w, p, e))) {
+            kiln_err_wrap(e, "schema version %d needs migrating to %d", version, KILN_DB_SCHEMA_VERSION);
+            return rc;
+        }
+        kiln_db_close(w);
+        return kiln_db_open_readonly(out, p, e);
     }
     *out = db;
     return 0;

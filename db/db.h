@@ -20,8 +20,18 @@
 
 typedef struct kiln_db kiln_db;
 
-/* path NULL: $KILN_DB, else ~/.local/share/kiln/kiln.db (directory created). */
+/* path NULL: $KILN_DB, else ~/.local/share/kiln/kiln.db (directory and
+ * file created). Another program's SQLite file (tables but no kiln schema
+ * version) and a schema version out of 0..KILN_DB_SCHEMA_VERSION are refused
+ * before anything is written. */
 int kiln_db_open(kiln_db **out, const char *path, kiln_err *e);
+/* For commands that only read (show, best, export, diff, merge sources,
+ * the engine's lookups): the file must exist and be a kiln database; it is
+ * opened SQLITE_OPEN_READONLY (a WAL file in an unwritable directory as
+ * immutable), so a read-only file or image works and nothing is ever
+ * created or written. The one exception: an older kiln schema is migrated
+ * first when the file is writable (else refused with a message). */
+int kiln_db_open_readonly(kiln_db **out, const char *path, kiln_err *e);
 void kiln_db_close(kiln_db *db);
 const char *kiln_db_path(const kiln_db *db);
 sqlite3 *kiln_db_handle(kiln_db *db);

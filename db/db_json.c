@@ -3,6 +3,7 @@
  * session/bench-run uuid, trial (session, kernel, shape, config)), and merge
  * another database through the same path. */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,21 +133,75 @@ static idmap *fk_map(import_ctx *c, const char *col)
     return NULL;
 }
 
-/* INSERT (OR IGNORE / upsert) of one exported row with its foreign keys
- * remapped; returns the row's id in this db via `key_sql` (natural key). */
-static int insert_row(import_ctx *c, const char *table, cJSON *row, const char *conflict, const char *key_sql,
-                      const char *const *key_cols, idmap *map, kiln_err *e)
+/* A JSON number as an exact int64 (ids, counts): finite, whole, in range;
+ * a cast of anything else is undefined behaviour. */
+static int json_int64(const cJSON *f, int64_t *out)
 {
-    char cols[1024] = "", marks[512] = "";
-    int n = 0;
+    if (!cJSON_IsNumber(f))
+        return -1;
+    double v = f->valuedouble;
+    if (!isfinite(v) || v != floor(v) || v < -9.2e18 || v > 9.2e18)
+        return -1;
+    *out = (int64_t)v;
+    return 0;
+}
+
+/* The columns of `table` in this database (names from our own schema, never
+ * from the input): the only names an imported row may use. */
+typedef struct columns {
+    char name[32][32];
+    int n;
+} columns;
+
+static int table_columns(kiln_db *db, const char *table, columns *c, kiln_err *e)
+{
+    sqlite3_stmt *st;
+    char sql[96];
+    snprintf(sql, sizeof sql, "PRAGMA table_info(%s)", table);
+    c->n = 0;
+    if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK)
+        return db_fail(db, e, "importing: reading the table's columns");
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW && c->n < 32)
+        snprintf(c->name[c->n++], sizeof c->name[0], "%s", (const char *)sqlite3_column_text(st, 1));
+    sqlite3_finalize(st);
+    return r == SQLITE_DONE || r == SQLITE_ROW ? 0 : db_fail(db, e, "importing: reading the table's columns");
+}
+
+static int column_index(const columns *c, const char *name)
+{
+    for (int i = 0; i < c->n; i++)
+        if (!strcmp(c->name[i], name))
+            return i;
+    return -1;
+}
+
+/* INSERT (OR IGNORE / upsert) of one exported row with its foreign keys
+ * remapped; returns the row's id in this db via `key_sql` (natural key).
+ * Every key must name a column of the table here (the SQL is built from our
+ * names, each key at most once) and every value is bound: an input can
+ * never change the statement. */
+static int insert_row(import_ctx *c, const char *table, const columns *tc, cJSON *row, const char *conflict,
+                      const char *key_sql, const char *const *key_cols, idmap *map, kiln_err *e)
+{
+    char cols[1200] = "", marks[512] = "";
+    int n = 0, used[32] = {0};
     for (cJSON *f = row->child; f; f = f->next) {
+        int ci = f->string ? column_index(tc, f->string) : -1;
+        if (ci < 0)
+            return kiln_fail(e, KILN_E_FORMAT, "import: a '%s' row has the unknown column '%.64s' (columns: see "
+                             "`kiln db export`)", table, f->string ? f->string : "");
+        if (used[ci]++)
+            return kiln_fail(e, KILN_E_FORMAT, "import: a '%s' row gives column '%s' twice", table, tc->name[ci]);
         if (!strcmp(f->string, "id"))
             continue;
         size_t cl = strlen(cols), ml = strlen(marks);
-        snprintf(cols + cl, sizeof cols - cl, "%s%s", n ? "," : "", f->string);
+        snprintf(cols + cl, sizeof cols - cl, "%s\"%s\"", n ? "," : "", tc->name[ci]);
         snprintf(marks + ml, sizeof marks - ml, "%s?%d", n ? "," : "", n + 1);
         n++;
     }
+    if (!n)
+        return kiln_fail(e, KILN_E_FORMAT, "import: a '%s' row has no columns", table);
     char sql[2048];
     snprintf(sql, sizeof sql, "INSERT INTO %s(%s) VALUES(%s) %s", table, cols, marks, conflict);
     sqlite3_stmt *st;
@@ -157,24 +212,28 @@ static int insert_row(import_ctx *c, const char *table, cJSON *row, const char *
         if (!strcmp(f->string, "id"))
             continue;
         idmap *m = fk_map(c, f->string);
-        if (cJSON_IsNull(f) || (m && cJSON_IsNumber(f) && map_get(m, (int64_t)f->valuedouble) < 0 &&
-                                !strcmp(f->string, "trial_id")))
+        int64_t iv = 0;
+        int is_int = json_int64(f, &iv) == 0;
+        if (m && !cJSON_IsNull(f) && !is_int) {
+            sqlite3_finalize(st);
+            return kiln_fail(e, KILN_E_FORMAT, "import: %s.%s is not an id", table, f->string);
+        }
+        if (cJSON_IsNull(f) || (m && map_get(m, iv) < 0 && !strcmp(f->string, "trial_id")))
             sqlite3_bind_null(st, i);
-        else if (m && cJSON_IsNumber(f)) {
-            int64_t to = map_get(m, (int64_t)f->valuedouble);
+        else if (m) {
+            int64_t to = map_get(m, iv);
             if (to < 0) {
                 sqlite3_finalize(st);
                 return kiln_fail(e, KILN_E_FORMAT, "import: %s row refers to unknown %s %lld", table, f->string,
-                                 (long long)f->valuedouble);
+                                 (long long)iv);
             }
             sqlite3_bind_int64(st, i, to);
         } else if (cJSON_IsNumber(f)) {
-            double v = f->valuedouble;
-            if (v == (double)(int64_t)v && strcmp(f->string, "median_ns") && strcmp(f->string, "copy_gbps") &&
+            if (is_int && strcmp(f->string, "median_ns") && strcmp(f->string, "copy_gbps") &&
                 strcmp(f->string, "read_gbps"))
-                sqlite3_bind_int64(st, i, (int64_t)v);
+                sqlite3_bind_int64(st, i, iv);
             else
-                sqlite3_bind_double(st, i, v);
+                sqlite3_bind_double(st, i, f->valuedouble);
         } else if (cJSON_IsString(f)) {
             sqlite3_bind_text(st, i, f->valuestring, -1, SQLITE_TRANSIENT);
         } else {
@@ -195,21 +254,24 @@ static int insert_row(import_ctx *c, const char *table, cJSON *row, const char *
     for (int k = 0; key_cols[k]; k++) {
         cJSON *f = cJSON_GetObjectItemCaseSensitive(row, key_cols[k]);
         idmap *m = fk_map(c, key_cols[k]);
-        if (m && cJSON_IsNumber(f))
-            sqlite3_bind_int64(st, k + 1, map_get(m, (int64_t)f->valuedouble));
+        int64_t iv;
+        if (m && !json_int64(f, &iv))
+            sqlite3_bind_int64(st, k + 1, map_get(m, iv));
         else if (cJSON_IsString(f))
             sqlite3_bind_text(st, k + 1, f->valuestring, -1, SQLITE_TRANSIENT);
         else
             sqlite3_bind_null(st, k + 1);
     }
-    int64_t id = -1;
-    if (sqlite3_step(st) == SQLITE_ROW)
+    int64_t id = -1, old;
+    r = sqlite3_step(st);
+    if (r == SQLITE_ROW)
         id = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    cJSON *old = cJSON_GetObjectItemCaseSensitive(row, "id");
-    if (id < 0 || !cJSON_IsNumber(old))
+    if (r != SQLITE_ROW && r != SQLITE_DONE)
+        return db_fail(c->db, e, "importing: natural key");
+    if (id < 0 || json_int64(cJSON_GetObjectItemCaseSensitive(row, "id"), &old))
         return kiln_fail(e, KILN_E_FORMAT, "import: a %s row has no id or could not be found after insert", table);
-    return map_put(map, (int64_t)old->valuedouble, id) ? kiln_fail(e, KILN_E_NOMEM, "import: no memory") : 0;
+    return map_put(map, old, id) ? kiln_fail(e, KILN_E_NOMEM, "import: no memory") : 0;
 }
 
 int kiln_db_import(kiln_db *db, const char *json, kiln_err *e)
@@ -219,8 +281,21 @@ int kiln_db_import(kiln_db *db, const char *json, kiln_err *e)
         cJSON_Delete(root);
         return kiln_fail(e, KILN_E_FORMAT, "import: not a JSON object (expected a `kiln db export` document)");
     }
+    /* only the known top-level keys: a typo'd table name is an error, not
+     * silently nothing imported */
+    for (cJSON *k = root->child; k; k = k->next) {
+        int known = !strcmp(k->string, "kiln_db_schema");
+        for (int t = 0; t < N_TABLES && !known; t++)
+            known = !strcmp(k->string, tables[t]);
+        if (!known) {
+            int rc = kiln_fail(e, KILN_E_FORMAT, "import: unknown key '%.64s' (expected kiln_db_schema and tables)",
+                               k->string);
+            cJSON_Delete(root);
+            return rc;
+        }
+    }
     cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "kiln_db_schema");
-    if (!cJSON_IsNumber(ver) || ver->valueint > KILN_DB_SCHEMA_VERSION) {
+    if (!cJSON_IsNumber(ver) || ver->valuedouble < 1 || ver->valuedouble > KILN_DB_SCHEMA_VERSION) {
         cJSON_Delete(root);
         return kiln_fail(e, KILN_E_FORMAT, "import: missing or newer kiln_db_schema");
     }
@@ -260,13 +335,16 @@ int kiln_db_import(kiln_db *db, const char *json, kiln_err *e)
             rc = kiln_fail(e, KILN_E_FORMAT, "import: '%s' is not an array", steps[t].table);
             break;
         }
+        columns tc;
+        if ((rc = table_columns(db, steps[t].table, &tc, e)))
+            break;
         cJSON_ArrayForEach(row, arr)
         {
             if (!cJSON_IsObject(row)) {
                 rc = kiln_fail(e, KILN_E_FORMAT, "import: a '%s' entry is not an object", steps[t].table);
                 break;
             }
-            if ((rc = insert_row(&c, steps[t].table, row, steps[t].conflict, steps[t].key_sql, steps[t].keys,
+            if ((rc = insert_row(&c, steps[t].table, &tc, row, steps[t].conflict, steps[t].key_sql, steps[t].keys,
                                  steps[t].map, e)))
                 break;
         }
@@ -286,10 +364,15 @@ int kiln_db_import(kiln_db *db, const char *json, kiln_err *e)
 
 int kiln_db_merge(kiln_db *db, const char *other_path, kiln_err *e)
 {
+    /* the other file is only read: a missing path is an error (never an
+     * empty database created there), and its rows go through the same
+     * import as a JSON file (known columns, bound values, one transaction) */
     kiln_db *other;
-    int rc = kiln_db_open(&other, other_path, e);
-    if (rc)
+    int rc = kiln_db_open_readonly(&other, other_path, e);
+    if (rc) {
+        kiln_err_wrap(e, "merging %s", other_path);
         return rc;
+    }
     char *json;
     rc = export_json(other, &json, e);
     kiln_db_close(other);

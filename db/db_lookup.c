@@ -51,38 +51,49 @@ typedef struct candidate {
     double ns;
 } candidate;
 
-/* Winners for kernel `name` whose device matches `where` (a SQL condition
- * on d.*, bound to ?2..?4). */
-static int query(kiln_db *db, const char *where, const char *kernel, const char *p2, const char *p3, const char *p4,
-                 candidate *out, int max)
+static void read_candidate(sqlite3_stmt *st, candidate *c)
+{
+    const unsigned char *t;
+    snprintf(c->config, sizeof c->config, "%s", (t = sqlite3_column_text(st, 0)) ? (const char *)t : "");
+    snprintf(c->shape, sizeof c->shape, "%s", (t = sqlite3_column_text(st, 1)) ? (const char *)t : "");
+    snprintf(c->device, sizeof c->device, "%s", (t = sqlite3_column_text(st, 2)) ? (const char *)t : "");
+    snprintf(c->hash, sizeof c->hash, "%s", (t = sqlite3_column_text(st, 3)) ? (const char *)t : "");
+    c->ns = sqlite3_column_double(st, 4);
+}
+
+/* Prepares the winners of kernel ?1 on devices matching `where` (a SQL
+ * condition on d.*, bound to ?2..?4) and `filter` (on w.* and k.*, bound to
+ * ?5..?6), fastest first. The filtering is SQL's: no row cap anywhere. */
+static int prepare(kiln_db *db, const char *where, const char *filter, const char *kernel, const char *p2,
+                   const char *p3, const char *p4, const char *p5, const char *p6, sqlite3_stmt **st)
 {
     char sql[1024];
     snprintf(sql, sizeof sql,
              "SELECT w.config_json, w.shape_key, d.name || ' (' || d.driver_version || ')', k.source_hash,"
              " w.median_ns FROM winners w JOIN devices d ON d.id = w.device_id JOIN kernels k ON k.id = w.kernel_id"
-             " WHERE k.name = ?1 AND %s ORDER BY w.median_ns",
-             where);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK)
+             " WHERE k.name = ?1 AND %s AND %s ORDER BY w.median_ns",
+             where, filter);
+    if (sqlite3_prepare_v2(db->h, sql, -1, st, NULL) != SQLITE_OK)
         return -1;
-    sqlite3_bind_text(st, 1, kernel, -1, SQLITE_TRANSIENT);
-    if (p2)
-        sqlite3_bind_text(st, 2, p2, -1, SQLITE_TRANSIENT);
-    if (p3)
-        sqlite3_bind_text(st, 3, p3, -1, SQLITE_TRANSIENT);
-    if (p4)
-        sqlite3_bind_text(st, 4, p4, -1, SQLITE_TRANSIENT);
-    int n = 0;
-    while (n < max && sqlite3_step(st) == SQLITE_ROW) {
-        candidate *c = &out[n++];
-        snprintf(c->config, sizeof c->config, "%s", (const char *)sqlite3_column_text(st, 0));
-        snprintf(c->shape, sizeof c->shape, "%s", (const char *)sqlite3_column_text(st, 1));
-        snprintf(c->device, sizeof c->device, "%s", (const char *)sqlite3_column_text(st, 2));
-        snprintf(c->hash, sizeof c->hash, "%s", (const char *)sqlite3_column_text(st, 3));
-        c->ns = sqlite3_column_double(st, 4);
-    }
+    const char *p[6] = {kernel, p2, p3, p4, p5, p6};
+    for (int i = 0; i < 6; i++)
+        if (p[i])
+            sqlite3_bind_text(*st, i + 1, p[i], -1, SQLITE_TRANSIENT);
+    return 0;
+}
+
+/* The first row of the query into *c: 1 found, 0 none, -1 error. */
+static int first_row(kiln_db *db, const char *where, const char *filter, const char *kernel, const char *p2,
+                     const char *p3, const char *p4, const char *p5, const char *p6, candidate *c)
+{
+    sqlite3_stmt *st;
+    if (prepare(db, where, filter, kernel, p2, p3, p4, p5, p6, &st))
+        return -1;
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW)
+        read_candidate(st, c);
     sqlite3_finalize(st);
-    return n;
+    return r == SQLITE_ROW ? 1 : r == SQLITE_DONE ? 0 : -1;
 }
 
 static int take(kiln_db_match *m, const candidate *c, int level)
@@ -104,9 +115,6 @@ int kiln_db_lookup(kiln_db *db, const kiln_fingerprint *fp, const char *kernel, 
     kiln_fingerprint_key(fp, key, sizeof key);
     snprintf(arch, sizeof arch, "%s", fp->arch);
     const char *backend = kiln_backend_name(fp->backend);
-    candidate *c = malloc(256 * sizeof *c);
-    if (!c)
-        return kiln_fail(e, KILN_E_NOMEM, "db lookup: no memory");
     struct {
         int level;
         const char *where;
@@ -116,41 +124,51 @@ int kiln_db_lookup(kiln_db *db, const kiln_fingerprint *fp, const char *kernel, 
         {KILN_MATCH_DEVICE, "d.backend = ?2 AND d.vendor = ?3 AND d.name = ?4", backend, fp->vendor, fp->name},
         {KILN_MATCH_ARCH, "d.backend = ?2 AND d.vendor = ?3 AND d.arch = ?4", backend, fp->vendor, arch},
     };
+    candidate c;
     for (int l = 0; l < 3; l++) {
-        int n = query(db, levels[l].where, kernel, levels[l].p2, levels[l].p3, levels[l].p4, c, 256);
-        if (n < 0) {
-            free(c);
+        int r = first_row(db, levels[l].where, "w.shape_key = ?5 AND k.source_hash = ?6", kernel, levels[l].p2,
+                          levels[l].p3, levels[l].p4, shape_key, hash, &c);
+        if (r < 0)
             return db_fail(db, e, "looking up a winner");
-        }
-        for (int i = 0; i < n; i++) {
-            if (strcmp(c[i].shape, shape_key))
-                continue;
-            if (strcmp(c[i].hash, hash)) {
-                m->stale = 1;
-                snprintf(m->note, sizeof m->note, "skipped a stale winner tuned on %s for kernel source %s (now %s)",
-                         c[i].device, c[i].hash, hash);
-                continue;
-            }
-            take(m, &c[i], levels[l].level);
-            free(c);
+        if (r) {
+            take(m, &c, levels[l].level);
             return 0;
         }
-    }
-    /* the nearest tuned shape on this device (any driver) */
-    int n = query(db, levels[1].where, kernel, levels[1].p2, levels[1].p3, levels[1].p4, c, 256);
-    double best = INFINITY;
-    int pick = -1;
-    for (int i = 0; i < n; i++) {
-        if (strcmp(c[i].hash, hash))
-            continue;
-        double d = shape_distance(shape_key, c[i].shape);
-        if (d < best) {
-            best = d;
-            pick = i;
+        /* a winner of this shape from another source hash: stale, never used */
+        if (!m->stale) {
+            r = first_row(db, levels[l].where, "w.shape_key = ?5 AND k.source_hash != ?6", kernel, levels[l].p2,
+                          levels[l].p3, levels[l].p4, shape_key, hash, &c);
+            if (r < 0)
+                return db_fail(db, e, "looking up a winner");
+            if (r) {
+                m->stale = 1;
+                snprintf(m->note, sizeof m->note, "skipped a stale winner tuned on %s for kernel source %s (now %s)",
+                         c.device, c.hash, hash);
+            }
         }
     }
-    if (pick >= 0)
-        take(m, &c[pick], KILN_MATCH_SHAPE);
-    free(c);
+    /* the nearest tuned shape on this device (any driver), this source only;
+     * every row is streamed (no cap), the distance is computed here */
+    sqlite3_stmt *st;
+    if (prepare(db, levels[1].where, "k.source_hash = ?6", kernel, levels[1].p2, levels[1].p3, levels[1].p4, NULL,
+                hash, &st))
+        return db_fail(db, e, "looking up the nearest shape");
+    double best = INFINITY;
+    candidate pick;
+    int r, found = 0;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        read_candidate(st, &c);
+        double d = shape_distance(shape_key, c.shape);
+        if (d < best) {
+            best = d;
+            pick = c;
+            found = 1;
+        }
+    }
+    sqlite3_finalize(st);
+    if (r != SQLITE_DONE)
+        return db_fail(db, e, "looking up the nearest shape");
+    if (found)
+        take(m, &pick, KILN_MATCH_SHAPE);
     return 0;
 }

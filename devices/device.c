@@ -77,8 +77,10 @@ int kiln_device_open(kiln_backend_kind k, int index, kiln_device **out, kiln_err
     kiln_backend_probe(k, &st);
     if (!st.available)
         return kiln_fail(e, KILN_E_UNAVAILABLE, "%s backend unavailable: %s", kiln_backend_name(k), st.reason);
+    /* a device that is not there is unavailable (exit 3), as a name that
+     * matches nothing is: the spec itself was well formed */
     if (index < 0 || index >= st.n_devices)
-        return kiln_fail(e, KILN_E_INVALID, "%s backend has %d device(s); index %d does not exist", kiln_backend_name(k),
+        return kiln_fail(e, KILN_E_UNAVAILABLE, "%s backend has %d device(s); index %d does not exist", kiln_backend_name(k),
                          st.n_devices, index);
     int rc = kiln_backend_get(k)->open(index, out, e);
     if (rc)

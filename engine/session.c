@@ -24,7 +24,9 @@ static int open_db(kiln_session *s, const kiln_session_opts *o, kiln_err *e)
         dbp = path;
     int rc;
     if (dbp && access(dbp, F_OK) == 0) {
-        if ((rc = kiln_db_open(&s->db, dbp, e))) {
+        /* lookups only: a read-only file (a release image, a shared CI
+         * cache) works, and nothing is written */
+        if ((rc = kiln_db_open_readonly(&s->db, dbp, e))) {
             kiln_err_wrap(e, "tuning database %s", dbp);
             return rc;
         }

@@ -1,5 +1,6 @@
 /* kernels/kernel.c - problem and plan helpers shared by every kernel. */
 #include "kernels/kernel.h"
+#include "util/num.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +94,65 @@ int kiln_problem_make(const kiln_kernel *k, kiln_problem *p, const kiln_shape *s
     return k->problem_class(p, s, cls, seed, e);
 }
 
+/* Sets field f of s to a value other than its current one (for the check
+ * below); 0 if f is not a field. */
+static int perturb(kiln_shape *s, const char *f)
+{
+    if (!strcmp(f, "m")) s->m = s->m * 2 + 1;
+    else if (!strcmp(f, "k")) s->k = s->k * 2 + 1;
+    else if (!strcmp(f, "n")) s->n = s->n * 2 + 1;
+    else if (!strcmp(f, "group")) s->group = s->group * 2 + 1;
+    else if (!strcmp(f, "heads")) s->heads = s->heads * 2 + 1;
+    else if (!strcmp(f, "kv_heads")) s->kv_heads = s->kv_heads * 2 + 1;
+    else if (!strcmp(f, "head_dim")) s->head_dim = s->head_dim * 2 + 1;
+    else if (!strcmp(f, "page_size")) s->page_size = s->page_size * 2 + 1;
+    else if (!strcmp(f, "ctx")) s->ctx = s->ctx * 2 + 1;
+    else if (!strcmp(f, "op")) s->op = s->op * 2 + 1;
+    else if (!strcmp(f, "ilv")) s->ilv = s->ilv * 2 + 1;
+    else if (!strcmp(f, "act")) s->act = !s->act;
+    else if (!strcmp(f, "quant")) s->quant = s->quant == KILN_Q4_0 ? KILN_Q4_1 : KILN_Q4_0;
+    else return 0;
+    return 1;
+}
+
+int kiln_shape_parse_for(const kiln_kernel *k, const char *spec, kiln_shape *s, kiln_err *e)
+{
+    int rc = kiln_shape_parse(spec, s, e);
+    if (rc)
+        return rc;
+    /* a field the kernel's shape key ignores would be tuned as something
+     * else (rmsnorm takes its row width from k, not n): refuse it */
+    char buf[512], key[256], other[256];
+    snprintf(buf, sizeof buf, "%s", spec);
+    k->shape_key(s, key, sizeof key);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        if (eq)
+            *eq = 0;
+        kiln_shape t = *s;
+        if (!perturb(&t, tok))
+            continue;
+        k->shape_key(&t, other, sizeof other);
+        if (strcmp(key, other))
+            continue;
+        static const char *const fields[] = {"m", "k", "n", "quant", "group", "heads", "kv_heads", "head_dim",
+                                             "page_size", "ctx", "op", "act", "ilv"};
+        char used[128] = "";
+        for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+            kiln_shape u = *s;
+            perturb(&u, fields[i]);
+            k->shape_key(&u, other, sizeof other);
+            if (strcmp(key, other)) {
+                size_t l = strlen(used);
+                snprintf(used + l, sizeof used - l, "%s%s", l ? " " : "", fields[i]);
+            }
+        }
+        return kiln_fail(e, KILN_E_INVALID, "shape '%s': kernel %s does not use field '%s' (its fields: %s)", spec,
+                         k->name, tok, used);
+    }
+    return 0;
+}
+
 int kiln_shape_parse(const char *spec, kiln_shape *s, kiln_err *e)
 {
     char buf[512];
@@ -119,10 +179,13 @@ int kiln_shape_parse(const char *spec, kiln_shape *s, kiln_err *e)
                 return kiln_fail(e, KILN_E_INVALID, "shape '%s': act '%s' is not f32 or q8", spec, v);
             continue;
         }
-        char *end;
-        long long n = strtoll(v, &end, 10);
-        if (*end || n < 0)
-            return kiln_fail(e, KILN_E_INVALID, "shape '%s': field '%s' needs a non-negative integer", spec, f);
+        /* whole numbers in range: 4294967328 must not wrap to group 32 */
+        int wide = !strcmp(f, "m") || !strcmp(f, "k") || !strcmp(f, "n");
+        long long n;
+        char what[96];
+        snprintf(what, sizeof what, "shape '%s': field '%s'", spec, f);
+        if (kiln_num_int(what, v, 0, wide ? (1LL << 40) : (1LL << 30), &n, e))
+            return KILN_E_INVALID;
         if (!strcmp(f, "m")) s->m = n;
         else if (!strcmp(f, "k")) s->k = n;
         else if (!strcmp(f, "n")) s->n = n;

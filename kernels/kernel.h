@@ -216,6 +216,9 @@ int kiln_problem_make(const kiln_kernel *k, kiln_problem *p, const kiln_shape *s
 /* Parses "m=4096,k=4096,quant=q4f16_1,group=32" (fields: m k n quant group
  * heads kv_heads head_dim page_size ctx op) on top of *s. */
 int kiln_shape_parse(const char *spec, kiln_shape *s, kiln_err *e);
+/* kiln_shape_parse, then every field spec names must change k's shape key
+ * (a field the kernel does not use is refused, naming it). */
+int kiln_shape_parse_for(const struct kiln_kernel *k, const char *spec, kiln_shape *s, kiln_err *e);
 
 /* Registry (kernels/registry.c). */
 int kiln_kernel_count(void);

@@ -6,7 +6,7 @@
  *   kiln bench model ...                     (src/cmd_bench_model.c)
  *   kiln bench compare RUN --baseline RUN|REF|FILE.json [--threshold 0.05] [--k 3]
  *   kiln bench list | show [RUN] | export [RUN] [-o FILE] | import FILE [--time-factor F]
- * Exit: 0 ok, 1 a kernel failed, 2 usage, 3 unavailable, 13 regression. */
+ * Exit: 0 ok, 1 a kernel failed, 2 usage, 3 unavailable, 13 regression (README documents 13). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,33 +14,10 @@
 #include "bench/bench_compare.h"
 #include "bench/bench_format.h"
 #include "bench/bench_kernels.h"
+#include "src/args.h"
 #include "src/commands.h"
 
 int kiln_cmd_bench_model(int argc, char **argv);
-
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: kiln bench <command> [options]\n"
-            "  kernels [--device D ...] [--kernel K ...] [--shape SPEC ...] [-r ROUNDS] [--format F]\n"
-            "          default vs tuned config (db lookup for the device) of each kernel x shape, interleaved,\n"
-            "          verified, with GB/s and %% of the device's copy and read bandwidth (read: the roof of\n"
-            "          a kernel that streams its inputs, as a gemv does); stored as a bench run\n"
-            "          (default: cpu, the decode kernel set at tune's Llama shapes, 5 rounds)\n"
-            "          --copies N: input copies in rotation (default: enough to exceed twice the last-level\n"
-            "          cache, timed from memory; 1: cache-hot, as test-backend-ops times)\n"
-            "  model ...                    model benchmark (pp/tg tok/s, TTFT, latency)\n"
-            "  compare RUN --baseline B [--threshold 0.05] [--k 3] [--kind kernels|model] [--format F]\n"
-            "          RUN/B: a run id (with its batch), latest, previous (B only), a git ref/commit\n"
-            "          (latest run per device at that commit), or FILE.json from `bench export`;\n"
-            "          exit 13 on a regression: a change beyond max(threshold, k x combined spread)\n"
-            "  list                         the stored runs\n"
-            "  show [RUN] [--format F]      the results of a run (default latest)\n"
-            "  export [RUN] [-o FILE]       a run as JSON (a baseline file for compare)\n"
-            "  import FILE [--time-factor F] add the runs of an export as new runs (F scales times: tests)\n"
-            "common: --db PATH (default $KILN_DB or ~/.local/share/kiln/kiln.db), --format table|md|csv|json\n"
-            "exit: 0 ok, 1 a kernel failed, 2 usage, 3 unavailable, 13 regression\n");
-}
 
 typedef struct bench_cli {
     const char *db_path, *baseline, *out, *kind;
@@ -48,68 +25,110 @@ typedef struct bench_cli {
     int n_pos;
     const char *devices[16], *kernels[32], *shapes[32];
     int n_devices, n_kernels, n_shapes;
-    int fmt, rounds, in_process, copies;
+    int fmt, rounds, in_process, copies, json;
     double threshold, k, time_factor;
 } bench_cli;
 
-static int parse(int argc, char **argv, bench_cli *c)
+typedef struct bench_sub {
+    const char *name;
+    char letter;      /* which options of parse()'s table apply */
+    int max_pos;
+    const char *usage;
+} bench_sub;
+
+static const bench_sub subs[] = {
+    {"kernels", 'K', 0,
+     "usage: kiln bench kernels [--device D ...] [--kernel K ...] [--shape SPEC ...] [-r ROUNDS] [--format F]\n"
+     "  default vs tuned config (db lookup for the device) of each kernel x shape, interleaved,\n"
+     "  verified, with GB/s and % of the device's copy and read bandwidth (read: the roof of\n"
+     "  a kernel that streams its inputs, as a gemv does); stored as a bench run\n"
+     "  (default: cpu, the decode kernel set at tune's Llama shapes, 5 rounds)\n"
+     "exit: 0 ok, 1 a kernel failed, 2 usage, 3 device or database unavailable\n"},
+    {"compare", 'C', 1,
+     "usage: kiln bench compare RUN --baseline B [--threshold 0.05] [--k 3] [--kind kernels|model] [--format F]\n"
+     "  RUN/B: a run id (with its batch), latest, previous (B only), a git ref/commit\n"
+     "  (latest run per device at that commit), or FILE.json from `bench export`\n"
+     "exit: 0 no regression, 13 a regression (a change beyond max(threshold, k x combined spread)),\n"
+     "1 failed, 2 usage, 3 database or file unavailable\n"},
+    {"list", 'L', 0, "usage: kiln bench list\n  the stored runs\nexit: 0 ok, 1 failed, 2 usage, 3 database unavailable\n"},
+    {"show", 'S', 1,
+     "usage: kiln bench show [RUN] [--format F]\n  the results of a run (default latest)\n"
+     "exit: 0 ok, 1 failed, 2 usage, 3 database unavailable\n"},
+    {"export", 'E', 1,
+     "usage: kiln bench export [RUN] [-o FILE]\n  a run as JSON (a baseline file for compare)\n"
+     "exit: 0 ok, 1 failed, 2 usage, 3 database unavailable\n"},
+    {"import", 'I', 1,
+     "usage: kiln bench import FILE [--time-factor F]\n  add the runs of an export as new runs (F scales times: tests)\n"
+     "exit: 0 ok, 1 failed, 2 usage, 3 database or file unavailable\n"},
+};
+#define N_SUBS ((int)(sizeof subs / sizeof subs[0]))
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: kiln bench <command> [options]   (kiln bench <command> --help for its options)\n");
+    for (int i = 0; i < N_SUBS; i++)
+        fprintf(f, "  %-8s %.*s\n", subs[i].name, (int)(strchr(subs[i].usage, '\n') - subs[i].usage) - 7,
+                subs[i].usage + 7);
+    fprintf(f, "  model    model benchmark (pp/tg tok/s, TTFT, latency): kiln bench model --help\n"
+               "exit: 0 ok, 1 a kernel or run failed, 2 usage, 3 unavailable, 13 a regression (compare)\n");
+}
+
+static int parse_fmt(void *dst, const char *opt, const char *v, kiln_err *e)
+{
+    return kiln_bench_fmt_parse(v, (int *)dst) ? kiln_fail(e, KILN_E_INVALID, "%s: '%s' is not table, md, csv or json",
+                                                           opt, v)
+                                               : 0;
+}
+
+static int parse(int argc, char **argv, const bench_sub *sc, bench_cli *c)
 {
     memset(c, 0, sizeof *c);
     c->threshold = 0.05;
     c->k = 3;
     c->time_factor = 1;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEED()                                                                                                       \
-    do {                                                                                                             \
-        if (!v) {                                                                                                    \
-            fprintf(stderr, "kiln bench: %s needs a value\n", a);                                                    \
-            return KILN_EXIT_USAGE;                                                                                  \
-        }                                                                                                            \
-        i++;                                                                                                         \
-    } while (0)
-        if (!strcmp(a, "--db")) { NEED(); c->db_path = v; }
-        else if (!strcmp(a, "--device")) { NEED(); if (c->n_devices < 16) c->devices[c->n_devices++] = v; }
-        else if (!strcmp(a, "--kernel")) { NEED(); if (c->n_kernels < 32) c->kernels[c->n_kernels++] = v; }
-        else if (!strcmp(a, "--shape")) { NEED(); if (c->n_shapes < 32) c->shapes[c->n_shapes++] = v; }
-        else if (!strcmp(a, "--baseline")) { NEED(); c->baseline = v; }
-        else if (!strcmp(a, "--kind")) { NEED(); c->kind = v; }
-        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) { NEED(); c->out = v; }
-        else if (!strcmp(a, "-r") || !strcmp(a, "--rounds")) { NEED(); c->rounds = atoi(v); }
-        else if (!strcmp(a, "--copies")) {
-            NEED();
-            char *end;
-            long n = strtol(v, &end, 10);
-            if (*end || n < 1 || n > 128) {
-                fprintf(stderr, "kiln bench: --copies needs 1..128, got '%s'\n", v);
-                return KILN_EXIT_USAGE;
-            }
-            c->copies = (int)n;
-        }
-        else if (!strcmp(a, "--threshold")) { NEED(); c->threshold = atof(v); }
-        else if (!strcmp(a, "--k")) { NEED(); c->k = atof(v); }
-        else if (!strcmp(a, "--time-factor")) { NEED(); c->time_factor = atof(v); }
-        else if (!strcmp(a, "--json")) c->fmt = KILN_FMT_JSON;
-        else if (!strcmp(a, "--format")) {
-            NEED();
-            if (kiln_bench_fmt_parse(v, &c->fmt)) {
-                fprintf(stderr, "kiln bench: --format takes table, md, csv or json\n");
-                return KILN_EXIT_USAGE;
-            }
-        } else if (!strcmp(a, "--in-process")) c->in_process = 1;
-        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); exit(0); }
-        else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "kiln bench: unknown option '%s'\n", a);
-            usage(stderr);
-            return KILN_EXIT_USAGE;
-        } else if (c->n_pos < 8) c->pos[c->n_pos++] = a;
-#undef NEED
-    }
-    if (c->threshold < 0 || c->k < 0 || c->time_factor <= 0) {
-        fprintf(stderr, "kiln bench: --threshold and --k must be >= 0, --time-factor > 0\n");
-        return KILN_EXIT_USAGE;
-    }
-    return 0;
+    struct {
+        const char *subs;
+        kiln_opt o;
+    } all[] = {
+        {"KCLSEI", {"--db", NULL, KILN_OPT_STR, &c->db_path, .arg = "PATH",
+                    .help = "database (default $KILN_DB or ~/.local/share/kiln/kiln.db)"}},
+        {"K", {"--device", NULL, KILN_OPT_LIST, (void *)c->devices, .count = &c->n_devices, .max = 16, .arg = "D",
+               .help = "device (repeatable; default cpu)"}},
+        {"K", {"--kernel", NULL, KILN_OPT_LIST, (void *)c->kernels, .count = &c->n_kernels, .max = 32, .arg = "K",
+               .help = "kernel (repeatable; default the decode kernel set)"}},
+        {"K", {"--shape", NULL, KILN_OPT_LIST, (void *)c->shapes, .count = &c->n_shapes, .max = 32, .arg = "SPEC",
+               .help = "m=4096,k=4096,quant=q4_0,group=32 (repeatable)"}},
+        {"K", {"--rounds", "-r", KILN_OPT_INT, &c->rounds, 1, 10000, .arg = "N", .help = "rounds (default 5)"}},
+        {"K", {"--copies", NULL, KILN_OPT_INT, &c->copies, 1, 128, .arg = "N",
+               .help = "input copies in rotation (default: enough to exceed twice the last-level\n"
+                       "cache, timed from memory; 1: cache-hot, as test-backend-ops times)"}},
+        {"K", {"--in-process", NULL, KILN_OPT_FLAG, &c->in_process, .help = "no worker process (debugging)"}},
+        {"C", {"--baseline", NULL, KILN_OPT_STR, &c->baseline, .arg = "B", .help = "what RUN is compared with"}},
+        {"C", {"--threshold", NULL, KILN_OPT_DOUBLE, &c->threshold, 0, 100, .arg = "X",
+               .help = "relative change that counts (default 0.05)"}},
+        {"C", {"--k", NULL, KILN_OPT_DOUBLE, &c->k, 0, 1000, .arg = "K",
+               .help = "spreads a change must exceed (default 3)"}},
+        {"C", {"--kind", NULL, KILN_OPT_STR, &c->kind, .arg = "KIND", .help = "kernels | model"}},
+        {"SE", {"--output", "-o", KILN_OPT_STR, &c->out, .arg = "FILE", .help = "write the JSON to FILE"}},
+        {"I", {"--time-factor", NULL, KILN_OPT_DOUBLE, &c->time_factor, 1e-6, 1e6, .arg = "F",
+               .help = "scale the imported times (tests)"}},
+        {"KCS", {"--format", NULL, KILN_OPT_FN, &c->fmt, .fn = parse_fmt, .arg = "F", .help = "table | md | csv | json"}},
+        {"KCS", {"--json", NULL, KILN_OPT_FLAG, &c->json, .help = "same as --format json"}},
+    };
+    kiln_opt mine[20];
+    int n = 0;
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (strchr(all[i].subs, sc->letter))
+            mine[n++] = all[i].o;
+    mine[n] = (kiln_opt){0};
+    const kiln_opt *tables[] = {mine, NULL};
+    char cmd[32];
+    snprintf(cmd, sizeof cmd, "kiln bench %s", sc->name);
+    int rc = kiln_args_parse(cmd, sc->usage, tables, argc, argv, 2, sc->max_pos ? c->pos : NULL, sc->max_pos,
+                             &c->n_pos);
+    if (c->json)
+        c->fmt = KILN_FMT_JSON;
+    return rc;
 }
 
 static int fail(const char *what, kiln_err *e)
@@ -224,10 +243,11 @@ static int cmd_kernels(bench_cli *c)
 
 /* ---- history ------------------------------------------------------------- */
 
+/* list/show/export only read: read-only; import writes */
 static int open_db(bench_cli *c, kiln_db **db, const char *what)
 {
     kiln_err e = {0};
-    if (kiln_db_open(db, c->db_path, &e))
+    if ((strcmp(what, "import") ? kiln_db_open_readonly : kiln_db_open)(db, c->db_path, &e))
         return fail(what, &e);
     return 0;
 }
@@ -331,7 +351,7 @@ static int cmd_compare(bench_cli *c)
     kiln_err e = {0};
     kiln_db *db = NULL;
     int need_db = !strstr(c->pos[0], ".json") || !strstr(c->baseline, ".json");
-    if (need_db && kiln_db_open(&db, c->db_path, &e))
+    if (need_db && kiln_db_open_readonly(&db, c->db_path, &e))
         return fail("compare", &e);
     kiln_bench_set cur = {0}, base = {0};
     int rc = kiln_bench_select(db, c->pos[0], c->kind, NULL, &cur, &e);
@@ -384,10 +404,19 @@ int cmd_bench(int argc, char **argv)
     const char *sub = argv[1];
     if (!strcmp(sub, "model"))
         return kiln_cmd_bench_model(argc - 1, argv + 1);
+    const bench_sub *sc = NULL;
+    for (int i = 0; i < N_SUBS; i++)
+        if (!strcmp(sub, subs[i].name))
+            sc = &subs[i];
+    if (!sc) {
+        fprintf(stderr, "kiln bench: unknown command '%s'\n", sub);
+        usage(stderr);
+        return KILN_EXIT_USAGE;
+    }
     bench_cli c;
-    int rc = parse(argc, argv, &c);
+    int rc = parse(argc, argv, sc, &c);
     if (rc)
-        return rc;
+        return rc == KILN_ARGS_HELP ? KILN_EXIT_OK : rc;
     if (!strcmp(sub, "kernels"))
         return cmd_kernels(&c);
     if (!strcmp(sub, "compare"))
@@ -398,9 +427,5 @@ int cmd_bench(int argc, char **argv)
         return cmd_show(&c, c.fmt == KILN_FMT_JSON && c.out);
     if (!strcmp(sub, "export"))
         return cmd_show(&c, 1);
-    if (!strcmp(sub, "import"))
-        return cmd_import(&c);
-    fprintf(stderr, "kiln bench: unknown command '%s'\n", sub);
-    usage(stderr);
-    return KILN_EXIT_USAGE;
+    return cmd_import(&c);
 }

@@ -267,46 +267,43 @@ out:
     return rc;
 }
 
+static int parse_fmt(void *dst, const char *opt, const char *v, kiln_err *e)
+{
+    return kiln_bench_fmt_parse(v, (int *)dst) ? kiln_fail(e, KILN_E_INVALID, "%s: '%s' is not table, md, csv or json",
+                                                           opt, v)
+                                               : 0;
+}
+
 int kiln_cmd_bench_model(int argc, char **argv)
 {
     kiln_engine_cli c;
     kiln_engine_cli_defaults(&c);
     const char *models[8], *devices[8];
     int n_models = 0, n_devices = 0, n_prompt = 512, n_gen = 128, reps = 5, fmt = KILN_FMT_TABLE, store = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && v && n_models < 8)
-            models[n_models++] = argv[++i];
-        else if (!strcmp(a, "--device") && v && n_devices < 8)
-            devices[n_devices++] = argv[++i];
-        else if (!strcmp(a, "-p") && v)
-            n_prompt = atoi(argv[++i]);
-        else if (!strcmp(a, "-n") && v)
-            n_gen = atoi(argv[++i]);
-        else if (!strcmp(a, "-r") && v)
-            reps = atoi(argv[++i]);
-        else if (!strcmp(a, "--format") && v) {
-            if (kiln_bench_fmt_parse(argv[++i], &fmt)) {
-                fprintf(stderr, "kiln bench model: --format table|md|csv|json\n");
-                return KILN_EXIT_USAGE;
-            }
-        } else if (!strcmp(a, "--no-store"))
-            store = 0;
-        else {
-            int r = kiln_engine_cli_arg(&c, argc, argv, &i);
-            if (r <= 0) {
-                if (!r)
-                    fprintf(stderr, "kiln bench model: unknown option '%s'\n"
-                                    "usage: kiln bench model -m MODEL.gguf [-m ...] [--device D ...] [-p 512] [-n 128] "
-                                    "[-r 5] [--format table|md|csv|json] [--db PATH] [--no-store] [--profile]\n", a);
-                return KILN_EXIT_USAGE;
-            }
-        }
-    }
-    if (!n_models || n_prompt < 1 || n_gen < 2 || reps < 1) {
-        fprintf(stderr, "kiln bench model: need -m MODEL, -p >= 1, -n >= 2, -r >= 1\n");
-        return KILN_EXIT_USAGE;
-    }
+    int no_store = 0;
+    const kiln_opt own[] = {
+        {"--model", "-m", KILN_OPT_LIST, (void *)models, .count = &n_models, .max = 8, .arg = "FILE",
+         .help = "GGUF model (repeatable, at most 8)"},
+        {"--device", NULL, KILN_OPT_LIST, (void *)devices, .count = &n_devices, .max = 8, .arg = "D",
+         .help = "device (repeatable, at most 8; default cpu)"},
+        {"--n-prompt", "-p", KILN_OPT_INT, &n_prompt, 1, 1 << 20, .arg = "N", .help = "prompt tokens (default 512)"},
+        {"--n-gen", "-n", KILN_OPT_INT, &n_gen, 2, 1 << 20, .arg = "N", .help = "generated tokens (default 128)"},
+        {"--reps", "-r", KILN_OPT_INT, &reps, 1, 10000, .arg = "N", .help = "timed repetitions (default 5)"},
+        {"--format", NULL, KILN_OPT_FN, &fmt, .fn = parse_fmt, .arg = "F", .help = "table | md | csv | json"},
+        {"--no-store", NULL, KILN_OPT_FLAG, &no_store, .help = "do not record the run in the database"},
+        {0},
+    };
+    const kiln_opt *tables[] = {own, c.opts, NULL};
+    int prc = kiln_args_parse("kiln bench model",
+                              "usage: kiln bench model -m MODEL.gguf [-m ...] [--device D ...] [-p 512] [-n 128] [-r 5]\n"
+                              "       [--format table|md|csv|json] [--db PATH] [--no-store] [--profile] [engine options]\n"
+                              "exit: 0 ok, 1 a run failed, 2 usage, 3 device or file unavailable\n",
+                              tables, argc, argv, 1, NULL, 0, NULL);
+    if (prc)
+        return prc == KILN_ARGS_HELP ? KILN_EXIT_OK : prc;
+    store = !no_store;
+    if (!n_models)
+        return kiln_args_usage_error("kiln bench model", "-m MODEL is required");
     if (!n_devices)
         devices[n_devices++] = c.device;
     kiln_err e = {0};

@@ -297,43 +297,28 @@ fail:
     goto done;
 }
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: kiln chat -m MODEL.gguf [options]\n"
-               "  --system TEXT           system message (default: the chat template's own, if it has one)\n"
-               "Reads one user message per line from stdin; commands: /reset /stats /quit (EOF quits).\n"
-               "After each reply a stats line goes to stderr.\n%s",
-            kiln_engine_cli_help());
-}
-
 int cmd_chat(int argc, char **argv)
 {
     kiln_engine_cli c;
     kiln_engine_cli_defaults(&c);
     c.n_predict = 256;
     const char *system = NULL;
-    for (int i = 1; i < argc; i++) {
-        int r = kiln_engine_cli_arg(&c, argc, argv, &i);
-        if (r < 0)
-            return KILN_EXIT_USAGE;
-        if (r)
-            continue;
-        if (!strcmp(argv[i], "--system") && i + 1 < argc)
-            system = argv[++i];
-        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            usage(stdout);
-            return KILN_EXIT_OK;
-        } else {
-            fprintf(stderr, "kiln chat: unknown option '%s'\n", argv[i]);
-            usage(stderr);
-            return KILN_EXIT_USAGE;
-        }
-    }
-    if (!c.model) {
-        fprintf(stderr, "kiln chat: -m MODEL is required\n");
-        usage(stderr);
-        return KILN_EXIT_USAGE;
-    }
+    const kiln_opt own[] = {
+        {"--system", NULL, KILN_OPT_STR, &system, .arg = "TEXT",
+         .help = "system message (default: the chat template's own, if it has one)"},
+        {0},
+    };
+    const kiln_opt *tables[] = {c.opts, own, NULL};
+    int prc = kiln_args_parse("kiln chat",
+                              "usage: kiln chat -m MODEL.gguf [options]   (-n defaults to 256 per reply)\n"
+                              "Reads one user message per line from stdin; commands: /reset /stats /quit (EOF quits).\n"
+                              "After each reply a stats line goes to stderr.\n"
+                              "exit: 0 ok, 1 failed (a malformed model file), 2 usage, 3 device or file unavailable\n",
+                              tables, argc, argv, 1, NULL, 0, NULL);
+    if (prc)
+        return prc == KILN_ARGS_HELP ? KILN_EXIT_OK : prc;
+    if (!c.model)
+        return kiln_args_usage_error("kiln chat", "-m MODEL is required");
     if (c.prompt) {
         fprintf(stderr, "kiln chat: -p is for `kiln run`; chat reads messages from stdin\n");
         return KILN_EXIT_USAGE;

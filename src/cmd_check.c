@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "kernels/runner.h"
+#include "src/args.h"
 #include "src/commands.h"
 #include "util/clock.h"
 #include "util/rng.h"
@@ -36,58 +37,42 @@ typedef struct check_opts {
     const char *break_kernel;
 } check_opts;
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: kiln check [--device SPEC]... [--kernel NAME]... [--quick] [--random N] [--seed S] [-v]\n"
-               "  --device SPEC   backend, backend:index or part of a device name (default: every device)\n"
-               "  --kernel NAME   only this kernel (repeatable); `kiln check --list` lists them\n"
-               "  --quick         small shapes only (fast); default: real Llama shapes + odd ones\n"
-               "  --random N      extra random valid configs per kernel besides default and corners (default 3)\n"
-               "  --seed S        input/config seed (default 1)\n"
-               "  --break KERNEL  (tests) plant a wrong index in KERNEL's sources: check must fail\n"
-               "exit: 0 all passed, 1 a kernel failed or is missing, 2 usage, 3 no device available\n");
-}
-
 static int parse(int argc, char **argv, check_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->n_random = 3;
     o->seed = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *next = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--device") && next && o->n_devices < MAX_DEVICES)
-            o->devices[o->n_devices++] = argv[++i];
-        else if (!strcmp(a, "--kernel") && next && o->n_kernels < 32)
-            o->kernels[o->n_kernels++] = argv[++i];
-        else if (!strcmp(a, "--quick"))
-            o->quick = 1;
-        else if (!strcmp(a, "--random") && next)
-            o->n_random = atoi(argv[++i]);
-        else if (!strcmp(a, "--seed") && next)
-            o->seed = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--break") && next)
-            o->break_kernel = argv[++i];
-        else if (!strcmp(a, "-v") || !strcmp(a, "--verbose"))
-            o->verbose = 1;
-        else if (!strcmp(a, "--list")) {
-            for (int k = 0; k < kiln_kernel_count(); k++)
-                printf("%-18s %s\n", kiln_kernel_at(k)->name, kiln_kernel_at(k)->doc);
-            exit(0);
-        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            exit(0);
-        } else {
-            fprintf(stderr, "kiln check: unknown or incomplete option '%s'\n", a);
-            usage(stderr);
-            return KILN_EXIT_USAGE;
-        }
+    int list = 0;
+    const kiln_opt opts[] = {
+        {"--device", NULL, KILN_OPT_LIST, (void *)o->devices, .count = &o->n_devices, .max = MAX_DEVICES,
+         .arg = "SPEC", .help = "backend, backend:index or part of a device name (repeatable; default: every device)"},
+        {"--kernel", NULL, KILN_OPT_LIST, (void *)o->kernels, .count = &o->n_kernels, .max = 32, .arg = "NAME",
+         .help = "only this kernel (repeatable); --list lists them"},
+        {"--list", NULL, KILN_OPT_FLAG, &list, .help = "list the kernels and exit"},
+        {"--quick", NULL, KILN_OPT_FLAG, &o->quick, .help = "small shapes only (fast); default: real Llama shapes + odd ones"},
+        {"--random", NULL, KILN_OPT_INT, &o->n_random, 0, 100000, .arg = "N",
+         .help = "extra random valid configs per kernel besides default and corners (default 3)"},
+        {"--seed", NULL, KILN_OPT_U64, &o->seed, .arg = "S", .help = "input/config seed (default 1)"},
+        {"--break", NULL, KILN_OPT_STR, &o->break_kernel, .arg = "KERNEL",
+         .help = "(tests) plant a wrong index in KERNEL's sources: check must fail"},
+        {"--verbose", "-v", KILN_OPT_FLAG, &o->verbose, .help = "one line per kernel x config x shape"},
+        {0},
+    };
+    const kiln_opt *tables[] = {opts, NULL};
+    int rc = kiln_args_parse("kiln check",
+                             "usage: kiln check [--device SPEC]... [--kernel NAME]... [--quick] [--random N] [--seed S] [-v]\n"
+                             "exit: 0 all passed, 1 a kernel failed or is missing, 2 usage, 3 no device available\n",
+                             tables, argc, argv, 1, NULL, 0, NULL);
+    if (rc)
+        return rc;
+    if (list) {
+        for (int k = 0; k < kiln_kernel_count(); k++)
+            printf("%-18s %s\n", kiln_kernel_at(k)->name, kiln_kernel_at(k)->doc);
+        return KILN_ARGS_HELP; /* printed what was asked: exit 0 */
     }
     for (int i = 0; i < o->n_kernels; i++)
-        if (!kiln_kernel_find(o->kernels[i])) {
-            fprintf(stderr, "kiln check: unknown kernel '%s' (kiln check --list)\n", o->kernels[i]);
-            return KILN_EXIT_USAGE;
-        }
+        if (!kiln_kernel_find(o->kernels[i]))
+            return kiln_args_usage_error("kiln check", "unknown kernel '%s' (kiln check --list)", o->kernels[i]);
     return 0;
 }
 
@@ -334,6 +319,8 @@ int cmd_check(int argc, char **argv)
     check_run r;
     memset(&r, 0, sizeof r);
     int rc = parse(argc, argv, &r.o);
+    if (rc == KILN_ARGS_HELP)
+        return KILN_EXIT_OK;
     if (!rc)
         rc = open_devices(&r);
     if (!rc) {

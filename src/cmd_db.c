@@ -6,20 +6,9 @@
 
 #include "db/db.h"
 #include "kernels/kernel.h"
+#include "src/args.h"
 #include "src/commands.h"
-
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: kiln db [--db PATH] <command>\n"
-               "  show [--json]                         sessions, winners, per-device summary\n"
-               "  best --kernel K --shape KEY [--device SPEC] [--json]\n"
-               "                                        the config a consumer gets, and the level matched\n"
-               "  export [-o FILE]                      every table as JSON (stdout by default)\n"
-               "  import FILE                           add an export (idempotent)\n"
-               "  merge OTHER.db...                     merge databases from other devices (no duplicates)\n"
-               "  diff A.db B.db                        winners that differ between two databases\n"
-               "  prune [--older-than DAYS] [--keep K]  drop old or slow trials (winners' trials stay)\n");
-}
+#include "util/file.h"
 
 static int fail(kiln_err *e)
 {
@@ -33,26 +22,46 @@ static const char *col(sqlite3_stmt *st, int i)
     return t ? (const char *)t : "";
 }
 
+/* One query of `show`, every step checked: a damaged database is an error
+ * with SQLite's message (never an empty list and exit 0). */
+static int query(kiln_db *db, const char *sql, const char *what, sqlite3_stmt **st)
+{
+    if (sqlite3_prepare_v2(kiln_db_handle(db), sql, -1, st, NULL) == SQLITE_OK)
+        return 0;
+    fprintf(stderr, "kiln db show: %s: reading %s: %s\n", kiln_db_path(db), what, sqlite3_errmsg(kiln_db_handle(db)));
+    return KILN_EXIT_FAIL;
+}
+
+static int finish(kiln_db *db, sqlite3_stmt *st, int r, const char *what)
+{
+    sqlite3_finalize(st);
+    if (r == SQLITE_DONE)
+        return 0;
+    fprintf(stderr, "kiln db show: %s: reading %s: %s\n", kiln_db_path(db), what, sqlite3_errmsg(kiln_db_handle(db)));
+    return KILN_EXIT_FAIL;
+}
+
 static int show(kiln_db *db, int json)
 {
-    sqlite3 *h = kiln_db_handle(db);
     sqlite3_stmt *st;
+    int r, rc;
     cJSON *root = json ? cJSON_CreateObject() : NULL;
     cJSON *js = json ? cJSON_AddArrayToObject(root, "sessions") : NULL;
     cJSON *jw = json ? cJSON_AddArrayToObject(root, "winners") : NULL;
     if (!json)
         printf("database %s\n\nsessions:\n  %4s  %-34s %-10s %-20s %6s %6s  %s\n", kiln_db_path(db), "id", "device",
                "strategy", "started", "ok", "failed", "status");
-    sqlite3_prepare_v2(h,
-                       "SELECT s.id, d.backend || ' ' || d.name, s.strategy, s.started, s.status,"
-                       " (SELECT COUNT(*) FROM trials t WHERE t.session_id = s.id AND t.status = 'ok'),"
-                       " (SELECT COUNT(*) FROM trials t WHERE t.session_id = s.id AND t.status != 'ok')"
-                       " FROM sessions s JOIN devices d ON d.id = s.device_id ORDER BY s.id",
-                       -1, &st, NULL);
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    if ((rc = query(db,
+                    "SELECT s.id, d.backend || ' ' || d.name, s.strategy, s.started, s.status,"
+                    " (SELECT COUNT(*) FROM trials t WHERE t.session_id = s.id AND t.status = 'ok'),"
+                    " (SELECT COUNT(*) FROM trials t WHERE t.session_id = s.id AND t.status != 'ok')"
+                    " FROM sessions s JOIN devices d ON d.id = s.device_id ORDER BY s.id",
+                    "sessions", &st)))
+        goto out;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         if (json) {
             cJSON *o = cJSON_CreateObject();
-            cJSON_AddNumberToObject(o, "id", sqlite3_column_int(st, 0));
+            cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0));
             cJSON_AddStringToObject(o, "device", col(st, 1));
             cJSON_AddStringToObject(o, "strategy", col(st, 2));
             cJSON_AddStringToObject(o, "started", col(st, 3));
@@ -61,20 +70,22 @@ static int show(kiln_db *db, int json)
             cJSON_AddNumberToObject(o, "failed", sqlite3_column_int(st, 6));
             cJSON_AddItemToArray(js, o);
         } else {
-            printf("  %4d  %-34.34s %-10s %-20s %6d %6d  %s\n", sqlite3_column_int(st, 0), col(st, 1), col(st, 2),
-                   col(st, 3), sqlite3_column_int(st, 5), sqlite3_column_int(st, 6), col(st, 4));
+            printf("  %4lld  %-34.34s %-10s %-20s %6d %6d  %s\n", (long long)sqlite3_column_int64(st, 0), col(st, 1),
+                   col(st, 2), col(st, 3), sqlite3_column_int(st, 5), sqlite3_column_int(st, 6), col(st, 4));
         }
     }
-    sqlite3_finalize(st);
+    if ((rc = finish(db, st, r, "sessions")))
+        goto out;
     if (!json)
         printf("\nwinners:\n  %-24s %-16s %-28s %10s %10s %7s %7s  %s\n", "device", "kernel", "shape", "time us",
                "default us", "speedup", "margin", "config");
-    sqlite3_prepare_v2(h,
-                       "SELECT d.backend || ':' || d.name, k.name, w.shape_key, w.median_ns, w.default_ns, w.speedup,"
-                       " w.margin, w.tie, w.config_json, k.source_hash FROM winners w JOIN devices d ON d.id ="
-                       " w.device_id JOIN kernels k ON k.id = w.kernel_id ORDER BY d.id, k.name, w.shape_key",
-                       -1, &st, NULL);
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    if ((rc = query(db,
+                    "SELECT d.backend || ':' || d.name, k.name, w.shape_key, w.median_ns, w.default_ns, w.speedup,"
+                    " w.margin, w.tie, w.config_json, k.source_hash FROM winners w JOIN devices d ON d.id ="
+                    " w.device_id JOIN kernels k ON k.id = w.kernel_id ORDER BY d.id, k.name, w.shape_key",
+                    "winners", &st)))
+        goto out;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         if (json) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "device", col(st, 0));
@@ -85,7 +96,9 @@ static int show(kiln_db *db, int json)
             cJSON_AddNumberToObject(o, "speedup", sqlite3_column_double(st, 5));
             cJSON_AddNumberToObject(o, "margin", sqlite3_column_double(st, 6));
             cJSON_AddBoolToObject(o, "tie", sqlite3_column_int(st, 7));
-            cJSON_AddItemToObject(o, "config", cJSON_Parse(col(st, 8)));
+            /* a config that is not JSON (an old or foreign row) stays a string */
+            cJSON *cfg = cJSON_Parse(col(st, 8));
+            cJSON_AddItemToObject(o, "config", cfg ? cfg : cJSON_CreateString(col(st, 8)));
             cJSON_AddStringToObject(o, "source_hash", col(st, 9));
             cJSON_AddItemToArray(jw, o);
         } else {
@@ -95,17 +108,19 @@ static int show(kiln_db *db, int json)
                    sqlite3_column_int(st, 7) ? " tie" : "    ", col(st, 8));
         }
     }
-    sqlite3_finalize(st);
+    if ((rc = finish(db, st, r, "winners")))
+        goto out;
     if (!json)
         printf("\nper device:\n");
-    sqlite3_prepare_v2(h,
-                       "SELECT d.backend || ':' || d.name, d.copy_gbps, (SELECT COUNT(*) FROM winners w WHERE"
-                       " w.device_id = d.id), (SELECT COUNT(*) FROM trials t WHERE t.device_id = d.id),"
-                       " (SELECT exp(avg(ln(w.speedup))) FROM winners w WHERE w.device_id = d.id AND w.speedup > 0),"
-                       " d.read_gbps FROM devices d ORDER BY d.id",
-                       -1, &st, NULL);
+    if ((rc = query(db,
+                    "SELECT d.backend || ':' || d.name, d.copy_gbps, (SELECT COUNT(*) FROM winners w WHERE"
+                    " w.device_id = d.id), (SELECT COUNT(*) FROM trials t WHERE t.device_id = d.id),"
+                    " (SELECT exp(avg(ln(w.speedup))) FROM winners w WHERE w.device_id = d.id AND w.speedup > 0),"
+                    " d.read_gbps FROM devices d ORDER BY d.id",
+                    "devices", &st)))
+        goto out;
     cJSON *jd = json ? cJSON_AddArrayToObject(root, "devices") : NULL;
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         if (json) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "device", col(st, 0));
@@ -121,23 +136,27 @@ static int show(kiln_db *db, int json)
                    sqlite3_column_int(st, 3), sqlite3_column_double(st, 4));
         }
     }
-    sqlite3_finalize(st);
+    if ((rc = finish(db, st, r, "devices")))
+        goto out;
     if (json) {
         char *s = cJSON_Print(root);
-        puts(s);
+        if (!s) {
+            fprintf(stderr, "kiln db show: out of memory\n");
+            rc = KILN_EXIT_FAIL;
+        } else
+            puts(s);
         free(s);
-        cJSON_Delete(root);
     }
-    return 0;
+out:
+    cJSON_Delete(root);
+    return rc;
 }
 
 static int best(kiln_db *db, const char *kernel, const char *shape, const char *device, int json)
 {
     const kiln_kernel *k = kiln_kernel_find(kernel);
-    if (!k || !shape) {
-        fprintf(stderr, "kiln db best: --kernel NAME and --shape KEY are required (keys as in `kiln db show`)\n");
-        return KILN_EXIT_USAGE;
-    }
+    if (!k)
+        return kiln_args_usage_error("kiln db best", "unknown kernel '%s' (kiln check --list)", kernel);
     kiln_err e = {0};
     kiln_device *d;
     if (kiln_device_select(device ? device : "cpu", &d, &e))
@@ -149,11 +168,29 @@ static int best(kiln_db *db, const char *kernel, const char *shape, const char *
     kiln_device_close(d);
     if (rc)
         return fail(&e);
-    if (json)
-        printf("{\"kernel\":\"%s\",\"shape\":\"%s\",\"level\":\"%s\",\"config\":%s,\"tuned_shape\":\"%s\","
-               "\"tuned_on\":\"%s\",\"median_ns\":%.1f,\"stale_skipped\":%s}\n",
-               kernel, shape, kiln_match_name(m.level), m.level == KILN_MATCH_DEFAULT ? "null" : m.config_json,
-               m.shape_key, m.device, m.median_ns, m.stale ? "true" : "false");
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "kernel", kernel);
+        cJSON_AddStringToObject(o, "shape", shape);
+        cJSON_AddStringToObject(o, "level", kiln_match_name(m.level));
+        cJSON *cfg = m.level == KILN_MATCH_DEFAULT ? NULL : cJSON_Parse(m.config_json);
+        cJSON_AddItemToObject(o, "config",
+                              m.level == KILN_MATCH_DEFAULT ? cJSON_CreateNull()
+                              : cfg                         ? cfg
+                                                            : cJSON_CreateString(m.config_json));
+        cJSON_AddStringToObject(o, "tuned_shape", m.shape_key);
+        cJSON_AddStringToObject(o, "tuned_on", m.device);
+        cJSON_AddNumberToObject(o, "median_ns", m.median_ns);
+        cJSON_AddBoolToObject(o, "stale_skipped", m.stale);
+        char *txt = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        if (!txt) {
+            fprintf(stderr, "kiln db best: out of memory\n");
+            return KILN_EXIT_FAIL;
+        }
+        puts(txt);
+        free(txt);
+    }
     else {
         printf("%s %s: %s", kernel, shape, kiln_match_name(m.level));
         if (m.level != KILN_MATCH_DEFAULT)
@@ -168,8 +205,14 @@ static int best(kiln_db *db, const char *kernel, const char *shape, const char *
 static int diff(const char *a_path, const char *b_path)
 {
     kiln_err e = {0};
-    kiln_db *a;
-    if (kiln_db_open(&a, a_path, &e))
+    kiln_db *a, *b;
+    /* both only read: B is checked to be a kiln database first (ATTACH
+     * would create a missing file); attached to a read-only connection it
+     * is read-only too */
+    if (kiln_db_open_readonly(&b, b_path, &e))
+        return fail(&e);
+    kiln_db_close(b);
+    if (kiln_db_open_readonly(&a, a_path, &e))
         return fail(&e);
     sqlite3 *h = kiln_db_handle(a);
     char *sql = sqlite3_mprintf("ATTACH %Q AS other", b_path);
@@ -195,8 +238,8 @@ static int diff(const char *a_path, const char *b_path)
         kiln_db_close(a);
         return KILN_EXIT_FAIL;
     }
-    int n = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    int n = 0, r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         n++;
         /* fingerprint = backend|vendor|ids|name|driver|compiler: show backend, name, driver */
         char f[512];
@@ -216,9 +259,46 @@ static int diff(const char *a_path, const char *b_path)
         }
     }
     sqlite3_finalize(st);
+    if (r != SQLITE_DONE) {
+        fprintf(stderr, "kiln db diff: %s: %s\n", a_path, sqlite3_errmsg(h));
+        kiln_db_close(a);
+        return KILN_EXIT_FAIL;
+    }
     printf("%d winner(s) differ\n", n);
     kiln_db_close(a);
     return 0;
+}
+
+typedef struct sub_cmd {
+    const char *name, *usage;
+    int min_files, max_files; /* operands */
+    const char *opts;         /* which options: j=--json k=--kernel s=--shape d=--device o=-o t=--older-than K=--keep */
+} sub_cmd;
+
+static const sub_cmd subs[] = {
+    {"show", "usage: kiln db [--db PATH] show [--json]\n  sessions, winners, per-device summary (read-only)\n", 0, 0, "j"},
+    {"best", "usage: kiln db [--db PATH] best --kernel K --shape KEY [--device SPEC] [--json]\n"
+             "  the config a consumer gets, and the level matched (read-only)\n", 0, 0, "jksd"},
+    {"export", "usage: kiln db [--db PATH] export [-o FILE]\n  every table as JSON (stdout by default; read-only)\n", 0,
+     0, "o"},
+    {"import", "usage: kiln db [--db PATH] import FILE...\n"
+               "  add exports (idempotent; only the tables' own columns; each file one transaction;\n"
+               "  /dev/stdin reads a pipe)\n", 1, 32, ""},
+    {"merge", "usage: kiln db [--db PATH] merge OTHER.db...\n"
+              "  merge databases from other devices (no duplicates; the others are only read)\n", 1, 32, ""},
+    {"diff", "usage: kiln db diff A.db B.db\n  winners that differ between two databases (both read-only)\n", 2, 2, ""},
+    {"prune", "usage: kiln db [--db PATH] prune [--older-than DAYS] [--keep K]\n"
+              "  drop old or slow trials (winners' trials stay)\n", 0, 0, "tK"},
+};
+#define N_SUBS ((int)(sizeof subs / sizeof subs[0]))
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: kiln db [--db PATH] <command> [options]   (kiln db <command> --help for its options)\n");
+    for (int i = 0; i < N_SUBS; i++)
+        fprintf(f, "%s", strchr(subs[i].usage, ' ') + 1);
+    fprintf(f, "exit: 0 ok, 1 failed (a damaged database, another program's file, a bad import), 2 usage,\n"
+               "3 database or file unavailable\n");
 }
 
 int cmd_db(int argc, char **argv)
@@ -238,36 +318,60 @@ int cmd_db(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    if (!strcmp(sub, "diff")) {
-        if (argc - i != 2) {
-            usage(stderr);
-            return KILN_EXIT_USAGE;
-        }
-        return diff(argv[i], argv[i + 1]);
+    const sub_cmd *sc = NULL;
+    for (int k = 0; k < N_SUBS; k++)
+        if (!strcmp(sub, subs[k].name))
+            sc = &subs[k];
+    if (!sc) {
+        fprintf(stderr, "kiln db: unknown command '%s'\n", sub);
+        usage(stderr);
+        return KILN_EXIT_USAGE;
     }
     const char *kernel = NULL, *shape = NULL, *device = NULL, *out = NULL;
     int json = 0, days = 0, keep = 0;
+    const kiln_opt all[] = {
+        {"--json", NULL, KILN_OPT_FLAG, &json, .help = "JSON on stdout"},
+        {"--kernel", NULL, KILN_OPT_STR, &kernel, .arg = "K", .help = "kernel name (kiln check --list)"},
+        {"--shape", NULL, KILN_OPT_STR, &shape, .arg = "KEY", .help = "shape key as in `kiln db show` (m4096.k4096.q4_0.g32)"},
+        {"--device", NULL, KILN_OPT_STR, &device, .arg = "SPEC", .help = "the device to look up for (default cpu)"},
+        {"--output", "-o", KILN_OPT_STR, &out, .arg = "FILE", .help = "write to FILE instead of stdout"},
+        {"--older-than", NULL, KILN_OPT_INT, &days, 1, 1000000, .arg = "DAYS",
+         .help = "delete trials of ended sessions older than DAYS"},
+        {"--keep", NULL, KILN_OPT_INT, &keep, 1, 1000000, .arg = "K",
+         .help = "keep only the K fastest trials per device x kernel x shape"},
+    };
+    static const char letters[] = "jksdotK";
+    kiln_opt mine[10];
+    int n = 0;
+    for (int k = 0; k < 7; k++)
+        if (strchr(sc->opts, letters[k]))
+            mine[n++] = all[k];
+    if (strcmp(sub, "diff"))
+        mine[n++] = (kiln_opt){"--db", NULL, KILN_OPT_STR, &path, .arg = "PATH",
+                               .help = "the database (default $KILN_DB or ~/.local/share/kiln/kiln.db)"};
+    mine[n] = (kiln_opt){0};
+    const kiln_opt *tables[] = {mine, NULL};
     const char *files[32];
     int n_files = 0;
-    for (; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--json")) json = 1;
-        else if (!strcmp(a, "--db") && v) { path = v; i++; }
-        else if (!strcmp(a, "--kernel") && v) { kernel = v; i++; }
-        else if (!strcmp(a, "--shape") && v) { shape = v; i++; }
-        else if (!strcmp(a, "--device") && v) { device = v; i++; }
-        else if (!strcmp(a, "-o") && v) { out = v; i++; }
-        else if (!strcmp(a, "--older-than") && v) { days = atoi(v); i++; }
-        else if (!strcmp(a, "--keep") && v) { keep = atoi(v); i++; }
-        else if (a[0] != '-' && n_files < 32) files[n_files++] = a;
-        else {
-            fprintf(stderr, "kiln db %s: unknown option '%s'\n", sub, a);
-            return KILN_EXIT_USAGE;
-        }
-    }
+    char cmd[32];
+    snprintf(cmd, sizeof cmd, "kiln db %s", sub);
+    int prc = kiln_args_parse(cmd, sc->usage, tables, argc, argv, i, sc->max_files ? files : NULL, sc->max_files,
+                              &n_files);
+    if (prc)
+        return prc == KILN_ARGS_HELP ? KILN_EXIT_OK : prc;
+    if (n_files < sc->min_files)
+        return kiln_args_usage_error(cmd, "needs %s", sc->min_files == 2 ? "two databases" : "at least one file");
+    if (!strcmp(sub, "diff"))
+        return diff(files[0], files[1]);
+    if (!strcmp(sub, "prune") && !days && !keep)
+        return kiln_args_usage_error(cmd, "give --older-than DAYS and/or --keep K");
+    if (!strcmp(sub, "best") && (!kernel || !shape))
+        return kiln_args_usage_error(cmd, "--kernel NAME and --shape KEY are required (keys as in `kiln db show`)");
     kiln_err e = {0};
     kiln_db *db;
-    if (kiln_db_open(&db, path, &e))
+    /* show, best and export only read: read-only, never created */
+    int reads = !strcmp(sub, "show") || !strcmp(sub, "best") || !strcmp(sub, "export");
+    if ((reads ? kiln_db_open_readonly : kiln_db_open)(&db, path, &e))
         return fail(&e);
     int rc = 0;
     if (!strcmp(sub, "show")) {
@@ -289,49 +393,24 @@ int cmd_db(int argc, char **argv)
         }
     } else if (!strcmp(sub, "import")) {
         for (int f = 0; f < n_files && !rc; f++) {
-            FILE *fp = fopen(files[f], "rb");
-            if (!fp) {
-                fprintf(stderr, "kiln db import: cannot read %s\n", files[f]);
-                rc = KILN_EXIT_UNAVAILABLE;
+            char *text;
+            if (kiln_read_file(files[f], (size_t)1 << 31, &text, NULL, &e)) {
+                rc = fail(&e);
                 break;
             }
-            fseek(fp, 0, SEEK_END);
-            long n = ftell(fp);
-            fseek(fp, 0, SEEK_SET);
-            char *text = malloc((size_t)n + 1);
-            size_t got = text ? fread(text, 1, (size_t)n, fp) : 0;
-            fclose(fp);
-            if (!text || got != (size_t)n) {
-                free(text);
-                fprintf(stderr, "kiln db import: reading %s failed\n", files[f]);
-                rc = KILN_EXIT_FAIL;
-                break;
-            }
-            text[n] = 0;
             if (kiln_db_import(db, text, &e)) {
                 kiln_err_wrap(&e, "%s", files[f]);
                 rc = fail(&e);
             }
             free(text);
         }
-        if (!n_files) {
-            usage(stderr);
-            rc = KILN_EXIT_USAGE;
-        }
     } else if (!strcmp(sub, "merge")) {
         for (int f = 0; f < n_files && !rc; f++)
             if (kiln_db_merge(db, files[f], &e))
                 rc = fail(&e);
-        if (!n_files) {
-            usage(stderr);
-            rc = KILN_EXIT_USAGE;
-        }
     } else if (!strcmp(sub, "prune")) {
         int deleted = 0;
-        if (!days && !keep) {
-            fprintf(stderr, "kiln db prune: give --older-than DAYS and/or --keep K\n");
-            rc = KILN_EXIT_USAGE;
-        } else if (kiln_db_prune(db, days, keep, &deleted, &e))
+        if (kiln_db_prune(db, days, keep, &deleted, &e))
             rc = fail(&e);
         else
             printf("pruned %d trial(s)\n", deleted);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "src/args.h"
 #include "src/commands.h"
 #include "devices/device.h"
 
@@ -76,20 +77,22 @@ static void print_device(const kiln_device *d, const char *bw_note, const char *
 
 int cmd_devices(int argc, char **argv)
 {
-    int json = 0, bandwidth = 1, names_only = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json"))
-            json = 1;
-        else if (!strcmp(argv[i], "--no-bandwidth"))
-            bandwidth = 0;
-        else if (!strcmp(argv[i], "--available"))
-            names_only = 1;
-        else {
-            fprintf(stderr, "usage: kiln devices [--json] [--no-bandwidth] [--available]\n"
-                            "  --available   print backend:index of each usable device, one per line\n");
-            return !strcmp(argv[i], "-h") || !strcmp(argv[i], "--help") ? KILN_EXIT_OK : KILN_EXIT_USAGE;
-        }
-    }
+    int json = 0, no_bandwidth = 0, names_only = 0;
+    const kiln_opt opts[] = {
+        {"--json", NULL, KILN_OPT_FLAG, &json, .help = "one JSON object: backends, their status and devices"},
+        {"--no-bandwidth", NULL, KILN_OPT_FLAG, &no_bandwidth, .help = "skip the copy and read bandwidth measurements"},
+        {"--available", NULL, KILN_OPT_FLAG, &names_only,
+         .help = "print backend:index of each usable device, one per line"},
+        {0},
+    };
+    const kiln_opt *tables[] = {opts, NULL};
+    int prc = kiln_args_parse("kiln devices",
+                              "usage: kiln devices [--json] [--no-bandwidth] [--available]\n"
+                              "exit: 0 ok, 2 usage\n",
+                              tables, argc, argv, 1, NULL, 0, NULL);
+    if (prc)
+        return prc == KILN_ARGS_HELP ? KILN_EXIT_OK : prc;
+    int bandwidth = !no_bandwidth;
     cJSON *root = json ? cJSON_CreateObject() : NULL, *backends = json ? cJSON_AddArrayToObject(root, "backends") : NULL;
     int listed = 0;
     for (int b = 0; b < KILN_BACKEND_COUNT; b++) {

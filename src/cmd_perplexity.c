@@ -12,42 +12,6 @@
 #include "src/commands.h"
 #include "src/engine_cli.h"
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: kiln perplexity -m MODEL.gguf -f FILE [options]\n"
-            "  -f, --file FILE         the text (UTF-8); tokenized whole, with BOS where the model adds it\n"
-            "  --ctx N                 tokens per chunk (default 512); each chunk runs on a fresh KV cache, its\n"
-            "                          first half is context and every later token is scored\n"
-            "  --chunks N              evaluate at most N chunks (default: every whole chunk)\n"
-            "  --precision P           fast | strict: activation precision of the weight products (default fast;\n"
-            "                          strict pins f32 activations; today both run f32)\n"
-            "  -m, --model FILE        GGUF model (Llama family)\n"
-            "  --device D              cpu | opencl | vulkan | cuda | backend:index | name substring (default cpu)\n"
-            "  --db PATH               tuning database (default $KILN_DB or ~/.local/share/kiln/kiln.db if present)\n"
-            "  --chunk N               prefill chunk in tokens (default 64): the batch of each forward call\n"
-            "  --page-size N           KV cache page size (default 64)\n"
-            "  --verbose               which tuned config (and match level) each kernel got\n"
-            "  --json                  machine-readable result on stdout\n"
-            "Prints PPL +/- its standard error (llama.cpp's: PPL * stddev(nll) / sqrt(n - 1)), the tokens scored and\n"
-            "tokens/s (tokens run through the model per second). Exit codes: 0 ok, 1 failed, 2 bad usage or a text\n"
-            "that is empty or shorter than one chunk, 3 model/text file or device unavailable.\n");
-}
-
-static int int_arg(const char *flag, const char *v, int lo, int *out)
-{
-    char *end;
-    errno = 0;
-    long x = v ? strtol(v, &end, 10) : 0;
-    if (!v || !*v || *end || errno || x < lo || x > (1 << 24)) {
-        fprintf(stderr, "kiln perplexity: %s needs an integer in [%d, %d], got '%s'\n", flag, lo, 1 << 24,
-                v ? v : "(nothing)");
-        return -1;
-    }
-    *out = (int)x;
-    return 0;
-}
-
 /* The whole file; KILN_E_IO when it cannot be read, KILN_E_INVALID when empty. */
 static int read_text(const char *path, char **text, size_t *len, kiln_err *e)
 {
@@ -98,55 +62,37 @@ int cmd_perplexity(int argc, char **argv)
     const char *file = NULL;
     int ctx = 512, max_chunks = 0;
     /* the engine options that mean something here; sampling and prompts do not */
-    static const char *const shared[] = {"-m", "--model", "--device", "--db", "--chunk", "--page-size", "--threads",
-                                         "--verbose", "-v", "--json", NULL};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int is_shared = 0;
+    static const char *const shared[] = {"--model", "--device", "--db", "--chunk", "--page-size", "--threads",
+                                         "--precision", "--verbose", "--json", NULL};
+    kiln_opt engine[16];
+    int ne = 0;
+    for (const kiln_opt *o = c.opts; o->name; o++)
         for (int k = 0; shared[k]; k++)
-            is_shared |= !strcmp(a, shared[k]);
-        if (is_shared) {
-            if (kiln_engine_cli_arg(&c, argc, argv, &i) < 0)
-                return KILN_EXIT_USAGE;
-        } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
-            if (!v) {
-                fprintf(stderr, "kiln perplexity: %s needs a file\n", a);
-                return KILN_EXIT_USAGE;
-            }
-            file = v;
-            i++;
-        } else if (!strcmp(a, "--ctx")) {
-            if (int_arg(a, v, KILN_PPL_MIN_CTX, &ctx))
-                return KILN_EXIT_USAGE;
-            i++;
-        } else if (!strcmp(a, "--chunks")) {
-            if (int_arg(a, v, 1, &max_chunks))
-                return KILN_EXIT_USAGE;
-            i++;
-        } else if (!strcmp(a, "--precision")) {
-            if (v && !strcmp(v, "fast"))
-                c.precision = KILN_PRECISION_FAST;
-            else if (v && !strcmp(v, "strict"))
-                c.precision = KILN_PRECISION_STRICT;
-            else {
-                fprintf(stderr, "kiln perplexity: --precision is fast or strict, got '%s'\n", v ? v : "(nothing)");
-                return KILN_EXIT_USAGE;
-            }
-            i++;
-        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return KILN_EXIT_OK;
-        } else {
-            fprintf(stderr, "kiln perplexity: unknown option '%s'\n", a);
-            usage(stderr);
-            return KILN_EXIT_USAGE;
-        }
-    }
-    if (!c.model || !file) {
-        fprintf(stderr, "kiln perplexity: -m MODEL and -f FILE are required\n");
-        usage(stderr);
-        return KILN_EXIT_USAGE;
-    }
+            if (!strcmp(o->name, shared[k]) && ne < 15)
+                engine[ne++] = *o;
+    engine[ne] = (kiln_opt){0};
+    const kiln_opt own[] = {
+        {"--file", "-f", KILN_OPT_STR, &file, .arg = "FILE",
+         .help = "the text (UTF-8); tokenized whole, with BOS where the model adds it"},
+        {"--ctx", NULL, KILN_OPT_INT, &ctx, KILN_PPL_MIN_CTX, 1 << 24, .arg = "N",
+         .help = "tokens per chunk (default 512); each chunk runs on a fresh KV cache, its\n"
+                 "first half is context and every later token is scored"},
+        {"--chunks", NULL, KILN_OPT_INT, &max_chunks, 1, 1 << 24, .arg = "N",
+         .help = "evaluate at most N chunks (default: every whole chunk)"},
+        {0},
+    };
+    const kiln_opt *tables[] = {own, engine, NULL};
+    int prc = kiln_args_parse(
+        "kiln perplexity",
+        "usage: kiln perplexity -m MODEL.gguf -f FILE [options]\n"
+        "Prints PPL +/- its standard error (llama.cpp's: PPL * stddev(nll) / sqrt(n - 1)), the tokens scored and\n"
+        "tokens/s (tokens run through the model per second). Exit codes: 0 ok, 1 failed (a malformed model file),\n"
+        "2 bad usage or a text that is empty or shorter than one chunk, 3 model/text file or device unavailable.\n",
+        tables, argc, argv, 1, NULL, 0, NULL);
+    if (prc)
+        return prc == KILN_ARGS_HELP ? KILN_EXIT_OK : prc;
+    if (!c.model || !file)
+        return kiln_args_usage_error("kiln perplexity", "-m MODEL and -f FILE are required");
     kiln_err e = {0};
     char *text = NULL;
     size_t tlen = 0;

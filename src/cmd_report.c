@@ -7,38 +7,31 @@
 #include <string.h>
 
 #include "reports/report.h"
+#include "src/args.h"
 #include "src/commands.h"
-
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: kiln report [--db PATH] [-o DIR]\n"
-               "  figures (convergence, landscape, bandwidth, speedup, history) as PNG and SVG,\n"
-               "  DIR/index.html (figures inline) and DIR/summary.md; needs gnuplot (apt-get install gnuplot-nox)\n"
-               "  --db PATH   database (default $KILN_DB or ~/.local/share/kiln/kiln.db)\n"
-               "  -o DIR      output directory (default kiln-report)\n");
-}
 
 int cmd_report(int argc, char **argv)
 {
     const char *db_path = NULL, *dir = "kiln-report";
-    for (int i = 1; i < argc; i++) {
-        if ((!strcmp(argv[i], "--db") || !strcmp(argv[i], "-o")) && i + 1 < argc) {
-            if (argv[i][1] == 'o')
-                dir = argv[++i];
-            else
-                db_path = argv[++i];
-        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            usage(stdout);
-            return KILN_EXIT_OK;
-        } else {
-            fprintf(stderr, "kiln report: unknown or incomplete option '%s'\n", argv[i]);
-            usage(stderr);
-            return KILN_EXIT_USAGE;
-        }
-    }
+    const kiln_opt opts[] = {
+        {"--db", NULL, KILN_OPT_STR, &db_path, .arg = "PATH",
+         .help = "database, read-only (default $KILN_DB or ~/.local/share/kiln/kiln.db)"},
+        {"--output", "-o", KILN_OPT_STR, &dir, .arg = "DIR", .help = "output directory (default kiln-report)"},
+        {0},
+    };
+    const kiln_opt *tables[] = {opts, NULL};
+    int prc = kiln_args_parse(
+        "kiln report",
+        "usage: kiln report [--db PATH] [-o DIR]\n"
+        "  figures (convergence, landscape, bandwidth, speedup, history) as PNG and SVG,\n"
+        "  DIR/index.html (figures inline) and DIR/summary.md; needs gnuplot (apt-get install gnuplot-nox)\n"
+        "exit: 0 written, 1 failed, 2 usage, 3 database missing or gnuplot unavailable\n",
+        tables, argc, argv, 1, NULL, 0, NULL);
+    if (prc)
+        return prc == KILN_ARGS_HELP ? KILN_EXIT_OK : prc;
     kiln_err e = {0};
     kiln_db *db;
-    if (kiln_db_open(&db, db_path, &e)) {
+    if (kiln_db_open_readonly(&db, db_path, &e)) {
         fprintf(stderr, "kiln report: %s\n", e.msg);
         return kiln_exit_code(e.code);
     }

@@ -17,14 +17,6 @@ static int print_text(void *user, const char *t, size_t n)
     return 0;
 }
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: kiln run -m MODEL.gguf -p PROMPT [options]\n"
-               "  --raw                   the prompt as is (default: wrapped in the model's chat template as a user turn)\n"
-               "  --system TEXT           system message for the chat template\n%s",
-            kiln_engine_cli_help());
-}
-
 /* The prompt's token ids: the chat template's user turn (with --system or
  * the template's own system message), or the text as is with --raw. */
 static int prompt_ids(const kiln_session *s, const char *prompt, const char *system, int raw, int32_t **ids, int *n,
@@ -82,34 +74,25 @@ static void report(const kiln_session *s, const kiln_engine_cli *c, const kiln_g
 
 int cmd_run(int argc, char **argv)
 {
-    kiln_engine_cli c;
+    kiln_engine_cli c; /* c.opts points into it: it stays here */
     kiln_engine_cli_defaults(&c);
     int raw = 0;
     const char *system = NULL;
-    for (int i = 1; i < argc; i++) {
-        int r = kiln_engine_cli_arg(&c, argc, argv, &i);
-        if (r < 0)
-            return KILN_EXIT_USAGE;
-        if (r)
-            continue;
-        if (!strcmp(argv[i], "--raw"))
-            raw = 1;
-        else if (!strcmp(argv[i], "--system") && i + 1 < argc)
-            system = argv[++i];
-        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            usage(stdout);
-            return KILN_EXIT_OK;
-        } else {
-            fprintf(stderr, "kiln run: unknown option '%s'\n", argv[i]);
-            usage(stderr);
-            return KILN_EXIT_USAGE;
-        }
-    }
-    if (!c.model || !c.prompt) {
-        fprintf(stderr, "kiln run: -m MODEL and -p PROMPT are required\n");
-        usage(stderr);
-        return KILN_EXIT_USAGE;
-    }
+    const kiln_opt own[] = {
+        {"--raw", NULL, KILN_OPT_FLAG, &raw,
+         .help = "the prompt as is (default: wrapped in the model's chat template as a user turn)"},
+        {"--system", NULL, KILN_OPT_STR, &system, .arg = "TEXT", .help = "system message for the chat template"},
+        {0},
+    };
+    const kiln_opt *tables[] = {c.opts, own, NULL};
+    int rc = kiln_args_parse("kiln run",
+                             "usage: kiln run -m MODEL.gguf -p PROMPT [options]\n"
+                             "exit: 0 ok, 1 failed (a malformed model file), 2 usage, 3 device or file unavailable\n",
+                             tables, argc, argv, 1, NULL, 0, NULL);
+    if (rc)
+        return rc == KILN_ARGS_HELP ? KILN_EXIT_OK : rc;
+    if (!c.model || !c.prompt)
+        return kiln_args_usage_error("kiln run", "-m MODEL and -p PROMPT are required");
     kiln_err e = {0};
     kiln_session_opts so;
     kiln_session s;
@@ -121,7 +104,7 @@ int cmd_run(int argc, char **argv)
     int n_ids = 0, seq_ok = 0;
     kiln_kv_seq seq;
     kiln_gen_stats st = {0};
-    int rc = prompt_ids(&s, c.prompt, system, raw, &ids, &n_ids, &e);
+    rc = prompt_ids(&s, c.prompt, system, raw, &ids, &n_ids, &e);
     if (!rc && !(rc = kiln_session_seq(&s, &seq, &e)))
         seq_ok = 1;
     if (!rc) {

@@ -41,60 +41,43 @@ static int echo_generate(void *user, const serve_request *rq, serve_piece_fn pie
     return 0;
 }
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: kiln serve -m model.gguf [--device D] [--db PATH] [--host 127.0.0.1] [--port 8080]\n"
-               "                  [--ctx N] [--page-size N] [--chunk N] [--threads N] [--chat-template NAME] [--verbose]\n"
-               "                  [--precision fast|strict] [--no-fuse]\n"
-               "       kiln serve --echo [--port N]   (protocol test model)\n"
-               "Sampling, stop strings and token limits come with each request.\n");
-}
-
-/* The engine options that make sense for a server (sampling and prompts
- * come per request). */
-static int session_flag(const char *a)
-{
-    static const char *const flags[] = {"-m", "--model", "--device", "--db", "--ctx", "--page-size", "--chunk",
-                                        "--threads", "--chat-template", "--verbose", "-v", "--precision",
-                                        "--no-fuse"};
-    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
-        if (!strcmp(a, flags[i]))
-            return 1;
-    return 0;
-}
-
 int cmd_serve(int argc, char **argv)
 {
     kiln_engine_cli c;
     kiln_engine_cli_defaults(&c);
     const char *host = "127.0.0.1";
     int port = 8080, echo = 0, max_requests = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (session_flag(a)) {
-            if (kiln_engine_cli_arg(&c, argc, argv, &i) < 0)
-                return KILN_EXIT_USAGE;
-        } else if (!strcmp(a, "--host") && v) {
-            host = argv[++i];
-        } else if (!strcmp(a, "--port") && v) {
-            port = atoi(argv[++i]);
-        } else if (!strcmp(a, "--max-requests") && v) {
-            max_requests = atoi(argv[++i]);
-        } else if (!strcmp(a, "--echo")) {
-            echo = 1;
-        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return KILN_EXIT_OK;
-        } else {
-            fprintf(stderr, "kiln serve: unknown option '%s'\n", a);
-            usage(stderr);
-            return KILN_EXIT_USAGE;
-        }
-    }
-    if (!c.model && !echo) {
-        fprintf(stderr, "kiln serve: -m model.gguf is required (or --echo)\n");
-        return KILN_EXIT_USAGE;
-    }
+    /* the engine options that make sense for a server (sampling and
+     * prompts come per request) */
+    static const char *const shared[] = {"--model", "--device", "--db", "--ctx", "--page-size", "--chunk",
+                                         "--threads", "--precision", "--no-fuse", "--chat-template", "--verbose", NULL};
+    kiln_opt engine[16];
+    int ne = 0;
+    for (const kiln_opt *o = c.opts; o->name; o++)
+        for (int k = 0; shared[k]; k++)
+            if (!strcmp(o->name, shared[k]) && ne < 15)
+                engine[ne++] = *o;
+    engine[ne] = (kiln_opt){0};
+    const kiln_opt own[] = {
+        {"--host", NULL, KILN_OPT_STR, &host, .arg = "ADDR", .help = "address to listen on (default 127.0.0.1)"},
+        {"--port", NULL, KILN_OPT_INT, &port, 0, 65535, .arg = "N", .help = "TCP port (default 8080; 0: any free port)"},
+        {"--max-requests", NULL, KILN_OPT_INT, &max_requests, 0, 1 << 30, .arg = "N",
+         .help = "exit after N requests (default 0: serve until SIGINT/SIGTERM)"},
+        {"--echo", NULL, KILN_OPT_FLAG, &echo, .help = "a protocol test model that echoes the prompt (no -m)"},
+        {0},
+    };
+    const kiln_opt *tables[] = {own, engine, NULL};
+    int prc = kiln_args_parse("kiln serve",
+                              "usage: kiln serve -m model.gguf [--device D] [--db PATH] [--host 127.0.0.1] [--port 8080]\n"
+                              "       kiln serve --echo [--port N]   (protocol test model)\n"
+                              "Sampling, stop strings and token limits come with each request.\n"
+                              "exit: 0 stopped by a signal or --max-requests, 1 failed, 2 usage, 3 device, model\n"
+                              "file or port unavailable\n",
+                              tables, argc, argv, 1, NULL, 0, NULL);
+    if (prc)
+        return prc == KILN_ARGS_HELP ? KILN_EXIT_OK : prc;
+    if (!c.model && !echo)
+        return kiln_args_usage_error("kiln serve", "-m model.gguf is required (or --echo)");
     kiln_err e = {0};
     serve_generator g = {.model_id = "echo", .generate = echo_generate};
     serve_engine *eng = NULL;

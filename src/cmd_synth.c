@@ -9,29 +9,28 @@
 #include "engine/gguf.h"
 #include "engine/gguf_write.h"
 #include "engine/synth.h"
+#include "src/args.h"
 #include "src/commands.h"
 
-static void usage(FILE *f)
+static int parse_preset(void *dst, const char *opt, const char *v, kiln_err *e)
 {
-    fprintf(f,
-            "usage: kiln synth --preset NAME [--quant q4_0|q4_1|q8_0] [--seed N] [--layers N] [--threads N] -o OUT.gguf\n"
-            "  presets: %s\n"
-            "  Random weights (seeded) at the preset's real shape: matrices in the chosen\n"
-            "  quantization (default q4_0), token embeddings Q8_0, norms F32; a byte-level\n"
-            "  BPE tokenizer and a ChatML template in the metadata. Streams to disk.\n",
-            kiln_synth_preset_names());
+    if (!kiln_synth_preset_find(v))
+        return kiln_fail(e, KILN_E_INVALID, "%s: unknown preset '%s' (have %s)", opt, v, kiln_synth_preset_names());
+    *(const char **)dst = v;
+    return 0;
 }
 
-static int parse_num(const char *opt, const char *s, unsigned long long max, unsigned long long *out)
+static int parse_quant(void *dst, const char *opt, const char *v, kiln_err *e)
 {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 0);
-    if (errno || !*s || *end || *s == '-' || v > max) {
-        fprintf(stderr, "kiln synth: %s: '%s' is not a number in 0..%llu\n", opt, s, max);
-        return -1;
-    }
-    *out = v;
+    int *q = dst;
+    if (!strcmp(v, "q4_0"))
+        *q = KILN_GGML_Q4_0;
+    else if (!strcmp(v, "q4_1"))
+        *q = KILN_GGML_Q4_1;
+    else if (!strcmp(v, "q8_0"))
+        *q = KILN_GGML_Q8_0;
+    else
+        return kiln_fail(e, KILN_E_INVALID, "%s: '%s' is not q4_0, q4_1 or q8_0", opt, v);
     return 0;
 }
 
@@ -39,67 +38,32 @@ int cmd_synth(int argc, char **argv)
 {
     kiln_synth_opts o = {0};
     const char *out = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        unsigned long long n;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return KILN_EXIT_OK;
-        }
-        int takes = !strcmp(a, "--preset") || !strcmp(a, "--quant") || !strcmp(a, "--seed") ||
-                    !strcmp(a, "--layers") || !strcmp(a, "--threads") || !strcmp(a, "-o") || !strcmp(a, "--output");
-        if (!takes) {
-            fprintf(stderr, "kiln synth: unknown argument '%s'\n", a);
-            usage(stderr);
-            return KILN_EXIT_USAGE;
-        }
-        if (!val) {
-            fprintf(stderr, "kiln synth: %s needs a value\n", a);
-            return KILN_EXIT_USAGE;
-        }
-        i++;
-        if (!strcmp(a, "--preset")) {
-            if (!kiln_synth_preset_find(val)) {
-                fprintf(stderr, "kiln synth: unknown preset '%s' (have %s)\n", val, kiln_synth_preset_names());
-                return KILN_EXIT_USAGE;
-            }
-            o.preset = val;
-        } else if (!strcmp(a, "--quant")) {
-            if (!strcmp(val, "q4_0"))
-                o.quant = KILN_GGML_Q4_0;
-            else if (!strcmp(val, "q4_1"))
-                o.quant = KILN_GGML_Q4_1;
-            else if (!strcmp(val, "q8_0"))
-                o.quant = KILN_GGML_Q8_0;
-            else {
-                fprintf(stderr, "kiln synth: --quant must be q4_0, q4_1 or q8_0, not '%s'\n", val);
-                return KILN_EXIT_USAGE;
-            }
-        } else if (!strcmp(a, "--seed")) {
-            if (parse_num(a, val, ~0ull, &n))
-                return KILN_EXIT_USAGE;
-            o.seed = n;
-        } else if (!strcmp(a, "--layers")) {
-            if (parse_num(a, val, 4096, &n) || n == 0) {
-                if (n == 0)
-                    fprintf(stderr, "kiln synth: --layers must be at least 1\n");
-                return KILN_EXIT_USAGE;
-            }
-            o.n_layer = (int)n;
-        } else if (!strcmp(a, "--threads")) {
-            if (parse_num(a, val, 256, &n))
-                return KILN_EXIT_USAGE;
-            o.threads = (int)n;
-        } else {
-            out = val;
-        }
-    }
-    if (!o.preset || !out) {
-        fprintf(stderr, "kiln synth: %s is required\n", !o.preset ? "--preset" : "-o OUT.gguf");
-        usage(stderr);
-        return KILN_EXIT_USAGE;
-    }
+    const kiln_opt opts[] = {
+        {"--preset", NULL, KILN_OPT_FN, &o.preset, .fn = parse_preset, .arg = "NAME", .help = "the model shape"},
+        {"--quant", NULL, KILN_OPT_FN, &o.quant, .fn = parse_quant, .arg = "Q",
+         .help = "q4_0 (default) | q4_1 | q8_0: the matrices' quantization"},
+        {"--seed", NULL, KILN_OPT_U64, &o.seed, .arg = "N", .help = "weights seed (default 0)"},
+        {"--layers", NULL, KILN_OPT_INT, &o.n_layer, 1, 4096, .arg = "N", .help = "layers (default: the preset's)"},
+        {"--threads", NULL, KILN_OPT_INT, &o.threads, 0, 256, .arg = "N",
+         .help = "writer threads (default 0: online CPUs, at most 16)"},
+        {"--output", "-o", KILN_OPT_STR, &out, .arg = "OUT.gguf", .help = "the file to write"},
+        {0},
+    };
+    const kiln_opt *tables[] = {opts, NULL};
+    char usage[512];
+    snprintf(usage, sizeof usage,
+             "usage: kiln synth --preset NAME [--quant q4_0|q4_1|q8_0] [--seed N] [--layers N] [--threads N] -o OUT.gguf\n"
+             "  presets: %s\n"
+             "  Random weights (seeded) at the preset's real shape: matrices in the chosen\n"
+             "  quantization (default q4_0), token embeddings Q8_0, norms F32; a byte-level\n"
+             "  BPE tokenizer and a ChatML template in the metadata. Streams to disk.\n"
+             "exit: 0 written, 1 failed, 2 usage, 3 the output cannot be written\n",
+             kiln_synth_preset_names());
+    int rc = kiln_args_parse("kiln synth", usage, tables, argc, argv, 1, NULL, 0, NULL);
+    if (rc)
+        return rc == KILN_ARGS_HELP ? KILN_EXIT_OK : rc;
+    if (!o.preset || !out)
+        return kiln_args_usage_error("kiln synth", "%s is required", !o.preset ? "--preset" : "-o OUT.gguf");
     o.progress = isatty(2);
     kiln_err e = {0};
     if (kiln_synth_write(out, &o, &e)) {

@@ -12,7 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "src/args.h"
 #include "src/commands.h"
+#include "util/num.h"
 #include "src/tune_store.h"
 #include "engine/ops.h"
 #include "engine/tune_shapes.h"
@@ -42,59 +44,63 @@ typedef struct tune_cli {
     kiln_tune_opts opts;
 } tune_cli;
 
-static void usage(FILE *f)
+/* --budget: N trials per kernel x shape (1..1000000), or a duration with a
+ * unit s, m or h (up to a week), shared by the session's jobs. */
+static int parse_budget(void *dst, const char *opt, const char *v, kiln_err *e)
 {
-    fprintf(f,
-            "usage: tune --device SPEC [options]     (also: kiln tune ...)\n"
-            "  --device SPEC       backend (cpu|opencl|vulkan|cuda), backend:index, or part of a device name\n"
-            "  --kernel NAME       tune only this kernel (repeatable; default: the decode kernel set)\n"
-            "  --shape SPEC        m=4096,k=4096,quant=q4f16_1,group=32 (repeatable; default: Llama decode shapes)\n"
-            "  --model FILE.gguf   tune exactly the shapes this model needs\n"
-            "  --precision P       fast (default) or strict: the precision kiln run will use; with --model, fast\n"
-            "                      tunes the gemv shapes that allow int8 activations (act=q8), strict the f32 ones\n"
-            "  --strategy S        exhaustive|random|anneal|evolve|model (default model)\n"
-            "  --budget N|DUR      N trials per kernel x shape, or a duration for the session (90s, 5m, 1h)\n"
-            "  --config JSON       measure this config right after the default (repeatable; one --kernel),\n"
-            "                      e.g. '{\"layout\":1,\"wg\":32}'; missing keys take the defaults\n"
-            "  --patience N        stop a kernel x shape after N trials without a 1%% improvement (default 24)\n"
-            "  --seed S            search and input seed\n"
-            "  --db PATH           tuning database (default $KILN_DB or ~/.local/share/kiln/kiln.db)\n"
-            "  --resume ID         continue session ID: configs it measured are not run again\n"
-            "  --json              one JSON object per kernel x shape on stdout\n"
-            "  -v                  one line per trial\n"
-            "  --in-process        no worker process (debugging: a crashing variant ends the session)\n"
-            "exit: 0 done, 1 a kernel could not be tuned, 2 usage, 3 device unavailable\n");
-}
-
-static int parse_budget(const char *s, tune_cli *c)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || v <= 0)
-        return -1;
-    if (!*end) {
-        c->budget_trials = (int)v;
+    tune_cli *c = dst;
+    size_t n = strlen(v);
+    double mult = n && v[n - 1] == 's' ? 1 : n && v[n - 1] == 'm' ? 60 : n && v[n - 1] == 'h' ? 3600 : 0;
+    if (!mult) {
+        long long t;
+        if (kiln_num_int(opt, v, 1, 1000000, &t, e))
+            return kiln_fail(e, KILN_E_INVALID, "%s: '%s' is not a trial count in [1, 1000000] nor a duration like "
+                             "90s, 5m, 1h", opt, v);
+        c->budget_trials = (int)t;
         return 0;
     }
-    double mult = !strcmp(end, "s") ? 1 : !strcmp(end, "m") ? 60 : !strcmp(end, "h") ? 3600 : -1;
-    if (mult < 0)
-        return -1;
-    c->budget_seconds = v * mult;
+    char num[64];
+    snprintf(num, sizeof num, "%.*s", (int)(n - 1), v);
+    double d;
+    if (n - 1 >= sizeof num || kiln_num_double(opt, num, 1e-3, 7 * 86400.0 / mult, &d, e))
+        return kiln_fail(e, KILN_E_INVALID, "%s: '%s' is not a duration in (0, 1 week] like 90s, 5m, 1h", opt, v);
+    c->budget_seconds = d * mult;
     return 0;
 }
 
-static int parse_plant(const char *s, kiln_tune_opts *o)
+static int parse_strategy(void *dst, const char *opt, const char *v, kiln_err *e)
+{
+    if (kiln_search_parse(v, (int *)dst))
+        return kiln_fail(e, KILN_E_INVALID, "%s: unknown strategy '%s' (exhaustive|random|anneal|evolve|model)", opt, v);
+    return 0;
+}
+
+static int parse_precision(void *dst, const char *opt, const char *v, kiln_err *e)
+{
+    if (!strcmp(v, "fast"))
+        *(int *)dst = KILN_ACT_Q8;
+    else if (!strcmp(v, "strict"))
+        *(int *)dst = KILN_ACT_F32;
+    else
+        return kiln_fail(e, KILN_E_INVALID, "%s: '%s' is not fast or strict", opt, v);
+    return 0;
+}
+
+static int parse_plant(void *dst, const char *opt, const char *s, kiln_err *e)
 {
     /* tests only: "crash:N,hang:M" plants failing variants at those trials */
+    kiln_tune_opts *o = dst;
     char buf[64];
     snprintf(buf, sizeof buf, "%s", s);
     for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        if (!strncmp(t, "crash:", 6))
-            o->plant_crash_at = atoi(t + 6);
-        else if (!strncmp(t, "hang:", 5))
-            o->plant_hang_at = atoi(t + 5);
+        long long n;
+        int crash = !strncmp(t, "crash:", 6), hang = !strncmp(t, "hang:", 5);
+        if ((!crash && !hang) || kiln_num_int(opt, t + (crash ? 6 : 5), 0, 1 << 30, &n, e))
+            return kiln_fail(e, KILN_E_INVALID, "%s: '%s' is not crash:N,hang:M", opt, s);
+        if (crash)
+            o->plant_crash_at = (int)n;
         else
-            return -1;
+            o->plant_hang_at = (int)n;
     }
     return 0;
 }
@@ -104,76 +110,53 @@ static int parse(int argc, char **argv, tune_cli *c)
     memset(c, 0, sizeof *c);
     c->act = KILN_ACT_Q8; /* the engine's default precision (fast) */
     kiln_tune_defaults(&c->opts);
-    c->budget_trials = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define NEED()                                                                                                       \
-    do {                                                                                                             \
-        if (!v) {                                                                                                    \
-            fprintf(stderr, "tune: %s needs a value\n", a);                                                          \
-            return KILN_EXIT_USAGE;                                                                                  \
-        }                                                                                                            \
-        i++;                                                                                                         \
-    } while (0)
-        if (!strcmp(a, "--device")) { NEED(); c->device = v; }
-        else if (!strcmp(a, "--kernel")) { NEED(); if (c->n_kernels < 32) c->kernels[c->n_kernels++] = v; }
-        else if (!strcmp(a, "--shape")) { NEED(); if (c->n_shapes < 32) c->shapes[c->n_shapes++] = v; }
-        else if (!strcmp(a, "--model")) { NEED(); c->model = v; }
-        else if (!strcmp(a, "--precision")) {
-            NEED();
-            if (!strcmp(v, "fast"))
-                c->act = KILN_ACT_Q8;
-            else if (!strcmp(v, "strict"))
-                c->act = KILN_ACT_F32;
-            else {
-                fprintf(stderr, "tune: --precision '%s' is not fast or strict\n", v);
-                return KILN_EXIT_USAGE;
-            }
-        }
-        else if (!strcmp(a, "--config")) { NEED(); if (c->n_configs < 32) c->configs[c->n_configs++] = v; }
-        else if (!strcmp(a, "--db")) { NEED(); c->db_path = v; }
-        else if (!strcmp(a, "--strategy")) {
-            NEED();
-            if (kiln_search_parse(v, &c->opts.strategy)) {
-                fprintf(stderr, "tune: unknown strategy '%s'\n", v);
-                return KILN_EXIT_USAGE;
-            }
-        } else if (!strcmp(a, "--budget")) {
-            NEED();
-            if (parse_budget(v, c)) {
-                fprintf(stderr, "tune: --budget takes a trial count or a duration like 90s, 5m, 1h\n");
-                return KILN_EXIT_USAGE;
-            }
-        } else if (!strcmp(a, "--patience")) { NEED(); c->opts.patience = atoi(v); }
-        else if (!strcmp(a, "--seed")) { NEED(); c->opts.seed = strtoull(v, NULL, 10); }
-        else if (!strcmp(a, "--resume")) { NEED(); c->resume = atoll(v); }
-        else if (!strcmp(a, "--plant")) {
-            NEED();
-            if (parse_plant(v, &c->opts)) {
-                fprintf(stderr, "tune: --plant takes crash:N,hang:M\n");
-                return KILN_EXIT_USAGE;
-            }
-        } else if (!strcmp(a, "--timeout-floor")) { NEED(); c->opts.timeout_floor_s = atof(v); }
-        else if (!strcmp(a, "--json")) c->json = 1;
-        else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) c->verbose = 1;
-        else if (!strcmp(a, "--in-process")) c->opts.in_process = 1;
-        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); exit(0); }
-        else {
-            fprintf(stderr, "tune: unknown option '%s'\n", a);
-            usage(stderr);
-            return KILN_EXIT_USAGE;
-        }
-#undef NEED
-    }
-    if (c->n_configs && c->n_kernels != 1) {
-        fprintf(stderr, "tune: --config needs exactly one --kernel (configs are per kernel)\n");
-        return KILN_EXIT_USAGE;
-    }
-    if (!c->device) {
-        fprintf(stderr, "tune: --device is required\n");
-        usage(stderr);
-        return KILN_EXIT_USAGE;
-    }
+    const kiln_opt opts[] = {
+        {"--device", NULL, KILN_OPT_STR, &c->device, .arg = "SPEC",
+         .help = "backend (cpu|opencl|vulkan|cuda), backend:index, or part of a device name"},
+        {"--kernel", NULL, KILN_OPT_LIST, (void *)c->kernels, .count = &c->n_kernels, .max = 32, .arg = "NAME",
+         .help = "tune only this kernel (repeatable; default: the decode kernel set)"},
+        {"--shape", NULL, KILN_OPT_LIST, (void *)c->shapes, .count = &c->n_shapes, .max = 32, .arg = "SPEC",
+         .help = "m=4096,k=4096,quant=q4f16_1,group=32 (repeatable; default: Llama decode shapes);\n"
+                 "fields the kernel does not use are refused"},
+        {"--model", NULL, KILN_OPT_STR, &c->model, .arg = "FILE.gguf", .help = "tune exactly the shapes this model needs"},
+        {"--precision", NULL, KILN_OPT_FN, &c->act, .fn = parse_precision, .arg = "P",
+         .help = "fast (default) or strict: the precision kiln run will use; with --model, fast\n"
+                 "tunes the gemv shapes that allow int8 activations (act=q8), strict the f32 ones"},
+        {"--strategy", NULL, KILN_OPT_FN, &c->opts.strategy, .fn = parse_strategy, .arg = "S",
+         .help = "exhaustive|random|anneal|evolve|model (default model)"},
+        {"--budget", NULL, KILN_OPT_FN, c, .fn = parse_budget, .arg = "N|DUR",
+         .help = "N trials per kernel x shape (1..1000000), or a duration for the session (90s, 5m, 1h)"},
+        {"--config", NULL, KILN_OPT_LIST, (void *)c->configs, .count = &c->n_configs, .max = 32, .arg = "JSON",
+         .help = "measure this config right after the default (repeatable; one --kernel),\n"
+                 "e.g. '{\"layout\":1,\"wg\":32}'; missing keys take the defaults"},
+        {"--patience", NULL, KILN_OPT_INT, &c->opts.patience, 0, 1000000, .arg = "N",
+         .help = "stop a kernel x shape after N trials without a 1% improvement (default 24; 0: never)"},
+        {"--seed", NULL, KILN_OPT_U64, &c->opts.seed, .arg = "S", .help = "search and input seed"},
+        {"--db", NULL, KILN_OPT_STR, &c->db_path, .arg = "PATH",
+         .help = "tuning database (default $KILN_DB or ~/.local/share/kiln/kiln.db)"},
+        {"--resume", NULL, KILN_OPT_LLONG, &c->resume, 1, 9.2e18, .arg = "ID",
+         .help = "continue session ID: configs it measured are not run again"},
+        {"--json", NULL, KILN_OPT_FLAG, &c->json, .help = "one JSON object per kernel x shape on stdout"},
+        {"--verbose", "-v", KILN_OPT_FLAG, &c->verbose, .help = "one line per trial"},
+        {"--in-process", NULL, KILN_OPT_FLAG, &c->opts.in_process,
+         .help = "no worker process (debugging: a crashing variant ends the session)"},
+        {"--plant", NULL, KILN_OPT_FN, &c->opts, .fn = parse_plant, .arg = "crash:N,hang:M",
+         .help = "(tests) plant a crashing / hanging variant at those trials"},
+        {"--timeout-floor", NULL, KILN_OPT_DOUBLE, &c->opts.timeout_floor_s, 0, 3600, .arg = "SEC",
+         .help = "(tests) a trial may take at least this long before it times out"},
+        {0},
+    };
+    const kiln_opt *tables[] = {opts, NULL};
+    int rc = kiln_args_parse("tune",
+                             "usage: tune --device SPEC [options]     (also: kiln tune ...)\n"
+                             "exit: 0 done, 1 a kernel could not be tuned, 2 usage, 3 device unavailable\n",
+                             tables, argc, argv, 1, NULL, 0, NULL);
+    if (rc)
+        return rc;
+    if (c->n_configs && c->n_kernels != 1)
+        return kiln_args_usage_error("tune", "--config needs exactly one --kernel (configs are per kernel)");
+    if (!c->device)
+        return kiln_args_usage_error("tune", "--device is required");
     return 0;
 }
 
@@ -239,7 +222,7 @@ static int collect_jobs(const tune_cli *c, job *jobs, int *n_jobs, kiln_err *e)
                 /* start from the kernel's first tune shape so unspecified fields are sensible */
                 if (k->shapes(KILN_SHAPES_TUNE, &s, 1) < 1)
                     memset(&s, 0, sizeof s);
-                if (kiln_shape_parse(c->shapes[j], &s, e))
+                if (kiln_shape_parse_for(k, c->shapes[j], &s, e))
                     return KILN_E_INVALID;
                 add_job(jobs, n_jobs, k, &s, NULL);
             }
@@ -338,7 +321,7 @@ int cmd_tune(int argc, char **argv)
     tune_cli c;
     int rc = parse(argc, argv, &c);
     if (rc)
-        return rc;
+        return rc == KILN_ARGS_HELP ? KILN_EXIT_OK : rc;
     kiln_err e = {0};
     static job jobs[MAX_JOBS];
     int n_jobs = 0;

@@ -1,6 +1,9 @@
-/* src/commands.h - the `kiln` subcommands. Each returns a process exit code:
- *   0 success, 1 the operation failed (a kernel wrong, a regression, ...),
- *   2 bad usage, 3 a required device/backend/file is unavailable. */
+/* src/commands.h - the `kiln` subcommands. Each returns a process exit code
+ * (README's table):
+ *   0 success, 1 the operation failed (a kernel wrong, a file that is there
+ *   but malformed, a damaged database, ...), 2 bad usage (options, values),
+ *   3 a required device/backend/file is not there or cannot be opened,
+ *   13 a benchmark regression (kiln bench compare). */
 #ifndef KILN_SRC_COMMANDS_H
 #define KILN_SRC_COMMANDS_H
 

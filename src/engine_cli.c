@@ -8,114 +8,83 @@ extern const char kiln_embedded_db_json[];
 #include <stdlib.h>
 #include <string.h>
 
+static int parse_precision(void *dst, const char *opt, const char *v, kiln_err *e)
+{
+    if (!strcmp(v, "fast"))
+        *(int *)dst = KILN_PRECISION_FAST;
+    else if (!strcmp(v, "strict"))
+        *(int *)dst = KILN_PRECISION_STRICT;
+    else
+        return kiln_fail(e, KILN_E_INVALID, "%s: '%s' is not fast or strict", opt, v);
+    return 0;
+}
+
 void kiln_engine_cli_defaults(kiln_engine_cli *c)
 {
     memset(c, 0, sizeof *c);
     c->device = "cpu";
     c->n_predict = 128;
     kiln_sampling_default(&c->sampling);
+    const kiln_opt t[] = {
+        {"--model", "-m", KILN_OPT_STR, &c->model, .arg = "FILE", .help = "GGUF model (Llama family)"},
+        {"--prompt", "-p", KILN_OPT_STR, &c->prompt, .arg = "TEXT", .help = "the prompt"},
+        {"--device", NULL, KILN_OPT_STR, &c->device, .arg = "D",
+         .help = "cpu | opencl | vulkan | cuda | backend:index | name substring (default cpu)"},
+        {"--db", NULL, KILN_OPT_STR, &c->db_path, .arg = "PATH",
+         .help = "tuning database, read-only (default $KILN_DB or ~/.local/share/kiln/kiln.db if present)"},
+        {"--n-predict", "-n", KILN_OPT_INT, &c->n_predict, 1, 1 << 20, .arg = "N",
+         .help = "tokens to generate (default 128)"},
+        {"--ctx", NULL, KILN_OPT_INT, &c->ctx, 16, 1 << 22, .arg = "N",
+         .help = "KV cache capacity in tokens (default min(model context, 4096))"},
+        {"--page-size", NULL, KILN_OPT_INT, &c->page_size, 16, 256, .arg = "N",
+         .help = "KV cache page size (default 64)"},
+        {"--chunk", NULL, KILN_OPT_INT, &c->chunk, 1, 4096, .arg = "N", .help = "prefill chunk in tokens (default 64)"},
+        {"--precision", NULL, KILN_OPT_FN, &c->precision, .fn = parse_precision, .arg = "P",
+         .help = "fast (default): tuned kernels may quantize activations to int8 per block of\n"
+                 "32 (vpdpbusd-class dot products; kiln perplexity measures the cost);\n"
+                 "strict: f32 activations everywhere (greedy output equals a float64 forward)"},
+        {"--threads", NULL, KILN_OPT_INT, &c->threads, 1, 4096, .arg = "N",
+         .help = "host threads of the cpu backend (default: all cores, or $KILN_CPU_THREADS)"},
+        {"--no-fuse", NULL, KILN_OPT_FLAG, &c->no_fuse,
+         .help = "keep Q/K/V and gate/up as separate matrices (by default each is stacked into\n"
+                 "one, so a decode step runs one gemv for them; for comparisons)"},
+        {"--temp", NULL, KILN_OPT_FLOAT, &c->sampling.temp, 0, 100, .arg = "T",
+         .help = "sampling temperature (default 0: greedy)"},
+        {"--top-k", NULL, KILN_OPT_INT, &c->sampling.top_k, 0, 1 << 30, .arg = "K", .help = "0: off"},
+        {"--top-p", NULL, KILN_OPT_FLOAT, &c->sampling.top_p, 0, 1, .arg = "P", .help = "1: off"},
+        {"--min-p", NULL, KILN_OPT_FLOAT, &c->sampling.min_p, 0, 1, .arg = "P", .help = "0: off"},
+        {"--repeat-penalty", NULL, KILN_OPT_FLOAT, &c->sampling.repeat_penalty, 0, 100, .arg = "R",
+         .help = "1: off"},
+        {"--repeat-last-n", NULL, KILN_OPT_INT, &c->sampling.repeat_last_n, 0, 1 << 20, .arg = "N",
+         .help = "recent tokens the penalty looks at"},
+        {"--seed", NULL, KILN_OPT_U64, &c->sampling.seed, .arg = "S", .help = "sampling seed"},
+        {"--stop", NULL, KILN_OPT_LIST, (void *)c->stop, .count = &c->n_stop, .max = 8, .arg = "STR",
+         .help = "stop string (repeatable, at most 8)"},
+        {"--chat-template", NULL, KILN_OPT_STR, &c->chat_template, .arg = "NAME",
+         .help = "chatml | llama2 | llama3 | raw (default: from the GGUF)"},
+        {"--verbose", "-v", KILN_OPT_FLAG, &c->verbose,
+         .help = "which tuned config (and match level) each kernel got; the model load\n"
+                 "time split into gguf parse, tokenizer and weights"},
+        {"--json", NULL, KILN_OPT_FLAG, &c->json, .help = "machine-readable summary"},
+        {"--profile", NULL, KILN_OPT_FLAG, &c->profile,
+         .help = "time every op: a table per phase (prefill per chunk, decode per step) of time\n"
+                 "per op label, device time, GB/s, host gaps; ops run synchronously (serializes GPUs)"},
+        {0},
+    };
+    _Static_assert(sizeof t / sizeof t[0] <= sizeof c->opts / sizeof c->opts[0], "kiln_engine_cli.opts is too small");
+    memcpy(c->opts, t, sizeof t);
 }
 
-const char *kiln_engine_cli_help(void)
+void kiln_engine_cli_help(FILE *f, kiln_engine_cli *c)
 {
-    return "  -m, --model FILE        GGUF model (Llama family)\n"
-           "  --device D              cpu | opencl | vulkan | cuda | backend:index | name substring (default cpu)\n"
-           "  --db PATH               tuning database (default $KILN_DB or ~/.local/share/kiln/kiln.db if present)\n"
-           "  -n N                    tokens to generate (default 128)\n"
-           "  --ctx N                 KV cache capacity in tokens (default min(model context, 4096))\n"
-           "  --page-size N           KV cache page size (default 64)\n"
-           "  --chunk N               prefill chunk in tokens (default 64)\n"
-           "  --precision P           fast (default): tuned kernels may quantize activations to int8 per block of\n"
-           "                          32 (vpdpbusd-class dot products; kiln perplexity measures the cost);\n"
-           "                          strict: f32 activations everywhere (greedy output equals a float64 forward)\n"
-           "  --threads N             host threads of the cpu backend (default: all cores, or $KILN_CPU_THREADS)\n"
-           "  --no-fuse               keep Q/K/V and gate/up as separate matrices (by default each is stacked into\n"
-           "                          one, so a decode step runs one gemv for them; for comparisons)\n"
-           "  --temp T --top-k K --top-p P --min-p P --repeat-penalty R --repeat-last-n N --seed S\n"
-           "                          sampling (default greedy: --temp 0)\n"
-           "  --stop STR              stop string (repeatable)\n"
-           "  --chat-template NAME    chatml | llama2 | llama3 | raw (default: from the GGUF)\n"
-           "  --verbose               which tuned config (and match level) each kernel got; the model load\n"
-           "                          time split into gguf parse, tokenizer and weights\n"
-           "  --json                  machine-readable summary\n"
-           "  --profile               time every op: a table per phase (prefill per chunk, decode per step) of time\n"
-           "                          per op label, device time, GB/s, host gaps; ops run synchronously (serializes GPUs)\n";
-}
-
-static int num(const char *flag, const char *v, double lo, double hi, double *out)
-{
-    char *end;
-    double x = v ? strtod(v, &end) : 0;
-    if (!v || *end || x < lo || x > hi) {
-        fprintf(stderr, "kiln: %s needs a number in [%g, %g], got '%s'\n", flag, lo, hi, v ? v : "(nothing)");
-        return -1;
-    }
-    *out = x;
-    return 0;
+    const kiln_opt *tables[] = {c->opts, NULL};
+    kiln_args_help(f, "", tables);
 }
 
 int kiln_engine_cli_arg(kiln_engine_cli *c, int argc, char **argv, int *i)
 {
-    const char *a = argv[*i];
-    const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
-    double x;
-#define TAKE(dst) do { if (!v) { fprintf(stderr, "kiln: %s needs a value\n", a); return -1; } dst = v; (*i)++; return 1; } while (0)
-#define NUM(lo, hi, dst) do { if (num(a, v, lo, hi, &x)) return -1; dst = x; (*i)++; return 1; } while (0)
-    if (!strcmp(a, "-m") || !strcmp(a, "--model")) TAKE(c->model);
-    if (!strcmp(a, "--device")) TAKE(c->device);
-    if (!strcmp(a, "--db")) TAKE(c->db_path);
-    if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) TAKE(c->prompt);
-    if (!strcmp(a, "--chat-template")) TAKE(c->chat_template);
-    if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) NUM(1, 1 << 20, c->n_predict);
-    if (!strcmp(a, "--ctx")) NUM(16, 1 << 22, c->ctx);
-    if (!strcmp(a, "--page-size")) NUM(16, 256, c->page_size);
-    if (!strcmp(a, "--chunk")) NUM(1, 4096, c->chunk);
-    if (!strcmp(a, "--threads")) NUM(1, 4096, c->threads);
-    if (!strcmp(a, "--temp")) NUM(0, 100, c->sampling.temp);
-    if (!strcmp(a, "--top-k")) NUM(0, 1 << 30, c->sampling.top_k);
-    if (!strcmp(a, "--top-p")) NUM(0, 1, c->sampling.top_p);
-    if (!strcmp(a, "--min-p")) NUM(0, 1, c->sampling.min_p);
-    if (!strcmp(a, "--repeat-penalty")) NUM(0, 100, c->sampling.repeat_penalty);
-    if (!strcmp(a, "--repeat-last-n")) NUM(0, 1 << 20, c->sampling.repeat_last_n);
-    if (!strcmp(a, "--seed")) NUM(0, 1.8e19, c->sampling.seed);
-    if (!strcmp(a, "--stop")) {
-        if (c->n_stop == 8) {
-            fprintf(stderr, "kiln: at most 8 --stop strings\n");
-            return -1;
-        }
-        TAKE(c->stop[c->n_stop++]);
-    }
-    if (!strcmp(a, "--precision")) {
-        if (v && !strcmp(v, "fast"))
-            c->precision = KILN_PRECISION_FAST;
-        else if (v && !strcmp(v, "strict"))
-            c->precision = KILN_PRECISION_STRICT;
-        else {
-            fprintf(stderr, "kiln: --precision needs fast or strict, got '%s'\n", v ? v : "(nothing)");
-            return -1;
-        }
-        (*i)++;
-        return 1;
-    }
-    if (!strcmp(a, "--no-fuse")) {
-        c->no_fuse = 1;
-        return 1;
-    }
-    if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) {
-        c->verbose = 1;
-        return 1;
-    }
-    if (!strcmp(a, "--json")) {
-        c->json = 1;
-        return 1;
-    }
-    if (!strcmp(a, "--profile")) {
-        c->profile = 1;
-        return 1;
-    }
-#undef TAKE
-#undef NUM
-    return 0;
+    const kiln_opt *tables[] = {c->opts, NULL};
+    return kiln_args_one("kiln", tables, argc, argv, i);
 }
 
 int kiln_engine_cli_session_opts(const kiln_engine_cli *c, kiln_session_opts *o, kiln_err *e)

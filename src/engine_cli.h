@@ -6,6 +6,7 @@
 #define KILN_SRC_ENGINE_CLI_H
 
 #include "engine/session.h"
+#include "src/args.h"
 
 typedef struct kiln_engine_cli {
     const char *model;
@@ -20,14 +21,17 @@ typedef struct kiln_engine_cli {
     const char *stop[8];
     int n_stop;
     kiln_sampling sampling;
+    kiln_opt opts[32];         /* the options above as a table (src/args.h), {0}-terminated */
 } kiln_engine_cli;
 
+/* Defaults, and c->opts pointing into c: pass it among a command's tables
+ * to kiln_args_parse (c must not move afterwards). */
 void kiln_engine_cli_defaults(kiln_engine_cli *c);
 /* Consumes argv[*i] (and its value) if it is a shared option; returns 1 if
  * consumed, 0 if not an engine option, -1 on a bad value (message printed). */
 int kiln_engine_cli_arg(kiln_engine_cli *c, int argc, char **argv, int *i);
-/* One paragraph for --help. */
-const char *kiln_engine_cli_help(void);
+/* The shared options' help (generated from the table). */
+void kiln_engine_cli_help(FILE *f, kiln_engine_cli *c);
 
 /* The session options for c: verbose logs and progress to stderr (no
  * progress line with --json), and this build's embedded winners (-Dtuned_db)

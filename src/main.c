@@ -35,7 +35,9 @@ static void usage(FILE *f)
             KILN_VERSION, kiln_git_commit);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
-    fprintf(f, "\nexit codes: 0 ok, 1 failed (wrong kernel, regression, ...), 2 usage, 3 unavailable\n");
+    fprintf(f, "\nexit codes: 0 ok, 1 failed (a wrong kernel, a malformed file, a damaged database, ...), 2 usage,\n"
+               "3 unavailable (a device, backend or file that is not there or cannot be opened),\n"
+               "13 a benchmark regression (kiln bench compare)\n");
 }
 
 int kiln_exit_code(int err_code)

@@ -20,7 +20,7 @@ int main(int argc, char **argv)
     if (argv[1][0]) {
         kiln_db *db;
         kiln_err e = {0};
-        if (kiln_db_open(&db, argv[1], &e) || !(json = kiln_db_export_string(db, &e))) {
+        if (kiln_db_open_readonly(&db, argv[1], &e) || !(json = kiln_db_export_string(db, &e))) {
             fprintf(stderr, "kiln-embed-db: %s: %s\n", argv[1], e.msg);
             return 1;
         }

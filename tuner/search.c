@@ -8,7 +8,6 @@
 #include "util/rng.h"
 
 #define MAX_POOL 50000
-#define MODEL_CANDIDATES 2000
 #define POP 8
 
 static const char *const names[KILN_SEARCH_COUNT] = {"exhaustive", "random", "anneal", "evolve", "model"};
@@ -311,12 +310,11 @@ static int model_next(kiln_search *s)
         A[r * nf + r] += 0.1; /* ridge */
     if (solve(A, b, nf))
         goto out;
+    /* every unseen config of the pool is scored (at most MAX_POOL x n_feat
+     * multiply-adds, microseconds next to a trial): a sample would leave
+     * some never considered late in a session */
     double best = INFINITY;
-    int n_unseen = s->n_pool - s->n_seen;
-    for (int t = 0; t < MODEL_CANDIDATES && t < n_unseen * 2; t++) {
-        int idx = n_unseen <= MODEL_CANDIDATES ? t : (int)kiln_rng_below(&s->rng, (uint32_t)s->n_pool);
-        if (n_unseen <= MODEL_CANDIDATES && idx >= s->n_pool)
-            break;
+    for (int idx = 0; idx < s->n_pool; idx++) {
         if (s->seen[idx])
             continue;
         features(s, &s->pool[idx], f);

@@ -8,8 +8,9 @@
  *   anneal      simulated annealing over neighbouring values
  *   evolve      a small genetic algorithm (tournament, crossover, mutation)
  *   model       a ridge-regression cost model on one-hot parameter features
- *               fitted to log(time) of the trials so far picks the next
- *               config, with some random exploration
+ *               fitted to log(time) of the trials so far scores every
+ *               unseen config of the pool and proposes the lowest
+ *               predicted time, exploring at random one time in five
  * A config is never proposed twice. */
 #ifndef KILN_TUNER_SEARCH_H
 #define KILN_TUNER_SEARCH_H

@@ -96,6 +96,11 @@ else
     grep -q "<table>" "$html" || fail "index.html has no tables"
     grep -q "gemv_int4" "$tmp/report/summary.md" || fail "summary.md has no kernel rows"
     # an empty database is no error
+    # report only reads: a missing database is unavailable (3) and not created; an empty one draws a page
+    "$kiln" report --db "$tmp/empty.db" -o "$tmp/empty" >/dev/null 2>&1
+    rc=$?
+    [[ $rc == 3 && ! -e "$tmp/empty.db" ]] || fail "report on a missing db exited $rc or created it"
+    echo '{"kiln_db_schema":2}' | "$kiln" db --db "$tmp/empty.db" import /dev/stdin || fail "creating an empty db exited $?"
     "$kiln" report --db "$tmp/empty.db" -o "$tmp/empty" >/dev/null || fail "report on an empty db exited $?"
     [[ -f "$tmp/empty/index.html" ]] || fail "no HTML page for an empty db"
 fi

@@ -67,9 +67,9 @@ expect 3 "$tmp/missing.txt: No such file" -m "$m" -f "$tmp/missing.txt"
 expect 3 "missing.gguf" -m "$tmp/missing.gguf" -f "$text"
 expect 2 "is empty" -m "$m" -f "$tmp/empty.txt"
 expect 2 "one chunk needs 512" -m "$m" -f "$tmp/short.txt"
-expect 2 "--ctx needs an integer" -m "$m" -f "$text" --ctx 0
-expect 2 "--ctx needs an integer" -m "$m" -f "$text" --ctx 12x
-expect 2 "--chunks needs an integer" -m "$m" -f "$text" --chunks 0
+expect 2 "--ctx: '0' is not a whole number" -m "$m" -f "$text" --ctx 0
+expect 2 "--ctx: '12x' is not a whole number" -m "$m" -f "$text" --ctx 12x
+expect 2 "--chunks: '0' is not a whole number" -m "$m" -f "$text" --chunks 0
 expect 2 "fast or strict" -m "$m" -f "$text" --precision bf16
 expect 2 "are required" -m "$m"
 expect 2 "unknown option '--temp'" -m "$m" -f "$text" --temp 0.5

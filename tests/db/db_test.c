@@ -173,14 +173,54 @@ static void test_versions_and_bad_files(void)
     sqlite3_exec(h, "PRAGMA user_version = 99", NULL, NULL, NULL);
     sqlite3_close(h);
     CHECK(kiln_db_open(&db, p, &e) == KILN_E_DB && strstr(e.msg, "newer"), "newer schema: %s", e.msg);
-    /* an old v0 database (empty) migrates to the current version */
+    /* schema versions out of range: refused, never used as an index */
+    path(p, "negative.db");
+    sqlite3_open(p, &h);
+    sqlite3_exec(h, "PRAGMA user_version = -1", NULL, NULL, NULL);
+    sqlite3_close(h);
+    CHECK(kiln_db_open(&db, p, &e) == KILN_E_DB && strstr(e.msg, "-1 is not a kiln schema"), "version -1: %s", e.msg);
+    CHECK(kiln_db_open_readonly(&db, p, &e) == KILN_E_DB && strstr(e.msg, "-1 is not a kiln schema"),
+          "version -1 read-only: %s", e.msg);
+    /* an empty v0 database migrates to the current version */
     path(p, "old.db");
     sqlite3_open(p, &h);
-    sqlite3_exec(h, "CREATE TABLE unrelated(x)", NULL, NULL, NULL);
+    sqlite3_exec(h, "PRAGMA user_version = 0", NULL, NULL, NULL);
     sqlite3_close(h);
     e.code = 0;
     CHECK_OK(kiln_db_open(&db, p, &e), &e);
     kiln_db_close(db); /* NULL when the open failed */
+    /* another program's SQLite file (tables, no kiln version) is refused
+     * by every open, and gains no table */
+    path(p, "foreign.db");
+    sqlite3_open(p, &h);
+    sqlite3_exec(h, "CREATE TABLE unrelated(x)", NULL, NULL, NULL);
+    sqlite3_close(h);
+    CHECK(kiln_db_open(&db, p, &e) == KILN_E_DB && strstr(e.msg, "not a kiln database"), "foreign file: %s", e.msg);
+    CHECK(kiln_db_open_readonly(&db, p, &e) == KILN_E_DB && strstr(e.msg, "not a kiln database"),
+          "foreign file read-only: %s", e.msg);
+    sqlite3_open(p, &h);
+    sqlite3_stmt *q;
+    sqlite3_prepare_v2(h, "SELECT COUNT(*) FROM sqlite_master", -1, &q, NULL);
+    CHECK(sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int(q, 0) == 1, "tables were added to a foreign file");
+    sqlite3_finalize(q);
+    sqlite3_close(h);
+    /* read-only: a missing file is an error and is not created; a kiln
+     * file opens, reads, and refuses every write */
+    path(p, "missing/x.db");
+    CHECK(kiln_db_open_readonly(&db, p, &e) == KILN_E_IO && strstr(e.msg, "never creates"), "missing: %s", e.msg);
+    path(p, "missing");
+    CHECK(access(p, F_OK) != 0, "a read-only open created the directory");
+    path(p, "old.db");
+    CHECK_OK(kiln_db_open_readonly(&db, p, &e), &e);
+    if (db) {
+        kiln_fingerprint rf = fp_of("ro", "1", "x");
+        int64_t rid;
+        CHECK(kiln_db_device_upsert(db, &rf, &rid, &e) == KILN_E_DB && strstr(e.msg, "readonly"),
+              "a write through a read-only handle: %s", e.msg);
+        kiln_db_match rm;
+        CHECK_OK(kiln_db_lookup(db, &rf, "gemv_int4", "h", "m1.k1", &rm, &e), &e);
+        kiln_db_close(db);
+    }
     /* a corrupt file: an error, and the file is byte-for-byte untouched */
     path(p, "corrupt.db");
     FILE *f = fopen(p, "wb");
@@ -418,6 +458,42 @@ static void test_kill9(void)
     kiln_db_close(db);
 }
 
+/* Lookups filter in SQL (issue 9, item 12): with 300 faster winners of
+ * other shapes on the device, the exact shape is still found exactly, and
+ * a stale winner of the shape among them is reported, not used. */
+static void test_lookup_many_winners(void)
+{
+    char p[512];
+    path(p, "many.db");
+    kiln_db *db;
+    kiln_err e = {0};
+    CHECK_OK(kiln_db_open(&db, p, &e), &e);
+    kiln_fingerprint a = fp_of("RTX 4090", "550.1", "sm_89");
+    int64_t dev, ker, ker_old;
+    CHECK_OK(kiln_db_device_upsert(db, &a, &dev, &e), &e);
+    CHECK_OK(kiln_db_kernel_upsert(db, "gemv_int4", "hash-new", &ker, &e), &e);
+    CHECK_OK(kiln_db_kernel_upsert(db, "gemv_int4", "hash-old", &ker_old, &e), &e);
+    int upd;
+    for (int i = 0; i < 300; i++) {
+        char shape[64], cfg[32];
+        snprintf(shape, sizeof shape, "m%d.k4096.q4f16_1.g32", 100 + i);
+        snprintf(cfg, sizeof cfg, "{\"wg\":%d}", i);
+        winner(db, dev, ker, shape, cfg, 10 + i, &upd); /* all faster than the one looked up */
+    }
+    winner(db, dev, ker_old, "m99999.k4096.q4f16_1.g32", "{\"wg\":7}", 1, &upd);
+    winner(db, dev, ker, "m99999.k4096.q4f16_1.g32", "{\"wg\":999}", 5000, &upd);
+    kiln_db_match m;
+    CHECK_OK(kiln_db_lookup(db, &a, "gemv_int4", "hash-new", "m99999.k4096.q4f16_1.g32", &m, &e), &e);
+    CHECK(m.level == KILN_MATCH_EXACT && !strcmp(m.config_json, "{\"wg\":999}"),
+          "past 256 winners: level %s config %s (want exact {\"wg\":999})", kiln_match_name(m.level), m.config_json);
+    CHECK(!m.stale, "a stale winner was reported although the current one matched");
+    /* the nearest shape is searched over every winner: m399 is the 300th */
+    CHECK_OK(kiln_db_lookup(db, &a, "gemv_int4", "hash-new", "m405.k4096.q4f16_1.g32", &m, &e), &e);
+    CHECK(m.level == KILN_MATCH_SHAPE && !strcmp(m.shape_key, "m399.k4096.q4f16_1.g32"), "nearest: %s %s",
+          kiln_match_name(m.level), m.shape_key);
+    kiln_db_close(db);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/kiln-db-test-XXXXXX");
@@ -425,6 +501,7 @@ int main(void)
         return 1;
     test_basics_and_lookup();
     test_versions_and_bad_files();
+    test_lookup_many_winners();
     test_read_bandwidth_column();
     test_concurrent_writers();
     test_kill9();

@@ -1,0 +1,49 @@
+/* util/num.c - see num.h. strtoll/strtod do the conversion; what they let
+ * through (trailing text, overflow clamped to the type's limit, nan, inf,
+ * leading blanks, a '-' on an unsigned) is refused here. */
+#include "util/num.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+
+int kiln_num_int(const char *what, const char *s, long long lo, long long hi, long long *out, kiln_err *e)
+{
+    if (!s || !*s || isspace((unsigned char)*s))
+        return kiln_fail(e, KILN_E_INVALID, "%s: '%s' is not a whole number in [%lld, %lld]", what, s ? s : "",
+                         lo, hi);
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (*end || errno == ERANGE || v < lo || v > hi)
+        return kiln_fail(e, KILN_E_INVALID, "%s: '%s' is not a whole number in [%lld, %lld]", what, s, lo, hi);
+    *out = v;
+    return 0;
+}
+
+int kiln_num_u64(const char *what, const char *s, uint64_t *out, kiln_err *e)
+{
+    if (!s || !isdigit((unsigned char)*s))
+        return kiln_fail(e, KILN_E_INVALID, "%s: '%s' is not a whole number in [0, 18446744073709551615]", what,
+                         s ? s : "");
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end || errno == ERANGE)
+        return kiln_fail(e, KILN_E_INVALID, "%s: '%s' is not a whole number in [0, 18446744073709551615]", what, s);
+    *out = v;
+    return 0;
+}
+
+int kiln_num_double(const char *what, const char *s, double lo, double hi, double *out, kiln_err *e)
+{
+    if (!s || !*s || isspace((unsigned char)*s))
+        return kiln_fail(e, KILN_E_INVALID, "%s: '%s' is not a number in [%g, %g]", what, s ? s : "", lo, hi);
+    char *end;
+    double v = strtod(s, &end);
+    if (*end || !isfinite(v) || v < lo || v > hi)
+        return kiln_fail(e, KILN_E_INVALID, "%s: '%s' is not a number in [%g, %g]", what, s, lo, hi);
+    *out = v;
+    return 0;
+}

@@ -1,0 +1,17 @@
+/* util/num.h - strict number parsing for command-line values and specs.
+ * The whole string must be the number (no trailing text, no empty string),
+ * finite, whole where an integer is asked for, and inside [lo, hi]; the
+ * error names what was parsed (an option, a field) and echoes the value. */
+#ifndef KILN_UTIL_NUM_H
+#define KILN_UTIL_NUM_H
+
+#include <stdint.h>
+
+#include "util/err.h"
+
+/* what: "--ctx", "shape field 'group'", ... (for the message) */
+int kiln_num_int(const char *what, const char *s, long long lo, long long hi, long long *out, kiln_err *e);
+int kiln_num_u64(const char *what, const char *s, uint64_t *out, kiln_err *e);
+int kiln_num_double(const char *what, const char *s, double lo, double hi, double *out, kiln_err *e);
+
+#endif
