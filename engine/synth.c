@@ -19,6 +19,7 @@
 #include "util/rng.h"
 
 static const kiln_synth_preset presets[] = {
+    {"micro", 32, 1, 64, 2, 1, 320, 64, 10000.0f, 0}, /* fuzzing seeds: a whole model in ~25 KB */
     {"tiny", 64, 2, 160, 4, 2, 512, 256, 10000.0f, 0},
     {"smollm2-135m", 576, 30, 1536, 9, 3, 49152, 8192, 100000.0f, 1},
     {"llama-1b", 2048, 16, 8192, 32, 8, 128256, 131072, 500000.0f, 1},
@@ -34,7 +35,7 @@ const kiln_synth_preset *kiln_synth_preset_find(const char *name)
     return NULL;
 }
 
-const char *kiln_synth_preset_names(void) { return "tiny, smollm2-135m, llama-1b, llama2-7b, llama3-8b"; }
+const char *kiln_synth_preset_names(void) { return "micro, tiny, smollm2-135m, llama-1b, llama2-7b, llama3-8b"; }
 
 /* ------------------------------------------------------------ tokenizer */
 

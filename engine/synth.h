@@ -29,7 +29,8 @@ typedef struct kiln_synth_preset {
     int tied;
 } kiln_synth_preset;
 
-/* tiny (64/2 layers/160/4 heads/2 kv/vocab 512/ctx 256, untied),
+/* micro (32/1 layer/64/2 heads/1 kv/vocab 320/ctx 64, untied: fuzz seeds),
+ * tiny (64/2 layers/160/4 heads/2 kv/vocab 512/ctx 256, untied),
  * smollm2-135m, llama-1b, llama2-7b, llama3-8b. NULL if unknown. */
 const kiln_synth_preset *kiln_synth_preset_find(const char *name);
 /* The preset names, comma-separated (for usage messages). */

@@ -6,15 +6,29 @@
 #if defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
 #endif
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+
+/* f16c (leaf 1 ECX bit 29) and avxvnni (leaf 7.1 EAX bit 4) read with cpuid:
+ * clang 14/15 reject these names in __builtin_cpu_supports. Both are VEX
+ * encoded, so the avx2 check (which includes the OS's AVX state) covers them. */
+static int cpuid_bit(unsigned leaf, unsigned sub, int reg, int bit)
+{
+    unsigned r[4] = {0, 0, 0, 0};
+    if (!__get_cpuid_count(leaf, sub, &r[0], &r[1], &r[2], &r[3]))
+        return 0;
+    return (r[reg] >> bit) & 1;
+}
+#endif
 
 unsigned kiln_cpu_isa_detect(void)
 {
     unsigned isa = 0;
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpuid_bit(1, 0, 2, 29))
         isa |= KILN_ISA_AVX2;
-    if ((isa & KILN_ISA_AVX2) && __builtin_cpu_supports("avxvnni"))
+    if ((isa & KILN_ISA_AVX2) && cpuid_bit(7, 1, 0, 4))
         isa |= KILN_ISA_AVX_VNNI;
     if ((isa & KILN_ISA_AVX2) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
