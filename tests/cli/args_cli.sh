@@ -108,8 +108,12 @@ help_has report -- --db --output
 "$kiln" tune --help >/dev/null 2>&1 || fail "kiln tune --help exited $?"
 
 # exit codes: a device that is not there is unavailable (3), by name or by index
+# (nosuchdev probes every backend: lavapipe's JIT-compiled code reallocs 128 bytes that
+# LeakSanitizer reports from an unknown module, which no suppression can name; the
+# leak check stays on for every other run of this script)
 for d in nosuchdev cpu:7; do
-  timeout 60 "$kiln" run "${m[@]}" -n 2 --device "$d" >/dev/null 2>"$tmp/err"
+  ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 \
+    timeout 60 "$kiln" run "${m[@]}" -n 2 --device "$d" >/dev/null 2>"$tmp/err"
   rc=$?
   [ $rc = 3 ] || fail "--device $d exited $rc, want 3: $(cat "$tmp/err")"
 done
