@@ -14,11 +14,19 @@ pkgs=(
   gnuplot-nox jq                            # jq: tests read kiln's --format json output
   valgrind shellcheck openssh-server openssh-client   # tests: memcheck, harness lint, ssh harness path
   chromium                                  # tests: the HTML report rendered headless (report_browser)
+  crossbuild-essential-arm64 qemu-user-static         # the aarch64 cross build, run under qemu (scripts/build-aarch64.sh)
+  libsqlite3-dev:arm64 libcjson-dev:arm64             # its multiarch libraries (needs the arm64 architecture, below)
 )
 
 sudo=""
 if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
 
+# arm64 packages (libsqlite3-dev:arm64 ...) come from the same mirror once
+# dpkg knows the architecture; the update below then fetches its lists.
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  echo "== dpkg --add-architecture arm64" >&2
+  $sudo dpkg --add-architecture arm64
+fi
 echo "== apt-get update" >&2
 $sudo apt-get update -qq
 missing=()
