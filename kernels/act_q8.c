@@ -15,6 +15,9 @@
 #define KILN_X86 1
 #include <immintrin.h>
 #endif
+#ifdef KILN_ARM64
+#include <arm_neon.h>
+#endif
 
 void kiln_act_q8_block(const float *x, int n, int8_t q[32], float *d)
 {
@@ -140,6 +143,45 @@ __attribute__((target("avx2,fma,f16c"))) static void pack_avx2(const float *x, i
 }
 #endif
 
+#ifdef KILN_ARM64
+/* Full blocks only, as pack_avx2. vcvtnq rounds to nearest even like
+ * lrintf in the default mode; |x * id| <= 127, so the narrowing never
+ * saturates. */
+static void pack_neon(const float *x, int64_t nb, int fmt, const xq_out *o)
+{
+    for (int64_t b = 0; b < nb; b++) {
+        float32x4_t v[8];
+        float32x4_t m = vdupq_n_f32(0);
+        for (int i = 0; i < 8; i++) {
+            v[i] = vld1q_f32(x + b * 32 + 4 * i);
+            m = vmaxq_f32(m, vabsq_f32(v[i]));
+        }
+        float amax = vmaxvq_f32(m);
+        float id = amax > 0 ? 127.0f / amax : 0.0f, d = amax / 127.0f;
+        int32x4_t q[8], sum = vdupq_n_s32(0);
+        for (int i = 0; i < 8; i++) {
+            q[i] = vcvtnq_s32_f32(vmulq_n_f32(v[i], id));
+            sum = vaddq_s32(sum, q[i]);
+        }
+        int8x16_t p[2];
+        for (int h = 0; h < 2; h++) {
+            int16x8_t lo = vcombine_s16(vqmovn_s32(q[4 * h]), vqmovn_s32(q[4 * h + 1]));
+            int16x8_t hi = vcombine_s16(vqmovn_s32(q[4 * h + 2]), vqmovn_s32(q[4 * h + 3]));
+            p[h] = vcombine_s8(vqmovn_s16(lo), vqmovn_s16(hi)); /* elements 16h .. 16h+15 */
+        }
+        if (fmt == KILN_XQ_Q8) {
+            vst1q_s8(o->xe + b * 32, p[0]);
+            vst1q_s8(o->xe + b * 32 + 16, p[1]);
+        } else {
+            vst1q_s8(o->xe + b * 16, vuzp1q_s8(p[0], p[1])); /* even elements */
+            vst1q_s8(o->xo + b * 16, vuzp2q_s8(p[0], p[1])); /* odd elements */
+        }
+        o->d[b] = d;
+        o->s[b] = d * (float)vaddvq_s32(sum);
+    }
+}
+#endif
+
 void kiln_act_q8_pack(const float *x, int64_t k, int fmt, unsigned isa, void *out)
 {
     xq_out o = out_of(out, k);
@@ -150,6 +192,10 @@ void kiln_act_q8_pack(const float *x, int64_t k, int fmt, unsigned isa, void *ou
         pack_avx512(x, done = k / 32, fmt, &o);
     else if (isa & KILN_ISA_AVX2)
         pack_avx2(x, done = k / 32, fmt, &o);
+#endif
+#ifdef KILN_ARM64
+    if (isa & KILN_ISA_NEON)
+        pack_neon(x, done = k / 32, fmt, &o);
 #endif
     pack_scalar(x, k, fmt, &o, done, nb); /* the partial last block; all of them on the scalar path */
     static const int8_t zero[32];

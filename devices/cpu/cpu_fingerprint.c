@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "devices/cpu/cpu_internal.h"
+#include "devices/cpu/cpu_isa.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -99,7 +100,8 @@ void kiln_cpu_fingerprint(kiln_fingerprint *fp)
         snprintf(fp->arch, sizeof fp->arch, "x86_64");
     fp->subgroup_size = strstr(fp->arch, "avx512") ? 16 : strstr(fp->arch, "avx2") ? 8 : 4;
 #elif defined(__aarch64__)
-    snprintf(fp->arch, sizeof fp->arch, "aarch64-neon");
+    /* aarch64-neon, -dotprod or -i8mm: the widest integer dot product (HWCAP) */
+    snprintf(fp->arch, sizeof fp->arch, "aarch64-%s", kiln_cpu_isa_name(kiln_cpu_isa_detect()));
     fp->subgroup_size = 4;
 #else
     snprintf(fp->arch, sizeof fp->arch, "generic");

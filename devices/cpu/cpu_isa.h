@@ -36,6 +36,22 @@ static inline int kiln_cpu_isa_level(unsigned isa)
     return isa & KILN_ISA_AVX512 ? 2 : isa & KILN_ISA_AVX2 ? 1 : 0;
 }
 
+/* aarch64: Advanced SIMD is the baseline (no attribute); the dotprod and
+ * i8mm paths are compiled for those extensions function by function and run
+ * only when HWCAP says so. gcc and clang spell the target differently. */
+#if defined(__aarch64__)
+#define KILN_ARM64 1
+#if defined(__clang__)
+#define KILN_TARGET_DOTPROD __attribute__((target("dotprod")))
+#define KILN_TARGET_I8MM __attribute__((target("dotprod,i8mm")))
+#else
+/* gcc's arm_neon.h declares vdotq/vmmlaq under arch=armv8.2-a+...: a caller
+ * must have at least that arch to inline them */
+#define KILN_TARGET_DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
+#define KILN_TARGET_I8MM __attribute__((target("arch=armv8.2-a+dotprod+i8mm")))
+#endif
+#endif
+
 /* "avx512-vnni", "avx2", "scalar" ...: the highest level in isa. */
 const char *kiln_cpu_isa_name(unsigned isa);
 

@@ -4,16 +4,22 @@
  * value, out[w]. The launch spreads workgroups over the device's pool, so
  * the figure is the machine's (or KILN_CPU_THREADS') read bandwidth. Loads
  * are 64-byte AVX-512 or 32-byte AVX2 ones, four accumulators deep so that
- * the adds never wait on a load; $KILN_CPU_ISA=avx2|scalar caps the path as
- * it does for the kernels. Arguments: src, out, n (16-byte vectors in src). */
+ * the adds never wait on a load (NEON: 16-byte loads, four deep); the
+ * launch's ISA bits pick the path as for the kernels ($KILN_CPU_ISA caps
+ * them). Arguments: src, out, n (16-byte vectors in src). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "devices/cpu/cpu_internal.h"
 
+#include "devices/cpu/cpu_isa.h"
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define KILN_X86 1
+#endif
+#ifdef KILN_ARM64
+#include <arm_neon.h>
 #endif
 
 static uint32_t sum_scalar(const uint8_t *p, size_t bytes)
@@ -28,21 +34,6 @@ static uint32_t sum_scalar(const uint8_t *p, size_t bytes)
 }
 
 #ifdef KILN_X86
-static int cpu_isa(void)
-{
-    int isa = 0;
-    if (__builtin_cpu_supports("avx2"))
-        isa = 1;
-    if (isa && __builtin_cpu_supports("avx512f"))
-        isa = 2;
-    const char *cap = getenv("KILN_CPU_ISA");
-    if (cap && !strcmp(cap, "scalar"))
-        isa = 0;
-    else if (cap && !strcmp(cap, "avx2") && isa > 1)
-        isa = 1;
-    return isa;
-}
-
 __attribute__((target("avx512f"))) static uint32_t sum_avx512(const uint8_t *p, size_t bytes)
 {
     __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
@@ -84,6 +75,22 @@ __attribute__((target("avx2"))) static uint32_t sum_avx2(const uint8_t *p, size_
 }
 #endif
 
+#ifdef KILN_ARM64
+static uint32_t sum_neon(const uint8_t *p, size_t bytes)
+{
+    uint32x4_t a0 = vdupq_n_u32(0), a1 = a0, a2 = a0, a3 = a0;
+    size_t i = 0;
+    for (; i + 64 <= bytes; i += 64) {
+        a0 = vaddq_u32(a0, vreinterpretq_u32_u8(vld1q_u8(p + i)));
+        a1 = vaddq_u32(a1, vreinterpretq_u32_u8(vld1q_u8(p + i + 16)));
+        a2 = vaddq_u32(a2, vreinterpretq_u32_u8(vld1q_u8(p + i + 32)));
+        a3 = vaddq_u32(a3, vreinterpretq_u32_u8(vld1q_u8(p + i + 48)));
+    }
+    uint32x4_t t = vaddq_u32(vaddq_u32(a0, a1), vaddq_u32(a2, a3));
+    return vaddvq_u32(t) + sum_scalar(p + i, bytes - i); /* unsigned lanes: wraps mod 2^32 */
+}
+#endif
+
 void kiln_cpu_read_sum(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_end)
 {
     const uint8_t *src = l->ptr[0];
@@ -92,7 +99,7 @@ void kiln_cpu_read_sum(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_
     /* blocks of whole 64-byte lines, so no line is read by two threads */
     size_t blk = ((n + groups - 1) / groups + 3) & ~(size_t)3;
 #ifdef KILN_X86
-    int isa = cpu_isa();
+    int isa = kiln_cpu_isa_level(l->isa);
 #endif
     for (uint32_t w = wg_begin; w < wg_end; w++) {
         size_t lo = (size_t)w * blk, hi = lo + blk < n ? lo + blk : n;
@@ -100,6 +107,8 @@ void kiln_cpu_read_sum(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_
         const uint8_t *p = src + lo * 16;
 #ifdef KILN_X86
         out[w] = isa == 2 ? sum_avx512(p, bytes) : isa == 1 ? sum_avx2(p, bytes) : sum_scalar(p, bytes);
+#elif defined(KILN_ARM64)
+        out[w] = l->isa & KILN_ISA_NEON ? sum_neon(p, bytes) : sum_scalar(p, bytes);
 #else
         out[w] = sum_scalar(p, bytes);
 #endif

@@ -7,7 +7,7 @@
  * sum l, rescale of acc by exp(m_old - m_new)), then acc += p * v (each V row
  * loaded once for the HPW heads). WRITE_PARTIAL=1 writes [m, l, acc[hd]] per
  * (head, split) into the scratch buffer for attn_paged_combine_cpu.
- * The inner dot/axpy loops come in AVX-512, AVX2+FMA and scalar builds of the
+ * The inner dot/axpy loops come in AVX-512, AVX2+FMA, NEON and scalar builds of the
  * same body, picked per launch from its ISA bits (devices/cpu/cpu_isa.h). */
 #include <math.h>
 #include <stdlib.h>
@@ -21,6 +21,9 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define KILN_X86 1
+#endif
+#ifdef KILN_ARM64
+#include <arm_neon.h>
 #endif
 
 #define NEG_BIG (-1.0e30f)
@@ -422,6 +425,70 @@ AVX512 static void pv_avx512(float acc[][KILN_ATT_MAX_HD], float sc[][MAX_TILE],
 ATTN_BODY(avx512, AVX512, dot_avx512, axpy_avx512, scal_avx512, expsum_avx512, qk_avx512, pv_avx512)
 #endif
 
+#ifdef KILN_ARM64
+/* ---- NEON (head_dim is a multiple of 4), as the AVX2 build ---- */
+static inline float dot_neon(const float *x, const float *y, int n)
+{
+    float32x4_t s0 = vdupq_n_f32(0), s1 = vdupq_n_f32(0);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        s0 = vfmaq_f32(s0, vld1q_f32(x + i), vld1q_f32(y + i));
+        s1 = vfmaq_f32(s1, vld1q_f32(x + i + 4), vld1q_f32(y + i + 4));
+    }
+    if (i < n)
+        s0 = vfmaq_f32(s0, vld1q_f32(x + i), vld1q_f32(y + i));
+    return vaddvq_f32(vaddq_f32(s0, s1));
+}
+static inline void axpy_neon(float *y, float a, const float *x, int n)
+{
+    for (int i = 0; i < n; i += 4)
+        vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), a));
+}
+static inline void scal_neon(float *y, float a, int n)
+{
+    for (int i = 0; i < n; i += 4)
+        vst1q_f32(y + i, vmulq_n_f32(vld1q_f32(y + i), a));
+}
+/* exp(x) for x <= 0, as exp_avx2 (same reduction and polynomial) */
+static inline float32x4_t exp_neon(float32x4_t x)
+{
+    const float32x4_t lo = vdupq_n_f32(-87.0f);
+    uint32x4_t under = vcltq_f32(x, lo);
+    x = vmaxq_f32(x, lo);
+    float32x4_t n = vrndnq_f32(vmulq_n_f32(x, 1.44269504088896341f));
+    float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(0.693145751953125f));
+    r = vfmsq_f32(r, n, vdupq_n_f32(1.428606765330187e-06f));
+    float32x4_t p = vdupq_n_f32(1.0f / 720);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 120), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 24), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f / 6), p, r);
+    p = vfmaq_f32(vdupq_n_f32(0.5f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f), p, r);
+    int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtnq_s32_f32(n), vdupq_n_s32(127)), 23);
+    float32x4_t v = vmulq_f32(p, vreinterpretq_f32_s32(e));
+    return vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(v), under));
+}
+static inline float expsum_neon(float *s, int n, float mt)
+{
+    float32x4_t vm = vdupq_n_f32(mt), acc = vdupq_n_f32(0);
+    int j = 0;
+    for (; j + 4 <= n; j += 4) {
+        float32x4_t v = exp_neon(vsubq_f32(vld1q_f32(s + j), vm));
+        vst1q_f32(s + j, v);
+        acc = vaddq_f32(acc, v);
+    }
+    float sum = vaddvq_f32(acc);
+    for (; j < n; j++) {
+        s[j] = expf(s[j] - mt);
+        sum += s[j];
+    }
+    return sum;
+}
+QK_PV_GENERIC(neon, , dot_neon, axpy_neon)
+ATTN_BODY(neon, , dot_neon, axpy_neon, scal_neon, expsum_neon, qk_neon, pv_neon)
+#endif
+
 static void attn_paged_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_end)
 {
     attn_args a = {
@@ -447,6 +514,11 @@ static void attn_paged_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t
             attn_wg_avx512(&a, g, s);
         else if (isa == 1)
             attn_wg_avx2(&a, g, s);
+        else
+#endif
+#ifdef KILN_ARM64
+        if (l->isa & KILN_ISA_NEON)
+            attn_wg_neon(&a, g, s);
         else
 #endif
             attn_wg_scalar(&a, g, s);

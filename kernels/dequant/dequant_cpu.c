@@ -1,7 +1,8 @@
 /* kernels/dequant/dequant_cpu.c - CPU entry of dequant (layout and arguments:
  * see dequant.c). One workgroup = one row. The body decodes whole u32 words
  * (8 nibbles or 4 bytes) into f32 lanes: AVX-512 (two 4-bit words per
- * register), AVX2+FMA+F16C (one word), or scalar; a partial last word is
+ * register), AVX2+FMA+F16C (one word), NEON (one word in two registers),
+ * or scalar; a partial last word is
  * decoded by the scalar tail. Every path computes (q - z) * d, q * d + m
  * (exact products, so the add is the only rounding) and rounds f16 output to
  * nearest even (F16C _MM_FROUND_TO_NEAREST_INT / util/f16.c): bit-exact with
@@ -19,6 +20,9 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define KILN_X86 1
+#endif
+#ifdef KILN_ARM64
+#include <arm_neon.h>
 #endif
 
 typedef struct dq_args {
@@ -142,6 +146,44 @@ AVX512 static void row_avx512(const dq_args *a, int64_t r)
 }
 #endif
 
+#ifdef KILN_ARM64
+/* 8 elements starting at c, as row_avx2 */
+static void row_neon(const dq_args *a, int64_t r)
+{
+    const uint32_t *q = a->qs + r * a->wpr;
+    const int32x4_t sh_lo = {0, -4, -8, -12}, sh_hi = {-16, -20, -24, -28}; /* right shifts */
+    const uint32x4_t m15 = vdupq_n_u32(15);
+    const float32x4_t zf = vdupq_n_f32((float)zero_code(a->quant));
+    int64_t c = 0;
+    for (; c + 8 <= a->cols; c += 8) {
+        int64_t si = scale_index(a, r, c);
+        float32x4_t d = vdupq_n_f32(kiln_f16_to_f32(a->sc[si])), v[2];
+        if (a->quant == KILN_Q8_0) {
+            int16x8_t h = vmovl_s8(vld1_s8((const int8_t *)(q + c / 4)));
+            v[0] = vmulq_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(h))), d);
+            v[1] = vmulq_f32(vcvtq_f32_s32(vmovl_high_s16(h)), d);
+        } else {
+            uint32x4_t w = vdupq_n_u32(q[c / 8]);
+            float32x4_t codes[2] = {vcvtq_f32_u32(vandq_u32(vshlq_u32(w, sh_lo), m15)),
+                                    vcvtq_f32_u32(vandq_u32(vshlq_u32(w, sh_hi), m15))};
+            for (int i = 0; i < 2; i++)
+                v[i] = a->quant == KILN_Q4_1 ? vfmaq_f32(vdupq_n_f32(kiln_f16_to_f32(a->mn[si])), codes[i], d)
+                                             : vmulq_f32(vsubq_f32(codes[i], zf), d);
+        }
+        if (a->op) {
+            uint16_t *o = (uint16_t *)a->out + r * a->cols + c;
+            vst1_u16(o, vreinterpret_u16_f16(vcvt_f16_f32(v[0])));
+            vst1_u16(o + 4, vreinterpret_u16_f16(vcvt_f16_f32(v[1])));
+        } else {
+            float *o = (float *)a->out + r * a->cols + c;
+            vst1q_f32(o, v[0]);
+            vst1q_f32(o + 4, v[1]);
+        }
+    }
+    row_scalar(a, r, c);
+}
+#endif
+
 static void dequant_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_end)
 {
     dq_args a = {
@@ -158,6 +200,11 @@ static void dequant_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg
             row_avx512(&a, r);
         else if (isa == 1)
             row_avx2(&a, r);
+        else
+#endif
+#ifdef KILN_ARM64
+        if (l->isa & KILN_ISA_NEON)
+            row_neon(&a, r);
         else
 #endif
             row_scalar(&a, r, 0);

@@ -1,5 +1,5 @@
-/* kernels/gemm_int4/gemm_int4_cpu.c - gemm_int4 on the CPU: AVX-512, AVX2 and
- * scalar paths over Kiln's layout, chosen by the launch's ISA bits
+/* kernels/gemm_int4/gemm_int4_cpu.c - gemm_int4 on the CPU: AVX-512, AVX2,
+ * NEON and scalar paths over Kiln's layout, chosen by the launch's ISA bits
  * (devices/cpu/cpu_isa.h). Weights interleaved by rows (ILV > 1, the layout
  * gemv's winner chose) are gathered a row at a time first.
  *
@@ -8,7 +8,6 @@
  * dotted with the N token rows of X in blocks of TN tokens, two weight rows
  * x TN tokens per pass (2*TN FMA accumulators; each weight vector load
  * serves TN tokens, each x load two rows). */
-#include <immintrin.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +17,14 @@
 #include "kernels/gemv_int4/gemv_int4.h"
 #include "kernels/sources.h"
 #include "util/f16.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#define KILN_X86 1
+#include <immintrin.h>
+#endif
+#ifdef KILN_ARM64
+#include <arm_neon.h>
+#endif
 
 #define MAX_TN 8
 
@@ -56,6 +63,7 @@ static void deq_scalar(const gemm_args *a, uint32_t r, uint32_t k_begin, float *
         out[k] = weight(a, r, k);
 }
 
+#ifdef KILN_X86
 /* ---- AVX-512 ---- */
 
 __attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c"))) static void deq_avx512(const gemm_args *a, uint32_t r,
@@ -242,6 +250,8 @@ __attribute__((target("avx2,fma,f16c"))) static void dot_avx2(const float *w0, c
     }
 }
 
+#endif /* KILN_X86 */
+
 /* ---- scalar ---- */
 
 static void dot_scalar(const float *w0, const float *w1, const float *const *xp, int tn, uint32_t K,
@@ -275,6 +285,147 @@ static gemm_args gather_row(const gemm_args *a, uint32_t r, int ilv, uint32_t *w
     one.scales = sc;
     one.mins = mn;
     return one;
+}
+
+#ifdef KILN_ARM64
+/* ---- NEON ---- as the AVX2 path, 4 lanes */
+
+static void deq_neon(const gemm_args *a, uint32_t r, float *out)
+{
+    const uint32_t *w = a->qs + (size_t)r * a->wpr;
+    if (a->quant == KILN_F16) {
+        uint32_t k = 0;
+        for (; k + 4 <= a->K; k += 4)
+            vst1q_f32(out + k, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)(const void *)(w + k / 2)))));
+        deq_scalar(a, r, k, out);
+        return;
+    }
+    uint32_t ng = full_groups(a), per = (uint32_t)a->group / 32;
+    float32x4_t z = vdupq_n_f32((float)zero_of(a->quant));
+    for (uint32_t g = 0; g < ng; g++) {
+        float32x4_t s = vdupq_n_f32(kiln_f16_to_f32(a->scales[(size_t)r * a->gpr + g]));
+        float32x4_t mn = vdupq_n_f32(a->quant == KILN_Q4_1 ? kiln_f16_to_f32(a->mins[(size_t)r * a->gpr + g]) : 0.0f);
+        for (uint32_t b = 0; b < per; b++) {
+            uint32_t k = g * (uint32_t)a->group + 32 * b;
+            int16x8_t h[4];
+            if (a->quant == KILN_Q8_0) {
+                const int8_t *p = (const int8_t *)(w + k / 4);
+                int8x16_t v0 = vld1q_s8(p), v1 = vld1q_s8(p + 16);
+                h[0] = vmovl_s8(vget_low_s8(v0));
+                h[1] = vmovl_high_s8(v0);
+                h[2] = vmovl_s8(vget_low_s8(v1));
+                h[3] = vmovl_high_s8(v1);
+            } else {
+                uint8x16_t v = vld1q_u8((const uint8_t *)(w + k / 8));
+                uint8x16_t lo = vandq_u8(v, vdupq_n_u8(0x0F)), hi = vshrq_n_u8(v, 4);
+                uint8x16_t e0 = vzip1q_u8(lo, hi), e1 = vzip2q_u8(lo, hi); /* element order */
+                h[0] = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(e0)));
+                h[1] = vreinterpretq_s16_u16(vmovl_high_u8(e0));
+                h[2] = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(e1)));
+                h[3] = vreinterpretq_s16_u16(vmovl_high_u8(e1));
+            }
+            for (int i = 0; i < 8; i++) {
+                int16x4_t q = i % 2 ? vget_high_s16(h[i / 2]) : vget_low_s16(h[i / 2]);
+                float32x4_t f = vcvtq_f32_s32(vmovl_s16(q)), v;
+                if (a->quant == KILN_Q8_0)
+                    v = vmulq_f32(f, s);
+                else if (a->quant == KILN_Q4_1)
+                    v = vfmaq_f32(mn, f, s); /* f * s is exact: one rounding, as the reference */
+                else
+                    v = vmulq_f32(vsubq_f32(f, z), s);
+                vst1q_f32(out + k + 4 * i, v);
+            }
+        }
+    }
+    deq_scalar(a, r, ng * (uint32_t)a->group, out);
+}
+
+/* 32 registers: 2*tn accumulators + 2 weights + 1 x fit for tn <= 8. */
+static inline __attribute__((always_inline)) void tile_neon(const float *w0, const float *w1,
+                                                            const float *const *xp, const int tn, uint32_t K,
+                                                            float out[2][MAX_TN])
+{
+    float32x4_t a0[MAX_TN], a1[MAX_TN];
+    for (int t = 0; t < tn; t++)
+        a0[t] = a1[t] = vdupq_n_f32(0);
+    uint32_t k = 0;
+    for (; k + 4 <= K; k += 4) {
+        float32x4_t v0 = vld1q_f32(w0 + k), v1 = vld1q_f32(w1 + k);
+        for (int t = 0; t < tn; t++) {
+            float32x4_t xv = vld1q_f32(xp[t] + k);
+            a0[t] = vfmaq_f32(a0[t], v0, xv);
+            a1[t] = vfmaq_f32(a1[t], v1, xv);
+        }
+    }
+    for (int t = 0; t < tn; t++) {
+        float s0 = vaddvq_f32(a0[t]), s1 = vaddvq_f32(a1[t]);
+        for (uint32_t j = k; j < K; j++) {
+            s0 += w0[j] * xp[t][j];
+            s1 += w1[j] * xp[t][j];
+        }
+        out[0][t] = s0;
+        out[1][t] = s1;
+    }
+}
+
+static void dot_neon(const float *w0, const float *w1, const float *const *xp, int tn, uint32_t K,
+                     float out[2][MAX_TN])
+{
+    switch (tn) {
+    case 1: tile_neon(w0, w1, xp, 1, K, out); break;
+    case 2: tile_neon(w0, w1, xp, 2, K, out); break;
+    case 4: tile_neon(w0, w1, xp, 4, K, out); break;
+    default: tile_neon(w0, w1, xp, 8, K, out); break;
+    }
+}
+#endif
+
+/* The path isa picks: 2 AVX-512, 1 AVX2, -1 NEON, 0 scalar. */
+static int path_of(unsigned isa)
+{
+#ifdef KILN_X86
+    return kiln_cpu_isa_level(isa);
+#elif defined(KILN_ARM64)
+    return isa & KILN_ISA_NEON ? -1 : 0;
+#else
+    (void)isa;
+    return 0;
+#endif
+}
+
+static void deq_row(const gemm_args *a, int isa, uint32_t r, float *out)
+{
+#ifdef KILN_X86
+    if (isa == 2)
+        deq_avx512(a, r, out);
+    else if (isa == 1)
+        deq_avx2(a, r, out);
+    else
+#endif
+#ifdef KILN_ARM64
+    if (isa == -1)
+        deq_neon(a, r, out);
+    else
+#endif
+        deq_scalar(a, r, 0, out);
+}
+
+static void dot_rows(int isa, const float *w0, const float *w1, const float *const *xp, int tn, uint32_t K,
+                     float out[2][MAX_TN])
+{
+#ifdef KILN_X86
+    if (isa == 2)
+        dot_avx512(w0, w1, xp, tn, K, out);
+    else if (isa == 1)
+        dot_avx2(w0, w1, xp, tn, K, out);
+    else
+#endif
+#ifdef KILN_ARM64
+    if (isa == -1)
+        dot_neon(w0, w1, xp, tn, K, out);
+    else
+#endif
+        dot_scalar(w0, w1, xp, tn, K, out);
 }
 
 static void gemm_int4_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_end)
@@ -320,7 +471,7 @@ static void gemm_int4_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t 
         free(xcopy);
         return;
     }
-    int isa = kiln_cpu_isa_level(l->isa), ilv = (int)kiln_define_get(d, nd, "ILV", 1);
+    int isa = path_of(l->isa), ilv = (int)kiln_define_get(d, nd, "ILV", 1);
     uint32_t *gw = NULL;
     uint16_t *gs = NULL;
     if (ilv > 1 && (!(gw = malloc(sizeof *gw * a.wpr)) || !(gs = malloc(sizeof *gs * 2 * (a.gpr + 1))))) {
@@ -338,12 +489,7 @@ static void gemm_int4_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t 
             float *out = wbuf + i * stride;
             gemm_args one = ilv > 1 ? gather_row(&a, r0 + i, ilv, gw, gs, gs + a.gpr + 1) : a;
             uint32_t r = ilv > 1 ? 0 : r0 + i;
-            if (isa == 2)
-                deq_avx512(&one, r, out);
-            else if (isa == 1)
-                deq_avx2(&one, r, out);
-            else
-                deq_scalar(&one, r, 0, out);
+            deq_row(&one, isa, r, out);
         }
         for (uint32_t t0 = 0; t0 < a.N; t0 += (uint32_t)tn) {
             const float *xp[MAX_TN];
@@ -354,12 +500,7 @@ static void gemm_int4_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t 
             for (uint32_t i = 0; i < rn; i += 2) {
                 const float *w0 = wbuf + i * stride, *w1 = i + 1 < rn ? w0 + stride : w0;
                 float out[2][MAX_TN];
-                if (isa == 2)
-                    dot_avx512(w0, w1, xp, tn, a.K, out);
-                else if (isa == 1)
-                    dot_avx2(w0, w1, xp, tn, a.K, out);
-                else
-                    dot_scalar(w0, w1, xp, tn, a.K, out);
+                dot_rows(isa, w0, w1, xp, tn, a.K, out);
                 for (int t = 0; t < tn && t0 + (uint32_t)t < a.N; t++) {
                     float *yt = a.y + (size_t)(t0 + (uint32_t)t) * a.M + r0 + i;
                     yt[0] = out[0][t];

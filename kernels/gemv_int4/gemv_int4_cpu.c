@@ -1,4 +1,4 @@
-/* kernels/gemv_int4/gemv_int4_cpu.c - gemv_int4 on the CPU: AVX-512, AVX2
+/* kernels/gemv_int4/gemv_int4_cpu.c - gemv_int4 on the CPU: AVX-512, AVX2, NEON
  * and scalar paths over Kiln's layout, chosen by the launch's ISA bits
  * (devices/cpu/cpu_isa.h; KILN_CPU_ISA forces a lower path, for tests).
  *
@@ -6,7 +6,6 @@
  * reducing lanes until the row ends; q4_1 adds m * sum(x_group), with the
  * group sums of x computed once per task. The AVX-512 int4 path reads x
  * deinterleaved and takes z off as z * sum(x_group) (row_avx512_int4). */
-#include <immintrin.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,14 @@
 #include "kernels/gemv_int4/q8mm_cpu.h"
 #include "kernels/sources.h"
 #include "util/f16.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#define KILN_X86 1
+#include <immintrin.h>
+#endif
+#ifdef KILN_ARM64
+#include <arm_neon.h>
+#endif
 
 typedef struct gemv_args {
     const uint32_t *qs;
@@ -58,6 +65,7 @@ static float row_scalar(const gemv_args *a, uint32_t r, uint32_t k_begin)
 /* Whole groups only; the partial last group goes through row_scalar. */
 static uint32_t full_groups(const gemv_args *a) { return a->quant == KILN_F16 ? 0 : a->K / (uint32_t)a->group; }
 
+#ifdef KILN_X86
 /* f16 and q8_0 on AVX-512 (int4 goes through row_avx512_int4). */
 __attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c"))) static float row_avx512(const gemv_args *a, uint32_t r)
 {
@@ -199,6 +207,90 @@ __attribute__((target("avx2,fma,f16c"))) static float row_avx2(const gemv_args *
     return hsum256(acc) + tail_m + row_scalar(a, r, ng * (uint32_t)a->group);
 }
 
+#endif /* KILN_X86 */
+
+#ifdef KILN_ARM64
+/* 16 int4 codes of bytes v (element order: byte i holds 2i low, 2i+1 high)
+ * or 16 q8 codes as 4 x 4 floats. */
+static inline void codes_neon(uint8x16_t v, int q8, int lo_half, float32x4_t f[4])
+{
+    int16x8_t h0, h1;
+    if (q8) {
+        int8x16_t s = vreinterpretq_s8_u8(v);
+        h0 = vmovl_s8(vget_low_s8(s));
+        h1 = vmovl_high_s8(s);
+    } else {
+        uint8x16_t lo = vandq_u8(v, vdupq_n_u8(0x0F)), hi = vshrq_n_u8(v, 4);
+        uint8x16_t e = lo_half ? vzip1q_u8(lo, hi) : vzip2q_u8(lo, hi);
+        h0 = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(e)));
+        h1 = vreinterpretq_s16_u16(vmovl_high_u8(e));
+    }
+    f[0] = vcvtq_f32_s32(vmovl_s16(vget_low_s16(h0)));
+    f[1] = vcvtq_f32_s32(vmovl_high_s16(h0));
+    f[2] = vcvtq_f32_s32(vmovl_s16(vget_low_s16(h1)));
+    f[3] = vcvtq_f32_s32(vmovl_high_s16(h1));
+}
+
+/* As row_avx2, 4 lanes: per group t = sum (c - z) x in lanes, acc += s t. */
+static float row_neon(const gemv_args *a, uint32_t r)
+{
+    const uint32_t *w = a->qs + (size_t)r * a->wpr;
+    float32x4_t acc = vdupq_n_f32(0);
+    float tail_m = 0;
+    if (a->quant == KILN_F16) {
+        uint32_t k = 0;
+        for (; k + 4 <= a->K; k += 4) {
+            float16x4_t h = vreinterpret_f16_u16(vld1_u16((const uint16_t *)(const void *)(w + k / 2)));
+            acc = vfmaq_f32(acc, vcvt_f32_f16(h), vld1q_f32(a->x + k));
+        }
+        return vaddvq_f32(acc) + row_scalar(a, r, k);
+    }
+    uint32_t ng = full_groups(a), per = (uint32_t)a->group / 32;
+    int q8 = a->quant == KILN_Q8_0;
+    float32x4_t z = vdupq_n_f32((float)zero_of(a->quant));
+    for (uint32_t g = 0; g < ng; g++) {
+        float s = kiln_f16_to_f32(a->scales[(size_t)r * a->gpr + g]);
+        float32x4_t t = vdupq_n_f32(0);
+        for (uint32_t b = 0; b < per; b++) {
+            uint32_t k = g * (uint32_t)a->group + 32 * b;
+            const uint8_t *p = (const uint8_t *)(w + k / (q8 ? 4 : 8));
+            if (a->prefetch)
+                __builtin_prefetch(p + a->prefetch);
+            for (int h = 0; h < 2; h++) {
+                float32x4_t f[4];
+                codes_neon(vld1q_u8(q8 ? p + 16 * h : p), q8, h == 0, f);
+                for (int i = 0; i < 4; i++)
+                    t = vfmaq_f32(t, q8 ? f[i] : vsubq_f32(f[i], z), vld1q_f32(a->x + k + 16 * h + 4 * i));
+            }
+        }
+        acc = vfmaq_n_f32(acc, t, s);
+        if (a->quant == KILN_Q4_1)
+            tail_m += kiln_f16_to_f32(a->mins[(size_t)r * a->gpr + g]) * a->xsum[g];
+    }
+    return vaddvq_f32(acc) + tail_m + row_scalar(a, r, ng * (uint32_t)a->group);
+}
+#endif
+
+/* Row r with the path isa picked (3 AVX-512, 2 AVX2, 1 NEON, 0 scalar). */
+static float row_of(const gemv_args *a, int isa, int deint, uint32_t r)
+{
+    (void)deint;
+#ifdef KILN_X86
+    if (deint)
+        return row_avx512_int4(a, r);
+    if (isa == 3)
+        return row_avx512(a, r);
+    if (isa == 2)
+        return row_avx2(a, r);
+#endif
+#ifdef KILN_ARM64
+    if (isa == 1)
+        return row_neon(a, r);
+#endif
+    (void)isa;
+    return row_scalar(a, r, 0);
+}
+
 static void gemv_int4_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_end)
 {
     const kiln_define *d = l->defines;
@@ -227,7 +319,13 @@ static void gemv_int4_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t 
         xcopy[0] = xcopy[1];
         a.x = xcopy;
     }
+#ifdef KILN_X86
     int isa = l->isa & KILN_ISA_AVX512 ? 3 : l->isa & KILN_ISA_AVX2 ? 2 : 0;
+#elif defined(KILN_ARM64)
+    int isa = l->isa & KILN_ISA_NEON ? 1 : 0;
+#else
+    int isa = 0;
+#endif
     int int4 = kiln_quant_is_int4(a.quant), deint = isa == 3 && int4;
     float *xd = NULL;
     if (a.quant == KILN_Q4_1 || deint) {
@@ -239,9 +337,11 @@ static void gemv_int4_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t 
             free(xcopy);
             return;
         }
+#ifdef KILN_X86
         if (deint)
             prep_avx512(a.x, ng, (uint32_t)a.group, xd, xsum);
         else
+#endif
             for (uint32_t g = 0; g < ng; g++)
                 for (uint32_t k = g * (uint32_t)a.group; k < (g + 1) * (uint32_t)a.group; k++)
                     xsum[g] += a.x[k];
@@ -250,10 +350,7 @@ static void gemv_int4_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t 
     }
     for (uint32_t wg = wg_begin; wg < wg_end; wg++)
         for (uint32_t r = wg * rows; r < (wg + 1) * rows && r < a.M; r++)
-            a.y[r] = deint ? row_avx512_int4(&a, r)
-                     : isa == 3 ? row_avx512(&a, r)
-                     : isa == 2 ? row_avx2(&a, r)
-                                : row_scalar(&a, r, 0);
+            a.y[r] = row_of(&a, isa, deint, r);
     free(xd);
     free(xsum);
     free(xcopy);

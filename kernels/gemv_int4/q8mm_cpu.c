@@ -10,17 +10,23 @@
  * with c = -z * dw for the zero-point formats (z = 7 q4f16_1, 8 q4_0, and
  * 128 for q8_0 on the vpdpbusd paths, which feed q8 weights unsigned as
  * w + 128) and c = m for q4_1. Paths: AVX-512 with VNNI or with
- * vpmaddubsw, AVX2 with AVX-VNNI or vpmaddubsw, scalar; the launch's ISA
- * bits pick one (KILN_CPU_ISA forces the lower ones in tests). */
+ * vpmaddubsw, AVX2 with AVX-VNNI or vpmaddubsw; on aarch64 i8mm (SMMLA, 2
+ * rows x 2 tokens a multiply), dotprod (SDOT) or Advanced SIMD alone
+ * (q8mm_neon.inc); scalar everywhere. The launch's ISA bits pick one
+ * (KILN_CPU_ISA forces the lower ones in tests). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "devices/cpu/cpu_isa.h"
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
+#ifdef KILN_ARM64
+#include <arm_neon.h>
+#endif
 
-#include "devices/cpu/cpu_isa.h"
 #include "kernels/act_q8.h"
 #include "kernels/gemv_int4/gemv_int4.h"
 #include "kernels/gemv_int4/q8mm_cpu.h"
@@ -124,6 +130,117 @@ static void run_scalar(const q8mm_args *a, uint32_t r_begin, uint32_t r_end)
 #undef Q8_VNNI
 #endif
 
+#ifdef KILN_ARM64
+/* Row r's block b: v[0], v[1] are the low and high nibbles of its 4 int4
+ * words (they meet xe and xo), or its 8 q8 words as two halves (they meet
+ * xe's 32 bytes). Row-major rows load directly; a tile's row is gathered a
+ * word at a time. */
+static inline void q8mm_neon_block(const q8mm_args *a, uint32_t r, uint32_t b, int8x16_t v[2])
+{
+    const int Q8 = a->quant == KILN_Q8_0;
+    const uint32_t wpb = Q8 ? 8 : 4, R = (uint32_t)a->ilv;
+    const uint32_t *base = a->qs + (size_t)(r / R) * a->wpr * R + r % R + (size_t)b * wpb * R;
+    uint32x4_t w[2] = {vdupq_n_u32(0), vdupq_n_u32(0)};
+    for (uint32_t h = 0; h < (Q8 ? 2u : 1u); h++) {
+        if (R == 1) {
+            w[h] = vld1q_u32(base + 4 * h);
+        } else {
+            const uint32_t *p = base + (size_t)4 * h * R;
+            w[h] = vld1q_lane_u32(p, w[h], 0);
+            w[h] = vld1q_lane_u32(p + R, w[h], 1);
+            w[h] = vld1q_lane_u32(p + 2 * R, w[h], 2);
+            w[h] = vld1q_lane_u32(p + 3 * R, w[h], 3);
+        }
+    }
+    if (Q8) {
+        v[0] = vreinterpretq_s8_u32(w[0]);
+        v[1] = vreinterpretq_s8_u32(w[1]);
+    } else {
+        uint8x16_t u = vreinterpretq_u8_u32(w[0]);
+        v[0] = vreinterpretq_s8_u8(vandq_u8(u, vdupq_n_u8(0x0F)));
+        v[1] = vreinterpretq_s8_u8(vshrq_n_u8(u, 4));
+    }
+}
+
+#define Q8N_SFX dotprod
+#define Q8N_ATTR KILN_TARGET_DOTPROD
+#define Q8N_DOTPROD 1
+#include "kernels/gemv_int4/q8mm_neon.inc"
+#undef Q8N_SFX
+#undef Q8N_ATTR
+#undef Q8N_DOTPROD
+
+#define Q8N_SFX neon
+#define Q8N_ATTR
+#define Q8N_DOTPROD 0
+#include "kernels/gemv_int4/q8mm_neon.inc"
+#undef Q8N_SFX
+#undef Q8N_ATTR
+#undef Q8N_DOTPROD
+
+/* i8mm: SMMLA multiplies a 2x8 by an 8x2 int8 matrix into 2x2 int32, so
+ * rows r, r+1 (8 bytes each, from one 16-byte half of their blocks) meet
+ * tokens j, j+1 in one instruction: acc = [r.j, r.j+1, r+1.j, r+1.j+1].
+ * A lone last row or token is paired with itself and its copy dropped. Up
+ * to 4 tokens (TN) share each weight load; the float update is
+ * run_scalar's, so the bits are the scalar path's. */
+KILN_TARGET_I8MM static void q8mm_i8mm_pair(const q8mm_args *a, uint32_t r, uint32_t two, uint32_t t0, uint32_t tn)
+{
+    const int Q8 = a->quant == KILN_Q8_0;
+    const uint32_t wpb = Q8 ? 8 : 4, nb = a->wpr / wpb, R = (uint32_t)a->ilv;
+    q8mm_x x[4];
+    float acc[2][4] = {{0, 0, 0, 0}, {0, 0, 0, 0}};
+    for (uint32_t j = 0; j < 4; j++)
+        x[j] = q8mm_token(a, t0 + (j < tn ? j : tn - 1));
+    for (uint32_t b = 0; b < nb; b++) {
+        int8x16_t v0[2], v1[2];
+        q8mm_neon_block(a, r, b, v0);
+        if (two)
+            q8mm_neon_block(a, r + 1, b, v1);
+        else
+            v1[0] = v0[0], v1[1] = v0[1];
+        int64x2_t wl[2], wh[2]; /* half h: [r bytes 0-7 | r+1 bytes 0-7], [.. bytes 8-15 ..] */
+        for (int h = 0; h < 2; h++) {
+            wl[h] = vzip1q_s64(vreinterpretq_s64_s8(v0[h]), vreinterpretq_s64_s8(v1[h]));
+            wh[h] = vzip2q_s64(vreinterpretq_s64_s8(v0[h]), vreinterpretq_s64_s8(v1[h]));
+        }
+        float dw[2] = {0, 0}, c[2] = {0, 0};
+        for (uint32_t k = 0; k < 1 + two; k++) {
+            uint32_t rk = r + k;
+            size_t g = ((size_t)(rk / R) * a->gpr + b * 32 / (uint32_t)a->group) * R + rk % R;
+            dw[k] = kiln_f16_to_f32(a->sc[g]);
+            c[k] = a->quant == KILN_Q4_1 ? kiln_f16_to_f32(a->mn[g]) : Q8 ? 0.0f : -a->z * dw[k];
+        }
+        for (uint32_t j = 0; j < tn; j += 2) {
+            int32x4_t s = vdupq_n_s32(0);
+            for (int h = 0; h < 2; h++) {
+                const int8_t *pj = Q8 ? x[j].xe + 32 * b + 16 * h : (h ? x[j].xo : x[j].xe) + 16 * b;
+                const int8_t *pk = Q8 ? x[j + 1].xe + 32 * b + 16 * h : (h ? x[j + 1].xo : x[j + 1].xe) + 16 * b;
+                int64x2_t xj = vreinterpretq_s64_s8(vld1q_s8(pj)), xk = vreinterpretq_s64_s8(vld1q_s8(pk));
+                s = vmmlaq_s32(s, vreinterpretq_s8_s64(wl[h]), vreinterpretq_s8_s64(vzip1q_s64(xj, xk)));
+                s = vmmlaq_s32(s, vreinterpretq_s8_s64(wh[h]), vreinterpretq_s8_s64(vzip2q_s64(xj, xk)));
+            }
+            int32_t sum[4];
+            vst1q_s32(sum, s);
+            for (uint32_t k = 0; k < 1 + two; k++)
+                for (uint32_t q = 0; q < 2 && j + q < tn; q++)
+                    acc[k][j + q] += dw[k] * x[j + q].xd[b] * (float)sum[2 * k + q] + c[k] * x[j + q].xs[b];
+        }
+    }
+    for (uint32_t k = 0; k < 1 + two; k++)
+        for (uint32_t j = 0; j < tn; j++)
+            a->y[(size_t)(t0 + j) * a->ystride + r + k] = acc[k][j];
+}
+
+KILN_TARGET_I8MM static void q8mm_i8mm_run(const q8mm_args *a, uint32_t r_begin, uint32_t r_end, uint32_t tn)
+{
+    uint32_t pass = tn < 4 ? tn : 4, end = r_end < a->M ? r_end : a->M;
+    for (uint32_t r = r_begin; r < end; r += 2)
+        for (uint32_t t0 = 0; t0 < a->N; t0 += pass)
+            q8mm_i8mm_pair(a, r, r + 1 < end, t0, a->N - t0 < pass ? a->N - t0 : pass);
+}
+#endif
+
 /* Rows [r_begin, r_end) of a (in tiles of a->ilv) x every token, with the
  * best path the ISA bits allow; tn caps the tokens per pass. */
 static void q8mm_run(q8mm_args *a, unsigned isa, uint32_t r_begin, uint32_t r_end, uint32_t tn)
@@ -152,6 +269,20 @@ static void q8mm_run(q8mm_args *a, unsigned isa, uint32_t r_begin, uint32_t r_en
             run256_vnni256(a, r_begin, r_end, tn);
         else
             run256_avx2(a, r_begin, r_end, tn);
+        return;
+    }
+#endif
+#ifdef KILN_ARM64
+    if (isa & KILN_ISA_I8MM) {
+        q8mm_i8mm_run(a, r_begin, r_end, tn);
+        return;
+    }
+    if (isa & KILN_ISA_DOTPROD) {
+        run_dotprod(a, r_begin, r_end, tn);
+        return;
+    }
+    if (isa & KILN_ISA_NEON) {
+        run_neon(a, r_begin, r_end, tn);
         return;
     }
 #endif

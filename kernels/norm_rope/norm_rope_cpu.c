@@ -3,9 +3,11 @@
  *
  * rmsnorm_cpu: one row per workgroup; the residual add, the sum of squares
  * (16 or 8 f32 lanes, so ~n/16 sequential terms per lane) and the scaling run
- * in AVX-512 or AVX2+FMA, with a scalar path. The launch's ISA bits pick it.
+ * in AVX-512, AVX2+FMA or NEON, with a scalar path. The launch's ISA bits
+ * pick it.
  * rope_cpu: one token per workgroup: cos/sin of the n_rot/2 angles once, then
- * every head is rotated with them. */
+ * every head is rotated with them (NEON: 4 pairs a step, the same products
+ * and sums unfused, so every path gives the scalar bits). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,9 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define KILN_X86 1
+#endif
+#ifdef KILN_ARM64
+#include <arm_neon.h>
 #endif
 
 /* ---------------------------------------------------------------- rmsnorm */
@@ -104,6 +109,34 @@ AVX512 static void rms_scale_avx512(const float *x, const float *w, float *y, in
 }
 #endif
 
+#ifdef KILN_ARM64
+static float rms_sumsq_neon(float *x, const float *r, int64_t n)
+{
+    float32x4_t s0 = vdupq_n_f32(0), s1 = vdupq_n_f32(0);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        float32x4_t a = vld1q_f32(x + i), b = vld1q_f32(x + i + 4);
+        if (r) {
+            a = vaddq_f32(a, vld1q_f32(r + i));
+            b = vaddq_f32(b, vld1q_f32(r + i + 4));
+            vst1q_f32(x + i, a);
+            vst1q_f32(x + i + 4, b);
+        }
+        s0 = vfmaq_f32(s0, a, a);
+        s1 = vfmaq_f32(s1, b, b);
+    }
+    return vaddvq_f32(vaddq_f32(s0, s1)) + rms_sumsq_scalar(x + i, r ? r + i : NULL, n - i);
+}
+
+static void rms_scale_neon(const float *x, const float *w, float *y, int64_t n, float inv)
+{
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        vst1q_f32(y + i, vmulq_f32(vmulq_n_f32(vld1q_f32(x + i), inv), vld1q_f32(w + i)));
+    rms_scale_scalar(x + i, w + i, y + i, n - i, inv);
+}
+#endif
+
 static void rmsnorm_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_end)
 {
     float *x = l->ptr[0], *y = l->ptr[2];
@@ -128,6 +161,13 @@ static void rmsnorm_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg
             rms_scale_avx2(xr, w, yr, n, inv);
         } else
 #endif
+#ifdef KILN_ARM64
+        if (l->isa & KILN_ISA_NEON) {
+            ss = rms_sumsq_neon(xr, rr, n);
+            inv = 1.0f / sqrtf(ss / (float)n + eps);
+            rms_scale_neon(xr, w, yr, n, inv);
+        } else
+#endif
         {
             ss = rms_sumsq_scalar(xr, rr, n);
             inv = 1.0f / sqrtf(ss / (float)n + eps);
@@ -142,6 +182,29 @@ static void rmsnorm_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg
 /* ---------------------------------------------------------------- rope */
 
 #define ROPE_MAX_HALF 512
+
+#ifdef KILN_ARM64
+/* Pairs [0, returned) of one head rotated; the caller does the rest. op 1:
+ * (v[i], v[i + half]) pairs, op 0: (v[2i], v[2i+1]). */
+static int rope_neon(float *v, const float *cs, const float *sn, int half, int op)
+{
+    int i = 0;
+    for (; i + 4 <= half; i += 4) {
+        float32x4_t c = vld1q_f32(cs + i), s = vld1q_f32(sn + i);
+        if (op) {
+            float32x4_t x0 = vld1q_f32(v + i), x1 = vld1q_f32(v + half + i);
+            vst1q_f32(v + i, vsubq_f32(vmulq_f32(x0, c), vmulq_f32(x1, s)));
+            vst1q_f32(v + half + i, vaddq_f32(vmulq_f32(x0, s), vmulq_f32(x1, c)));
+        } else {
+            float32x4x2_t p = vld2q_f32(v + 2 * i), o;
+            o.val[0] = vsubq_f32(vmulq_f32(p.val[0], c), vmulq_f32(p.val[1], s));
+            o.val[1] = vaddq_f32(vmulq_f32(p.val[0], s), vmulq_f32(p.val[1], c));
+            vst2q_f32(v + 2 * i, o);
+        }
+    }
+    return i;
+}
+#endif
 
 static void rope_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_end)
 {
@@ -166,15 +229,20 @@ static void rope_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_en
         }
         for (int h = 0; h < heads; h++) {
             float *v = x + ((int64_t)t * heads + h) * hd;
+            int i0 = 0;
+#ifdef KILN_ARM64
+            if (l->isa & KILN_ISA_NEON)
+                i0 = rope_neon(v, cs, sn, half, op);
+#endif
             if (op) {
                 float *a = v, *b = v + half;
-                for (int i = 0; i < half; i++) {
+                for (int i = i0; i < half; i++) {
                     float x0 = a[i], x1 = b[i];
                     a[i] = x0 * cs[i] - x1 * sn[i];
                     b[i] = x0 * sn[i] + x1 * cs[i];
                 }
             } else {
-                for (int i = 0; i < half; i++) {
+                for (int i = i0; i < half; i++) {
                     float x0 = v[2 * i], x1 = v[2 * i + 1];
                     v[2 * i] = x0 * cs[i] - x1 * sn[i];
                     v[2 * i + 1] = x0 * sn[i] + x1 * cs[i];

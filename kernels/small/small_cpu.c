@@ -1,6 +1,6 @@
 /* kernels/small/small_cpu.c - CPU entries of embed_gather, silu_mul,
  * residual_add and argmax (layouts and arguments: see small.c).
- * residual_add and argmax are vectorized (AVX-512 / AVX2 / scalar, capped by
+ * residual_add and argmax are vectorized (AVX-512 / AVX2 / NEON / scalar, capped by
  * the launch's ISA bits); silu_mul is a scalar expf loop (libm's expf is the cost);
  * embed_gather decodes one row per id. */
 #include <math.h>
@@ -16,6 +16,9 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define KILN_X86 1
+#endif
+#ifdef KILN_ARM64
+#include <arm_neon.h>
 #endif
 
 #define CPU_CHUNK 4096
@@ -110,6 +113,17 @@ __attribute__((target("avx512f"))) static void add_avx512(float *x, const float 
 }
 #endif
 
+#ifdef KILN_ARM64
+static void add_neon(float *x, const float *y, int64_t b, int64_t e)
+{
+    int64_t i = b;
+    for (; i + 4 <= e; i += 4)
+        vst1q_f32(x + i, vaddq_f32(vld1q_f32(x + i), vld1q_f32(y + i)));
+    for (; i < e; i++)
+        x[i] += y[i];
+}
+#endif
+
 static void residual_add_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_end)
 {
     float *x = l->ptr[0];
@@ -125,6 +139,11 @@ static void residual_add_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32
         add_avx512(x, y, b, e);
     else if (isa == 1)
         add_avx2(x, y, b, e);
+    else
+#endif
+#ifdef KILN_ARM64
+    if (l->isa & KILN_ISA_NEON)
+        add_neon(x, y, b, e);
     else
 #endif
         for (int64_t i = b; i < e; i++)
@@ -198,6 +217,30 @@ __attribute__((target("avx2"))) static int64_t argmax_avx2(const float *l, int64
 }
 #endif
 
+#ifdef KILN_ARM64
+/* as argmax_avx2: the maximum by lanes, then the first index holding it */
+static int64_t argmax_neon(const float *l, int64_t b, int64_t e)
+{
+    if (e - b < 8)
+        return argmax_scalar(l, b, e);
+    float32x4_t m = vld1q_f32(l + b);
+    int64_t i = b + 4;
+    for (; i + 4 <= e; i += 4)
+        m = vmaxq_f32(m, vld1q_f32(l + i));
+    float mx = vmaxvq_f32(m);
+    for (; i < e; i++)
+        mx = l[i] > mx ? l[i] : mx;
+    float32x4_t vm = vdupq_n_f32(mx);
+    for (i = b; i + 4 <= e; i += 4)
+        if (vmaxvq_u32(vceqq_f32(vld1q_f32(l + i), vm)))
+            break;
+    for (; i < e; i++)
+        if (l[i] == mx)
+            return i;
+    return argmax_scalar(l, b, e); /* NaN in the input: fall back */
+}
+#endif
+
 /* part[2*blk] = value bits, part[2*blk+1] = index */
 static void argmax_partial_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_end)
 {
@@ -212,6 +255,11 @@ static void argmax_partial_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint
             best = argmax_avx512(lg, b, e);
         else if (isa == 1)
             best = argmax_avx2(lg, b, e);
+        else
+#endif
+#ifdef KILN_ARM64
+        if (l->isa & KILN_ISA_NEON)
+            best = argmax_neon(lg, b, e);
         else
 #endif
             best = argmax_scalar(lg, b, e);

@@ -34,7 +34,7 @@ static void test_pack(void)
 {
     static const int64_t lens[] = {1, 5, 31, 32, 33, 100, 576, 1000, 4096};
     unsigned hw = kiln_cpu_isa_detect();
-    unsigned paths[] = {0, KILN_ISA_AVX2, KILN_ISA_AVX2 | KILN_ISA_AVX512};
+    unsigned paths[] = {0, KILN_ISA_AVX2, KILN_ISA_AVX2 | KILN_ISA_AVX512, KILN_ISA_NEON};
     kiln_rng r;
     kiln_rng_seed(&r, 11);
     for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
