@@ -179,6 +179,11 @@ static int generate(void *user, const serve_request *rq, serve_piece_fn piece, v
                        "generated token)", n_ids, en->ctx);
         goto out;
     }
+    if (rq->has_max_tokens && rq->max_tokens > en->ctx - n_ids) {
+        rc = kiln_fail(e, KILN_E_FULL, "max_tokens is %d, but the context holds %d tokens and the prompt takes %d: "
+                       "at most %d tokens can be generated", rq->max_tokens, en->ctx, n_ids, en->ctx - n_ids);
+        goto out;
+    }
     /* prefix reuse: keep the cached tokens this prompt starts with (at least
      * one prompt token is forwarded: its logits start the generation) */
     int common = 0, lim = s->seq.n_tokens < n_ids - 1 ? s->seq.n_tokens : n_ids - 1;
@@ -230,5 +235,6 @@ void serve_engine_generator(serve_engine *s, serve_generator *g)
 {
     g->user = s;
     g->model_id = s->model_id;
+    g->ctx = s->s.en.ctx;
     g->generate = generate;
 }
