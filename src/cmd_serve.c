@@ -52,7 +52,7 @@ int cmd_serve(int argc, char **argv)
     kiln_engine_cli_defaults(&c);
     serve_httpd_opts ho = {.host = "127.0.0.1", .port = 8080, .conn_timeout_s = 10, .request_timeout_s = 30,
                            .max_conns = 256, .max_body = 1 << 20};
-    int echo = 0, max_requests = 0, max_queue = 64, max_body_kib = 1024;
+    int echo = 0, max_requests = 0, max_queue = 64, max_body_kib = 1024, parallel = 1;
     /* the engine options that make sense for a server (sampling and
      * prompts come per request) */
     static const char *const shared[] = {"--model", "--device", "--db", "--ctx", "--page-size", "--chunk",
@@ -67,6 +67,10 @@ int cmd_serve(int argc, char **argv)
     const kiln_opt own[] = {
         {"--host", NULL, KILN_OPT_STR, &ho.host, .arg = "ADDR", .help = "IPv4 address to listen on (default 127.0.0.1)"},
         {"--port", NULL, KILN_OPT_INT, &ho.port, 0, 65535, .arg = "N", .help = "TCP port (default 8080; 0: any free port)"},
+        {"--parallel", NULL, KILN_OPT_INT, &parallel, 1, 64, .arg = "N",
+         .help = "requests decoded together (continuous batching, chunked prefill; default 1: one at a time with "
+                 "KV prefix reuse between turns). With N > 1, --ctx is the KV cache all N share, and a request whose "
+                 "prompt + max_tokens does not fit what is left gets 503 with Retry-After"},
         {"--max-queue", NULL, KILN_OPT_INT, &max_queue, 1, 1 << 20, .arg = "N",
          .help = "requests that may wait for the engine; more get 503 with Retry-After (default 64)"},
         {"--max-conns", NULL, KILN_OPT_INT, &ho.max_conns, 1, 1 << 16, .arg = "N",
@@ -100,7 +104,16 @@ int cmd_serve(int argc, char **argv)
     kiln_err e = {0};
     serve_generator g = {.model_id = "echo", .generate = echo_generate};
     serve_engine *eng = NULL;
-    if (!echo) {
+    serve_backend b;
+    if (echo && parallel > 1)
+        return kiln_args_usage_error("kiln serve", "--echo serves one request at a time (no --parallel)");
+    if (parallel > 1) {
+        kiln_session_opts so;
+        if (kiln_engine_cli_session_opts(&c, &so, &e) || serve_batch_open(&b, &so, parallel, max_queue, &e)) {
+            fprintf(stderr, "kiln serve: %s\n", e.msg);
+            return kiln_exit_code(e.code);
+        }
+    } else if (!echo) {
         kiln_session_opts so;
         if (kiln_engine_cli_session_opts(&c, &so, &e) || serve_engine_open(&eng, &so, &e)) {
             fprintf(stderr, "kiln serve: %s\n", e.msg);
@@ -108,8 +121,7 @@ int cmd_serve(int argc, char **argv)
         }
         serve_engine_generator(eng, &g);
     }
-    serve_backend b;
-    if (serve_serial_open(&b, &g, max_queue, &e)) {
+    if (parallel <= 1 && serve_serial_open(&b, &g, max_queue, &e)) {
         fprintf(stderr, "kiln serve: %s\n", e.msg);
         serve_engine_close(eng);
         return kiln_exit_code(e.code);

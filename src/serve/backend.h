@@ -10,6 +10,7 @@
 #ifndef KILN_SERVE_BACKEND_H
 #define KILN_SERVE_BACKEND_H
 
+#include "engine/session.h"
 #include "src/serve/job.h"
 
 typedef struct serve_backend_stats {
@@ -37,5 +38,9 @@ typedef struct serve_backend {
 /* The serial back end over g (g and what it points to outlive the back end).
  * max_queue (>= 1): jobs waiting beyond the running one before submit says FULL. */
 int serve_serial_open(serve_backend *b, const serve_generator *g, int max_queue, kiln_err *e);
+/* The batch back end: a session opened from so, a scheduler of `parallel`
+ * sequences (>= 2). max_queue (>= 1): requests waiting for a batch seat
+ * before submit says FULL. */
+int serve_batch_open(serve_backend *b, const kiln_session_opts *so, int parallel, int max_queue, kiln_err *e);
 
 #endif

@@ -7,7 +7,9 @@
 #  2. an abandoned non-stream request (the client gives up) stops
 #     generating: the metrics count it cancelled and their live token count
 #     stops growing;
-#  3. /metrics has the request, token, TTFT and queue/batch/KV series.
+#  3. /metrics has the request, token, TTFT and queue/batch/KV series;
+# and with PARALLEL > 1, KV exhaustion: 503 with Retry-After while other
+# requests finish with the right text.
 # SKIP (77) without the model unless $KILN_REQUIRE_BACKENDS names "model".
 # --precision strict: greedy text is compared exactly (see chat_test.sh).
 set -uo pipefail
@@ -70,6 +72,33 @@ for i in "${!topics[@]}"; do
   echo "client $i: $c"
 done
 echo "8 concurrent requests: same greedy text as alone"
+
+# 1b. (batch) KV exhaustion: while a streamed request holds most of the KV cache (its prompt +
+# max_tokens are promised to it), one whose worst case does not fit what is left gets 503 with
+# Retry-After, and a small one still runs and gives the same text as alone; the stream's client
+# then goes away and its request is cancelled
+if [ "$parallel" -gt 1 ]; then
+  c0=$(metric kiln_requests_cancelled_total)
+  curl -sS -N -m 600 -o "$dir/hog" -H 'Content-Type: application/json' "$url/v1/completions" \
+    -d '{"prompt":"1, 2, 3, 4, 5, 6, 7,","max_tokens":3000,"temperature":0,"stream":true}' 2>/dev/null &
+  hog=$!
+  for _ in $(seq 1 600); do grep -q '^data: {' "$dir/hog" 2>/dev/null && break; sleep 0.1; done
+  grep -q '^data: {' "$dir/hog" || fail "the KV-holding stream did not start"
+  r=$(curl -sS -i -m 60 -H 'Content-Type: application/json' "$url/v1/completions" \
+    -d '{"prompt":"Tell me a story.","max_tokens":2000,"temperature":0}')
+  head -n1 <<<"$r" | grep -q ' 503' || fail "KV exhaustion: want 503, got: $r"
+  grep -qi '^Retry-After: [0-9]' <<<"$r" || fail "KV exhaustion: no Retry-After: $r"
+  grep -q 'KV cache is exhausted' <<<"$r" || fail "KV exhaustion: the message does not say why: $r"
+  echo "KV exhaustion: $(tail -n1 <<<"$r")"
+  curl -sS -m 300 -o "$dir/small" -H 'Content-Type: application/json' "$url/v1/chat/completions" \
+    -d "$(body "${topics[0]}")" || fail "small request beside the KV-holding one failed"
+  [ "$(content "$dir/small")" = "$(content "$dir/alone0")" ] || fail "small request beside the KV-holding one: \
+$(cat "$dir/small")"
+  kill "$hog" 2>/dev/null; wait "$hog" 2>/dev/null
+  for _ in $(seq 1 300); do [ "$(metric kiln_requests_cancelled_total)" -gt "${c0:-0}" ] && break; sleep 0.1; done
+  [ "$(metric kiln_requests_cancelled_total)" -gt "${c0:-0}" ] || fail "the abandoned stream was not cancelled"
+  echo "KV exhaustion: 503 with Retry-After; the small request beside it gave the same text; the stream was cancelled"
+fi
 
 # 2. an abandoned non-stream request stops generating
 before=$(metric kiln_requests_cancelled_total)
