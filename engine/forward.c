@@ -21,6 +21,7 @@
 
 #include "engine/model.h"
 #include "kernels/norm_rope/norm_rope.h"
+#include "engine/rope_scaling.h"
 #include "util/clock.h"
 
 typedef struct kset {
@@ -83,7 +84,7 @@ int kiln_engine_init(kiln_engine *en, kiln_model *m, const kiln_engine_opts *o, 
         {&en->v, T * KVD * 4},   {&en->att, T * HD * 4}, {&en->o, T * E * 4},     {&en->gate, T * F * 4},
         {&en->up, T * F * 4},    {&en->hid, T * F * 4},  {&en->logits, (size_t)c->n_vocab * 4},
         {&en->best, 4},          {&en->ids, T * 4},      {&en->pos, T * 4},
-        {&en->qkv, (HD + 2 * KVD) * 4}, {&en->gu, 2 * F * 4},
+        {&en->qkv, (HD + 2 * KVD) * 4}, {&en->gu, 2 * F * 4}, {&en->rope_inv, (size_t)(c->rope_dim / 2) * 4},
     };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (!(*bufs[i].b = kiln_alloc(m->dev, bufs[i].bytes, e))) {
@@ -93,6 +94,18 @@ int kiln_engine_init(kiln_engine *en, kiln_model *m, const kiln_engine_opts *o, 
     if (!(en->logits_host = malloc(sizeof(float) * (size_t)c->n_vocab))) {
         kiln_engine_free(en);
         return kiln_fail(e, KILN_E_NOMEM, "engine: out of memory");
+    }
+    /* the RoPE table once: scaling (linear, llama3, rope_freqs.weight) is in
+     * its values, so the kernel is the same for every model */
+    float inv[512];
+    if (c->rope_dim / 2 > (int)(sizeof inv / sizeof inv[0])) {
+        kiln_engine_free(en);
+        return kiln_fail(e, KILN_E_INVALID, "engine: rope_dim %d is over 1024", c->rope_dim);
+    }
+    if ((rc = kiln_rope_inv_freq(m->gguf, c, inv, e)) ||
+        (rc = kiln_write(m->dev, en->rope_inv, 0, inv, (size_t)(c->rope_dim / 2) * 4, e))) {
+        kiln_engine_free(en);
+        return rc;
     }
     /* token rows are bound by offset: they must meet the device's alignment */
     size_t align = m->dev->fp.offset_align ? m->dev->fp.offset_align : 1;
@@ -110,7 +123,7 @@ void kiln_engine_free(kiln_engine *en)
         return;
     kiln_buffer **bs[] = {&en->x, &en->xn, &en->q, &en->k, &en->v, &en->att, &en->o, &en->gate,
                           &en->up, &en->hid, &en->logits, &en->best, &en->ids, &en->pos, &en->logits_all,
-                          &en->qkv, &en->gu};
+                          &en->qkv, &en->gu, &en->rope_inv};
     for (size_t i = 0; i < sizeof bs / sizeof bs[0]; i++) {
         kiln_free(en->dev, *bs[i]);
         *bs[i] = NULL;
@@ -218,8 +231,8 @@ static int rope(kiln_engine *en, const kset *ks, act x, int heads, int T, kiln_e
     const kiln_llama_config *c = &en->m->cfg;
     kiln_shape s = {.m = T, .heads = heads, .head_dim = c->head_dim, .k = c->rope_dim,
                     .n = (int64_t)lroundf(c->rope_theta), .op = c->rope_neox ? KILN_ROPE_NEOX : KILN_ROPE_ADJACENT};
-    kiln_buffer *slots[2] = {x.b, en->pos};
-    size_t offs[2] = {x.off, 0};
+    kiln_buffer *slots[3] = {x.b, en->pos, en->rope_inv};
+    size_t offs[3] = {x.off, 0, 0};
     kiln_shape look = s;
     look.m = token_class(T);
     return kiln_op(en->ops, "rope", ks->rope, &s, &look, slots, offs, e);

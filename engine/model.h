@@ -101,6 +101,7 @@ typedef struct kiln_engine {
     /* activations for up to `chunk` tokens */
     kiln_buffer *x, *xn, *q, *k, *v, *att, *o, *gate, *up, *hid, *logits, *best, *ids, *pos;
     kiln_buffer *qkv, *gu;     /* one decode token's stacked Q/K/V and gate/up outputs (kiln_layer.fused_*) */
+    kiln_buffer *rope_inv;     /* f32 [rope_dim/2]: RoPE inverse frequencies, scaling applied (kiln_rope_inv_freq) */
     float *logits_host;
     kiln_buffer *logits_all;   /* [chunk][n_vocab], allocated by the first kiln_forward_all_logits or _batch */
     float *batch_logits;       /* host [n_batch_logits][n_vocab]: the last kiln_forward_batch's logits rows */

@@ -115,6 +115,39 @@ timeout 120 "$kiln" bench batch -m "$tmp/tiny.gguf" -b 1,2 -p 4 -n 8 -r 1 >"$tmp
 grep -q '^| 1 | .* | 1.00x |' "$tmp/out" && grep -q '^| 2 | .*x |' "$tmp/out" ||
   fail "bench batch table: $(cat "$tmp/out")"
 
+# kiln help [COMMAND]: like --help, exit 0; an unknown command is a usage error
+"$kiln" help >"$tmp/help" 2>"$tmp/err" && grep -q "^  tune " "$tmp/help" || fail "kiln help exited $? or lists no commands"
+"$kiln" help tune >"$tmp/help" 2>"$tmp/err" && grep -qF -- --budget "$tmp/help" || fail "kiln help tune: $(cat "$tmp/err")"
+"$kiln" help nosuch >/dev/null 2>&1
+rc=$?
+[ $rc = 2 ] || fail "kiln help nosuch exited $rc, want 2"
+
+# numeric environment variables: strict like the options, the message names the variable and the value, exit 2
+expect_env() { # VAR VALUE COMMAND...
+  local var=$1 val=$2
+  shift 2
+  env "$var=$val" timeout 60 "$@" >/dev/null 2>"$tmp/err"
+  local rc=$?
+  [ $rc = 2 ] || { fail "$var=$val $* exited $rc, want 2: $(head -c 300 "$tmp/err")"; return; }
+  grep -qF -- "$var" "$tmp/err" && grep -qF -- "'$val'" "$tmp/err" ||
+    fail "$var=$val: the message does not name the variable and the value: $(cat "$tmp/err")"
+}
+for v in abc 0 -2 4x 1e3; do
+  expect_env KILN_CPU_THREADS "$v" "$kiln" run "${m[@]}" -n 2 --device cpu
+done
+expect_env KILN_CPU_SPIN_US -1 "$kiln" run "${m[@]}" -n 2 --device cpu
+expect_env KILN_CPU_HUGEPAGES yes "$kiln" run "${m[@]}" -n 2 --device cpu
+expect_env KILN_CPU_THREADS nan "$kiln" check --device cpu --kernel rope --quick
+# Vulkan's variables, where a Vulkan device is (lavapipe's JIT leaks as above: no leak check)
+if "$kiln" devices --no-bandwidth 2>/dev/null | grep -q '^ *vulkan:0'; then
+  export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0
+  expect_env KILN_VK_STAGING_MAX 12 "$kiln" run "${m[@]}" -n 2 --device vulkan
+  expect_env KILN_VK_FORCE_STAGING true "$kiln" run "${m[@]}" -n 2 --device vulkan
+  unset ASAN_OPTIONS
+else
+  echo "args_cli: no Vulkan device, KILN_VK_* not checked"
+fi
+
 # exit codes: a device that is not there is unavailable (3), by name or by index
 # (nosuchdev probes every backend: lavapipe's JIT-compiled code reallocs 128 bytes that
 # LeakSanitizer reports from an unknown module, which no suppression can name; the
