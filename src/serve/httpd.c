@@ -346,13 +346,8 @@ static enum MHD_Result get(serve_httpd *h, struct MHD_Connection *mc, conn *c, c
 {
     if (!strcmp(url, "/health"))
         return respond(mc, c, 200, "application/json", strdup("{\"status\":\"ok\"}"), NULL, 0);
-    if (!strcmp(url, "/v1/models")) {
-        char *body = malloc(strlen(h->b->model_id) + 128);
-        if (body)
-            sprintf(body, "{\"object\":\"list\",\"data\":[{\"id\":\"%s\",\"object\":\"model\",\"created\":0,"
-                          "\"owned_by\":\"kiln\"}]}", h->b->model_id);
-        return respond(mc, c, 200, "application/json", body, NULL, 0);
-    }
+    if (!strcmp(url, "/v1/models"))
+        return respond(mc, c, 200, "application/json", serve_models_json(h->b->model_id), NULL, 0);
     /* /metrics */
     serve_backend_stats st;
     h->b->stats(h->b->impl, &st);

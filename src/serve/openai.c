@@ -247,6 +247,19 @@ char *serve_completion_json(const char *id, int is_chat, const char *model, long
     return print_delete(root);
 }
 
+char *serve_models_json(const char *model_id)
+{
+    cJSON *root = cJSON_CreateObject(), *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "object", "list");
+    cJSON *data = cJSON_AddArrayToObject(root, "data");
+    cJSON_AddStringToObject(m, "id", model_id);
+    cJSON_AddStringToObject(m, "object", "model");
+    cJSON_AddNumberToObject(m, "created", 0);
+    cJSON_AddStringToObject(m, "owned_by", "kiln");
+    cJSON_AddItemToArray(data, m);
+    return print_delete(root);
+}
+
 char *serve_error_json(const char *type, const char *message, const char *param, const char *code)
 {
     cJSON *root = cJSON_CreateObject(), *err = cJSON_AddObjectToObject(root, "error");

@@ -65,6 +65,8 @@ char *serve_chunk_json(const char *id, int is_chat, const char *model, long crea
                        const char *finish, const serve_usage *u);
 char *serve_completion_json(const char *id, int is_chat, const char *model, long created, const char *text,
                             const serve_usage *u);
+/* GET /v1/models: the one model (its id is a file name: any byte, escaped) */
+char *serve_models_json(const char *model_id);
 /* {"error":{"message","type","param","code"}} like OpenAI's; param, code may be NULL */
 char *serve_error_json(const char *type, const char *message, const char *param, const char *code);
 

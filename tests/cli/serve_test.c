@@ -382,7 +382,9 @@ static int cmp_double(const void *a, const void *b)
 
 int main(void)
 {
-    serve_generator g = {.model_id = "echo-test", .ctx = 1000, .generate = gen};
+    /* a model id (a file name) with a quote, a backslash and a newline: every JSON body must escape it */
+    static const char model_id[] = "echo \"test\" \\ v1\n";
+    serve_generator g = {.model_id = model_id, .ctx = 1000, .generate = gen};
     serve_backend b;
     kiln_err e = {0};
     CHECK_OK(serve_serial_open(&b, &g, 16, &e), &e);
@@ -397,7 +399,7 @@ int main(void)
     fprintf(stderr, "== %s\n", "1. chat");
     /* 1. chat completion, JSON */
     char *r = request("POST", "/v1/chat/completions",
-                      "{\"model\":\"echo-test\",\"messages\":[{\"role\":\"system\",\"content\":\"be brief\"},"
+                      "{\"model\":\"echo \\\"test\\\" \\\\ v1\\n\",\"messages\":[{\"role\":\"system\",\"content\":\"be brief\"},"
                       "{\"role\":\"user\",\"content\":\"hello big world\"}],\"max_tokens\":2,\"temperature\":0}");
     CHECK(status_of(r) == 200, "chat: %s", r);
     cJSON *j = body_json(r);
@@ -617,7 +619,12 @@ int main(void)
     fprintf(stderr, "== %s\n", "10. /v1");
     /* 10. /v1/models and /health */
     r = request("GET", "/v1/models", NULL);
-    CHECK(status_of(r) == 200 && strstr(r, "\"id\":\"echo-test\""), "models: %s", r);
+    j = body_json(r);
+    cJSON *m0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "data"), 0);
+    CHECK(status_of(r) == 200 && cJSON_IsString(cJSON_GetObjectItem(m0, "id")) &&
+              !strcmp(cJSON_GetObjectItem(m0, "id")->valuestring, model_id),
+          "/v1/models: %s", r);
+    cJSON_Delete(j);
     free(r);
 
     serve_httpd_stop(h);
