@@ -292,9 +292,10 @@ static int embed_on_host(kiln_engine *en, const int32_t *tokens, int T, kiln_err
 
 /* One forward over T rows: the segments' tokens (ids, concatenated) after
  * what each sequence holds, appending their K/V. The LM head then runs over
- * rows [lrow0, lrow0 + n_lrows) into out[n_lrows][n_vocab]. */
+ * rows lrows[0..n_lrows) (ascending) into out[n_lrows][n_vocab]: one gemm
+ * per run of consecutive rows. */
 static int chunk(kiln_engine *en, const kset *ks, const kiln_batch_seg *segs, int n_segs, const int32_t *tokens,
-                 int T, kiln_buffer *out, int lrow0, int n_lrows, kiln_err *e)
+                 int T, kiln_buffer *out, const int *lrows, int n_lrows, kiln_err *e)
 {
     kiln_model *m = en->m;
     const kiln_llama_config *c = &m->cfg;
@@ -366,8 +367,16 @@ static int chunk(kiln_engine *en, const kset *ks, const kiln_batch_seg *segs, in
             (rc = rmsnorm(en, ks, T, next, en->o, e)))
             return kiln_err_wrap(e, "layer %d (feed-forward)", l);
     }
-    /* the rows whose logits are wanted: one gemm over them (one gemv for a single row) */
-    return matmul(en, ks, "output", &m->output, en->xn, (size_t)lrow0 * (size_t)c->n_embd * 4, out, 0, n_lrows, e);
+    /* the rows whose logits are wanted: a gemm over each run of consecutive rows (a gemv for a single row) */
+    for (int i = 0; i < n_lrows && !rc;) {
+        int j = i + 1;
+        while (j < n_lrows && lrows[j] == lrows[j - 1] + 1)
+            j++;
+        rc = matmul(en, ks, "output", &m->output, en->xn, (size_t)lrows[i] * (size_t)c->n_embd * 4, out,
+                    (size_t)i * (size_t)c->n_vocab * 4, j - i, e);
+        i = j;
+    }
+    return rc;
 }
 
 /* The device buffer for every token's logits of a chunk, made on first use. */
@@ -407,8 +416,11 @@ static int forward(kiln_engine *en, kiln_kv_seq *seq, const int32_t *tokens, int
         if (en->prof)
             kiln_profile_chunk(en->prof, T, kiln_now_s());
         kiln_batch_seg seg = {.seq = seq, .tokens = tokens + i, .n = T};
-        if ((rc = all_host ? chunk(en, &ks, &seg, 1, tokens + i, T, en->logits_all, 0, T, e)
-                           : chunk(en, &ks, &seg, 1, tokens + i, T, en->logits, T - 1, 1, e)) ||
+        int rows[T];
+        for (int t = 0; t < T; t++)
+            rows[t] = t;
+        if ((rc = all_host ? chunk(en, &ks, &seg, 1, tokens + i, T, en->logits_all, rows, T, e)
+                           : chunk(en, &ks, &seg, 1, tokens + i, T, en->logits, rows + T - 1, 1, e)) ||
             (all_host && (rc = kiln_read(en->dev, en->logits_all, 0, all_host + (size_t)i * row,
                                          (size_t)T * row * sizeof(float), e)))) {
             kiln_kv_seq_truncate(seq, start); /* the sequence is unchanged on failure */
@@ -437,7 +449,7 @@ int kiln_forward_batch(kiln_engine *en, const kiln_batch_seg *segs, int n_segs, 
     en->n_batch_logits = 0;
     if (n_segs <= 0)
         return kiln_fail(e, KILN_E_INVALID, "forward batch: no segments");
-    int T = 0, first = -1, V = en->m->cfg.n_vocab;
+    int T = 0, V = en->m->cfg.n_vocab, n_lrows = 0;
     for (int i = 0; i < n_segs; i++) {
         const kiln_batch_seg *g = &segs[i];
         if (!g->seq || g->n <= 0 || !g->tokens)
@@ -449,30 +461,28 @@ int kiln_forward_batch(kiln_engine *en, const kiln_batch_seg *segs, int n_segs, 
             if (g->tokens[t] < 0 || g->tokens[t] >= V)
                 return kiln_fail(e, KILN_E_INVALID, "forward batch: segment %d token %d (%d) outside the vocabulary "
                                  "(%d)", i, t, g->tokens[t], V);
-        if (first < 0 && g->logits)
-            first = i;
-        else if (first >= 0 && (!g->logits || g->n != 1))
-            return kiln_fail(e, KILN_E_INVALID, "forward batch: segment %d follows one with logits, so it must be a "
-                             "single token with logits (the LM head runs over the contiguous last rows)", i);
         T += g->n;
+        n_lrows += g->logits != 0;
     }
     if (T > en->chunk)
         return kiln_fail(e, KILN_E_INVALID, "forward batch: %d tokens exceed the engine's chunk of %d", T, en->chunk);
+    size_t align = en->dev->fp.offset_align ? en->dev->fp.offset_align : 1;
+    if (n_lrows > 1 && ((size_t)V * 4) % align)
+        return kiln_fail(e, KILN_E_INVALID, "forward batch: logits rows of %d bytes are not multiples of %s's buffer "
+                         "offset alignment %zu (one sequence per step only)", V * 4, en->dev->fp.name, align);
     kset ks;
     int rc = kernels(&ks, e);
-    if (rc || (first >= 0 && (rc = all_logits_buffer(en, e))))
+    if (rc || (n_lrows && (rc = all_logits_buffer(en, e))))
         return rc;
-    if (first >= 0 && !en->batch_logits &&
-        !(en->batch_logits = malloc(sizeof(float) * (size_t)V * (size_t)en->chunk)))
+    if (n_lrows && !en->batch_logits && !(en->batch_logits = malloc(sizeof(float) * (size_t)V * (size_t)en->chunk)))
         return kiln_fail(e, KILN_E_NOMEM, "forward batch: logits of %d rows: out of memory", en->chunk);
     int32_t ids[T];
-    int lrow0 = 0;
-    for (int i = 0, r = 0; i < n_segs; r += segs[i++].n) {
+    int lrows[T + 1];
+    for (int i = 0, r = 0, k = 0; i < n_segs; r += segs[i++].n) {
         memcpy(ids + r, segs[i].tokens, sizeof *ids * (size_t)segs[i].n);
-        if (i == first)
-            lrow0 = r + segs[i].n - 1;
+        if (segs[i].logits)
+            lrows[k++] = r + segs[i].n - 1;
     }
-    int n_lrows = first >= 0 ? n_segs - first : 0;
     for (int i = 0; i < n_segs; i++)
         if ((rc = kiln_kv_seq_reserve(segs[i].seq, segs[i].n, e))) {
             for (int j = 0; j < i; j++) /* the sequences are unchanged on failure */
@@ -482,8 +492,9 @@ int kiln_forward_batch(kiln_engine *en, const kiln_batch_seg *segs, int n_segs, 
     if (en->prof)
         kiln_profile_chunk(en->prof, T, kiln_now_s());
     /* without a logits row the LM head still needs a target: the last row into en->logits */
-    if ((rc = n_lrows ? chunk(en, &ks, segs, n_segs, ids, T, en->logits_all, lrow0, n_lrows, e)
-                      : chunk(en, &ks, segs, n_segs, ids, T, en->logits, T - 1, 1, e)) ||
+    lrows[T] = T - 1;
+    if ((rc = n_lrows ? chunk(en, &ks, segs, n_segs, ids, T, en->logits_all, lrows, n_lrows, e)
+                      : chunk(en, &ks, segs, n_segs, ids, T, en->logits, lrows + T, 1, e)) ||
         (n_lrows && (rc = kiln_read(en->dev, en->logits_all, 0, en->batch_logits,
                                     sizeof(float) * (size_t)V * (size_t)n_lrows, e)))) {
         for (int j = 0; j < n_segs; j++)

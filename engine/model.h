@@ -132,11 +132,10 @@ int kiln_forward_all_logits(kiln_engine *en, kiln_kv_seq *seq, const int32_t *to
  * segment order, n = the total, at most en->chunk) and each segment's
  * attention reads its own page table. A segment with `logits` set wants the
  * logits of its last token: they land in en->batch_logits, one row per such
- * segment in order. Those segments must come last, and all but the first of
- * them must be single tokens (decode steps), so the rows are contiguous and
- * the LM head is one gemm: put a prefill chunk first and decode tokens after
- * it. No sequence may appear twice. KILN_E_FULL (every sequence unchanged)
- * when a sequence cannot grow; the error names the segment. */
+ * segment in order; the LM head is one gemm per run of consecutive such
+ * rows, so put prefill chunks first and decode tokens (one each) after them.
+ * No sequence may appear twice. KILN_E_FULL (every sequence unchanged) when
+ * a sequence cannot grow; the error names the segment. */
 typedef struct kiln_batch_seg {
     kiln_kv_seq *seq;
     const int32_t *tokens;

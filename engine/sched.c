@@ -362,31 +362,26 @@ int kiln_sched_step(kiln_sched *q, kiln_err *e)
         return q->n_queue;
 
     kiln_kv_cache *kv = &q->en->kv;
-    kiln_batch_seg segs[q->max_batch + 1];
-    req *who[q->max_batch + 1];
+    kiln_batch_seg segs[q->max_batch];
+    req *who[q->max_batch];
     int n_segs;
     for (;;) {
-        /* the oldest prefilling request first (a chunk of its prompt), then
-         * every decoding request's one token */
+        /* prefill chunks first (the oldest prompts first, sharing the step's
+         * prefill budget), then every decoding request's one token */
         n_segs = 0;
-        int n_dec = 0, rows = 0;
+        int n_dec = 0;
         for (int i = 0; i < q->n_run; i++)
             n_dec += q->run[i]->n_toks - q->run[i]->n_fed == 1;
-        for (int i = 0; i < q->n_run; i++) {
+        int budget = q->en->chunk - n_dec < q->chunk ? q->en->chunk - n_dec : q->chunk;
+        for (int i = 0; i < q->n_run && budget > 0; i++) {
             req *r = q->run[i];
             int pend = r->n_toks - r->n_fed;
             if (pend <= 1)
                 continue;
-            int budget = q->en->chunk - n_dec, n = pend;
-            if (n > q->chunk)
-                n = q->chunk;
-            if (n > budget)
-                n = budget;
-            segs[0] = (kiln_batch_seg){.seq = &r->seq, .tokens = r->toks + r->n_fed, .n = n, .logits = n == pend};
-            who[0] = r;
-            n_segs = 1;
-            rows = n;
-            break;
+            int n = pend < budget ? pend : budget;
+            segs[n_segs] = (kiln_batch_seg){.seq = &r->seq, .tokens = r->toks + r->n_fed, .n = n, .logits = n == pend};
+            who[n_segs++] = r;
+            budget -= n;
         }
         for (int i = 0; i < q->n_run; i++) {
             req *r = q->run[i];
@@ -394,7 +389,6 @@ int kiln_sched_step(kiln_sched *q, kiln_err *e)
                 continue;
             segs[n_segs] = (kiln_batch_seg){.seq = &r->seq, .tokens = r->toks + r->n_fed, .n = 1, .logits = 1};
             who[n_segs++] = r;
-            rows++;
         }
         int need = 0;
         for (int i = 0; i < n_segs; i++)
@@ -410,6 +404,11 @@ int kiln_sched_step(kiln_sched *q, kiln_err *e)
     }
     q->last_batch = n_segs;
     q->steps++;
+    int decoding = 0;
+    for (int i = 0; i < n_segs; i++)
+        decoding |= segs[i].n == 1;
+    /* a step with any decode token counts as decode in the profile (what the streams wait for) */
+    kiln_profile_phase(q->en->prof, decoding ? KILN_PHASE_DECODE : KILN_PHASE_PREFILL, kiln_now_s());
     kiln_err fe = {0};
     rc = kiln_forward_batch(q->en, segs, n_segs, &fe);
     if (rc) {
@@ -424,9 +423,11 @@ int kiln_sched_step(kiln_sched *q, kiln_err *e)
                 }
             finish(q, who[i], KILN_STOP_CALLER, &fe);
         }
+        kiln_profile_phase(q->en->prof, KILN_PHASE_NONE, kiln_now_s());
         return -rc;
     }
     double now = kiln_now_s();
+    kiln_profile_phase(q->en->prof, KILN_PHASE_NONE, now);
     int V = q->en->m->cfg.n_vocab, row = 0;
     for (int i = 0; i < n_segs; i++) {
         req *r = who[i];

@@ -3,8 +3,9 @@
  * Requests are queued with kiln_sched_submit and advanced by kiln_sched_step:
  * each step admits queued requests whose KV fits, runs ONE batched forward
  * (kiln_forward_batch, engine/model.h) over the decode token of every running
- * sequence plus a prefill chunk of the oldest request still prefilling
- * (chunked prefill: a long prompt never freezes the others' streams), then
+ * sequence plus prefill chunks of the requests still prefilling, oldest
+ * first, up to the chunk budget (chunked prefill: a long prompt never
+ * freezes the others' streams), then
  * samples each sequence's next token, streams its text and finishes the ones
  * that stopped. Sampling, stop strings and streaming are those of
  * kiln_generate (engine/generate.h): greedy tokens of a request are the same
@@ -42,7 +43,8 @@ typedef struct kiln_sched kiln_sched;
 
 typedef struct kiln_sched_opts {
     int max_batch;             /* sequences decoded per step (serve --parallel); 0: 8 */
-    int chunk;                 /* prefill tokens per step (0: the engine's chunk less the decode rows) */
+    int chunk;                 /* prefill tokens per step, all prompts together (0, or more than fits: the
+                                * engine's chunk less the decode rows) */
     int no_prefix_share;       /* 1: never map another request's pages (comparisons, tests) */
 } kiln_sched_opts;
 
