@@ -37,8 +37,9 @@ static const kiln_param params[] = {
     {"reduce", "REDUCE", "0 shared-memory tree, 1 subgroup adds (gpu)", 2, {0, 1}, 0},
     {"layout", "LAYOUT",
      "0 a workgroup shares each row's K (gpu), 1 one invocation per row with x uniform across the subgroup "
-     "(drivers that run invocations in CPU SIMD lanes: lavapipe, PoCL)",
-     2, {0, 1}, 0},
+     "(drivers that run invocations in CPU SIMD lanes: lavapipe, PoCL), 2 one invocation per `rows` rows, "
+     "`vec` words per load, x read once per step for all its rows",
+     3, {0, 1, 2}, 0},
     /* One thread's int4 weight stream ran at ~5 GB/s against 14 GB/s of plain
      * reads on the Xeon VM of bench/results (latency-bound). Software
      * prefetch measured as a tie there (tune, interleaved re-measure), so it
@@ -122,6 +123,29 @@ static int check(const kiln_shape *s, const kiln_config *c, const kiln_fingerpri
     if ((uint32_t)wg > fp->max_workgroup) {
         snprintf(why, n, "wg %d > device max %u", wg, fp->max_workgroup);
         return 0;
+    }
+    if (c->v[P_LAYOUT] == 2) {
+        /* one invocation per `rows` rows: wg, rows and vec are the choices */
+        for (int i = P_UNROLL; i <= P_REDUCE; i++)
+            if (c->v[i] != params[i].def) {
+                snprintf(why, n, "%s does not apply to layout 2 (an invocation walks whole rows)", params[i].name);
+                return 0;
+            }
+        if (c->v[P_ROWS] > 8) {
+            snprintf(why, n, "rows %d: layout 2 keeps at most 8 rows per invocation (registers)", c->v[P_ROWS]);
+            return 0;
+        }
+        /* vector loads stay inside a group (one scale each) and aligned:
+         * words_per_row a multiple of vec (int4 and q8_0 rows are whole
+         * groups; f16 rows are ceil(K/2) words) */
+        int64_t epw = kiln_gemv_elems_per_word(s->quant);
+        int64_t unit = s->quant == KILN_F16 ? (s->k + 1) / 2 : s->group / epw;
+        if (unit % vec) {
+            snprintf(why, n, "vec %d must divide the %lld words of a %s", vec, (long long)unit,
+                     s->quant == KILN_F16 ? "row" : "group");
+            return 0;
+        }
+        return 1;
     }
     if (c->v[P_LAYOUT] == 1) {
         /* one invocation per row: only the workgroup size is a choice */
@@ -409,17 +433,27 @@ static int plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be,
         return plan_cpu_q8(s, c, dims.words_per_row, dims.groups_per_row, out);
     kiln_plan_step *st = &out->steps[0];
     out->n_steps = 1;
-    /* layout 1: one invocation per row (entry gemv_int4_rows; split-K and
-     * rows per workgroup stay at their defaults there, see config_valid) */
-    int by_row = be != KILN_CPU && c->v[P_LAYOUT] == 1;
-    int rows = by_row ? c->v[P_WG] : c->v[P_ROWS], splitk = be == KILN_CPU ? 1 : c->v[P_SPLITK];
+    /* layouts 1 and 2 (gpu): invocations own whole rows (entries
+     * gemv_int4_rows, gemv_int4_vec; split-K stays 1 there, see check) */
+    int layout = be == KILN_CPU ? 0 : c->v[P_LAYOUT];
+    /* rows per workgroup: layout 1 one per invocation, layout 2 `rows` per invocation */
+    int rows = layout == 1 ? c->v[P_WG] : layout == 2 ? c->v[P_WG] * c->v[P_ROWS] : c->v[P_ROWS];
+    int splitk = be == KILN_CPU ? 1 : c->v[P_SPLITK];
     st->source = "gemv_int4";
-    st->entry = by_row ? "gemv_int4_rows" : be == KILN_CPU ? "gemv_int4_cpu" : "gemv_int4";
+    st->entry = layout == 1 ? "gemv_int4_rows"
+                : layout == 2 ? "gemv_int4_vec"
+                : be == KILN_CPU ? "gemv_int4_cpu"
+                                 : "gemv_int4";
     st->signature = "bbbbbuuuu";
-    if (by_row)
+    if (layout == 1) {
         kiln_plan_define(st, "WG", c->v[P_WG]);
-    else
+    } else if (layout == 2) {
+        kiln_plan_define(st, "WG", c->v[P_WG]);
+        kiln_plan_define(st, "ROWS", c->v[P_ROWS]);
+        kiln_plan_define(st, "VEC", c->v[P_VEC]);
+    } else {
         kiln_plan_config_defines(st, &kiln_kernel_gemv_int4, c);
+    }
     kiln_plan_define(st, "QUANT", s->quant);
     kiln_plan_define(st, "GROUP", group ? group : 1);
     st->local[0] = be == KILN_CPU ? 1 : (uint32_t)c->v[P_WG];
