@@ -55,8 +55,16 @@ static const kiln_param params[] = {
      2, {0, 1}, 0},
     {"ilv", "ILV", "weight layout: rows interleaved word by word in tiles of 1 (row-major), 4, 8 or 16 (cpu, act 1)",
      4, {1, 4, 8, 16}, 1},
+    {"xsg", "XSG",
+     "layout 2 on Vulkan: x loaded once per subgroup of this many lanes (the device's fixed subgroup size) and "
+     "shared by subgroupBroadcast (0: every invocation loads x itself)",
+     4, {0, 4, 8, 16}, 0},
+    {"w64", "W64",
+     "layout 2 on Vulkan: weight words loaded as 64-bit pairs (lavapipe loads lane by lane, one scalar per "
+     "component: half the loads); vec 2 or 4, the device must have shaderInt64",
+     2, {0, 1}, 0},
 };
-enum { P_WG, P_ROWS, P_VEC, P_UNROLL, P_SPLITK, P_REDUCE, P_LAYOUT, P_PREFETCH, P_ACT, P_ILV, N_PARAMS };
+enum { P_WG, P_ROWS, P_VEC, P_UNROLL, P_SPLITK, P_REDUCE, P_LAYOUT, P_PREFETCH, P_ACT, P_ILV, P_XSG, P_W64, N_PARAMS };
 
 int kiln_gemv_elems_per_word(int quant)
 {
@@ -123,6 +131,34 @@ static int check(const kiln_shape *s, const kiln_config *c, const kiln_fingerpri
     if ((uint32_t)wg > fp->max_workgroup) {
         snprintf(why, n, "wg %d > device max %u", wg, fp->max_workgroup);
         return 0;
+    }
+    int xsg = c->v[P_XSG];
+    if (xsg && c->v[P_LAYOUT] != 2) {
+        snprintf(why, n, "xsg applies to layout 2 only");
+        return 0;
+    }
+    if (xsg) {
+        int64_t epw = kiln_gemv_elems_per_word(s->quant);
+        if (fp->backend != KILN_VULKAN) {
+            snprintf(why, n, "xsg is built for Vulkan only (OpenCL 1.2 has no subgroups)");
+            return 0;
+        }
+        if (!fp->has_subgroup_ops || fp->subgroup_min != (uint32_t)xsg || fp->subgroup_max != (uint32_t)xsg) {
+            snprintf(why, n, "xsg %d needs a fixed subgroup size of %d (device: %u-%u)", xsg, xsg, fp->subgroup_min,
+                     fp->subgroup_max);
+            return 0;
+        }
+        if (wg % xsg || s->quant == KILN_F16 || s->group % (4 * xsg) || vec * epw > 4 * xsg) {
+            snprintf(why, n, "xsg %d needs wg a multiple of it, an int4 or q8_0 matrix whose group is a multiple of "
+                     "%d, and vec * elements per word <= %d", xsg, 4 * xsg, 4 * xsg);
+            return 0;
+        }
+    }
+    if (c->v[P_W64]) {
+        if (c->v[P_LAYOUT] != 2 || fp->backend != KILN_VULKAN || !fp->has_int64 || vec < 2) {
+            snprintf(why, n, "w64 needs layout 2 on Vulkan with shaderInt64 and vec 2 or 4");
+            return 0;
+        }
     }
     if (c->v[P_LAYOUT] == 2) {
         /* one invocation per `rows` rows: wg, rows and vec are the choices */
@@ -451,6 +487,8 @@ static int plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be,
         kiln_plan_define(st, "WG", c->v[P_WG]);
         kiln_plan_define(st, "ROWS", c->v[P_ROWS]);
         kiln_plan_define(st, "VEC", c->v[P_VEC]);
+        kiln_plan_define(st, "XSG", c->v[P_XSG]);
+        kiln_plan_define(st, "W64", c->v[P_W64]);
     } else {
         kiln_plan_config_defines(st, &kiln_kernel_gemv_int4, c);
     }
@@ -504,13 +542,36 @@ static double bytes(const kiln_shape *s)
 
 static double flops(const kiln_shape *s) { return 2.0 * (double)s->m * (double)s->k; }
 
-/* GPU backends whose driver runs on CPU cores: one invocation per row.
- * Measured against layout 0 in the same tune session (2-core EPYC):
- * lavapipe 2.85-3.0x, PoCL 1.9-2.4x on 576x576 q4_1 and 49152x576 q8_0. */
+/* GPU backends whose driver runs on CPU cores: invocations own whole rows.
+ * Layout 1 against layout 0 in the same tune session (2-core EPYC):
+ * lavapipe 2.85-3.0x, PoCL 1.9-2.4x on 576x576 q4_1 and 49152x576 q8_0.
+ * lavapipe: layout 2 with 8 rows per invocation, uvec4 loads as 64-bit
+ * pairs and x through subgroup broadcasts, 5.1x layout 1 on 1536x576 q4_1
+ * (tune --config, same session; bench/results/gpu-gemv.md); where a shape
+ * or the device does not allow a piece, the next candidate without it. */
 static void device_default(const kiln_fingerprint *fp, const kiln_shape *s, kiln_config *c)
 {
     if (fp->backend != KILN_CPU && fp->cpu_device)
         c->v[P_LAYOUT] = 1;
+    if (fp->backend == KILN_VULKAN && fp->cpu_device) {
+        int sg = fp->has_subgroup_ops && fp->subgroup_min == fp->subgroup_max ? (int)fp->subgroup_size : 0;
+        const int cand[][4] = {/* vec, xsg, w64, rows */
+                               {4, sg, 1, 8}, {4, sg, 0, 8}, {4, 0, 1, 8}, {4, 0, 0, 8}, {2, 0, 0, 8}, {1, 0, 0, 8}};
+        kiln_config t = *c;
+        char why[160];
+        for (size_t i = 0; i < sizeof cand / sizeof cand[0]; i++) {
+            t.v[P_LAYOUT] = 2;
+            t.v[P_WG] = 32;
+            t.v[P_VEC] = cand[i][0];
+            t.v[P_XSG] = cand[i][1] == 4 || cand[i][1] == 8 || cand[i][1] == 16 ? cand[i][1] : 0;
+            t.v[P_W64] = cand[i][2];
+            t.v[P_ROWS] = cand[i][3];
+            if (s ? check(s, &t, fp, why, sizeof why) : !t.v[P_W64] || fp->has_int64) {
+                *c = t;
+                break;
+            }
+        }
+    }
     if (s && s->ilv > 1) { /* a matrix already interleaved: the int8 path over its tiles */
         c->v[P_ACT] = 1;
         c->v[P_ILV] = s->ilv;

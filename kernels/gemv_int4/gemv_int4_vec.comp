@@ -8,7 +8,14 @@
  * Defines: QUANT, GROUP, WG, ROWS, VEC (see gemv_int4.c). */
 #include "quant.glsl"
 
+#if W64 /* 64-bit loads: llvmpipe loads lane by lane, one scalar per component */
+#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
 #if VEC == 4
+#define QV u64vec2
+#else
+#define QV uint64_t
+#endif
+#elif VEC == 4
 #define QV uvec4
 #elif VEC == 2
 #define QV uvec2
@@ -22,6 +29,12 @@
 #define XN (VEC * 4)
 #else
 #define XN (VEC * 2)
+#endif
+#ifndef XSG
+#define XSG 0
+#endif
+#ifndef W64
+#define W64 0
 #endif
 
 /* the slots of gemv_int4.c's plan; qs and x also seen as vectors (the same
@@ -44,10 +57,46 @@ float xat(uint k)
     return x[k];
 }
 
-/* XN values of x from k0 (a multiple of XN, all < K) */
-void load_x(uint k0, out float xv[XN])
+#if XSG
+/* x through the subgroup (XSG lanes, a fixed subgroup size): a driver
+ * that runs invocations as SIMD lanes (lavapipe) loads a value every lane
+ * reads as if the lanes diverged, one lane at a time; here each lane loads
+ * one vec4 of a chunk of 4 * XSG values and the others take it by
+ * subgroupBroadcast (one extract and one splat). XN divides the chunk. */
+#define XCH (4 * XSG)
+vec4 xl; /* this lane's vec4 of the current chunk */
+float xc[XCH]; /* the chunk, broadcast */
+void stage_x(uint k0) /* k0: a multiple of XCH, k0 + XCH <= K */
 {
-#if XN >= 4
+    xl = x4[k0 / 4u + gl_SubgroupInvocationID];
+#ifdef KILN_TEST_BREAK
+    if (k0 == 0u && gl_SubgroupInvocationID == 0u)
+        xl.x = x[1];
+#endif
+#define B(l) xc[4 * l] = subgroupBroadcast(xl.x, l); xc[4 * l + 1] = subgroupBroadcast(xl.y, l); \
+             xc[4 * l + 2] = subgroupBroadcast(xl.z, l); xc[4 * l + 3] = subgroupBroadcast(xl.w, l);
+    B(0u) B(1u) B(2u) B(3u)
+#if XSG >= 8
+    B(4u) B(5u) B(6u) B(7u)
+#endif
+#if XSG >= 16
+    B(8u) B(9u) B(10u) B(11u) B(12u) B(13u) B(14u) B(15u)
+#endif
+#undef B
+}
+#endif
+
+/* XN values of x from k0 (a multiple of XN, all < K). off = k0 % XCH, a
+ * constant where XSG is on (the caller's loop is unrolled): the chunk
+ * array is indexed by constants only. */
+void load_x(uint k0, uint off, out float xv[XN])
+{
+#if XSG
+    if (off == 0u)
+        stage_x(k0);
+    [[unroll]] for (uint i = 0u; i < uint(XN); i++)
+        xv[i] = xc[off + i];
+#elif XN >= 4
     [[unroll]] for (uint i = 0u; i < uint(XN / 4); i++) {
         vec4 v = x4[k0 / 4u + i];
         xv[4u * i] = v.x;
@@ -69,7 +118,15 @@ void load_x(uint k0, out float xv[XN])
 void load_words(uint i, out uint wv[VEC])
 {
     QV v = qv[i / uint(VEC)];
-#if VEC == 1
+#if W64 && VEC == 4
+    wv[0] = uint(v.x);
+    wv[1] = uint(v.x >> 32);
+    wv[2] = uint(v.y);
+    wv[3] = uint(v.y >> 32);
+#elif W64
+    wv[0] = uint(v);
+    wv[1] = uint(v >> 32);
+#elif VEC == 1
     wv[0] = v;
 #else
     [[unroll]] for (uint j = 0u; j < uint(VEC); j++)
@@ -93,8 +150,10 @@ float elem(uint w, uint j)
 void main()
 {
     uint row0 = gl_GlobalInvocationID.x * uint(ROWS);
+#if !XSG /* with XSG every lane takes part in the broadcasts to the end */
     if (row0 >= pc.M)
         return;
+#endif
     uint base[ROWS], sbase[ROWS]; /* first word, first scale of each row */
     float acc[ROWS];
     [[unroll]] for (int r = 0; r < ROWS; r++) {
@@ -107,7 +166,7 @@ void main()
     uint full = pc.K / uint(XN) * uint(XN);
     for (uint k0 = 0u; k0 < full; k0 += uint(XN)) {
         float xv[XN];
-        load_x(k0, xv);
+        load_x(k0, 0u, xv);
         [[unroll]] for (int r = 0; r < ROWS; r++) {
             uint wv[VEC];
             load_words(base[r] + k0 / 2u, wv);
@@ -127,10 +186,14 @@ void main()
         [[unroll]] for (int r = 0; r < ROWS; r++)
             d[r] = 0.0;
         if (g < full) {
-            for (uint c = 0u; c < wpg; c += uint(VEC)) {
+            [[unroll]] for (uint c = 0u; c < wpg; c += uint(VEC)) {
                 uint w = g * wpg + c;
                 float xv[XN];
-                load_x(w * uint(EPW), xv);
+#if XSG
+                load_x(w * uint(EPW), (c * uint(EPW)) % uint(XCH), xv);
+#else
+                load_x(w * uint(EPW), 0u, xv);
+#endif
 #if QUANT != 3
                 [[unroll]] for (uint i = 0u; i < uint(XN); i++)
                     xs += xv[i];
