@@ -15,6 +15,7 @@ pkgs=(
   gnuplot-nox jq                            # jq: tests read kiln's --format json output
   valgrind shellcheck openssh-server openssh-client   # tests: memcheck, harness lint, ssh harness path
   chromium                                  # tests: the HTML report rendered headless (report_browser)
+  clang libclang-rt-14-dev llvm             # fuzzing: libFuzzer + ASan/UBSan runtimes, llvm-symbolizer (scripts/fuzz.sh)
 )
 
 sudo=""
