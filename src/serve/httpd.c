@@ -132,13 +132,13 @@ static void wait_slice(serve_job *j)
     pthread_cond_timedwait(&j->cv, &j->mu, &ts);
 }
 
-/* Waits (j->mu held) until until_started ? a piece or the end : the end,
- * cancelling the job when the client goes or the server stops. Returns 1 when
- * the client went away. */
-static int wait_job(serve_httpd *h, serve_job *j, int fd, int until_started)
+/* Waits (j->mu held) until the job has more than `have` pieces (have < 0:
+ * until it is done) or is done, cancelling the job when the client goes or
+ * the server stops. Returns 1 when the client went away. */
+static int wait_job(serve_httpd *h, serve_job *j, int fd, int have)
 {
     int gone = 0;
-    while (!j->done && !(until_started && j->n_pieces > 0)) {
+    while (!j->done && !(have >= 0 && j->n_pieces > have)) {
         wait_slice(j);
         if (!gone && (client_gone(fd) || atomic_load(&h->stopping))) {
             gone = 1;
@@ -236,7 +236,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
             s->phase = 1;
             continue;
         }
-        int gone = wait_job(s->h, j, s->fd, 1);
+        int gone = wait_job(s->h, j, s->fd, s->next_piece);
         pthread_mutex_unlock(&j->mu);
         if (gone) {
             s->c->cancelled = 1;
@@ -301,7 +301,7 @@ static enum MHD_Result generate(serve_httpd *h, struct MHD_Connection *mc, conn 
              atomic_fetch_add(&h->next_id, 1) % 1000000u);
 
     pthread_mutex_lock(&j->mu);
-    int gone = wait_job(h, j, fd, j->rq.stream);
+    int gone = wait_job(h, j, fd, j->rq.stream ? 0 : -1);
     if (gone) {
         while (!j->done) /* the engine drops it at its next token */
             wait_slice(j);

@@ -136,6 +136,14 @@ int serve_parse_request(const char *json, int is_chat, serve_request *rq, char *
         }
         rq->stream = cJSON_IsTrue(stream);
     }
+    cJSON *ie = cJSON_GetObjectItemCaseSensitive(root, "ignore_eos");
+    if (ie && !cJSON_IsNull(ie)) {
+        if (!cJSON_IsBool(ie)) {
+            st = bad(why, n, "'ignore_eos' must be a boolean");
+            goto out;
+        }
+        rq->ignore_eos = cJSON_IsTrue(ie);
+    }
     cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     if (model && !cJSON_IsNull(model)) {
         if (!cJSON_IsString(model)) {

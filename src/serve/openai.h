@@ -33,6 +33,7 @@ typedef struct serve_request {
     int n_stop;
     int stream;
     char *model;     /* the "model" asked for, or NULL */
+    int ignore_eos;  /* "ignore_eos": true (llama.cpp's server has it): generate max_tokens (benchmarks) */
     int has_max_tokens;
 } serve_request;
 

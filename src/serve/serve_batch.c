@@ -142,7 +142,8 @@ static void take(batch *b, serve_job *j)
     const char *stops[SERVE_MAX_STOP];
     for (int i = 0; i < j->rq.n_stop; i++)
         stops[i] = j->rq.stop[i];
-    kiln_gen_opts g = {.n_predict = n_predict, .sampling = sp, .stop = stops, .n_stop = j->rq.n_stop};
+    kiln_gen_opts g = {.n_predict = n_predict, .sampling = sp, .stop = stops, .n_stop = j->rq.n_stop,
+                       .ignore_eos = j->rq.ignore_eos};
     *a = (active){.b = b, .j = j, .pages = pages, .t_sched = serve_now(), .n_ids = n_ids};
     kiln_req_cbs cb = {.on_text = on_text, .on_done = on_done, .user = a};
     int id = kiln_sched_submit(b->q, ids, n_ids, &g, &cb, &e);

@@ -195,7 +195,7 @@ static int generate(void *user, const serve_request *rq, serve_piece_fn piece, v
         goto out;
     }
     kiln_gen_opts go = {.n_predict = n_predict, .sampling = sp, .stop = stops, .n_stop = rq->n_stop,
-                        .on_text = on_text, .user = &pc};
+                        .ignore_eos = rq->ignore_eos, .on_text = on_text, .user = &pc};
     rc = kiln_session_generate(&s->s, &s->seq, ids + common, n_ids - common, &go, &st, out, n_predict, e);
     if (!rc && pc.oom)
         rc = kiln_fail(e, KILN_E_NOMEM, "out of memory");

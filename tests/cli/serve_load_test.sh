@@ -59,7 +59,7 @@ for i in "${!topics[@]}"; do
   curl -sS -m 600 -o "$dir/conc$i" -w '%{http_code}' -H 'Content-Type: application/json' \
     "$url/v1/chat/completions" -d "$(body "${topics[$i]}")" >"$dir/conc$i.st" &
 done
-wait $(jobs -p | grep -v "^$pid$") 2>/dev/null
+for j in $(jobs -p); do [ "$j" = "$pid" ] || wait "$j"; done
 for i in "${!topics[@]}"; do
   [ "$(cat "$dir/conc$i.st")" = 200 ] || fail "concurrent $i: status $(cat "$dir/conc$i.st"): $(cat "$dir/conc$i")"
   a=$(content "$dir/alone$i"); c=$(content "$dir/conc$i")
@@ -125,6 +125,7 @@ for s in 'kiln_requests_total{status="200"}' kiln_prompt_tokens_total kiln_compl
   grep -qF "$s" <<<"$m" || fail "/metrics lacks '$s'"
 done
 if [ "$parallel" -gt 1 ]; then
-  grep -q '^kiln_kv_pages_used ' <<<"$m" && grep -q '^kiln_kv_pages_free ' <<<"$m" || fail "/metrics lacks KV pages"
+  grep -q '^kiln_kv_pages_used ' <<<"$m" || fail "/metrics lacks kiln_kv_pages_used"
+  grep -q '^kiln_kv_pages_free ' <<<"$m" || fail "/metrics lacks kiln_kv_pages_free"
 fi
 echo "PASS"
