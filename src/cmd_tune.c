@@ -4,7 +4,7 @@
  *
  *   tune --device vulkan [--kernel K ...] [--shape SPEC ... | --model M.gguf]
  *        [--strategy exhaustive|random|anneal|evolve|model] [--budget N | 5m]
- *        [--patience N] [--db PATH] [--resume SESSION] [--json] [-v] */
+ *        [--patience N] [--sustained SEC] [--db PATH] [--resume SESSION] [--json] [-v] */
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -131,6 +131,9 @@ static int parse(int argc, char **argv, tune_cli *c)
                  "e.g. '{\"layout\":1,\"wg\":32}'; missing keys take the defaults"},
         {"--patience", NULL, KILN_OPT_INT, &c->opts.patience, 0, 1000000, .arg = "N",
          .help = "stop a kernel x shape after N trials without a 1% improvement (default 24; 0: never)"},
+        {"--sustained", NULL, KILN_OPT_DOUBLE, &c->opts.sustained_s, 0, 3600, .arg = "SEC",
+         .help = "then run each finalist back to back for SEC seconds (thermal), report the drift\n"
+                 "first-vs-last and choose the winner on the sustained time"},
         {"--seed", NULL, KILN_OPT_U64, &c->opts.seed, .arg = "S", .help = "search and input seed"},
         {"--db", NULL, KILN_OPT_STR, &c->db_path, .arg = "PATH",
          .help = "tuning database (default $KILN_DB or ~/.local/share/kiln/kiln.db)"},
@@ -302,16 +305,26 @@ static void print_result(const progress_ctx *p, const kiln_kernel *k, const kiln
     if (p->cli->json) {
         printf("{\"device\":\"%s\",\"kernel\":\"%s\",\"shape\":\"%s\",\"config\":%s,\"best_ns\":%.1f,"
                "\"default_ns\":%.1f,\"speedup\":%.4f,\"margin\":%.4f,\"tie\":%s,\"trials\":%d,\"ok\":%d,\"failed\":%d,"
-               "\"gbps\":%.3f,\"bw_ratio\":%.4f,\"stopped_early\":%s}\n",
+               "\"gbps\":%.3f,\"bw_ratio\":%.4f,\"stopped_early\":%s",
                p->dev, k->name, key, cj, r->best.median_ns, r->deflt.median_ns, r->speedup, r->margin,
                r->tie ? "true" : "false", r->n_trials, r->n_ok, r->n_bad, r->gbps, r->bw_ratio,
                r->stopped_early ? "true" : "false");
+        if (r->sustained_s > 0)
+            printf(",\"sustained_s\":%.1f,\"sustained_trials\":%d,\"first_ns\":%.1f,\"last_ns\":%.1f,\"drift\":%.4f,"
+                   "\"default_drift\":%.4f",
+                   r->sustained_s, r->sustained_trials, r->first_ns, r->last_ns, r->drift, r->default_drift);
+        printf("}\n");
     } else {
         printf("%-16s %-34s %9.1f us  default %9.1f us  %5.2fx  %7.2f GB/s (%4.0f%% of copy)  %s margin %.1f%%  "
                "[%d trials: %d ok, %d failed%s]  %s\n",
                k->name, key, r->best.median_ns / 1e3, r->deflt.median_ns / 1e3, r->speedup, r->gbps,
                100 * r->bw_ratio, r->tie ? "TIE" : "win", 100 * r->margin, r->n_trials, r->n_ok, r->n_bad,
                r->stopped_early ? ", early stop" : "", cj);
+        if (r->sustained_s > 0)
+            printf("%-16s   sustained %.0f s (%d runs back to back): first %.1f us, last %.1f us, drift %+.1f%% "
+                   "(default's %+.1f%%); times above are sustained\n",
+                   "", r->sustained_s, r->sustained_trials, r->first_ns / 1e3, r->last_ns / 1e3, 100 * r->drift,
+                   100 * r->default_drift);
     }
     fflush(stdout);
 }
