@@ -11,13 +11,15 @@
 #     --budget N   tune budget per kernel x shape (default 16)
 #     --rounds R   bench rounds (default 5)
 #     --out DIR    databases and logs (default similarity-results)
+#     --phase P    all (default), or one step: tune (both devices), bench (both ways), bench:DEVICE
+#                  (DEVICE borrowing, then with its own winners), report (the table from OUT)
 # Exit: 0, or the first failing kiln exit code.
 set -euo pipefail
 export LC_ALL=C # join and sort agree on the order
 # shellcheck source-path=SCRIPTDIR source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-kiln="" out="similarity-results" budget=16 rounds=5 pair="opencl,vulkan"
+kiln="" out="similarity-results" budget=16 rounds=5 pair="opencl,vulkan" phase=all
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --kiln) kiln="$2"; shift 2 ;;
@@ -25,8 +27,9 @@ while [[ $# -gt 0 ]]; do
         --budget) budget="$2"; shift 2 ;;
         --rounds) rounds="$2"; shift 2 ;;
         --pair) pair="$2"; shift 2 ;;
+        --phase) phase="$2"; shift 2 ;;
         --) shift; break ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) die "unknown option '$1'" ;;
     esac
 done
@@ -42,23 +45,25 @@ bench() {
         { cat "$out/$3.log" >&2; die "bench on $1 ($3) failed"; }
 }
 
-# one direction: FROM tuned, TO borrows
-direction() {
-    local from=$1 to=$2
-    local only="$out/$from-only.db" both="$out/$from-and-$to.db"
-    rm -f "$only" "$both"
-    echo "== tune $from only (budget $budget)" >&2
-    "$kiln" tune --device "$from" --budget "$budget" --db "$only" "${args[@]}" >"$out/tune-$from.log" 2>&1 ||
-        { cat "$out/tune-$from.log" >&2; die "tune on $from failed"; }
-    echo "== bench $to with $from's winners (similarity level)" >&2
-    bench "$to" "$only" "$to-similar"
-    cp "$only" "$both"
-    echo "== tune $to too, bench it with its own winners" >&2
-    "$kiln" tune --device "$to" --budget "$budget" --db "$both" "${args[@]}" >"$out/tune-$to.log" 2>&1 ||
-        { cat "$out/tune-$to.log" >&2; die "tune on $to failed"; }
-    bench "$to" "$both" "$to-own"
+# tune DEVICE: OUT/DEVICE-only.db holds DEVICE's winners and nothing else
+tune() {
+    rm -f "$out/$1-only.db"
+    echo "== tune $1 only (budget $budget)" >&2
+    "$kiln" tune --device "$1" --budget "$budget" --db "$out/$1-only.db" "${args[@]}" >"$out/tune-$1.log" 2>&1 ||
+        { cat "$out/tune-$1.log" >&2; die "tune on $1 failed"; }
+}
+
+# bench_both TO FROM: TO with FROM's winners (the similarity level), then with its own
+bench_both() {
+    echo "== bench $1 with $2's winners (similarity level), then with its own" >&2
+    bench "$1" "$out/$2-only.db" "$1-similar"
+    bench "$1" "$out/$1-only.db" "$1-own"
+}
+
+# table TO FROM (from the bench files)
+table() {
+    local from=$2 to=$1 dev
     # rows: | kernel | shape | default us | tuned us | speedup | GB/s | % copy | % read | `config (lookup)` |
-    local dev
     dev=$(grep -m1 '^\*\*' "$out/$to-similar.md" | sed 's/^\*\*\(.*\)\*\*.*/\1/')
     echo
     echo "### $to ($dev), never tuned, borrowing from $from"
@@ -73,14 +78,22 @@ direction() {
                      ks[1], ks[2], $2, $3, $4, $6, $7, $5}'
 }
 
+case "$phase" in
+    all|tune) tune "$a"; tune "$b" ;;&
+    all|bench) bench_both "$b" "$a"; bench_both "$a" "$b" ;;&
+    "bench:$a") bench_both "$a" "$b" ;;&
+    "bench:$b") bench_both "$b" "$a" ;;&
+    all|report)
 {
     echo "## Similarity level: $a <-> $b (budget $budget, $rounds bench rounds)"
     echo
-    echo "Commands: \`bench/harness/similarity.sh --pair $pair --budget $budget --rounds $rounds -- ${args[*]}\`"
-    echo "(each direction: \`kiln tune --device FROM\` into an empty database; \`kiln bench kernels --device TO\` on it:"
-    echo "TO's tuned config is the similar device's winner, verified on TO first; then \`kiln tune --device TO\`"
-    echo "into a copy and the same bench: TO's own winners). Times are medians of interleaved rounds, each"
+    echo "Command: \`bench/harness/similarity.sh --pair $pair --budget $budget --rounds $rounds -- ${args[*]}\`"
+    echo "(\`kiln tune --device A\` and \`--device B\`, each into an empty database; then \`kiln bench kernels"
+    echo "--device TO\` on FROM's database, where TO's tuned config is the similar device's winner, verified on"
+    echo "TO first, and on TO's own database: its own winners). Times are medians of interleaved rounds, each"
     echo "ratio against the device default of the same run."
-    direction "$a" "$b"
-    direction "$b" "$a"
+    table "$b" "$a"
+    table "$a" "$b"
 } | tee "$out/similarity.md"
+    ;;
+esac
