@@ -21,6 +21,7 @@
 
 #include "engine/model.h"
 #include "kernels/norm_rope/norm_rope.h"
+#include "engine/rope_scaling.h"
 #include "util/clock.h"
 
 typedef struct kset {
@@ -83,7 +84,7 @@ int kiln_engine_init(kiln_engine *en, kiln_model *m, const kiln_engine_opts *o, 
         {&en->v, T * KVD * 4},   {&en->att, T * HD * 4}, {&en->o, T * E * 4},     {&en->gate, T * F * 4},
         {&en->up, T * F * 4},    {&en->hid, T * F * 4},  {&en->logits, (size_t)c->n_vocab * 4},
         {&en->best, 4},          {&en->ids, T * 4},      {&en->pos, T * 4},
-        {&en->qkv, (HD + 2 * KVD) * 4}, {&en->gu, 2 * F * 4},
+        {&en->qkv, (HD + 2 * KVD) * 4}, {&en->gu, 2 * F * 4}, {&en->rope_inv, (size_t)(c->rope_dim / 2) * 4},
     };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (!(*bufs[i].b = kiln_alloc(m->dev, bufs[i].bytes, e))) {
@@ -93,6 +94,18 @@ int kiln_engine_init(kiln_engine *en, kiln_model *m, const kiln_engine_opts *o, 
     if (!(en->logits_host = malloc(sizeof(float) * (size_t)c->n_vocab))) {
         kiln_engine_free(en);
         return kiln_fail(e, KILN_E_NOMEM, "engine: out of memory");
+    }
+    /* the RoPE table once: scaling (linear, llama3, rope_freqs.weight) is in
+     * its values, so the kernel is the same for every model */
+    float inv[512];
+    if (c->rope_dim / 2 > (int)(sizeof inv / sizeof inv[0])) {
+        kiln_engine_free(en);
+        return kiln_fail(e, KILN_E_INVALID, "engine: rope_dim %d is over 1024", c->rope_dim);
+    }
+    if ((rc = kiln_rope_inv_freq(m->gguf, c, inv, e)) ||
+        (rc = kiln_write(m->dev, en->rope_inv, 0, inv, (size_t)(c->rope_dim / 2) * 4, e))) {
+        kiln_engine_free(en);
+        return rc;
     }
     /* token rows are bound by offset: they must meet the device's alignment */
     size_t align = m->dev->fp.offset_align ? m->dev->fp.offset_align : 1;
@@ -110,7 +123,7 @@ void kiln_engine_free(kiln_engine *en)
         return;
     kiln_buffer **bs[] = {&en->x, &en->xn, &en->q, &en->k, &en->v, &en->att, &en->o, &en->gate,
                           &en->up, &en->hid, &en->logits, &en->best, &en->ids, &en->pos, &en->logits_all,
-                          &en->qkv, &en->gu};
+                          &en->qkv, &en->gu, &en->rope_inv};
     for (size_t i = 0; i < sizeof bs / sizeof bs[0]; i++) {
         kiln_free(en->dev, *bs[i]);
         *bs[i] = NULL;
@@ -118,6 +131,7 @@ void kiln_engine_free(kiln_engine *en)
     kiln_kv_cache_free(&en->kv);
     kiln_ops_free(en->ops);
     free(en->logits_host);
+    free(en->batch_logits);
     memset(en, 0, sizeof *en);
 }
 
@@ -217,17 +231,17 @@ static int rope(kiln_engine *en, const kset *ks, act x, int heads, int T, kiln_e
     const kiln_llama_config *c = &en->m->cfg;
     kiln_shape s = {.m = T, .heads = heads, .head_dim = c->head_dim, .k = c->rope_dim,
                     .n = (int64_t)lroundf(c->rope_theta), .op = c->rope_neox ? KILN_ROPE_NEOX : KILN_ROPE_ADJACENT};
-    kiln_buffer *slots[2] = {x.b, en->pos};
-    size_t offs[2] = {x.off, 0};
+    kiln_buffer *slots[3] = {x.b, en->pos, en->rope_inv};
+    size_t offs[3] = {x.off, 0, 0};
     kiln_shape look = s;
     look.m = token_class(T);
     return kiln_op(en->ops, "rope", ks->rope, &s, &look, slots, offs, e);
 }
 
-/* K/V rows of the chunk into the cache, then each token's attention over
- * positions 0..its own (causal). */
-static int attention(kiln_engine *en, const kset *ks, int layer, kiln_kv_seq *seq, int p0, int T, act q, act k,
-                     act v, kiln_err *e)
+/* K/V rows of a segment (rows r0.. of the batch) into its sequence's pages,
+ * then each token's attention over positions 0..its own (causal). */
+static int attention(kiln_engine *en, const kset *ks, int layer, kiln_kv_seq *seq, int p0, int r0, int T, act q,
+                     act k, act v, kiln_err *e)
 {
     const kiln_llama_config *c = &en->m->cfg;
     size_t kvrow = (size_t)c->n_head_kv * (size_t)c->head_dim * 4, qrow = (size_t)c->n_head * (size_t)c->head_dim * 4;
@@ -238,7 +252,7 @@ static int attention(kiln_engine *en, const kset *ks, int layer, kiln_kv_seq *se
         kiln_shape look = s;
         look.ctx = 0;
         kiln_buffer *slots[5] = {k.b, v.b, kp, vp, seq->table};
-        size_t offs[5] = {k.off + (size_t)t * kvrow, v.off + (size_t)t * kvrow, 0, 0, 0};
+        size_t offs[5] = {k.off + (size_t)(r0 + t) * kvrow, v.off + (size_t)(r0 + t) * kvrow, 0, 0, 0};
         int rc = kiln_op(en->ops, "kv_append", ks->append, &s, &look, slots, offs, e);
         if (rc)
             return rc;
@@ -252,7 +266,7 @@ static int attention(kiln_engine *en, const kset *ks, int layer, kiln_kv_seq *se
         while (look.ctx < ctx)
             look.ctx *= 2;
         kiln_buffer *slots[5] = {q.b, kp, vp, seq->table, en->att};
-        size_t offs[5] = {q.off + (size_t)t * qrow, 0, 0, 0, (size_t)t * qrow};
+        size_t offs[5] = {q.off + (size_t)(r0 + t) * qrow, 0, 0, 0, (size_t)(r0 + t) * qrow};
         int rc = kiln_op(en->ops, "attention", ks->attn, &s, &look, slots, offs, e);
         if (rc)
             return rc;
@@ -276,17 +290,19 @@ static int embed_on_host(kiln_engine *en, const int32_t *tokens, int T, kiln_err
     return rc;
 }
 
-/* all: NULL for the last token's logits into en->logits, else every
- * token's into all[T][n_vocab]. */
-static int chunk(kiln_engine *en, const kset *ks, kiln_kv_seq *seq, const int32_t *tokens, int T, kiln_buffer *all,
-                 kiln_err *e)
+/* One forward over T rows: the segments' tokens (ids, concatenated) after
+ * what each sequence holds, appending their K/V. The LM head then runs over
+ * rows lrows[0..n_lrows) (ascending) into out[n_lrows][n_vocab]: one gemm
+ * per run of consecutive rows. */
+static int chunk(kiln_engine *en, const kset *ks, const kiln_batch_seg *segs, int n_segs, const int32_t *tokens,
+                 int T, kiln_buffer *out, const int *lrows, int n_lrows, kiln_err *e)
 {
     kiln_model *m = en->m;
     const kiln_llama_config *c = &m->cfg;
-    int p0 = seq->n_tokens;
     int32_t pos[T];
-    for (int t = 0; t < T; t++)
-        pos[t] = p0 + t;
+    for (int i = 0, r = 0; i < n_segs; i++)
+        for (int t = 0; t < segs[i].n; t++)
+            pos[r++] = segs[i].seq->n_tokens + t;
     int rc;
     if ((rc = kiln_write(en->dev, en->ids, 0, tokens, (size_t)T * 4, e)) ||
         (rc = kiln_write(en->dev, en->pos, 0, pos, (size_t)T * 4, e)))
@@ -330,8 +346,9 @@ static int chunk(kiln_engine *en, const kset *ks, kiln_kv_seq *seq, const int32_
             rc = rope(en, ks, q, c->n_head + c->n_head_kv, T, e);
         else if (!rc && !(rc = rope(en, ks, q, c->n_head, T, e)))
             rc = rope(en, ks, k, c->n_head_kv, T, e);
-        if (rc || (rc = attention(en, ks, l, seq, p0, T, q, k, v, e)) ||
-            (rc = matmul(en, ks, "attn_out", &L->wo, en->att, 0, en->o, 0, T, e)) ||
+        for (int i = 0, r0 = 0; !rc && i < n_segs; r0 += segs[i++].n)
+            rc = attention(en, ks, l, segs[i].seq, segs[i].seq->n_tokens, r0, segs[i].n, q, k, v, e);
+        if (rc || (rc = matmul(en, ks, "attn_out", &L->wo, en->att, 0, en->o, 0, T, e)) ||
             (rc = rmsnorm(en, ks, T, L->ffn_norm, en->o, e)))
             return kiln_err_wrap(e, "layer %d (attention)", l);
         kiln_shape ss = {.m = (int64_t)T * c->n_ff}, slook = {.m = token_class(T) * c->n_ff};
@@ -350,10 +367,16 @@ static int chunk(kiln_engine *en, const kset *ks, kiln_kv_seq *seq, const int32_
             (rc = rmsnorm(en, ks, T, next, en->o, e)))
             return kiln_err_wrap(e, "layer %d (feed-forward)", l);
     }
-    if (all) /* every token's logits: the LM head as one gemm over the chunk */
-        return matmul(en, ks, "output", &m->output, en->xn, 0, all, 0, T, e);
-    /* only the last token's logits are needed */
-    return matmul(en, ks, "output", &m->output, en->xn, (size_t)(T - 1) * (size_t)c->n_embd * 4, en->logits, 0, 1, e);
+    /* the rows whose logits are wanted: a gemm over each run of consecutive rows (a gemv for a single row) */
+    for (int i = 0; i < n_lrows && !rc;) {
+        int j = i + 1;
+        while (j < n_lrows && lrows[j] == lrows[j - 1] + 1)
+            j++;
+        rc = matmul(en, ks, "output", &m->output, en->xn, (size_t)lrows[i] * (size_t)c->n_embd * 4, out,
+                    (size_t)i * (size_t)c->n_vocab * 4, j - i, e);
+        i = j;
+    }
+    return rc;
 }
 
 /* The device buffer for every token's logits of a chunk, made on first use. */
@@ -392,7 +415,12 @@ static int forward(kiln_engine *en, kiln_kv_seq *seq, const int32_t *tokens, int
         int T = n - i < en->chunk ? n - i : en->chunk;
         if (en->prof)
             kiln_profile_chunk(en->prof, T, kiln_now_s());
-        if ((rc = chunk(en, &ks, seq, tokens + i, T, all_host ? en->logits_all : NULL, e)) ||
+        kiln_batch_seg seg = {.seq = seq, .tokens = tokens + i, .n = T};
+        int rows[T];
+        for (int t = 0; t < T; t++)
+            rows[t] = t;
+        if ((rc = all_host ? chunk(en, &ks, &seg, 1, tokens + i, T, en->logits_all, rows, T, e)
+                           : chunk(en, &ks, &seg, 1, tokens + i, T, en->logits, rows + T - 1, 1, e)) ||
             (all_host && (rc = kiln_read(en->dev, en->logits_all, 0, all_host + (size_t)i * row,
                                          (size_t)T * row * sizeof(float), e)))) {
             kiln_kv_seq_truncate(seq, start); /* the sequence is unchanged on failure */
@@ -414,6 +442,69 @@ int kiln_forward_all_logits(kiln_engine *en, kiln_kv_seq *seq, const int32_t *to
     if (!logits)
         return kiln_fail(e, KILN_E_INVALID, "forward: no logits array");
     return forward(en, seq, tokens, n, logits, e);
+}
+
+int kiln_forward_batch(kiln_engine *en, const kiln_batch_seg *segs, int n_segs, kiln_err *e)
+{
+    en->n_batch_logits = 0;
+    if (n_segs <= 0)
+        return kiln_fail(e, KILN_E_INVALID, "forward batch: no segments");
+    int T = 0, V = en->m->cfg.n_vocab, n_lrows = 0;
+    for (int i = 0; i < n_segs; i++) {
+        const kiln_batch_seg *g = &segs[i];
+        if (!g->seq || g->n <= 0 || !g->tokens)
+            return kiln_fail(e, KILN_E_INVALID, "forward batch: segment %d has no tokens", i);
+        for (int j = 0; j < i; j++)
+            if (segs[j].seq == g->seq)
+                return kiln_fail(e, KILN_E_INVALID, "forward batch: segments %d and %d share a sequence", j, i);
+        for (int t = 0; t < g->n; t++)
+            if (g->tokens[t] < 0 || g->tokens[t] >= V)
+                return kiln_fail(e, KILN_E_INVALID, "forward batch: segment %d token %d (%d) outside the vocabulary "
+                                 "(%d)", i, t, g->tokens[t], V);
+        T += g->n;
+        n_lrows += g->logits != 0;
+    }
+    if (T > en->chunk)
+        return kiln_fail(e, KILN_E_INVALID, "forward batch: %d tokens exceed the engine's chunk of %d", T, en->chunk);
+    size_t align = en->dev->fp.offset_align ? en->dev->fp.offset_align : 1;
+    if (n_lrows > 1 && ((size_t)V * 4) % align)
+        return kiln_fail(e, KILN_E_INVALID, "forward batch: logits rows of %d bytes are not multiples of %s's buffer "
+                         "offset alignment %zu (one sequence per step only)", V * 4, en->dev->fp.name, align);
+    kset ks;
+    int rc = kernels(&ks, e);
+    if (rc || (n_lrows && (rc = all_logits_buffer(en, e))))
+        return rc;
+    if (n_lrows && !en->batch_logits && !(en->batch_logits = malloc(sizeof(float) * (size_t)V * (size_t)en->chunk)))
+        return kiln_fail(e, KILN_E_NOMEM, "forward batch: logits of %d rows: out of memory", en->chunk);
+    int32_t ids[T];
+    int lrows[T + 1];
+    for (int i = 0, r = 0, k = 0; i < n_segs; r += segs[i++].n) {
+        memcpy(ids + r, segs[i].tokens, sizeof *ids * (size_t)segs[i].n);
+        if (segs[i].logits)
+            lrows[k++] = r + segs[i].n - 1;
+    }
+    for (int i = 0; i < n_segs; i++)
+        if ((rc = kiln_kv_seq_reserve(segs[i].seq, segs[i].n, e))) {
+            for (int j = 0; j < i; j++) /* the sequences are unchanged on failure */
+                kiln_kv_seq_truncate(segs[j].seq, segs[j].seq->n_tokens);
+            return kiln_err_wrap(e, "forward batch: segment %d of %d (%d tokens)", i, n_segs, segs[i].n);
+        }
+    if (en->prof)
+        kiln_profile_chunk(en->prof, T, kiln_now_s());
+    /* without a logits row the LM head still needs a target: the last row into en->logits */
+    lrows[T] = T - 1;
+    if ((rc = n_lrows ? chunk(en, &ks, segs, n_segs, ids, T, en->logits_all, lrows, n_lrows, e)
+                      : chunk(en, &ks, segs, n_segs, ids, T, en->logits, lrows + T, 1, e)) ||
+        (n_lrows && (rc = kiln_read(en->dev, en->logits_all, 0, en->batch_logits,
+                                    sizeof(float) * (size_t)V * (size_t)n_lrows, e)))) {
+        for (int j = 0; j < n_segs; j++)
+            kiln_kv_seq_truncate(segs[j].seq, segs[j].seq->n_tokens);
+        return kiln_err_wrap(e, "forward batch on %s (%d segments, %d tokens)", en->dev->fp.name, n_segs, T);
+    }
+    for (int i = 0; i < n_segs; i++)
+        segs[i].seq->n_tokens += segs[i].n;
+    en->n_batch_logits = n_lrows;
+    return 0;
 }
 
 int kiln_engine_logits(kiln_engine *en, kiln_err *e)

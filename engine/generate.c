@@ -18,21 +18,12 @@ void kiln_gen_stats_free(kiln_gen_stats *st)
     st->token_s = NULL;
 }
 
-/* Text held back because it may be the start of a stop string. */
-typedef struct stop_buf {
-    char *s;
-    size_t n, cap;
-} stop_buf;
-
 static int emit(const kiln_gen_opts *o, const char *t, size_t n)
 {
     return n && o->on_text ? o->on_text(o->user, t, n) : 0;
 }
 
-/* Appends text; emits what cannot be part of a stop string. Returns 1 when
- * a stop string was found (text before it emitted), 2 when the callback asked
- * to stop, -1 out of memory. */
-static int push_text(stop_buf *b, const kiln_gen_opts *o, const char *t, size_t n)
+int kiln_text_push(kiln_text_stream *b, const kiln_gen_opts *o, const char *t, size_t n)
 {
     if (!o->n_stop)
         return emit(o, t, n) ? 2 : 0;
@@ -71,6 +62,18 @@ static int push_text(stop_buf *b, const kiln_gen_opts *o, const char *t, size_t 
     return rc;
 }
 
+void kiln_text_flush(kiln_text_stream *b, const kiln_gen_opts *o)
+{
+    emit(o, b->s, b->n);
+    b->n = 0;
+}
+
+void kiln_text_stream_free(kiln_text_stream *b)
+{
+    free(b->s);
+    memset(b, 0, sizeof *b);
+}
+
 int kiln_generate(kiln_engine *en, kiln_kv_seq *seq, const int32_t *prompt, int n_prompt, const kiln_gen_opts *o,
                   kiln_gen_stats *st, int32_t *out_tokens, int max_out, kiln_err *e)
 {
@@ -94,7 +97,7 @@ int kiln_generate(kiln_engine *en, kiln_kv_seq *seq, const int32_t *prompt, int 
     int n_recent = n_prompt;
     kiln_detok_stream ds;
     kiln_detok_stream_init(&ds, m->tok, 0);
-    stop_buf sb = {0};
+    kiln_text_stream sb = {0};
 
     double t0 = kiln_now_s();
     kiln_profile_phase(en->prof, KILN_PHASE_PREFILL, t0); /* the profile's phases are these timing marks */
@@ -130,7 +133,7 @@ int kiln_generate(kiln_engine *en, kiln_kv_seq *seq, const int32_t *prompt, int 
         size_t tl;
         if ((rc = kiln_detok_stream_push(&ds, id, &txt, &tl, e)))
             break;
-        int pr = push_text(&sb, o, txt, tl);
+        int pr = kiln_text_push(&sb, o, txt, tl);
         if (pr < 0) {
             rc = kiln_fail(e, KILN_E_NOMEM, "generate: out of memory");
             break;
@@ -160,8 +163,8 @@ int kiln_generate(kiln_engine *en, kiln_kv_seq *seq, const int32_t *prompt, int 
         const char *txt;
         size_t tl;
         if (!kiln_detok_stream_finish(&ds, &txt, &tl, NULL))
-            push_text(&sb, o, txt, tl);
-        emit(o, sb.s, sb.n); /* a held-back partial stop string that never completed */
+            kiln_text_push(&sb, o, txt, tl);
+        kiln_text_flush(&sb, o); /* a held-back partial stop string that never completed */
     }
     /* decode ends at the last token's mark (prefill at the end when no token came) */
     kiln_profile_phase(en->prof, KILN_PHASE_NONE, t_prev > t0 ? t_prev : kiln_now_s());

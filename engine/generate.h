@@ -42,4 +42,18 @@ int kiln_generate(kiln_engine *en, kiln_kv_seq *seq, const int32_t *prompt, int 
                   kiln_gen_stats *st, int32_t *out_tokens, int max_out, kiln_err *e);
 void kiln_gen_stats_free(kiln_gen_stats *st);
 
+/* Streamed text with stop strings (kiln_generate's; the scheduler keeps one
+ * per request): text that may be the start of a stop string is held back. */
+typedef struct kiln_text_stream {
+    char *s;
+    size_t n, cap;
+} kiln_text_stream;
+/* Appends text; emits (o->on_text) what cannot be part of a stop string.
+ * Returns 1 when a stop string was found (text before it emitted), 2 when
+ * the callback asked to stop, -1 out of memory. */
+int kiln_text_push(kiln_text_stream *b, const kiln_gen_opts *o, const char *t, size_t n);
+/* Emits the held-back text (generation ended without completing a stop string). */
+void kiln_text_flush(kiln_text_stream *b, const kiln_gen_opts *o);
+void kiln_text_stream_free(kiln_text_stream *b);
+
 #endif

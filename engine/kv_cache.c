@@ -1,5 +1,6 @@
 /* engine/kv_cache.c - see kv_cache.h. Invariant: every physical page is
- * either on the free stack or in exactly one sequence's table. */
+ * either on the free stack (ref 0) or in the tables of exactly ref[page]
+ * sequences. */
 #include "engine/kv_cache.h"
 
 #include <stdlib.h>
@@ -25,7 +26,8 @@ int kiln_kv_cache_init(kiln_kv_cache *c, kiln_device *d, int n_layer, int kv_hea
     c->k = calloc((size_t)n_layer, sizeof *c->k);
     c->v = calloc((size_t)n_layer, sizeof *c->v);
     c->free_pages = malloc(sizeof *c->free_pages * (size_t)c->n_pages);
-    if (!c->k || !c->v || !c->free_pages) {
+    c->ref = calloc((size_t)c->n_pages, sizeof *c->ref);
+    if (!c->k || !c->v || !c->free_pages || !c->ref) {
         kiln_kv_cache_free(c);
         return kiln_fail(e, KILN_E_NOMEM, "kv cache: out of host memory");
     }
@@ -57,6 +59,7 @@ void kiln_kv_cache_free(kiln_kv_cache *c)
     free(c->k);
     free(c->v);
     free(c->free_pages);
+    free(c->ref);
     memset(c, 0, sizeof *c);
 }
 
@@ -93,27 +96,115 @@ void kiln_kv_seq_free(kiln_kv_seq *s)
     memset(s, 0, sizeof *s);
 }
 
+/* The page holding position n_tokens when it is partly filled and shared:
+ * the next write must copy it first. -1 if none. */
+static int cow_slot(const kiln_kv_seq *s)
+{
+    const kiln_kv_cache *c = s->cache;
+    if (s->n_tokens % c->page_size == 0)
+        return -1;
+    int slot = s->n_tokens / c->page_size;
+    return c->ref[s->pages[slot]] > 1 ? slot : -1;
+}
+
+int kiln_kv_seq_pages_needed(const kiln_kv_seq *s, int n)
+{
+    const kiln_kv_cache *c = s->cache;
+    int need = (s->n_tokens + n + c->page_size - 1) / c->page_size;
+    return (need > s->n_pages ? need - s->n_pages : 0) + (n > 0 && cow_slot(s) >= 0);
+}
+
+/* Physical page `from` -> `to` in every pool (a host round trip: pages are
+ * copied rarely, once per shared prefix that a sequence writes after). */
+static int copy_page(kiln_kv_cache *c, int from, int to, kiln_err *e)
+{
+    size_t pb = (size_t)c->kv_heads * (size_t)c->page_size * (size_t)c->head_dim * 4;
+    void *tmp = malloc(pb);
+    if (!tmp)
+        return kiln_fail(e, KILN_E_NOMEM, "kv cache: copying a page: out of memory");
+    int rc = 0;
+    for (int l = 0; !rc && l < c->n_layer; l++)
+        for (int kv = 0; !rc && kv < 2; kv++) {
+            kiln_buffer *pool = kv ? c->v[l] : c->k[l];
+            if ((rc = kiln_read(c->dev, pool, (size_t)from * pb, tmp, pb, e)) ||
+                (rc = kiln_write(c->dev, pool, (size_t)to * pb, tmp, pb, e)))
+                kiln_err_wrap(e, "kv cache: copy on write of page %d to %d (layer %d %s)", from, to, l, kv ? "V" : "K");
+        }
+    free(tmp);
+    return rc;
+}
+
 int kiln_kv_seq_reserve(kiln_kv_seq *s, int n, kiln_err *e)
 {
     kiln_kv_cache *c = s->cache;
     int need = (s->n_tokens + n + c->page_size - 1) / c->page_size;
-    if (need <= s->n_pages)
+    int cow = n > 0 ? cow_slot(s) : -1;
+    if (need <= s->n_pages && cow < 0)
         return 0;
     if (need > s->max_pages)
         return kiln_fail(e, KILN_E_FULL, "KV cache full: the sequence holds %d tokens and needs %d more, past its "
                          "limit of %d tokens", s->n_tokens, n, s->max_pages * c->page_size);
-    if (need - s->n_pages > c->n_free)
-        return kiln_fail(e, KILN_E_FULL, "KV cache full: %d more pages of %d tokens needed, %d of %d free",
-                         need - s->n_pages, c->page_size, c->n_free, c->n_pages);
-    int first = s->n_pages;
-    while (s->n_pages < need)
-        s->pages[s->n_pages++] = c->free_pages[--c->n_free];
-    int rc = kiln_write(c->dev, s->table, (size_t)first * 4, s->pages + first, (size_t)(need - first) * 4, e);
+    int more = (need > s->n_pages ? need - s->n_pages : 0) + (cow >= 0);
+    if (more > c->n_free)
+        return kiln_fail(e, KILN_E_FULL, "KV cache full: %d more pages of %d tokens needed, %d of %d free", more,
+                         c->page_size, c->n_free, c->n_pages);
+    int first = s->n_pages, old = -1, rc;
+    if (cow >= 0) { /* the partly filled shared page: this sequence writes into its own copy */
+        old = s->pages[cow];
+        int p = c->free_pages[c->n_free - 1];
+        if ((rc = copy_page(c, old, p, e)))
+            return rc;
+        c->n_free--;
+        c->ref[old]--;
+        c->ref[p] = 1;
+        s->pages[cow] = p;
+        first = cow;
+        c->cow_copies++;
+    }
+    int grown = s->n_pages;
+    while (s->n_pages < need) {
+        int p = c->free_pages[--c->n_free];
+        c->ref[p] = 1;
+        s->pages[s->n_pages++] = p;
+    }
+    rc = kiln_write(c->dev, s->table, (size_t)first * 4, s->pages + first, (size_t)(s->n_pages - first) * 4, e);
     if (rc) { /* give the pages back: nothing changed */
-        while (s->n_pages > first)
-            c->free_pages[c->n_free++] = s->pages[--s->n_pages];
+        while (s->n_pages > grown) {
+            int p = s->pages[--s->n_pages];
+            c->ref[p] = 0;
+            c->free_pages[c->n_free++] = p;
+        }
+        if (old >= 0) {
+            c->ref[s->pages[cow]] = 0;
+            c->free_pages[c->n_free++] = s->pages[cow];
+            c->ref[old]++;
+            s->pages[cow] = old;
+        }
         return kiln_err_wrap(e, "kv cache: uploading the page table");
     }
+    return 0;
+}
+
+int kiln_kv_seq_share(kiln_kv_seq *s, const kiln_kv_seq *src, int n_tokens, kiln_err *e)
+{
+    kiln_kv_cache *c = s->cache;
+    if (src->cache != c || s->n_pages || s->n_tokens || n_tokens < 0 || n_tokens > src->n_tokens)
+        return kiln_fail(e, KILN_E_INVALID, "kv share: %d tokens of a sequence holding %d into one holding %d (the "
+                         "same cache, an empty target)", n_tokens, src->n_tokens, s->n_tokens);
+    int np = (n_tokens + c->page_size - 1) / c->page_size;
+    if (np > s->max_pages)
+        return kiln_fail(e, KILN_E_FULL, "kv share: %d tokens past the sequence's limit of %d", n_tokens,
+                         s->max_pages * c->page_size);
+    if (!np)
+        return 0;
+    memcpy(s->pages, src->pages, sizeof *s->pages * (size_t)np);
+    int rc = kiln_write(c->dev, s->table, 0, s->pages, (size_t)np * 4, e);
+    if (rc)
+        return kiln_err_wrap(e, "kv share: uploading the page table");
+    for (int i = 0; i < np; i++)
+        c->ref[s->pages[i]]++;
+    s->n_pages = np;
+    s->n_tokens = n_tokens;
     return 0;
 }
 
@@ -125,6 +216,9 @@ void kiln_kv_seq_truncate(kiln_kv_seq *s, int n)
     if (n < s->n_tokens)
         s->n_tokens = n;
     int keep = (s->n_tokens + c->page_size - 1) / c->page_size;
-    while (s->n_pages > keep)
-        c->free_pages[c->n_free++] = s->pages[--s->n_pages];
+    while (s->n_pages > keep) {
+        int p = s->pages[--s->n_pages];
+        if (--c->ref[p] == 0)
+            c->free_pages[c->n_free++] = p;
+    }
 }

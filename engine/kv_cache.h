@@ -4,7 +4,14 @@
  * the layout kernels/attention_paged reads. Pages are handed out from a free
  * list; each sequence has its own page table (logical page -> physical page)
  * on the device. Growing a sequence past the free pages fails with
- * KILN_E_FULL and changes nothing, so the caller can stop cleanly. */
+ * KILN_E_FULL and changes nothing, so the caller can stop cleanly.
+ *
+ * Pages are reference counted: kiln_kv_seq_share maps another sequence's
+ * first pages into a new sequence (a shared system prompt computed once).
+ * A page returns to the free list when its last holder lets go. Writing into
+ * a page another sequence also holds (the partly filled last page of a
+ * shared prefix) copies it first (copy on write, in kiln_kv_seq_reserve), so
+ * no sequence ever sees another's tokens. */
 #ifndef KILN_ENGINE_KV_CACHE_H
 #define KILN_ENGINE_KV_CACHE_H
 
@@ -16,6 +23,8 @@ typedef struct kiln_kv_cache {
     kiln_buffer **k, **v;   /* [n_layer] pools */
     int *free_pages;        /* stack of free physical pages */
     int n_free;
+    int *ref;               /* [n_pages] sequences holding each page (0: free) */
+    unsigned long long cow_copies; /* pages copied on write so far */
     size_t bytes;           /* device bytes of all pools */
 } kiln_kv_cache;
 
@@ -35,9 +44,15 @@ void kiln_kv_cache_free(kiln_kv_cache *c);
 /* A sequence that may grow to max_tokens. */
 int kiln_kv_seq_init(kiln_kv_seq *s, kiln_kv_cache *c, int max_tokens, kiln_err *e);
 void kiln_kv_seq_free(kiln_kv_seq *s); /* returns its pages */
-/* Makes room for n more tokens (pages from the free list, table uploaded).
- * KILN_E_FULL (nothing changed) when the cache or the sequence is full. */
+/* Makes room for n more tokens (pages from the free list, table uploaded;
+ * a shared page about to be written is copied first). KILN_E_FULL (nothing
+ * changed) when the cache or the sequence is full. */
 int kiln_kv_seq_reserve(kiln_kv_seq *s, int n, kiln_err *e);
+/* Free pages kiln_kv_seq_reserve(s, n) would take (a copy on write counts). */
+int kiln_kv_seq_pages_needed(const kiln_kv_seq *s, int n);
+/* s (holding nothing) takes src's first n_tokens tokens by mapping the pages
+ * that hold them (no copy; their references counted). n_tokens <= src's. */
+int kiln_kv_seq_share(kiln_kv_seq *s, const kiln_kv_seq *src, int n_tokens, kiln_err *e);
 /* Forgets tokens from n on (a rejected turn, a rewind); pages past it return. */
 void kiln_kv_seq_truncate(kiln_kv_seq *s, int n);
 

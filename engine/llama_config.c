@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "engine/gguf_dequant.h"
+#include "engine/rope_scaling.h"
 
 /* Optional u32 key under the arch prefix: *out unchanged when absent. */
 static int opt_u32(const kiln_gguf *g, const char *arch, const char *suffix, int *out, kiln_err *e)
@@ -102,16 +103,8 @@ int kiln_llama_config_read(const kiln_gguf *g, kiln_llama_config *c, kiln_err *e
     if (!(c->rope_theta > 0) || !(c->rms_eps > 0) || !(c->rms_eps < 1))
         return kiln_fail(e, KILN_E_FORMAT, "%s: %s: bad rope.freq_base %g or layer_norm_rms_epsilon %g", path, A,
                          (double)c->rope_theta, (double)c->rms_eps);
-    char key[128];
-    snprintf(key, sizeof key, "%s.rope.scaling.type", A);
-    const kiln_gguf_kv *st = kiln_gguf_find(g, key);
-    if (st && st->type == KILN_GGUF_STRING && st->str_len == 6 && !memcmp(st->str, "linear", 6)) {
-        float f = 1.0f;
-        if ((rc = opt_f32(g, A, "rope.scaling.factor", &f, e)))
-            return rc;
-        if (f > 0)
-            c->rope_scale = f;
-    }
+    if ((rc = kiln_rope_scaling_read(g, c, e)))
+        return rc;
     c->rope_neox = !strcmp(A, "qwen2");
     c->qkv_bias = !strcmp(A, "qwen2");
 
@@ -192,10 +185,15 @@ int kiln_llama_validate(const kiln_gguf *g, const kiln_llama_config *c, kiln_err
 
 void kiln_llama_config_str(const kiln_llama_config *c, char *buf, size_t n)
 {
+    char sc[112] = "";
+    if (c->rope_scaling || c->rope_freqs) {
+        memcpy(sc, ", rope scaling ", 16);
+        kiln_rope_scaling_str(c, sc + 15, sizeof sc - 15);
+    }
     snprintf(buf, n,
-             "%s: n_embd %d, %d layers, n_ff %d, %d heads, %d kv heads, head_dim %d, rope_dim %d, rope_theta %g%s, "
+             "%s: n_embd %d, %d layers, n_ff %d, %d heads, %d kv heads, head_dim %d, rope_dim %d, rope_theta %g%s%s, "
              "rms_eps %g, context %d, vocab %d, %s output",
              c->arch, c->n_embd, c->n_layer, c->n_ff, c->n_head, c->n_head_kv, c->head_dim, c->rope_dim,
-             (double)c->rope_theta, c->rope_neox ? " (half-split)" : "", (double)c->rms_eps, c->context_length,
+             (double)c->rope_theta, c->rope_neox ? " (half-split)" : "", sc, (double)c->rms_eps, c->context_length,
              c->n_vocab, c->tied_output ? "tied" : "separate");
 }

@@ -32,11 +32,18 @@ typedef struct kiln_llama_config {
     int tied_output;     /* 1: no output.weight, the LM head is token_embd */
     int rope_neox;       /* 1: half-split RoPE (qwen2); 0: adjacent pairs (llama) */
     int qkv_bias;        /* 1: blk.N.attn_{q,k,v}.bias exist (qwen2) */
-    float rope_scale;    /* <arch>.rope.scaling.factor if a linear scaling is set, else 1 */
+    /* RoPE frequency scaling (engine/rope_scaling.h; the engine's table of
+     * inverse frequencies: kiln_rope_inv_freq) */
+    int rope_scaling;    /* KILN_ROPE_SCALING_NONE, _LINEAR, _LLAMA3 */
+    float rope_scale;    /* <arch>.rope.scaling.factor (linear, llama3), else 1 */
+    int rope_orig_ctx;   /* llama3: rope.scaling.original_context_length */
+    float rope_low_freq, rope_high_freq; /* llama3: low/high_freq_factor */
+    int rope_freqs;      /* 1: tensor rope_freqs.weight divides the frequencies */
 } kiln_llama_config;
 
 /* Reads and sanity-checks (positive sizes, n_head % n_head_kv == 0,
- * rope_dim <= head_dim and even). Errors name the key. */
+ * rope_dim <= head_dim and even; RoPE scaling it cannot apply refused).
+ * Errors name the key. */
 int kiln_llama_config_read(const kiln_gguf *g, kiln_llama_config *c, kiln_err *e);
 
 /* Every tensor the forward pass uses exists with dims = [in, out] (norms

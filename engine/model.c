@@ -279,7 +279,11 @@ int kiln_model_load(kiln_model *m, kiln_device *d, const char *path, const kiln_
     if (!threaded)
         tok_thread(&tj);
     kiln_pool *pool = NULL; /* threads converting the weights, for the load only */
-    rc = kiln_pool_new(o->load_threads > 0 ? o->load_threads : kiln_host_threads(), &pool, e);
+    int n_threads = o->load_threads;
+    if (n_threads <= 0)
+        rc = kiln_host_threads(&n_threads, e);
+    if (!rc)
+        rc = kiln_pool_new(n_threads, &pool, e);
     if (!rc)
         rc = load_weights(m, path, o, pool, e);
     kiln_pool_free(pool);

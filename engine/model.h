@@ -101,8 +101,11 @@ typedef struct kiln_engine {
     /* activations for up to `chunk` tokens */
     kiln_buffer *x, *xn, *q, *k, *v, *att, *o, *gate, *up, *hid, *logits, *best, *ids, *pos;
     kiln_buffer *qkv, *gu;     /* one decode token's stacked Q/K/V and gate/up outputs (kiln_layer.fused_*) */
+    kiln_buffer *rope_inv;     /* f32 [rope_dim/2]: RoPE inverse frequencies, scaling applied (kiln_rope_inv_freq) */
     float *logits_host;
-    kiln_buffer *logits_all;   /* [chunk][n_vocab], allocated by the first kiln_forward_all_logits */
+    kiln_buffer *logits_all;   /* [chunk][n_vocab], allocated by the first kiln_forward_all_logits or _batch */
+    float *batch_logits;       /* host [n_batch_logits][n_vocab]: the last kiln_forward_batch's logits rows */
+    int n_batch_logits;
 } kiln_engine;
 
 int kiln_engine_init(kiln_engine *en, kiln_model *m, const kiln_engine_opts *o, kiln_err *e);
@@ -123,6 +126,24 @@ int kiln_forward(kiln_engine *en, kiln_kv_seq *seq, const int32_t *tokens, int n
  * kiln_engine_argmax are not updated by this call. */
 int kiln_forward_all_logits(kiln_engine *en, kiln_kv_seq *seq, const int32_t *tokens, int n, float *logits,
                             kiln_err *e);
+/* One step of several sequences at once (continuous batching, engine/sched.h):
+ * segment i runs tokens[0..n) after what seq holds, appending their K/V;
+ * all segments' tokens go through every weight product as one gemm (rows in
+ * segment order, n = the total, at most en->chunk) and each segment's
+ * attention reads its own page table. A segment with `logits` set wants the
+ * logits of its last token: they land in en->batch_logits, one row per such
+ * segment in order; the LM head is one gemm per run of consecutive such
+ * rows, so put prefill chunks first and decode tokens (one each) after them.
+ * No sequence may appear twice. KILN_E_FULL (every sequence unchanged) when
+ * a sequence cannot grow; the error names the segment. */
+typedef struct kiln_batch_seg {
+    kiln_kv_seq *seq;
+    const int32_t *tokens;
+    int n;
+    int logits;
+} kiln_batch_seg;
+int kiln_forward_batch(kiln_engine *en, const kiln_batch_seg *segs, int n_segs, kiln_err *e);
+
 /* Copies the last logits to the host (en->logits_host, n_vocab floats). */
 int kiln_engine_logits(kiln_engine *en, kiln_err *e);
 int kiln_engine_argmax(kiln_engine *en, int32_t *id, kiln_err *e);

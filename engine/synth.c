@@ -25,6 +25,9 @@ static const kiln_synth_preset presets[] = {
     {"llama-1b", 2048, 16, 8192, 32, 8, 128256, 131072, 500000.0f, 1},
     {"llama2-7b", 4096, 32, 11008, 32, 32, 32000, 4096, 10000.0f, 0},
     {"llama3-8b", 4096, 32, 14336, 32, 8, 128256, 8192, 500000.0f, 0},
+    {"llama3-rope", 256, 2, 512, 4, 1, 512, 131072, 500000.0f, 0, KILN_SYNTH_ROPE_FREQS, 32.0f, 8192},
+    {"llama3-rope-keys", 256, 2, 512, 4, 1, 512, 131072, 500000.0f, 0, KILN_SYNTH_ROPE_LLAMA3, 32.0f, 8192},
+    {"linear-rope", 64, 2, 160, 4, 2, 512, 1024, 10000.0f, 0, KILN_SYNTH_ROPE_LINEAR, 4.0f, 0},
 };
 
 const kiln_synth_preset *kiln_synth_preset_find(const char *name)
@@ -35,7 +38,29 @@ const kiln_synth_preset *kiln_synth_preset_find(const char *name)
     return NULL;
 }
 
-const char *kiln_synth_preset_names(void) { return "micro, tiny, smollm2-135m, llama-1b, llama2-7b, llama3-8b"; }
+const char *kiln_synth_preset_names(void)
+{
+    return "micro, tiny, smollm2-135m, llama-1b, llama2-7b, llama3-8b, llama3-rope, llama3-rope-keys, linear-rope";
+}
+
+/* rope_freqs.weight as llama.cpp's converter writes it for Llama 3.1/3.2:
+ * per pair the divisor of its frequency (1 for short wavelengths, factor for
+ * long ones, a blend between), Meta's low/high_freq_factor 1 and 4. */
+static void llama3_rope_divisors(const kiln_synth_preset *ps, int n_rot, float *out)
+{
+    const double lo = 1.0, hi = 4.0, orig = ps->rope_orig_ctx, pi = 3.14159265358979323846;
+    for (int i = 0; i < n_rot / 2; i++) {
+        double freq = 1.0 / pow(ps->rope_theta, 2.0 * i / n_rot), wavelen = 2 * pi / freq;
+        if (wavelen < orig / hi)
+            out[i] = 1.0f;
+        else if (wavelen > orig / lo)
+            out[i] = ps->rope_factor;
+        else {
+            double smooth = (orig / wavelen - lo) / (hi - lo);
+            out[i] = (float)(1.0 / ((1 - smooth) / ps->rope_factor + smooth));
+        }
+    }
+}
 
 /* ------------------------------------------------------------ tokenizer */
 
@@ -165,11 +190,12 @@ pad:
 
 /* ------------------------------------------------------------ weights */
 
-enum dist { D_MATRIX, D_EMBD, D_NORM };
+enum dist { D_MATRIX, D_EMBD, D_NORM, D_FIXED /* one row of given values */ };
 
 typedef struct job {
     int type;
     enum dist dist;
+    const float *fixed; /* D_FIXED: the row */
     int64_t in;       /* row length (dims[0]) */
     uint64_t tseed;   /* per-tensor seed */
     int64_t row0, n_rows;
@@ -206,7 +232,7 @@ static void *run_job(void *arg)
         kiln_rng rng;
         kiln_rng_seed(&rng, mix(j->tseed ^ mix((uint64_t)(j->row0 + r))));
         for (int64_t k = 0; k < j->in; k++)
-            j->tmp[k] = base + std * approx_normal(&rng);
+            j->tmp[k] = j->dist == D_FIXED ? j->fixed[k] : base + std * approx_normal(&rng);
         if (kiln_gguf_quant_row(j->type, j->tmp, j->in, j->out + (size_t)r * j->row_bytes, NULL)) {
             j->rc = KILN_E_INVALID;
             return NULL;
@@ -247,6 +273,7 @@ typedef struct tinfo {
     int type, n_dims;
     int64_t dims[2];
     enum dist dist;
+    const float *fixed;
 } tinfo;
 
 static int write_tensor(kiln_gguf_writer *w, const tinfo *t, uint64_t seed, int idx, int threads, progress *p,
@@ -273,7 +300,7 @@ static int write_tensor(kiln_gguf_writer *w, const tinfo *t, uint64_t seed, int 
         int64_t nr = rows - r0 < batch ? rows - r0 : batch;
         int nt = nr < threads ? (int)nr : threads;
         for (int i = 0; i < nt; i++) {
-            jobs[i] = (job){t->type, t->dist, in, tseed, r0, nr, row_bytes, buf,
+            jobs[i] = (job){t->type, t->dist, t->fixed, in, tseed, r0, nr, row_bytes, buf,
                             (int)(nr * i / nt), (int)(nr * (i + 1) / nt), tmp + (size_t)i * (size_t)in, 0};
             if (i > 0 && pthread_create(&tids[i], NULL, run_job, &jobs[i]))
                 run_job(&jobs[i]), tids[i] = 0;
@@ -345,6 +372,19 @@ int kiln_synth_write(const char *path, const kiln_synth_opts *o, kiln_err *e)
     kiln_gguf_w_f32(w, "llama.rope.freq_base", ps->rope_theta, e);
     kiln_gguf_w_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f, e);
     kiln_gguf_w_u32(w, "llama.rope.dimension_count", (uint32_t)hd, e);
+    float factor = ps->rope_scaling ? ps->rope_factor : 4.0f;
+    if (o->rope_type || ps->rope_scaling == KILN_SYNTH_ROPE_LINEAR || ps->rope_scaling == KILN_SYNTH_ROPE_LLAMA3) {
+        kiln_gguf_w_str(w, "llama.rope.scaling.type",
+                        o->rope_type ? o->rope_type : ps->rope_scaling == KILN_SYNTH_ROPE_LINEAR ? "linear" : "llama3",
+                        e);
+        kiln_gguf_w_f32(w, "llama.rope.scaling.factor", factor, e);
+    }
+    if (ps->rope_scaling == KILN_SYNTH_ROPE_LLAMA3 || ps->rope_scaling == KILN_SYNTH_ROPE_FREQS)
+        kiln_gguf_w_u32(w, "llama.rope.scaling.original_context_length", (uint32_t)ps->rope_orig_ctx, e);
+    if (ps->rope_scaling == KILN_SYNTH_ROPE_LLAMA3) {
+        kiln_gguf_w_f32(w, "llama.rope.scaling.low_freq_factor", 1.0f, e);
+        kiln_gguf_w_f32(w, "llama.rope.scaling.high_freq_factor", 4.0f, e);
+    }
     kiln_gguf_w_u32(w, "llama.vocab_size", (uint32_t)ps->n_vocab, e);
     kiln_gguf_w_str(w, "tokenizer.ggml.model", "gpt2", e);
     kiln_gguf_w_str(w, "tokenizer.ggml.pre", "smollm", e);
@@ -365,7 +405,8 @@ int kiln_synth_write(const char *path, const kiln_synth_opts *o, kiln_err *e)
     kiln_synth_vocab_free(&v);
 
     /* tensor list, in file order */
-    int n_t = 0, cap = 3 + 9 * n_layer;
+    int n_t = 0, cap = 4 + 9 * n_layer;
+    float rope_div[512];
     tinfo *ts = calloc((size_t)cap, sizeof *ts);
     if (!ts) {
         kiln_gguf_writer_free(w);
@@ -375,6 +416,11 @@ int kiln_synth_write(const char *path, const kiln_synth_opts *o, kiln_err *e)
     (snprintf(ts[n_t].name, sizeof ts[n_t].name, "%s", nm), ts[n_t].type = (ty), ts[n_t].n_dims = (nd),           \
      ts[n_t].dims[0] = (d0), ts[n_t].dims[1] = (d1), ts[n_t].dist = (di), n_t++)
     int64_t E = ps->n_embd, Q = (int64_t)ps->n_head * hd, KV = (int64_t)ps->n_head_kv * hd, F = ps->n_ff;
+    if (ps->rope_scaling == KILN_SYNTH_ROPE_FREQS && hd / 2 <= 512) {
+        llama3_rope_divisors(ps, hd, rope_div);
+        T("rope_freqs.weight", KILN_GGML_F32, 1, hd / 2, 1, D_FIXED);
+        ts[n_t - 1].fixed = rope_div;
+    }
     T("token_embd.weight", KILN_GGML_Q8_0, 2, E, ps->n_vocab, D_EMBD);
     for (int l = 0; l < n_layer; l++) {
         char nm[KILN_GGUF_MAX_NAME];

@@ -27,11 +27,28 @@ typedef struct kiln_synth_preset {
     int n_embd, n_layer, n_ff, n_head, n_head_kv, n_vocab, context_length;
     float rope_theta;
     int tied;
+    /* RoPE scaling written (engine/rope_scaling.h): 0 none; KILN_SYNTH_ROPE_*
+     * with rope_factor and, for llama3, Meta's low/high_freq_factor 1 and 4
+     * and rope_orig_ctx */
+    int rope_scaling;
+    float rope_factor;
+    int rope_orig_ctx;
 } kiln_synth_preset;
+
+enum {
+    KILN_SYNTH_ROPE_LINEAR = 1,  /* rope.scaling.type "linear" + factor */
+    KILN_SYNTH_ROPE_LLAMA3 = 2,  /* rope.scaling.type "llama3" + factor, original_context_length, low/high */
+    KILN_SYNTH_ROPE_FREQS = 3,   /* llama3 as llama.cpp's converter stores it: rope_freqs.weight, no type key */
+};
 
 /* micro (32/1 layer/64/2 heads/1 kv/vocab 320/ctx 64, untied: fuzz seeds),
  * tiny (64/2 layers/160/4 heads/2 kv/vocab 512/ctx 256, untied),
- * smollm2-135m, llama-1b, llama2-7b, llama3-8b. NULL if unknown. */
+ * smollm2-135m, llama-1b, llama2-7b, llama3-8b; and small models with the
+ * RoPE of Llama 3.2 1B (head_dim 64, GQA 4:1, freq_base 500000, llama3 x32
+ * from 8192: 256/2 layers/512/4 heads/1 kv/vocab 512/ctx 131072, untied):
+ * llama3-rope (rope_freqs.weight, as llama.cpp converts Llama 3.1/3.2),
+ * llama3-rope-keys (the rope.scaling keys), and linear-rope (tiny with
+ * linear x4). NULL if unknown. */
 const kiln_synth_preset *kiln_synth_preset_find(const char *name);
 /* The preset names, comma-separated (for usage messages). */
 const char *kiln_synth_preset_names(void);
@@ -43,6 +60,7 @@ typedef struct kiln_synth_opts {
     int n_layer;         /* 0: the preset's */
     int progress;        /* 1: a progress line on stderr */
     int threads;         /* 0: online CPUs (max 16) */
+    const char *rope_type; /* tests: write this <arch>.rope.scaling.type (and the preset's factor, or 4) */
 } kiln_synth_opts;
 
 int kiln_synth_write(const char *path, const kiln_synth_opts *o, kiln_err *e);

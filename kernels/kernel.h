@@ -262,7 +262,8 @@ const char *kiln_source_get(const char *source, kiln_backend_kind be);
 /* Identity of a kernel's implementation on a backend, for the database:
  * a 64-bit FNV-1a hash (16 hex digits) of its schedule space (names, values,
  * defaults) and of every backend source its default plan uses (for the cpu
- * backend: the space and the Kiln version). A winner stored under another
+ * backend: the hash of its compiled-in sources, kernels/sources.h
+ * kiln_cpu_source_hashes). A winner stored under another
  * hash is stale and is not used silently. */
 void kiln_kernel_source_hash(const kiln_kernel *k, kiln_backend_kind be, char out[17]);
 /* kiln_kernel_source_hash for every backend, and ptrs[b] = out[b] (what

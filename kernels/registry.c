@@ -89,7 +89,16 @@ void kiln_kernel_source_hash(const kiln_kernel *k, kiln_backend_kind be, char ou
     kiln_shape s;
     kiln_plan plan;
     if (be == KILN_CPU) {
-        h = fnv1a(h, KILN_VERSION, strlen(KILN_VERSION));
+        /* the cpu entries are compiled in: their sources' hash from the build
+         * (tools/hash_sources.c); a kernel outside the lists keeps the version */
+        int found = 0;
+        for (int i = 0; i < kiln_cpu_source_hash_count && !found; i++)
+            if (!strcmp(kiln_cpu_source_hashes[i].kernel, k->name)) {
+                h = fnv1a(h, &kiln_cpu_source_hashes[i].hash, sizeof kiln_cpu_source_hashes[i].hash);
+                found = 1;
+            }
+        if (!found)
+            h = fnv1a(h, KILN_VERSION, strlen(KILN_VERSION));
     } else if (k->shapes && k->shapes(KILN_SHAPES_TUNE, &s, 1) == 1) {
         /* the sources of the default's plan and of every corner's (a corner
          * may switch to another source file: gemv's layout, a reduce step),

@@ -22,4 +22,16 @@ typedef struct kiln_cpu_entry {
     kiln_cpu_fn fn;
 } kiln_cpu_entry;
 
+/* The hash of each cpu kernel's sources (its folder's descriptor, cpu
+ * entries and headers, and the cpu helpers every kernel shares), generated
+ * at build time by tools/hash_sources.c from the lists in the kernel
+ * folders' meson.build (kernel_cpu_hash); kiln_kernel_source_hash mixes it
+ * in for the cpu backend. */
+typedef struct kiln_cpu_source_hash {
+    const char *kernel;
+    unsigned long long hash;
+} kiln_cpu_source_hash;
+extern const kiln_cpu_source_hash kiln_cpu_source_hashes[];
+extern const int kiln_cpu_source_hash_count;
+
 #endif

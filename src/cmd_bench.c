@@ -4,6 +4,7 @@
  *   kiln bench kernels [--device D ...] [--kernel K ...] [--shape S ...] [-r ROUNDS]
  *                      [--format table|md|csv|json] [--db PATH]
  *   kiln bench model ...                     (src/cmd_bench_model.c)
+ *   kiln bench batch ...                     (src/cmd_bench_batch.c)
  *   kiln bench compare RUN --baseline RUN|REF|FILE.json [--threshold 0.05] [--k 3]
  *   kiln bench list | show [RUN] | export [RUN] [-o FILE] | import FILE [--time-factor F]
  * Exit: 0 ok, 1 a kernel failed, 2 usage, 3 unavailable, 13 regression (README documents 13). */
@@ -18,6 +19,7 @@
 #include "src/commands.h"
 
 int kiln_cmd_bench_model(int argc, char **argv);
+int kiln_cmd_bench_batch(int argc, char **argv);
 
 typedef struct bench_cli {
     const char *db_path, *baseline, *out, *kind;
@@ -70,6 +72,7 @@ static void usage(FILE *f)
         fprintf(f, "  %-8s %.*s\n", subs[i].name, (int)(strchr(subs[i].usage, '\n') - subs[i].usage) - 7,
                 subs[i].usage + 7);
     fprintf(f, "  model    model benchmark (pp/tg tok/s, TTFT, latency): kiln bench model --help\n"
+               "  batch    aggregate decode tok/s of B sequences at once: kiln bench batch --help\n"
                "exit: 0 ok, 1 a kernel or run failed, 2 usage, 3 unavailable, 13 a regression (compare)\n");
 }
 
@@ -412,6 +415,8 @@ int cmd_bench(int argc, char **argv)
     const char *sub = argv[1];
     if (!strcmp(sub, "model"))
         return kiln_cmd_bench_model(argc - 1, argv + 1);
+    if (!strcmp(sub, "batch"))
+        return kiln_cmd_bench_batch(argc - 1, argv + 1);
     const bench_sub *sc = NULL;
     for (int i = 0; i < N_SUBS; i++)
         if (!strcmp(sub, subs[i].name))

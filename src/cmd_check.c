@@ -170,7 +170,8 @@ static int open_devices(check_run *r)
     for (int i = 0; i < o->n_devices; i++) {
         if (kiln_device_select(o->devices[i], &r->devs[r->n_dev], &err)) {
             fprintf(stderr, "kiln check: %s\n", err.msg);
-            return KILN_EXIT_UNAVAILABLE;
+            /* a bad setting (KILN_CPU_THREADS=abc) is a usage error; anything else: not there */
+            return err.code == KILN_E_INVALID ? KILN_EXIT_USAGE : KILN_EXIT_UNAVAILABLE;
         }
         r->n_dev++;
     }

@@ -2,6 +2,7 @@
  * the answer streamed, then prefill tok/s, decode tok/s, time to first
  * token and total time (--json for scripts); --profile adds where the time
  * of a prefill chunk and of a decode step goes, op by op. */
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,13 +46,31 @@ static void report(const kiln_session *s, const kiln_engine_cli *c, const kiln_g
     int tuned, deflt;
     kiln_session_configs(s, &tuned, &deflt);
     if (c->json) {
-        printf("{\"device\":\"%s:%d\",\"device_name\":\"%s\",\"model\":\"%s\",\"prompt_tokens\":%d,"
-               "\"generated_tokens\":%d,\"load_ms\":%.1f,\"prefill_tok_s\":%.3f,\"decode_tok_s\":%.3f,"
-               "\"ttft_ms\":%.3f,\"total_s\":%.4f,\"stop\":\"%s\",\"tuned_kernel_classes\":%d,"
-               "\"default_kernel_classes\":%d}\n",
-               kiln_backend_name(s->dev->backend), s->dev->index, s->dev->fp.name, c->model, t.n_prompt, t.n_gen,
-               t.load_ms, t.prefill_tok_s, t.decode_tok_s, t.ttft_ms, t.total_s, kiln_stop_name(st->stop_reason), tuned,
-               deflt);
+        /* cJSON escapes the strings (a model path or device name with a quote
+         * stays valid JSON) and writes non-finite rates as null */
+        char dev[64];
+        snprintf(dev, sizeof dev, "%s:%d", kiln_backend_name(s->dev->backend), s->dev->index);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "device", dev);
+        cJSON_AddStringToObject(o, "device_name", s->dev->fp.name);
+        cJSON_AddStringToObject(o, "model", c->model);
+        cJSON_AddNumberToObject(o, "prompt_tokens", t.n_prompt);
+        cJSON_AddNumberToObject(o, "generated_tokens", t.n_gen);
+        cJSON_AddNumberToObject(o, "load_ms", t.load_ms);
+        cJSON_AddNumberToObject(o, "prefill_tok_s", t.prefill_tok_s);
+        cJSON_AddNumberToObject(o, "decode_tok_s", t.decode_tok_s);
+        cJSON_AddNumberToObject(o, "ttft_ms", t.ttft_ms);
+        cJSON_AddNumberToObject(o, "total_s", t.total_s);
+        cJSON_AddStringToObject(o, "stop", kiln_stop_name(st->stop_reason));
+        cJSON_AddNumberToObject(o, "tuned_kernel_classes", tuned);
+        cJSON_AddNumberToObject(o, "default_kernel_classes", deflt);
+        char *txt = cJSON_PrintUnformatted(o);
+        if (txt)
+            printf("%s\n", txt);
+        else
+            fprintf(stderr, "kiln run: out of memory writing the JSON summary\n");
+        free(txt);
+        cJSON_Delete(o);
         return;
     }
     printf("\n\n");

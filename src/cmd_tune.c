@@ -5,6 +5,7 @@
  *   tune --device vulkan [--kernel K ...] [--shape SPEC ... | --model M.gguf]
  *        [--strategy exhaustive|random|anneal|evolve|model] [--budget N | 5m]
  *        [--patience N] [--sustained SEC] [--db PATH] [--resume SESSION] [--json] [-v] */
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -303,17 +304,42 @@ static void print_result(const progress_ctx *p, const kiln_kernel *k, const kiln
     if (p->tty)
         fprintf(stderr, "\r\033[K");
     if (p->cli->json) {
-        printf("{\"device\":\"%s\",\"kernel\":\"%s\",\"shape\":\"%s\",\"config\":%s,\"best_ns\":%.1f,"
-               "\"default_ns\":%.1f,\"speedup\":%.4f,\"margin\":%.4f,\"tie\":%s,\"trials\":%d,\"ok\":%d,\"failed\":%d,"
-               "\"gbps\":%.3f,\"bw_ratio\":%.4f,\"stopped_early\":%s",
-               p->dev, k->name, key, cj, r->best.median_ns, r->deflt.median_ns, r->speedup, r->margin,
-               r->tie ? "true" : "false", r->n_trials, r->n_ok, r->n_bad, r->gbps, r->bw_ratio,
-               r->stopped_early ? "true" : "false");
-        if (r->sustained_s > 0)
-            printf(",\"sustained_s\":%.1f,\"sustained_trials\":%d,\"first_ns\":%.1f,\"last_ns\":%.1f,\"drift\":%.4f,"
-                   "\"default_drift\":%.4f",
-                   r->sustained_s, r->sustained_trials, r->first_ns, r->last_ns, r->drift, r->default_drift);
-        printf("}\n");
+        /* cJSON: strings escaped, a non-finite time (no config ran) is null */
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "device", p->dev);
+        cJSON_AddStringToObject(o, "kernel", k->name);
+        cJSON_AddStringToObject(o, "shape", key);
+        cJSON *cfg = cJSON_Parse(cj);
+        if (cfg)
+            cJSON_AddItemToObject(o, "config", cfg);
+        else
+            cJSON_AddStringToObject(o, "config", cj);
+        cJSON_AddNumberToObject(o, "best_ns", r->best.median_ns);
+        cJSON_AddNumberToObject(o, "default_ns", r->deflt.median_ns);
+        cJSON_AddNumberToObject(o, "speedup", r->speedup);
+        cJSON_AddNumberToObject(o, "margin", r->margin);
+        cJSON_AddBoolToObject(o, "tie", r->tie);
+        cJSON_AddNumberToObject(o, "trials", r->n_trials);
+        cJSON_AddNumberToObject(o, "ok", r->n_ok);
+        cJSON_AddNumberToObject(o, "failed", r->n_bad);
+        cJSON_AddNumberToObject(o, "gbps", r->gbps);
+        cJSON_AddNumberToObject(o, "bw_ratio", r->bw_ratio);
+        cJSON_AddBoolToObject(o, "stopped_early", r->stopped_early);
+        if (r->sustained_s > 0) {
+            cJSON_AddNumberToObject(o, "sustained_s", r->sustained_s);
+            cJSON_AddNumberToObject(o, "sustained_trials", r->sustained_trials);
+            cJSON_AddNumberToObject(o, "first_ns", r->first_ns);
+            cJSON_AddNumberToObject(o, "last_ns", r->last_ns);
+            cJSON_AddNumberToObject(o, "drift", r->drift);
+            cJSON_AddNumberToObject(o, "default_drift", r->default_drift);
+        }
+        char *txt = cJSON_PrintUnformatted(o);
+        if (txt)
+            printf("%s\n", txt);
+        else
+            fprintf(stderr, "kiln tune: out of memory writing JSON\n");
+        free(txt);
+        cJSON_Delete(o);
     } else {
         printf("%-16s %-34s %9.1f us  default %9.1f us  %5.2fx  %7.2f GB/s (%4.0f%% of copy)  %s margin %.1f%%  "
                "[%d trials: %d ok, %d failed%s]  %s\n",

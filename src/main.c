@@ -33,7 +33,7 @@ static const command commands[] = {
 static void usage(FILE *f)
 {
     fprintf(f, "kiln %s (%s) - kernel autotuning and benchmarking for quantized Llama models\n\n"
-               "usage: kiln <command> [options]   (kiln <command> --help for details)\n\n",
+               "usage: kiln <command> [options]   (kiln <command> --help or kiln help <command> for details)\n\n",
             KILN_VERSION, kiln_git_commit);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
@@ -103,6 +103,21 @@ int main(int argc, char **argv)
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? KILN_EXIT_USAGE : KILN_EXIT_OK;
+    }
+    /* kiln help [COMMAND]: the same as kiln --help / kiln COMMAND --help */
+    if (strcmp(argv[1], "help") == 0) {
+        if (argc == 2) {
+            usage(stdout);
+            return KILN_EXIT_OK;
+        }
+        for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+            if (strcmp(argv[2], commands[i].name) == 0) {
+                char *help_argv[] = {argv[2], "--help", NULL};
+                return commands[i].fn(2, help_argv);
+            }
+        fprintf(stderr, "kiln help: unknown command '%s'\n\n", argv[2]);
+        usage(stderr);
+        return KILN_EXIT_USAGE;
     }
     if (strcmp(argv[1], "--version") == 0) {
         printf("kiln %s (%s)\n", KILN_VERSION, kiln_git_commit);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "util/clock.h"
+#include "util/num.h"
 
 #define KILN_WORKER_FD_ENV "KILN_WORKER_FD"
 
@@ -281,7 +282,13 @@ __attribute__((constructor)) static void worker_entry(void)
     const char *fds = getenv(KILN_WORKER_FD_ENV);
     if (!fds)
         return;
-    int fd = atoi(fds);
+    long long fdv;
+    kiln_err fe = {0};
+    if (kiln_num_int("environment variable " KILN_WORKER_FD_ENV, fds, 0, 1 << 20, &fdv, &fe)) {
+        fprintf(stderr, "kiln worker: %s\n", fe.msg);
+        _exit(2);
+    }
+    int fd = (int)fdv;
     unsetenv(KILN_WORKER_FD_ENV); /* the worker's own children are not workers */
     child_opts co;
     hello h = {0};

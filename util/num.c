@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 int kiln_num_int(const char *what, const char *s, long long lo, long long hi, long long *out, kiln_err *e)
@@ -46,4 +47,16 @@ int kiln_num_double(const char *what, const char *s, double lo, double hi, doubl
         return kiln_fail(e, KILN_E_INVALID, "%s: '%s' is not a number in [%g, %g]", what, s, lo, hi);
     *out = v;
     return 0;
+}
+
+int kiln_env_int(const char *name, long long lo, long long hi, long long def, long long *out, kiln_err *e)
+{
+    const char *v = getenv(name);
+    if (!v || !*v) {
+        *out = def;
+        return 0;
+    }
+    char what[96];
+    snprintf(what, sizeof what, "environment variable %s", name);
+    return kiln_num_int(what, v, lo, hi, out, e);
 }

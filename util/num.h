@@ -14,4 +14,10 @@ int kiln_num_int(const char *what, const char *s, long long lo, long long hi, lo
 int kiln_num_u64(const char *what, const char *s, uint64_t *out, kiln_err *e);
 int kiln_num_double(const char *what, const char *s, double lo, double hi, double *out, kiln_err *e);
 
+/* A numeric environment variable (KILN_CPU_THREADS, ...): unset or empty
+ * gives *out = def; anything else must pass kiln_num_int, and the error
+ * names the variable: "environment variable KILN_CPU_THREADS: 'abc' is not
+ * a whole number in [1, 65536]" (KILN_E_INVALID: a usage error). */
+int kiln_env_int(const char *name, long long lo, long long hi, long long def, long long *out, kiln_err *e);
+
 #endif

@@ -7,6 +7,8 @@
  * run's parameters (on the caller's stack) are never read afterwards. */
 #include "util/pool.h"
 
+#include "util/num.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -156,13 +158,17 @@ int kiln_pool_run(kiln_pool *p, int64_t n, int64_t grain, kiln_pool_fn fn, void 
     return rc;
 }
 
-int kiln_host_threads(void)
+int kiln_host_threads(int *out, kiln_err *e)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     if (n < 1)
         n = 1;
-    const char *cap = getenv("KILN_CPU_THREADS");
-    if (cap && atol(cap) > 0 && atol(cap) < n)
-        n = atol(cap);
-    return n > 1024 ? 1024 : (int)n;
+    long long cap;
+    int rc = kiln_env_int("KILN_CPU_THREADS", 1, 65536, n, &cap, e);
+    if (rc)
+        return rc;
+    if (cap < n)
+        n = (long)cap;
+    *out = n > 1024 ? 1024 : (int)n;
+    return 0;
 }

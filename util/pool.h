@@ -31,8 +31,9 @@ int kiln_pool_threads(const kiln_pool *p); /* 1 for NULL */
 
 int kiln_pool_run(kiln_pool *p, int64_t n, int64_t grain, kiln_pool_fn fn, void *ctx, kiln_err *e);
 
-/* Threads the host offers: online processors, capped by $KILN_CPU_THREADS as
- * the cpu backend caps its own pool. At least 1. */
-int kiln_host_threads(void);
+/* *out = threads the host offers: online processors, capped by
+ * $KILN_CPU_THREADS as the cpu backend caps its own pool. At least 1. A
+ * KILN_CPU_THREADS that is not a whole number >= 1 is an error naming it. */
+int kiln_host_threads(int *out, kiln_err *e);
 
 #endif

@@ -29,6 +29,7 @@
 #include "devices/cpu/cpu_isa.h"
 #include "devices/device.h"
 #include "util/clock.h"
+#include "util/num.h"
 
 struct kiln_buffer {
     void *ptr;
@@ -513,16 +514,23 @@ static int open_dev(int index, kiln_device **out, kiln_err *e)
                          "cpu: KILN_CPU_ISA=%s is not one of scalar, avx2, avx-vnni, avx512, avx512-vnni, neon, "
                          "dotprod, i8mm, native", force);
     }
-    const char *spin = getenv("KILN_CPU_SPIN_US");
-    c->spin_ns = spin && *spin ? (uint64_t)strtoull(spin, NULL, 10) * 1000 : 100000;
-    const char *huge = getenv("KILN_CPU_HUGEPAGES");
-    c->huge_pages = !(huge && !strcmp(huge, "0"));
+    /* KILN_CPU_SPIN_US (default 100), KILN_CPU_HUGEPAGES 0|1 (default 1) and
+     * KILN_CPU_THREADS (caps the pool: benchmarks on shared machines) */
+    long long spin_us, huge, cap;
+    int rc;
+    if ((rc = kiln_env_int("KILN_CPU_SPIN_US", 0, 10000000, 100, &spin_us, e)) ||
+        (rc = kiln_env_int("KILN_CPU_HUGEPAGES", 0, 1, 1, &huge, e)) ||
+        (rc = kiln_env_int("KILN_CPU_THREADS", 1, 65536, (long long)d->fp.compute_units, &cap, e))) {
+        free(d);
+        free(c);
+        return rc;
+    }
+    c->spin_ns = (uint64_t)spin_us * 1000;
+    c->huge_pages = (int)huge;
     c->caller_window = c->spin_ns;
-    /* KILN_CPU_THREADS caps the pool (benchmarks on shared machines). */
     long n = (long)d->fp.compute_units;
-    const char *cap = getenv("KILN_CPU_THREADS");
-    if (cap && atol(cap) > 0 && atol(cap) < n)
-        n = atol(cap);
+    if (cap < n)
+        n = (long)cap;
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->go, NULL);
     pthread_cond_init(&c->done, NULL);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "devices/vulkan/vk_internal.h"
+#include "util/num.h"
 
 /* First memory type in `bits` with all of `need` (and `want` if possible). */
 static int find_type(const VkPhysicalDeviceMemoryProperties *mp, uint32_t bits, VkMemoryPropertyFlags need,
@@ -112,13 +113,14 @@ int vk_memory_init(vk_dev *vk, kiln_err *e)
     vk->storage_type = (uint32_t)st;
     vk->staging_type = (uint32_t)sg;
     vk->direct = (vk->mem_props.memoryTypes[st].propertyFlags & hv) == hv;
-    const char *force = getenv("KILN_VK_FORCE_STAGING");
-    if (force && force[0] == '1')
+    long long force, smax;
+    int rc;
+    if ((rc = kiln_env_int("KILN_VK_FORCE_STAGING", 0, 1, 0, &force, e)) ||
+        (rc = kiln_env_int("KILN_VK_STAGING_MAX", 4096, 1LL << 40, (long long)VK_STAGING_MAX, &smax, e)))
+        return kiln_err_wrap(e, "%s", vk->who);
+    if (force)
         vk->direct = 0;
-    vk->staging_max = VK_STAGING_MAX;
-    const char *smax = getenv("KILN_VK_STAGING_MAX");
-    if (smax && atoll(smax) >= 4096)
-        vk->staging_max = (VkDeviceSize)atoll(smax);
+    vk->staging_max = (VkDeviceSize)smax;
     return 0;
 }
 

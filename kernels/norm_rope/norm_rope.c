@@ -15,18 +15,22 @@
  *   KILN_TEST_BREAK=1: the first vec elements of each row use w[vec..2vec-1].
  *
  * rope: in-place rotary embedding of q or k laid out [tokens][heads][head_dim]:
- *   slots 0 x (INOUT, f32), 1 positions (i32 [tokens]).
+ *   slots 0 x (INOUT, f32), 1 positions (i32 [tokens]), 2 inv_freq (f32
+ *   [n_rot/2], the per-pair inverse frequencies).
  *   Shape: m = tokens, heads, head_dim, k = n_rot (rotary dims, even,
- *   <= head_dim; 0 = head_dim), n = freq_base (0 = 10000), ctx = position
- *   offset added to every position, op 0 interleaved pairs (x[2i], x[2i+1]:
- *   GGUF Llama), op 1 half-split (x[i], x[i + n_rot/2]: Hugging Face / NeoX).
- *   Pair i of a head at position p rotates by theta = p * base^(-2i/n_rot),
- *   computed in f32 (like llama.cpp); dims >= n_rot are untouched.
- *   Signature "bbiiiiiif": x, positions, tokens, heads, head_dim, n_rot,
- *   offset, op, freq_base.
+ *   <= head_dim; 0 = head_dim), n = freq_base (0 = 10000; names the shape and
+ *   seeds the test table), ctx = position offset added to every position,
+ *   op 0 interleaved pairs (x[2i], x[2i+1]: GGUF Llama), op 1 half-split
+ *   (x[i], x[i + n_rot/2]: Hugging Face / NeoX).
+ *   Pair i of a head at position p rotates by theta = p * inv_freq[i] in f32.
+ *   The table comes from the caller: base^(-2i/n_rot) for a plain model, a
+ *   scaled one (linear, llama3, rope_freqs.weight: engine/rope_scaling.h)
+ *   otherwise, so every scaling is one kernel. dims >= n_rot are untouched.
+ *   Signature "bbbiiiiii": x, positions, inv_freq, tokens, heads, head_dim,
+ *   n_rot, offset, op.
  *   Space: wg, ppt (consecutive pairs per thread). cpu: one token per
  *   workgroup, the cos/sin table computed once and applied to every head.
- *   KILN_TEST_BREAK=1: pair 0 uses the frequency of pair 1. */
+ *   KILN_TEST_BREAK=1: pair 0 uses the frequency of pair 1 (inv_freq[1]). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -311,8 +315,8 @@ static const kiln_shape rope_check[] = {
 };
 #undef RP
 
-void kiln_rope_reference(float *x, const int32_t *pos, int64_t tokens, int heads, int hd, int n_rot, double base,
-                         int offset, int op)
+void kiln_rope_reference(float *x, const int32_t *pos, const float *inv_freq, int64_t tokens, int heads, int hd,
+                         int n_rot, int offset, int op)
 {
     int half = n_rot / 2;
     for (int64_t t = 0; t < tokens; t++) {
@@ -320,7 +324,7 @@ void kiln_rope_reference(float *x, const int32_t *pos, int64_t tokens, int heads
         for (int h = 0; h < heads; h++) {
             float *v = x + (t * heads + h) * hd;
             for (int i = 0; i < half; i++) {
-                double th = p * pow(base, -2.0 * i / n_rot);
+                double th = p * inv_freq[i];
                 double cs = cos(th), sn = sin(th);
                 int a = op ? i : 2 * i, b = op ? i + half : 2 * i + 1;
                 double x0 = v[a], x1 = v[b];
@@ -334,6 +338,7 @@ void kiln_rope_reference(float *x, const int32_t *pos, int64_t tokens, int heads
 static const kiln_slot rope_slots[] = {
     {"x", KILN_INOUT, KILN_CMP_F32, 0, 0}, /* the budget depends on the positions: fill */
     {"positions", KILN_IN, KILN_CMP_NONE, 0, 0},
+    {"inv_freq", KILN_IN, KILN_CMP_NONE, 0, 0},
 };
 
 static int rope_sizes(const kiln_shape *s, int cls, kiln_slot *slot)
@@ -341,7 +346,8 @@ static int rope_sizes(const kiln_shape *s, int cls, kiln_slot *slot)
     (void)cls;
     slot[0].bytes = (size_t)(s->m * s->heads * s->head_dim) * 4;
     slot[1].bytes = (size_t)s->m * 4;
-    return 2;
+    slot[2].bytes = (size_t)(n_rot_of(s) / 2) * 4;
+    return 3;
 }
 
 static int rope_fill(kiln_problem *p, const kiln_shape *s, int cls, uint64_t seed, kiln_err *e)
@@ -361,36 +367,47 @@ static int rope_fill(kiln_problem *p, const kiln_shape *s, int cls, uint64_t see
         pos[t] = kiln_rng_below(&rng, 4) ? start + (int32_t)t : 1 + (int32_t)kiln_rng_below(&rng, 200);
         max_pos = pos[t] + s->ctx > max_pos ? pos[t] + s->ctx : max_pos;
     }
-    /* Budget (max|y - r| / rms(r)): the kernel's f32 angle p * base^(-2i/n_rot)
-     * is off by the f32 frequency (log2/exp2/pow: up to ~4e-6 relative on
-     * GPUs, GLSL exp2 being the loosest; 8e-6 allowed) times the position,
-     * plus the rounding of the angle (2^-24 relative) and sin/cos (~1e-6):
-     * |dy| <= |x| * (8e-6 * pos + 1e-6), and max|x|/rms(x) = sqrt(3) for uniform
-     * x. So 1e-4 + 2e-5 * max_pos (0.16 at position 8000, where a correct f32
-     * kernel measures ~1e-3). A wrong index is still caught: a wrong pair or
-     * element moves y by O(rms) (error ~1); the wrong frequency of the break
-     * (pair 0 with pair 1's, base^(-2/n_rot) <= 0.87) rotates by >= 0.13 * p
-     * radians more. */
+    /* Budget (max|y - r| / rms(r)): the kernel's f32 angle p * inv_freq[i]
+     * is off by the rounding of the table entry and of the product (2^-24
+     * relative each) times the angle, plus sin/cos of a large f32 argument
+     * (GPU sin/cos ~1e-6 absolute, GLSL's loosest): |dy| <= |x| * (8e-6 * pos
+     * + 1e-6) with room to spare (the budget was set when kernels computed
+     * base^(-2i/n_rot) themselves, ~4e-6 relative), and max|x|/rms(x) =
+     * sqrt(3) for uniform x. So 1e-4 + 2e-5 * max_pos (0.16 at position
+     * 8000, where a correct f32 kernel measures ~1e-3). A wrong index is
+     * still caught: a wrong pair or element moves y by O(rms) (error ~1); the
+     * wrong frequency of the break (pair 0 with pair 1's, both unscaled,
+     * base^(-2/n_rot) <= 0.87) rotates by >= 0.13 * p radians more. */
     bx->tol = 1e-4 + 2e-5 * max_pos;
     float *x = bx->host;
     for (size_t i = 0; i < nx; i++)
         x[i] = kiln_rng_uniform(&rng, -1, 1);
+    /* the table: base^(-2i/n_rot), and past the first two pairs (which keep
+     * the break detectable) each pair divided by a random factor in [1, 32]
+     * with probability 1/2, as a scaled model's table is (llama3 x32) */
+    float *inv = p->bufs[2].host;
+    int half = n_rot_of(s) / 2;
+    for (int i = 0; i < half; i++) {
+        double f = pow(base_of(s), -2.0 * i / n_rot_of(s));
+        if (i >= 2 && kiln_rng_below(&rng, 2))
+            f /= kiln_rng_uniform(&rng, 1.0f, 32.0f);
+        inv[i] = (float)f;
+    }
     memcpy(bx->expect, x, nx * 4);
-    kiln_rope_reference(bx->expect, pos, s->m, s->heads, s->head_dim, n_rot_of(s), base_of(s), s->ctx, s->op);
+    kiln_rope_reference(bx->expect, pos, inv, s->m, s->heads, s->head_dim, n_rot_of(s), s->ctx, s->op);
     return 0;
 }
 
 static const kiln_step_desc rope_steps[] = {
-    {.source = "norm_rope", KILN_ENTRY("rope"), .signature = "bbiiiiiif",
-     .args = {KA_SLOT(0), KA_SLOT(1), KA_SHAPE(M), KA_SHAPE(HEADS), KA_SHAPE(HEAD_DIM), KA_VAL(0), KA_SHAPE(CTX),
-              KA_SHAPE(OP), KA_FVAL(0)}},
+    {.source = "norm_rope", KILN_ENTRY("rope"), .signature = "bbbiiiiii",
+     .args = {KA_SLOT(0), KA_SLOT(1), KA_SLOT(2), KA_SHAPE(M), KA_SHAPE(HEADS), KA_SHAPE(HEAD_DIM), KA_VAL(0),
+              KA_SHAPE(CTX), KA_SHAPE(OP)}},
 };
 
 static void rope_launch(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out,
                         kiln_launch *v)
 {
     v->val[0] = n_rot_of(s);
-    v->fval[0] = base_of(s);
     if (be == KILN_CPU) {
         kiln_grid_n(&out->steps[0], s->m, 1); /* one token per workgroup */
         return;
@@ -399,7 +416,7 @@ static void rope_launch(const kiln_shape *s, const kiln_config *c, kiln_backend_
     kiln_grid_1d(&out->steps[0], (pairs + c->v[P_PPT] - 1) / c->v[P_PPT], c->v[P_WG]);
 }
 
-static double rope_bytes(const kiln_shape *s) { return 8.0 * s->m * s->heads * n_rot_of(s) + 4.0 * s->m; }
+static double rope_bytes(const kiln_shape *s) { return 8.0 * s->m * s->heads * n_rot_of(s) + 4.0 * s->m + 2.0 * n_rot_of(s); }
 static double rope_flops(const kiln_shape *s) { return 3.0 * s->m * s->heads * n_rot_of(s); }
 
 static const kiln_kernel_desc rope_desc = {
@@ -417,5 +434,5 @@ static const kiln_kernel_desc rope_desc = {
 KILN_KERNEL_FROM_DESC(rope, rope_desc,
                       .doc = "in-place rotary embedding of [tokens][heads][head_dim], interleaved (GGUF) or "
                              "half-split pairs",
-                      .params = rope_params, .n_params = N_ROPE, .n_slots = 2, .shape_key = rope_shape_key,
+                      .params = rope_params, .n_params = N_ROPE, .n_slots = 3, .shape_key = rope_shape_key,
                       .bytes = rope_bytes, .flops = rope_flops);

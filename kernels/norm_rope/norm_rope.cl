@@ -84,13 +84,12 @@ KERNEL rmsnorm(GLOBAL float *x, GLOBAL const float *w, GLOBAL float *y, GLOBAL c
 
 /* thread t rotates pairs [t*PPT, t*PPT + PPT) of the flattened
  * [tokens][heads][n_rot/2] pair space */
-KERNEL rope(GLOBAL float *x, GLOBAL const int *pos, int tokens, int heads, int hd, int n_rot, int off, int op,
-            float base)
+KERNEL rope(GLOBAL float *x, GLOBAL const int *pos, GLOBAL const float *inv_freq, int tokens, int heads, int hd,
+            int n_rot, int off, int op)
 {
     const i64 t = GRID2D_ID(WG);
     const int hr = n_rot / 2;
     const i64 npairs = (i64)tokens * heads * hr;
-    const float lb = -2.0f * LOG2(base) / (float)n_rot;
     UNROLL_HINT
     for (int u = 0; u < PPT; u++) {
         const i64 pi = t * PPT + u;
@@ -100,7 +99,7 @@ KERNEL rope(GLOBAL float *x, GLOBAL const int *pos, int tokens, int heads, int h
         const i64 th_ = pi / hr; /* token * heads + head */
         const int tok = (int)(th_ / heads);
         const int fi = (KILN_TEST_BREAK && i == 0) ? 1 : i;
-        const float theta = (float)(pos[tok] + off) * EXP2((float)fi * lb);
+        const float theta = (float)(pos[tok] + off) * inv_freq[fi];
         float s, c;
         SINCOS(theta, s, c);
         GLOBAL float *v = x + th_ * hd;

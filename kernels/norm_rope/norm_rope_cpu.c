@@ -147,20 +147,19 @@ static void rope_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_en
 {
     float *x = l->ptr[0];
     const int32_t *pos = l->ptr[1];
-    int64_t tokens = l->arg[2].i32;
-    int heads = l->arg[3].i32, hd = l->arg[4].i32, n_rot = l->arg[5].i32, off = l->arg[6].i32, op = l->arg[7].i32;
-    float base = l->arg[8].f32;
+    const float *inv_freq = l->ptr[2];
+    int64_t tokens = l->arg[3].i32;
+    int heads = l->arg[4].i32, hd = l->arg[5].i32, n_rot = l->arg[6].i32, off = l->arg[7].i32, op = l->arg[8].i32;
     int brk = (int)kiln_define_get(l->defines, l->n_defines, "KILN_TEST_BREAK", 0);
     int half = n_rot / 2;
     if (half > ROPE_MAX_HALF)
         return; /* head_dim > 1024: rejected by no model we know; never planned */
     float cs[ROPE_MAX_HALF], sn[ROPE_MAX_HALF];
-    const float step = -2.0f / (float)n_rot;
     for (uint32_t t = wg_begin; t < wg_end && t < tokens; t++) {
         float p = (float)(pos[t] + off);
         for (int i = 0; i < half; i++) {
             int fi = brk && i == 0 ? 1 : i;
-            float th = p * powf(base, step * (float)fi);
+            float th = p * inv_freq[fi];
             cs[i] = cosf(th);
             sn[i] = sinf(th);
         }

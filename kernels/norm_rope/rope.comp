@@ -6,6 +6,7 @@
 
 layout(std430, binding = 0) buffer X { float x[]; };
 layout(std430, binding = 1) readonly buffer P { int pos[]; };
+layout(std430, binding = 2) readonly buffer F { float inv_freq[]; };
 layout(push_constant) uniform PC {
     int tokens;
     int heads;
@@ -13,7 +14,6 @@ layout(push_constant) uniform PC {
     int n_rot;
     int off;
     int op;
-    float base;
 } pc;
 
 void main()
@@ -21,7 +21,6 @@ void main()
     const uint t = GRID2D_ID(WG);
     const int half_ = pc.n_rot / 2;
     const uint npairs = uint(pc.tokens) * uint(pc.heads) * uint(half_);
-    const float lb = -2.0 * log2(pc.base) / float(pc.n_rot);
     for (int u = 0; u < PPT; u++) {
         const uint pi = t * uint(PPT) + uint(u);
         if (pi >= npairs)
@@ -30,7 +29,7 @@ void main()
         const uint th_ = pi / uint(half_);
         const int tok = int(th_ / uint(pc.heads));
         const int fi = (KILN_TEST_BREAK != 0 && i == 0) ? 1 : i;
-        const float theta = float(pos[tok] + pc.off) * exp2(float(fi) * lb);
+        const float theta = float(pos[tok] + pc.off) * inv_freq[fi];
         const float c = cos(theta), s = sin(theta);
         const uint b0 = th_ * uint(pc.hd);
         const uint a = b0 + uint(pc.op != 0 ? i : 2 * i), b = b0 + uint(pc.op != 0 ? i + half_ : 2 * i + 1);

@@ -259,9 +259,14 @@ static void handle_generate(int fd, const serve_generator *g, const http_request
     if (rq.stream) {
         if (!c.client_gone) {
             if (rc) {
-                char msg[1200];
-                snprintf(msg, sizeof msg, "{\"error\":{\"message\":\"%s\",\"type\":\"server_error\"}}", kiln_code_name(rc));
-                http_sse_event(fd, msg);
+                cJSON *j = cJSON_CreateObject(), *err = cJSON_AddObjectToObject(j, "error");
+                cJSON_AddStringToObject(err, "message", kiln_code_name(rc));
+                cJSON_AddStringToObject(err, "type", "server_error");
+                char *s = cJSON_PrintUnformatted(j);
+                if (s)
+                    http_sse_event(fd, s);
+                free(s);
+                cJSON_Delete(j);
             } else {
                 cJSON *j = chunk_json(&c, NULL, u.finish_reason[0] ? u.finish_reason : "stop");
                 add_usage(j, &u);
@@ -328,11 +333,21 @@ void serve_connection(int fd, const serve_generator *g)
             static const char ok[] = "{\"status\":\"ok\"}";
             http_respond(fd, 200, "application/json", ok, sizeof ok - 1);
         } else {
-            char body[512];
-            int n = snprintf(body, sizeof body,
-                             "{\"object\":\"list\",\"data\":[{\"id\":\"%s\",\"object\":\"model\",\"owned_by\":\"kiln\"}]}",
-                             g->model_id);
-            http_respond(fd, 200, "application/json", body, (size_t)n);
+            /* the id is the model's file name: any byte a file name may hold, escaped by cJSON */
+            cJSON *j = cJSON_CreateObject(), *m = cJSON_CreateObject();
+            cJSON_AddStringToObject(j, "object", "list");
+            cJSON *data = cJSON_AddArrayToObject(j, "data");
+            cJSON_AddStringToObject(m, "id", g->model_id);
+            cJSON_AddStringToObject(m, "object", "model");
+            cJSON_AddStringToObject(m, "owned_by", "kiln");
+            cJSON_AddItemToArray(data, m);
+            char *body = cJSON_PrintUnformatted(j);
+            if (body)
+                http_respond(fd, 200, "application/json", body, strlen(body));
+            else
+                http_respond_error(fd, 500, "server_error", "out of memory");
+            free(body);
+            cJSON_Delete(j);
         }
     } else if (!strcmp(hr.path, "/v1/chat/completions") || !strcmp(hr.path, "/v1/completions")) {
         if (!post)

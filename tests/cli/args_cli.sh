@@ -58,6 +58,7 @@ expect_usage --keep -1 "$kiln" db --db "$tmp/d.db" prune --keep -1
 expect_usage -r nan "$kiln" bench model -m "$tmp/tiny.gguf" -r nan
 expect_usage --threshold nan "$kiln" bench compare latest --baseline previous --threshold nan
 expect_usage --copies 0 "$kiln" bench kernels --copies 0
+expect_usage --batch 0 "$kiln" bench batch -m "$tmp/tiny.gguf" --batch 1,0
 # a value-less option and an unknown one
 timeout 60 "$kiln" run "${m[@]}" --ctx >/dev/null 2>"$tmp/err"
 [ $? = 2 ] && grep -q -- "--ctx needs a value" "$tmp/err" || fail "--ctx without a value: $(cat "$tmp/err")"
@@ -96,9 +97,10 @@ help_has chat -- --model --system --ctx --profile
 help_has perplexity -- --file --ctx --chunks --model --device --precision --json
 help_has synth -- --preset --quant --seed --layers --threads --output
 help_has serve -- --model --host --port --max-requests --echo --ctx --chunk --threads
-help_has bench -- kernels model compare list show export import
+help_has bench -- kernels model batch compare list show export import
 help_has bench kernels -- --device --kernel --shape --rounds --copies --format --db
 help_has bench model -- --model --device --n-prompt --n-gen --reps --format --no-store --profile --db
+help_has bench batch -- --model --device --batch --n-prompt --n-gen --reps --profile --ctx
 help_has bench compare -- --baseline --threshold --k --kind --format
 help_has bench list -- --db
 help_has bench show -- --format --db
@@ -106,6 +108,45 @@ help_has bench export -- --output --db
 help_has bench import -- --time-factor --db
 help_has report -- --db --output
 "$kiln" tune --help >/dev/null 2>&1 || fail "kiln tune --help exited $?"
+
+# bench batch runs and reports every B with its ratio to B=1
+timeout 120 "$kiln" bench batch -m "$tmp/tiny.gguf" -b 1,2 -p 4 -n 8 -r 1 >"$tmp/out" 2>"$tmp/err" ||
+  fail "bench batch exited $?: $(head -c 300 "$tmp/err")"
+grep -q '^| 1 | .* | 1.00x |' "$tmp/out" && grep -q '^| 2 | .*x |' "$tmp/out" ||
+  fail "bench batch table: $(cat "$tmp/out")"
+
+# kiln help [COMMAND]: like --help, exit 0; an unknown command is a usage error
+"$kiln" help >"$tmp/help" 2>"$tmp/err" && grep -q "^  tune " "$tmp/help" || fail "kiln help exited $? or lists no commands"
+"$kiln" help tune >"$tmp/help" 2>"$tmp/err" && grep -qF -- --budget "$tmp/help" || fail "kiln help tune: $(cat "$tmp/err")"
+"$kiln" help nosuch >/dev/null 2>&1
+rc=$?
+[ $rc = 2 ] || fail "kiln help nosuch exited $rc, want 2"
+
+# numeric environment variables: strict like the options, the message names the variable and the value, exit 2
+expect_env() { # VAR VALUE COMMAND...
+  local var=$1 val=$2
+  shift 2
+  env "$var=$val" timeout 60 "$@" >/dev/null 2>"$tmp/err"
+  local rc=$?
+  [ $rc = 2 ] || { fail "$var=$val $* exited $rc, want 2: $(head -c 300 "$tmp/err")"; return; }
+  grep -qF -- "$var" "$tmp/err" && grep -qF -- "'$val'" "$tmp/err" ||
+    fail "$var=$val: the message does not name the variable and the value: $(cat "$tmp/err")"
+}
+for v in abc 0 -2 4x 1e3; do
+  expect_env KILN_CPU_THREADS "$v" "$kiln" run "${m[@]}" -n 2 --device cpu
+done
+expect_env KILN_CPU_SPIN_US -1 "$kiln" run "${m[@]}" -n 2 --device cpu
+expect_env KILN_CPU_HUGEPAGES yes "$kiln" run "${m[@]}" -n 2 --device cpu
+expect_env KILN_CPU_THREADS nan "$kiln" check --device cpu --kernel rope --quick
+# Vulkan's variables, where a Vulkan device is (lavapipe's JIT leaks as above: no leak check)
+if "$kiln" devices --no-bandwidth 2>/dev/null | grep -q '^ *vulkan:0'; then
+  export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0
+  expect_env KILN_VK_STAGING_MAX 12 "$kiln" run "${m[@]}" -n 2 --device vulkan
+  expect_env KILN_VK_FORCE_STAGING true "$kiln" run "${m[@]}" -n 2 --device vulkan
+  unset ASAN_OPTIONS
+else
+  echo "args_cli: no Vulkan device, KILN_VK_* not checked"
+fi
 
 # exit codes: a device that is not there is unavailable (3), by name or by index
 # (nosuchdev probes every backend: lavapipe's JIT-compiled code reallocs 128 bytes that

@@ -100,7 +100,9 @@ static cJSON *body_json(const char *resp)
 
 int main(void)
 {
-    server s = {.n = 14, .g = {.model_id = "echo-test", .generate = echo}};
+    /* a model id (a file name) with a quote, a backslash and a newline: every JSON body must escape it */
+    static const char model_id[] = "echo \"test\" \\ v1\n";
+    server s = {.n = 15, .g = {.model_id = model_id, .generate = echo}};
     kiln_err e = {0};
     CHECK_OK(serve_listen("127.0.0.1", 0, &s.fd, &s.port, &e), &e);
     pthread_t th;
@@ -181,7 +183,16 @@ int main(void)
     r = post(s.port, "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"overflow\"}]}");
     CHECK(status_of(r) == 400 && strstr(r, "context_length_exceeded"), "full context: %s", r);
     free(r);
-    /* 14. health still fine after all that */
+    /* 14. /v1/models: valid JSON naming the model as it is */
+    r = exchange(s.port, "GET /v1/models HTTP/1.1\r\n\r\n", 27);
+    j = body_json(r);
+    cJSON *m0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "data"), 0);
+    CHECK(status_of(r) == 200 && cJSON_IsString(cJSON_GetObjectItem(m0, "id")) &&
+              !strcmp(cJSON_GetObjectItem(m0, "id")->valuestring, model_id),
+          "/v1/models: %s", r);
+    cJSON_Delete(j);
+    free(r);
+    /* 15. health still fine after all that */
     r = exchange(s.port, "GET /health HTTP/1.1\r\n\r\n", 24);
     CHECK(status_of(r) == 200 && strstr(r, "\"ok\""), "health: %s", r);
     free(r);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/rope_scaling.h"
 #include "engine/weights.h"
 
 typedef struct mat {
@@ -26,6 +27,7 @@ struct ref_model {
     float *out_norm;
     int pos, cap;
     float *kc, *vc; /* [layer][pos][kv*hd] */
+    double inv_freq[512]; /* RoPE, scaling applied: ref_rope_inv_freq */
 };
 
 static int load_mat(kiln_gguf *g, const char *name, mat *m, kiln_err *e)
@@ -62,6 +64,39 @@ static float *load_vec(kiln_gguf *g, const char *name, int n, kiln_err *e)
     return v;
 }
 
+/* RoPE inverse frequencies written from the published formulas, not from
+ * engine/rope_scaling.c: linear divides by the factor; llama3 follows Hugging
+ * Face's _compute_llama3_parameters (wavelength against the original
+ * context: keep, divide, or interpolate inv_freq/factor .. inv_freq);
+ * rope_freqs.weight divides pair i by its entry (llama.cpp). */
+int ref_rope_inv_freq(const kiln_gguf *g, const kiln_llama_config *c, double *inv, kiln_err *e)
+{
+    int half = c->rope_dim / 2;
+    float ff[512];
+    if (half > 512)
+        return kiln_fail(e, KILN_E_INVALID, "ref: rope_dim %d too large", c->rope_dim);
+    const kiln_gguf_tensor *t = kiln_gguf_tensor_find(g, "rope_freqs.weight");
+    int rc;
+    if (t && (rc = kiln_vector_from_gguf(g, t, ff, half, e)))
+        return rc;
+    for (int i = 0; i < half; i++) {
+        double f = 1.0 / pow(c->rope_theta, (double)(2 * i) / c->rope_dim);
+        if (c->rope_scaling == KILN_ROPE_SCALING_LINEAR) {
+            f = f / c->rope_scale;
+        } else if (c->rope_scaling == KILN_ROPE_SCALING_LLAMA3) {
+            double lo_wl = c->rope_orig_ctx / c->rope_low_freq, hi_wl = c->rope_orig_ctx / c->rope_high_freq;
+            double wl = 2 * M_PI / f;
+            double scaled = wl > lo_wl ? f / c->rope_scale : f;
+            double smooth = (c->rope_orig_ctx / wl - c->rope_low_freq) / (c->rope_high_freq - c->rope_low_freq);
+            if (!(wl < hi_wl) && !(wl > lo_wl))
+                scaled = (1 - smooth) * scaled / c->rope_scale + smooth * scaled;
+            f = scaled;
+        }
+        inv[i] = t ? f / ff[i] : f;
+    }
+    return 0;
+}
+
 ref_model *ref_load(const char *path, kiln_err *e)
 {
     ref_model *m = calloc(1, sizeof *m);
@@ -87,6 +122,8 @@ ref_model *ref_load(const char *path, kiln_err *e)
         snprintf(n, sizeof n, "blk.%d.ffn_norm.weight", l);
         L->ffn_norm = load_vec(m->g, n, E, e);
     }
+    if (!rc)
+        rc = ref_rope_inv_freq(m->g, &m->c, m->inv_freq, e);
     m->cap = 4096;
     size_t kv = (size_t)m->c.n_layer * (size_t)m->cap * (size_t)(m->c.n_head_kv * m->c.head_dim);
     m->kc = malloc(sizeof(float) * kv);
@@ -143,12 +180,12 @@ static void matvec(float *y, const mat *m, const float *x)
 }
 
 /* Adjacent pairs (GGUF Llama) or half-split (NeoX) over rope_dim dims. */
-static void rope(float *x, int heads, int hd, int rot, float theta, int pos, int neox)
+static void rope(float *x, int heads, int hd, int rot, const double *inv_freq, int pos, int neox)
 {
     for (int h = 0; h < heads; h++) {
         float *v = x + h * hd;
         for (int i = 0; i < rot / 2; i++) {
-            double ang = pos * pow(theta, -2.0 * i / rot);
+            double ang = pos * inv_freq[i];
             double cs = cos(ang), sn = sin(ang);
             int a = neox ? i : 2 * i, b = neox ? i + rot / 2 : 2 * i + 1;
             double x0 = v[a], x1 = v[b];
@@ -173,8 +210,8 @@ int ref_step(ref_model *m, int32_t token, float *logits)
         matvec(q, &L->q, xn);
         matvec(kc + (size_t)p * KV * D, &L->k, xn);
         matvec(vc + (size_t)p * KV * D, &L->v, xn);
-        rope(q, H, D, c->rope_dim, c->rope_theta, p, c->rope_neox);
-        rope(kc + (size_t)p * KV * D, KV, D, c->rope_dim, c->rope_theta, p, c->rope_neox);
+        rope(q, H, D, c->rope_dim, m->inv_freq, p, c->rope_neox);
+        rope(kc + (size_t)p * KV * D, KV, D, c->rope_dim, m->inv_freq, p, c->rope_neox);
         for (int h = 0; h < H; h++) {
             int kvh = h / (H / KV);
             double sc[p + 1], mx = -1e300, sum = 0;

@@ -17,6 +17,9 @@ void ref_free(ref_model *m);
 const kiln_llama_config *ref_config(const ref_model *m);
 /* Forgets every position: the next ref_step is position 0 again. */
 void ref_reset(ref_model *m);
+/* The RoPE table (rope_dim/2 inverse frequencies, scaling applied) from
+ * the published formulas, independently of engine/rope_scaling.c. */
+int ref_rope_inv_freq(const kiln_gguf *g, const kiln_llama_config *c, double *inv, kiln_err *e);
 /* Appends one token at the next position; logits[n_vocab] of it. */
 int ref_step(ref_model *m, int32_t token, float *logits);
 
