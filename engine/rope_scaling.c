@@ -157,6 +157,12 @@ int kiln_rope_inv_freq(const kiln_gguf *g, const kiln_llama_config *c, float *in
         if (div)
             f /= div[i];
         inv_freq[i] = (float)f;
+        if (!isfinite(inv_freq[i])) { /* freq_base near 0, a tiny factor or divisor */
+            free(div);
+            return kiln_fail(e, KILN_E_FORMAT, "%s: RoPE frequency of pair %d is not a finite f32 (freq_base %g, "
+                             "scaling factor %g)", g ? kiln_gguf_path(g) : "model", i, (double)c->rope_theta,
+                             (double)c->rope_scale);
+        }
     }
     free(div);
     return 0;

@@ -11,9 +11,11 @@ pkgs=(
   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo
   libvulkan-dev mesa-vulkan-drivers vulkan-tools libshaderc-dev glslang-tools
   libsqlite3-dev sqlite3 libcjson-dev
+  libmicrohttpd-dev curl                    # kiln serve: HTTP server library; serve tests use curl
   gnuplot-nox jq                            # jq: tests read kiln's --format json output
   valgrind shellcheck openssh-server openssh-client   # tests: memcheck, harness lint, ssh harness path
   chromium                                  # tests: the HTML report rendered headless (report_browser)
+  clang libclang-rt-14-dev llvm             # fuzzing: libFuzzer + ASan/UBSan runtimes, llvm-symbolizer (scripts/fuzz.sh)
 )
 
 sudo=""

@@ -60,6 +60,25 @@ else
   echo "release build or its kiln check FAILED"; tail -20 build-release/check.log 2>/dev/null; failed=$((failed + 1))
 fi
 
+# Fuzzing: each libFuzzer target (tests/fuzz, clang: build-fuzz) for
+# KILN_FUZZ_SECONDS (default 30; 0 skips the stage) from the committed seed
+# corpus. A crash, leak, timeout or UBSan report fails the target; its input
+# lands in build-fuzz/crashes/TARGET/ (fix it, then commit the input under
+# tests/fuzz/regressions/TARGET/: every build replays those).
+fuzz_secs=${KILN_FUZZ_SECONDS:-30}
+case $fuzz_secs in '' | *[!0-9]*) echo "KILN_FUZZ_SECONDS must be a whole number, got '$fuzz_secs'"; failed=$((failed + 1)); fuzz_secs=0 ;; esac
+if [ "$fuzz_secs" -gt 0 ]; then
+  mkdir -p build-fuzz
+  for t in gguf tokenizer chat_template db_import openai_request; do
+    if bash scripts/fuzz.sh "$t" "$fuzz_secs" >"build-fuzz/fuzz-$t.log" 2>&1; then
+      echo "fuzz $t ${fuzz_secs}s: OK ($(grep -o 'stat::number_of_executed_units: [0-9]*' "build-fuzz/fuzz-$t.log" | awk '{print $2}') executions)"
+      passed=$((passed + 1))
+    else
+      echo "fuzz $t FAILED:"; tail -40 "build-fuzz/fuzz-$t.log"; failed=$((failed + 1))
+    fi
+  done
+fi
+
 echo "($skipped skipped: a skip never counts as passed)"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -20,6 +20,7 @@
 
 int kiln_cmd_bench_model(int argc, char **argv);
 int kiln_cmd_bench_batch(int argc, char **argv);
+int kiln_cmd_bench_serve(int argc, char **argv);
 
 typedef struct bench_cli {
     const char *db_path, *baseline, *out, *kind;
@@ -73,6 +74,7 @@ static void usage(FILE *f)
                 subs[i].usage + 7);
     fprintf(f, "  model    model benchmark (pp/tg tok/s, TTFT, latency): kiln bench model --help\n"
                "  batch    aggregate decode tok/s of B sequences at once: kiln bench batch --help\n"
+               "  serve    concurrent clients against a running server (tok/s, TTFT, ITL): kiln bench serve --help\n"
                "exit: 0 ok, 1 a kernel or run failed, 2 usage, 3 unavailable, 13 a regression (compare)\n");
 }
 
@@ -417,6 +419,8 @@ int cmd_bench(int argc, char **argv)
         return kiln_cmd_bench_model(argc - 1, argv + 1);
     if (!strcmp(sub, "batch"))
         return kiln_cmd_bench_batch(argc - 1, argv + 1);
+    if (!strcmp(sub, "serve"))
+        return kiln_cmd_bench_serve(argc - 1, argv + 1);
     const bench_sub *sc = NULL;
     for (int i = 0; i < N_SUBS; i++)
         if (!strcmp(sub, subs[i].name))

@@ -13,6 +13,8 @@
 #              there (installs libvulkan-dev and glslc from Debian when missing); when that is not
 #              possible it says why and still exits 0.
 #   --jobs N   parallel compile jobs (default 2: the build machines have 2 cores)
+#   --only T   build only target T (repeatable), e.g. --only llama-server for `kiln bench serve`'s
+#              peer: the full set takes ~25 min on 2 cores, one tool and ggml a good part less
 #
 # Idempotent: a build dir whose binaries all exist is skipped. Prints the binaries' paths last.
 # Takes about 20-25 minutes on 2 cores (CPU build); the sdist is ~77 MB.
@@ -29,15 +31,19 @@ TARGETS=(llama-bench test-backend-ops llama-simple llama-cli llama-server)
 
 want_vulkan=0
 jobs=2
+only=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --vulkan) want_vulkan=1 ;;
         --jobs) jobs="${2:?--jobs needs a number}"; shift ;;
-        -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --only) only+=("${2:?--only needs a target name}"); shift ;;
+        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "build-llama.sh: unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
 done
+
+if [[ ${#only[@]} -gt 0 ]]; then TARGETS=("${only[@]}"); fi
 
 peers_dir="${KILN_PEERS_DIR:-$HOME/.cache/kiln/peers}"
 root="$peers_dir/llama.cpp-$LLAMA_CPP_PYTHON_VERSION"
@@ -100,8 +106,10 @@ fetch_sources() {
         rm -f "$sdist"
         local tmp; tmp="$(mktemp -d)"
         # --no-build-isolation with no build backend would fail metadata preparation; pip only needs
-        # to download here, and with --no-deps it prepares the metadata of this one sdist.
-        python3 -m pip download --quiet --no-deps --no-binary :all: \
+        # to download here, and with --no-deps it prepares the metadata of this one sdist. Only this
+        # package as source: with --no-binary :all: pip also built every build dependency of the
+        # metadata step from source, recursively (over 30 minutes on a loaded 2-core machine).
+        python3 -m pip download --quiet --no-deps --no-binary llama-cpp-python \
             "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION" -d "$tmp"
         mv "$tmp/$sdist_name" "$sdist"
         rm -rf "$tmp"

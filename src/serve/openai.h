@@ -1,15 +1,14 @@
-/* src/serve/openai.h - the OpenAI-compatible API over http.h:
- *   GET  /health, GET /v1/models,
- *   POST /v1/chat/completions and /v1/completions (JSON or SSE streaming).
- * Text generation is behind serve_generator, so the protocol layer is
- * tested on its own and the engine plugs in through one function. */
+/* src/serve/openai.h - the OpenAI-compatible API's JSON: request parsing
+ * (chat messages or a prompt, sampling, stop strings, stream) and the bodies
+ * of responses, stream chunks and errors. No sockets here: httpd.h serves
+ * them over HTTP. Text generation is behind serve_generator, so the protocol
+ * is tested with a stand-in model and the engine plugs in through one
+ * function. */
 #ifndef KILN_SERVE_OPENAI_H
 #define KILN_SERVE_OPENAI_H
 
-#include <signal.h>
 #include <stdint.h>
 
-#include "src/serve/http.h"
 #include "util/err.h"
 
 #define SERVE_MAX_MESSAGES 64
@@ -30,15 +29,18 @@ typedef struct serve_request {
     int top_k;
     uint64_t seed;
     int has_seed;
-    char stop[SERVE_MAX_STOP][64];
+    char *stop[SERVE_MAX_STOP];  /* any length (the engine holds back text that may start one) */
     int n_stop;
     int stream;
+    char *model;     /* the "model" asked for, or NULL */
+    int ignore_eos;  /* "ignore_eos": true (llama.cpp's server has it): generate max_tokens (benchmarks) */
+    int has_max_tokens;
 } serve_request;
 
 typedef struct serve_usage {
     int prompt_tokens, completion_tokens;
     double prefill_tps, decode_tps, ttft_ms;
-    char finish_reason[16]; /* "stop" | "length" */
+    char finish_reason[16]; /* "stop" | "length" ("cancelled": the client went away) */
 } serve_usage;
 
 typedef int (*serve_piece_fn)(void *ctx, const char *piece); /* non-zero: client gone, stop */
@@ -46,8 +48,11 @@ typedef int (*serve_piece_fn)(void *ctx, const char *piece); /* non-zero: client
 typedef struct serve_generator {
     void *user;
     const char *model_id;
+    int ctx;         /* tokens a request may use, prompt and max_tokens together (0: no bound) */
     /* Generates for rq, streaming text pieces; KILN_E_FULL when the prompt
-     * does not fit the context; other errors are server errors. */
+     * and an explicit max_tokens do not fit the context (a 400); other errors
+     * are server errors. on_piece returning non-zero stops generation (the
+     * usage then counts what was generated). */
     int (*generate)(void *user, const serve_request *rq, serve_piece_fn on_piece, void *ctx, serve_usage *u,
                     kiln_err *e);
 } serve_generator;
@@ -56,13 +61,14 @@ typedef struct serve_generator {
 int serve_parse_request(const char *json, int is_chat, serve_request *out, char *why, size_t why_len);
 void serve_request_free(serve_request *rq);
 
-/* Handles one connection (reads the request, answers it, closes nothing). */
-void serve_connection(int fd, const serve_generator *g);
-
-/* Listens on host:port (port 0 = any free port, reported in *bound_port). */
-int serve_listen(const char *host, int port, int *fd, int *bound_port, kiln_err *e);
-/* Accepts and serves connections until *stop is set or max_requests (>0)
- * have been served. */
-int serve_loop(int listen_fd, const serve_generator *g, int max_requests, volatile sig_atomic_t *stop);
+/* Response bodies (malloc'd JSON, NULL when out of memory). usage may be NULL. */
+char *serve_chunk_json(const char *id, int is_chat, const char *model, long created, const char *piece,
+                       const char *finish, const serve_usage *u);
+char *serve_completion_json(const char *id, int is_chat, const char *model, long created, const char *text,
+                            const serve_usage *u);
+/* GET /v1/models: the one model (its id is a file name: any byte, escaped) */
+char *serve_models_json(const char *model_id);
+/* {"error":{"message","type","param","code"}} like OpenAI's; param, code may be NULL */
+char *serve_error_json(const char *type, const char *message, const char *param, const char *code);
 
 #endif

@@ -43,14 +43,7 @@ int serve_engine_open(serve_engine **out, const kiln_session_opts *o, kiln_err *
     }
     s->seq_ok = 1;
     kiln_model *m = &s->s.model;
-    /* the model id: the file name without directory and .gguf */
-    const char *model = o->model;
-    const char *base = strrchr(model, '/');
-    base = base ? base + 1 : model;
-    size_t bl = strlen(base);
-    if (bl > 5 && !strcmp(base + bl - 5, ".gguf"))
-        bl -= 5;
-    snprintf(s->model_id, sizeof s->model_id, "%.*s", (int)bl, base);
+    serve_model_id(o->model, s->model_id, sizeof s->model_id);
     char dev[256];
     kiln_session_device_name(&s->s, dev, sizeof dev);
     fprintf(stderr, "kiln serve: %s on %s, loaded in %.0f ms, context %d tokens, %s chat template\n", s->model_id, dev,
@@ -96,29 +89,35 @@ static int on_text(void *user, const char *t, size_t n)
     return p->fn(p->ctx, p->buf);
 }
 
-/* The prompt for rq: the chat template over its messages (with the
- * template's own system message when there is none) or the raw prompt. */
-static int prompt_ids(serve_engine *s, const serve_request *rq, int32_t **ids, int *n, kiln_err *e)
+void serve_model_id(const char *path, char *out, size_t n)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t bl = strlen(base);
+    if (bl > 5 && !strcmp(base + bl - 5, ".gguf"))
+        bl -= 5;
+    snprintf(out, n, "%.*s", (int)bl, base);
+}
+
+int serve_prompt_ids(const kiln_session *s, const serve_request *rq, int32_t **ids, int *n, kiln_err *e)
 {
     if (!rq->is_chat) {
         const char *p = rq->prompt ? rq->prompt : "";
-        return kiln_session_tokenize(&s->s, p, strlen(p), -1, 0, ids, n, e);
+        return kiln_session_tokenize(s, p, strlen(p), -1, 0, ids, n, e);
     }
     kiln_chat_msg msgs[SERVE_MAX_MESSAGES];
     for (int i = 0; i < rq->n_msgs; i++)
         msgs[i] = (kiln_chat_msg){rq->msgs[i].role, rq->msgs[i].content};
     char *text = NULL;
     size_t len = 0;
-    int rc = kiln_session_chat_prompt(&s->s, msgs, rq->n_msgs, &text, &len, e);
+    int rc = kiln_session_chat_prompt(s, msgs, rq->n_msgs, &text, &len, e);
     if (!rc)
-        rc = kiln_session_tokenize(&s->s, text, len, -1, 1, ids, n, e);
+        rc = kiln_session_tokenize(s, text, len, -1, 1, ids, n, e);
     free(text);
     return rc;
 }
 
-/* Sampling from the request (ranges were checked by the parser; checked
- * again here); no seed: one from the clock. */
-static int request_sampling(const serve_request *rq, kiln_sampling *sp, kiln_err *e)
+int serve_request_sampling(const serve_request *rq, kiln_sampling *sp, kiln_err *e)
 {
     kiln_sampling_default(sp);
     sp->temp = rq->temperature;
@@ -155,7 +154,7 @@ static int generate(void *user, const serve_request *rq, serve_piece_fn piece, v
     serve_engine *s = user;
     kiln_engine *en = &s->s.en;
     kiln_sampling sp;
-    int rc = request_sampling(rq, &sp, e);
+    int rc = serve_request_sampling(rq, &sp, e);
     if (rc)
         return rc;
     const char *stops[SERVE_MAX_STOP];
@@ -168,7 +167,7 @@ static int generate(void *user, const serve_request *rq, serve_piece_fn piece, v
     kiln_gen_stats st = {0};
     pthread_mutex_lock(&s->mu);
     s->n_requests++;
-    if ((rc = prompt_ids(s, rq, &ids, &n_ids, e)))
+    if ((rc = serve_prompt_ids(&s->s, rq, &ids, &n_ids, e)))
         goto out;
     if (n_ids == 0) {
         rc = kiln_fail(e, KILN_E_INVALID, "the prompt is empty");
@@ -177,6 +176,11 @@ static int generate(void *user, const serve_request *rq, serve_piece_fn piece, v
     if (n_ids >= en->ctx) {
         rc = kiln_fail(e, KILN_E_FULL, "the prompt is %d tokens; the context holds %d (with room for at least one "
                        "generated token)", n_ids, en->ctx);
+        goto out;
+    }
+    if (rq->has_max_tokens && rq->max_tokens > en->ctx - n_ids) {
+        rc = kiln_fail(e, KILN_E_FULL, "max_tokens is %d, but the context holds %d tokens and the prompt takes %d: "
+                       "at most %d tokens can be generated", rq->max_tokens, en->ctx, n_ids, en->ctx - n_ids);
         goto out;
     }
     /* prefix reuse: keep the cached tokens this prompt starts with (at least
@@ -191,7 +195,7 @@ static int generate(void *user, const serve_request *rq, serve_piece_fn piece, v
         goto out;
     }
     kiln_gen_opts go = {.n_predict = n_predict, .sampling = sp, .stop = stops, .n_stop = rq->n_stop,
-                        .on_text = on_text, .user = &pc};
+                        .ignore_eos = rq->ignore_eos, .on_text = on_text, .user = &pc};
     rc = kiln_session_generate(&s->s, &s->seq, ids + common, n_ids - common, &go, &st, out, n_predict, e);
     if (!rc && pc.oom)
         rc = kiln_fail(e, KILN_E_NOMEM, "out of memory");
@@ -230,5 +234,6 @@ void serve_engine_generator(serve_engine *s, serve_generator *g)
 {
     g->user = s;
     g->model_id = s->model_id;
+    g->ctx = s->s.en.ctx;
     g->generate = generate;
 }

@@ -1,16 +1,18 @@
 /* tests/fuzz/fuzz_gguf.c - the GGUF reader and what reads through it:
  * kiln_gguf_open on arbitrary bytes, then on a file it accepted every
  * accessor (metadata scalars, arrays, tensors), the Llama config reader and
- * validator, the tokenizer built from the metadata, and the host side of the
+ * validator, the RoPE scaling table (rope_freqs.weight), the tokenizer built from the metadata, and the host side of the
  * tensor loader (kiln_qmatrix_from_gguf / kiln_vector_from_gguf, the
  * conversion kiln_dmat_load runs before its upload).
  * Promise under test (engine/gguf.h): any file yields a result or an error,
  * never a crash, a read outside the mapping or undefined behaviour. */
+#include <math.h>
 #include <unistd.h>
 
 #include "engine/gguf.h"
 #include "engine/gguf_dequant.h"
 #include "engine/llama_config.h"
+#include "engine/rope_scaling.h"
 #include "engine/tokenizer.h"
 #include "engine/weights.h"
 #include "tests/fuzz/fuzz.h"
@@ -118,6 +120,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             char line[512];
             kiln_llama_config_str(&c, line, sizeof line);
             kiln_llama_validate(g, &c, &e);
+            /* the RoPE table (rope scaling keys, rope_freqs.weight): finite and positive, or an error */
+            float inv[512];
+            if (c.rope_dim / 2 <= 512 && kiln_rope_inv_freq(g, &c, inv, &e) == 0)
+                for (int i = 0; i < c.rope_dim / 2; i++)
+                    FUZZ_ASSERT(isfinite(inv[i]) && inv[i] >= 0, "rope inv_freq[%d] = %g", i, (double)inv[i]);
         }
         tokenizer(g);
         kiln_gguf_close(g);
