@@ -26,6 +26,7 @@
 
 typedef struct kset {
     const kiln_kernel *embed, *rmsnorm, *gemv, *gemm, *rope, *append, *attn, *silu, *argmax;
+    const kiln_kernel *append_b, *attn_b; /* several sequences in one launch (NULL: one launch per token) */
 } kset;
 
 static int kernels(kset *k, kiln_err *e)
@@ -39,6 +40,10 @@ static int kernels(kset *k, kiln_err *e)
     k->attn = kiln_kernel_find("attention_paged");
     k->silu = kiln_kernel_find("silu_mul");
     k->argmax = kiln_kernel_find("argmax");
+    k->append_b = kiln_kernel_find("kv_append_batch");
+    k->attn_b = kiln_kernel_find("attention_paged_batch");
+    if (!k->append_b || !k->attn_b)
+        k->append_b = k->attn_b = NULL;
     if (!k->embed || !k->rmsnorm || !k->gemv || !k->rope || !k->append || !k->attn || !k->silu || !k->argmax)
         return kiln_fail(e, KILN_E_INVALID, "engine: a decode kernel is missing from the registry");
     if (k->gemm && !k->gemm->shapes)
@@ -123,7 +128,7 @@ void kiln_engine_free(kiln_engine *en)
         return;
     kiln_buffer **bs[] = {&en->x, &en->xn, &en->q, &en->k, &en->v, &en->att, &en->o, &en->gate,
                           &en->up, &en->hid, &en->logits, &en->best, &en->ids, &en->pos, &en->logits_all,
-                          &en->qkv, &en->gu, &en->rope_inv};
+                          &en->qkv, &en->gu, &en->rope_inv, &en->btables, &en->bmeta};
     for (size_t i = 0; i < sizeof bs / sizeof bs[0]; i++) {
         kiln_free(en->dev, *bs[i]);
         *bs[i] = NULL;
@@ -274,6 +279,34 @@ static int attention(kiln_engine *en, const kset *ks, int layer, kiln_kv_seq *se
     return 0;
 }
 
+/* The K/V rows of every token of a multi-sequence step into their pages, then
+ * every token's attention, one launch each (kv_append_batch,
+ * attention_paged_batch): the step's page tables and per-token (table base,
+ * position) are in en->btables and en->bmeta (kiln_forward_batch). */
+static int attention_batch(kiln_engine *en, const kset *ks, int layer, int T, int max_ctx, act q, act k, act v,
+                           kiln_err *e)
+{
+    const kiln_llama_config *c = &en->m->cfg;
+    kiln_buffer *kp = en->kv.k[layer], *vp = en->kv.v[layer];
+    kiln_shape s = {.heads = c->n_head, .kv_heads = c->n_head_kv, .head_dim = c->head_dim,
+                    .page_size = en->kv.page_size, .ctx = max_ctx - 1, .m = T};
+    kiln_shape look = s;
+    look.ctx = 0;
+    look.m = token_class(T);
+    kiln_buffer *aslots[6] = {k.b, v.b, kp, vp, en->btables, en->bmeta};
+    size_t aoffs[6] = {k.off, v.off, 0, 0, 0, 0};
+    int rc = kiln_op(en->ops, "kv_append", ks->append_b, &s, &look, aslots, aoffs, e);
+    if (rc)
+        return rc;
+    s.ctx = max_ctx;
+    look.ctx = 256; /* tuned per context bucket of the longest context */
+    while (look.ctx < max_ctx)
+        look.ctx *= 2;
+    kiln_buffer *slots[6] = {q.b, kp, vp, en->btables, en->att, en->bmeta};
+    size_t offs[6] = {q.off, 0, 0, 0, 0, 0};
+    return kiln_op(en->ops, "attention", ks->attn_b, &s, &look, slots, offs, e);
+}
+
 /* The rows of an embedding table held in parts: dequantized on the host from
  * the same converted matrix the device holds, written as x[T][n_embd]. */
 static int embed_on_host(kiln_engine *en, const int32_t *tokens, int T, kiln_err *e)
@@ -300,9 +333,13 @@ static int chunk(kiln_engine *en, const kset *ks, const kiln_batch_seg *segs, in
     kiln_model *m = en->m;
     const kiln_llama_config *c = &m->cfg;
     int32_t pos[T];
-    for (int i = 0, r = 0; i < n_segs; i++)
+    int max_ctx = 0;
+    for (int i = 0, r = 0; i < n_segs; i++) {
         for (int t = 0; t < segs[i].n; t++)
             pos[r++] = segs[i].seq->n_tokens + t;
+        if (segs[i].seq->n_tokens + segs[i].n > max_ctx)
+            max_ctx = segs[i].seq->n_tokens + segs[i].n;
+    }
     int rc;
     if ((rc = kiln_write(en->dev, en->ids, 0, tokens, (size_t)T * 4, e)) ||
         (rc = kiln_write(en->dev, en->pos, 0, pos, (size_t)T * 4, e)))
@@ -346,8 +383,11 @@ static int chunk(kiln_engine *en, const kset *ks, const kiln_batch_seg *segs, in
             rc = rope(en, ks, q, c->n_head + c->n_head_kv, T, e);
         else if (!rc && !(rc = rope(en, ks, q, c->n_head, T, e)))
             rc = rope(en, ks, k, c->n_head_kv, T, e);
-        for (int i = 0, r0 = 0; !rc && i < n_segs; r0 += segs[i++].n)
-            rc = attention(en, ks, l, segs[i].seq, segs[i].seq->n_tokens, r0, segs[i].n, q, k, v, e);
+        if (!rc && n_segs > 1 && ks->attn_b && en->bmeta)
+            rc = attention_batch(en, ks, l, T, max_ctx, q, k, v, e);
+        else
+            for (int i = 0, r0 = 0; !rc && i < n_segs; r0 += segs[i++].n)
+                rc = attention(en, ks, l, segs[i].seq, segs[i].seq->n_tokens, r0, segs[i].n, q, k, v, e);
         if (rc || (rc = matmul(en, ks, "attn_out", &L->wo, en->att, 0, en->o, 0, T, e)) ||
             (rc = rmsnorm(en, ks, T, L->ffn_norm, en->o, e)))
             return kiln_err_wrap(e, "layer %d (attention)", l);
@@ -444,6 +484,40 @@ int kiln_forward_all_logits(kiln_engine *en, kiln_kv_seq *seq, const int32_t *to
     return forward(en, seq, tokens, n, logits, e);
 }
 
+/* The page tables of a multi-sequence step, concatenated, and each row's
+ * (table base, position), for the batch attention kernels. Buffers made on
+ * first use: room for en->chunk sequences of a whole cache's pages. */
+static int batch_tables(kiln_engine *en, const kiln_batch_seg *segs, int n_segs, int T, kiln_err *e)
+{
+    int max_pages = (en->ctx + en->kv.page_size - 1) / en->kv.page_size;
+    if (!en->bmeta) {
+        if (!(en->btables = kiln_alloc(en->dev, (size_t)en->chunk * (size_t)max_pages * 4, e)) ||
+            !(en->bmeta = kiln_alloc(en->dev, (size_t)en->chunk * 8, e))) {
+            kiln_free(en->dev, en->btables);
+            en->btables = NULL;
+            return kiln_err_wrap(e, "forward batch: page tables of %d sequences", en->chunk);
+        }
+    }
+    int total = 0;
+    for (int i = 0; i < n_segs; i++)
+        total += segs[i].seq->n_pages;
+    int32_t *tab = malloc(sizeof *tab * (size_t)(total > 0 ? total : 1)), meta[2 * T];
+    if (!tab)
+        return kiln_fail(e, KILN_E_NOMEM, "forward batch: out of memory");
+    for (int i = 0, base = 0, r = 0; i < n_segs; base += segs[i++].seq->n_pages) {
+        memcpy(tab + base, segs[i].seq->pages, sizeof *tab * (size_t)segs[i].seq->n_pages);
+        for (int t = 0; t < segs[i].n; t++, r++) {
+            meta[2 * r] = base;
+            meta[2 * r + 1] = segs[i].seq->n_tokens + t;
+        }
+    }
+    int rc = kiln_write(en->dev, en->btables, 0, tab, sizeof *tab * (size_t)total, e);
+    if (!rc)
+        rc = kiln_write(en->dev, en->bmeta, 0, meta, sizeof meta, e);
+    free(tab);
+    return rc ? kiln_err_wrap(e, "forward batch: uploading page tables") : 0;
+}
+
 int kiln_forward_batch(kiln_engine *en, const kiln_batch_seg *segs, int n_segs, kiln_err *e)
 {
     en->n_batch_logits = 0;
@@ -489,6 +563,11 @@ int kiln_forward_batch(kiln_engine *en, const kiln_batch_seg *segs, int n_segs, 
                 kiln_kv_seq_truncate(segs[j].seq, segs[j].seq->n_tokens);
             return kiln_err_wrap(e, "forward batch: segment %d of %d (%d tokens)", i, n_segs, segs[i].n);
         }
+    if (n_segs > 1 && ks.attn_b && (rc = batch_tables(en, segs, n_segs, T, e))) {
+        for (int j = 0; j < n_segs; j++)
+            kiln_kv_seq_truncate(segs[j].seq, segs[j].seq->n_tokens);
+        return rc;
+    }
     if (en->prof)
         kiln_profile_chunk(en->prof, T, kiln_now_s());
     /* without a logits row the LM head still needs a target: the last row into en->logits */

@@ -105,6 +105,7 @@ typedef struct kiln_engine {
     float *logits_host;
     kiln_buffer *logits_all;   /* [chunk][n_vocab], allocated by the first kiln_forward_all_logits or _batch */
     float *batch_logits;       /* host [n_batch_logits][n_vocab]: the last kiln_forward_batch's logits rows */
+    kiln_buffer *btables, *bmeta; /* a multi-sequence step's page tables and per-token (table base, position) */
     int n_batch_logits;
 } kiln_engine;
 

@@ -15,7 +15,11 @@
  *   attention_paged  context buckets 256, 1024, 4096 up to the engine's
  *                 default capacity min(context_length, 4096)
  *   silu_mul      m=T*n_ff
- *   argmax        m=n_vocab */
+ *   argmax        m=n_vocab
+ * With max_batch > 1 (`tune --model M --batch B`), the steps of continuous
+ * batching too (engine/sched.h): T = 2, 4, .. up to B's power of two
+ * for the gemm (every projection and the LM head), the row ops, and
+ * kv_append_batch / attention_paged_batch (one launch for all sequences). */
 #include "engine/tune_shapes.h"
 
 #include <math.h>
@@ -73,6 +77,16 @@ static int matrix(const kiln_gguf *g, const char *name, kiln_shape *s, kiln_err 
 int kiln_model_tune_shapes(const char *gguf_path, int act, const char **kernels, kiln_shape *shapes,
                            kiln_shape *layout_src, int max, int *n, kiln_err *e)
 {
+    return kiln_model_tune_shapes_batch(gguf_path, act, 1, kernels, shapes, layout_src, max, n, e);
+}
+
+int kiln_model_tune_shapes_batch(const char *gguf_path, int act, int max_batch, const char **kernels,
+                                 kiln_shape *shapes, kiln_shape *layout_src, int max, int *n, kiln_err *e)
+{
+    /* the token classes of steps decoding 2..max_batch sequences (powers of two, as forward.c looks them up) */
+    int bclass[8], n_bclass = 0;
+    for (int b = 2; b < 2 * max_batch && n_bclass < 8; b *= 2)
+        bclass[n_bclass++] = b;
     *n = 0;
     kiln_gguf *g = NULL;
     list *lp = NULL;
@@ -126,6 +140,10 @@ int kiln_model_tune_shapes(const char *gguf_path, int act, const char **kernels,
             kiln_shape gm = s[p];
             gm.n = PREFILL_T;
             add_from(lp, "gemm_int4", gm, src[p]);
+            for (int b = 0; b < n_bclass; b++) { /* decode steps of several sequences */
+                gm.n = bclass[b];
+                add_from(lp, "gemm_int4", gm, src[p]);
+            }
         }
     }
     kiln_shape emb = {0}, head = {0};
@@ -134,9 +152,17 @@ int kiln_model_tune_shapes(const char *gguf_path, int act, const char **kernels,
         goto out;
     head.act = act;
     add(lp, "gemv_int4", head); /* the LM head: only the last token's logits */
+    for (int b = 0; b < n_bclass; b++) { /* a batch step's LM head: one gemm over its decode rows */
+        kiln_shape hg = head;
+        hg.n = bclass[b];
+        add_from(lp, "gemm_int4", hg, head);
+    }
 
-    static const int Ts[] = {1, PREFILL_T};
-    for (int i = 0; i < 2; i++) {
+    int Ts[10] = {1, PREFILL_T}, n_T = 2;
+    for (int b = 0; b < n_bclass; b++)
+        if (bclass[b] != PREFILL_T)
+            Ts[n_T++] = bclass[b];
+    for (int i = 0; i < n_T; i++) {
         int T = Ts[i];
         add(lp, "embed_gather",
             (kiln_shape){.m = T, .k = c.n_embd, .n = emb.m, .quant = emb.quant, .group = emb.group});
@@ -159,6 +185,17 @@ int kiln_model_tune_shapes(const char *gguf_path, int act, const char **kernels,
             break;
         add(lp, "attention_paged", (kiln_shape){.heads = c.n_head, .kv_heads = c.n_head_kv, .head_dim = c.head_dim,
                                                 .page_size = PAGE_SIZE, .ctx = buckets[i]});
+    }
+    for (int b = 0; b < n_bclass; b++) { /* one launch for all sequences of a batch step */
+        add(lp, "kv_append_batch", (kiln_shape){.heads = c.n_head, .kv_heads = c.n_head_kv, .head_dim = c.head_dim,
+                                                .page_size = PAGE_SIZE, .ctx = 0, .m = bclass[b]});
+        for (int i = 0; i < 3; i++) {
+            if (i > 0 && buckets[i - 1] >= cap)
+                break;
+            add(lp, "attention_paged_batch",
+                (kiln_shape){.heads = c.n_head, .kv_heads = c.n_head_kv, .head_dim = c.head_dim,
+                             .page_size = PAGE_SIZE, .ctx = buckets[i], .m = bclass[b]});
+        }
     }
     add(lp, "argmax", (kiln_shape){.m = c.n_vocab});
     if (lp->overflow || lp->n > max) {

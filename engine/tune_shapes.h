@@ -14,4 +14,9 @@
 int kiln_model_tune_shapes(const char *gguf_path, int act, const char **kernels, kiln_shape *shapes,
                            kiln_shape *layout_src, int max, int *n, kiln_err *e);
 
+/* The same, plus the shapes of decoding up to max_batch sequences at once
+ * (continuous batching: token classes 2, 4, .. B's power of two). */
+int kiln_model_tune_shapes_batch(const char *gguf_path, int act, int max_batch, const char **kernels,
+                                 kiln_shape *shapes, kiln_shape *layout_src, int max, int *n, kiln_err *e);
+
 #endif

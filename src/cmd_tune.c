@@ -40,6 +40,7 @@ typedef struct tune_cli {
     int n_configs;
     int strategy, budget_trials, json, verbose, in_process;
     int act;                 /* --precision: kiln_act of --model's gemv shapes */
+    int batch;               /* --batch: also --model's continuous-batching shapes up to B sequences (1: none) */
     double budget_seconds;
     long long resume;
     kiln_tune_opts opts;
@@ -120,6 +121,8 @@ static int parse(int argc, char **argv, tune_cli *c)
          .help = "m=4096,k=4096,quant=q4f16_1,group=32 (repeatable; default: Llama decode shapes);\n"
                  "fields the kernel does not use are refused"},
         {"--model", NULL, KILN_OPT_STR, &c->model, .arg = "FILE.gguf", .help = "tune exactly the shapes this model needs"},
+        {"--batch", NULL, KILN_OPT_INT, &c->batch, 1, 64, .arg = "B",
+         .help = "with --model: also the shapes of decoding up to B sequences at once (serve --parallel B)"},
         {"--precision", NULL, KILN_OPT_FN, &c->act, .fn = parse_precision, .arg = "P",
          .help = "fast (default) or strict: the precision kiln run will use; with --model, fast\n"
                  "tunes the gemv shapes that allow int8 activations (act=q8), strict the f32 ones"},
@@ -161,6 +164,8 @@ static int parse(int argc, char **argv, tune_cli *c)
         return kiln_args_usage_error("tune", "--config needs exactly one --kernel (configs are per kernel)");
     if (!c->device)
         return kiln_args_usage_error("tune", "--device is required");
+    if (c->batch > 1 && !c->model)
+        return kiln_args_usage_error("tune", "--batch needs --model (it adds that model's batch shapes)");
     return 0;
 }
 
@@ -196,8 +201,8 @@ static int collect_jobs(const tune_cli *c, job *jobs, int *n_jobs, kiln_err *e)
     const char *model_kernels[MAX_JOBS];
     int n_model = 0;
     if (c->model) {
-        int rc = kiln_model_tune_shapes(c->model, c->act, model_kernels, model_shapes, model_layout, MAX_JOBS,
-                                        &n_model, e);
+        int rc = kiln_model_tune_shapes_batch(c->model, c->act, c->batch, model_kernels, model_shapes,
+                                              model_layout, MAX_JOBS, &n_model, e);
         if (rc)
             return rc;
     }

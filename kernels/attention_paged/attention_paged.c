@@ -48,6 +48,8 @@
 
 extern const kiln_kernel kiln_kernel_attention_paged;
 extern const kiln_kernel kiln_kernel_kv_append;
+extern const kiln_kernel kiln_kernel_attention_paged_batch;
+extern const kiln_kernel kiln_kernel_kv_append_batch;
 
 /* ---- random numbers (xorshift64*, deterministic per seed) ---- */
 static uint64_t rng_next(uint64_t *s)
@@ -595,5 +597,365 @@ const kiln_kernel kiln_kernel_kv_append = {
     .problem_init = append_problem_init,
     .plan = append_plan,
     .bytes = append_bytes,
+    .flops = append_flops,
+};
+
+/* ---- the batch kernels: many sequences' tokens in one launch ----
+ *
+ * Continuous batching (engine/sched.h) runs the decode tokens of several
+ * sequences, each with its own page table, through one launch per layer.
+ * The page tables are concatenated in one i32 buffer; meta [tokens][2] gives
+ * each token's table base (its first entry's index there) and its position.
+ * Tokens of one sequence (a prefill chunk) share a base and take consecutive
+ * positions.
+ *
+ * attention_paged_batch:
+ *   slots 0 q [tokens][heads][head_dim], 1 k_pool, 2 v_pool, 3 tables,
+ *         4 out [tokens][heads][head_dim], 5 meta
+ *   token i attends positions 0..meta[i][1] of its sequence (causal);
+ *   shape: m = tokens, ctx = the longest context (the lookup bucket), the
+ *   other fields as attention_paged. Same sources and schedule space with
+ *   BATCH=1 (workgroup z = token), without the split (configs with split > 0
+ *   are invalid: the grid's z is taken).
+ * kv_append_batch:
+ *   slots 0 k_new [tokens][kv_heads][head_dim], 1 v_new, 2 k_pool (INOUT),
+ *         3 v_pool (INOUT), 4 tables, 5 meta
+ *   shape: m = tokens, ctx = the largest position written. */
+
+static void attnb_shape_key(const kiln_shape *s, char *buf, size_t n)
+{
+    snprintf(buf, n, "h%d.kv%d.d%d.p%d.ctx%d.t%lld", s->heads, s->kv_heads, s->head_dim, s->page_size, s->ctx,
+             (long long)s->m);
+}
+
+static void appendb_shape_key(const kiln_shape *s, char *buf, size_t n)
+{
+    snprintf(buf, n, "kv%d.d%d.p%d.pos%d.t%lld", s->kv_heads, s->head_dim, s->page_size, s->ctx, (long long)s->m);
+}
+
+static kiln_shape mkb(int heads, int kv, int hd, int page, int ctx, int tokens)
+{
+    kiln_shape s = mk(heads, kv, hd, page, ctx);
+    s.m = tokens;
+    return s;
+}
+
+static int attnb_shapes(int which, kiln_shape *out, int max)
+{
+    int n = 0;
+    if (which == KILN_SHAPES_CHECK) {
+        for (int m = 0; m < 3; m++) {
+            n = put(out, max, n, mkb(models[m].heads, models[m].kv, models[m].hd, 16, 300, 8));
+            n = put(out, max, n, mkb(models[m].heads, models[m].kv, models[m].hd, 64, 1024, 3));
+        }
+        n = put(out, max, n, mkb(9, 3, 64, 64, 2048, 16));
+    } else if (which == KILN_SHAPES_TUNE) {
+        /* SmolLM2 decode at 8 sequences */
+        n = put(out, max, n, mkb(9, 3, 64, 64, 256, 8));
+        n = put(out, max, n, mkb(9, 3, 64, 64, 1024, 8));
+    } else {
+        n = put(out, max, n, mkb(4, 2, 64, 16, 1, 1));     /* one token, one position */
+        n = put(out, max, n, mkb(6, 2, 64, 16, 37, 5));    /* GQA 3 */
+        n = put(out, max, n, mkb(8, 2, 128, 32, 300, 8));  /* GQA 4 */
+        n = put(out, max, n, mkb(2, 2, 128, 64, 200, 3));  /* MHA */
+    }
+    return n < max ? n : max;
+}
+
+static int appendb_shapes(int which, kiln_shape *out, int max)
+{
+    int n = 0;
+    if (which == KILN_SHAPES_CHECK) {
+        for (int m = 0; m < 3; m++) {
+            n = put(out, max, n, mkb(models[m].heads, models[m].kv, models[m].hd, 16, 300, 8));
+            n = put(out, max, n, mkb(models[m].heads, models[m].kv, models[m].hd, 64, 4095, 40));
+        }
+    } else if (which == KILN_SHAPES_TUNE) {
+        n = put(out, max, n, mkb(9, 3, 64, 64, 1024, 8));
+    } else {
+        n = put(out, max, n, mkb(4, 2, 64, 16, 0, 1));
+        n = put(out, max, n, mkb(6, 2, 64, 16, 37, 9));
+        n = put(out, max, n, mkb(8, 2, 128, 32, 95, 20));
+    }
+    return n < max ? n : max;
+}
+
+static int attnb_config_valid(const kiln_shape *s, const kiln_config *c, const kiln_fingerprint *fp, char *why,
+                              size_t n)
+{
+    if (s->m < 1 || s->m > 65535) {
+        snprintf(why, n, "tokens %lld out of 1..65535", (long long)s->m);
+        return 0;
+    }
+    if (c->v[P_SPLIT]) {
+        snprintf(why, n, "split %d: the batch kernel runs one workgroup per head group and token (split 0)",
+                 c->v[P_SPLIT]);
+        return 0;
+    }
+    return attn_config_valid(s, c, fp, why, n);
+}
+
+/* Tokens of `nseq` sequences: sequence j holds cnt[j] consecutive tokens
+ * ending at position last[j] (the last sequence's is the shape's ctx - 1).
+ * Fills counts and end positions; returns the number of sequences. */
+static int batch_layout(int tokens, int maxpos, uint64_t *rs, int *cnt, int *last)
+{
+    int nseq = 0, left = tokens;
+    while (left > 0) {
+        /* mostly single tokens (decode), sometimes a run of several (a prefill chunk) */
+        int c = rng_below(rs, 4) == 0 ? 1 + (int)rng_below(rs, (uint32_t)(left < 6 ? left : 6)) : 1;
+        if (c > maxpos + 1)
+            c = maxpos + 1;
+        cnt[nseq] = c;
+        last[nseq] = c - 1 + (int)rng_below(rs, (uint32_t)(maxpos - c + 2));
+        nseq++;
+        left -= c;
+    }
+    last[nseq - 1] = maxpos; /* the longest context is the shape's */
+    if (cnt[nseq - 1] > maxpos + 1)
+        cnt[nseq - 1] = maxpos + 1;
+    return nseq;
+}
+
+static int attnb_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e)
+{
+    kiln_err own = {0};
+    if (!e)
+        e = &own;
+    char why[128];
+    if (!shape_common_ok(s, why, sizeof why) || s->ctx < 1 || s->m < 1)
+        return kiln_fail(e, KILN_E_INVALID, "attention_paged_batch: bad shape: %s",
+                         s->ctx < 1 || s->m < 1 ? "ctx or tokens < 1" : why);
+    memset(p, 0, sizeof *p);
+    p->shape = *s;
+    int T = (int)s->m, hd = s->head_dim, ps = s->page_size, kvh = s->kv_heads, H = s->heads;
+    uint64_t rs = seed * 0x9E3779B97F4A7C15ull + 0x94D049BB133111EBull;
+    if (!rs)
+        rs = 1;
+    int *cnt = malloc(sizeof *cnt * (size_t)T), *last = malloc(sizeof *last * (size_t)T);
+    int nseq = batch_layout(T, s->ctx - 1, &rs, cnt, last), total_pages = 0, maxused = 0;
+    for (int j = 0; j < nseq; j++) {
+        int used = last[j] / ps + 1;
+        total_pages += used;
+        maxused = used > maxused ? used : maxused;
+    }
+    int n_pool = maxused + maxused / 4 + 2;
+    size_t pool_bytes = (size_t)n_pool * kvh * ps * hd * sizeof(float), row = (size_t)H * hd;
+    kiln_problem_buf *bq = kiln_problem_add(p, "q", KILN_IN, (size_t)T * row * 4, KILN_CMP_NONE, 0, e);
+    kiln_problem_buf *bk = bq ? kiln_problem_add(p, "k_pool", KILN_IN, pool_bytes, KILN_CMP_NONE, 0, e) : NULL;
+    kiln_problem_buf *bv = bk ? kiln_problem_add(p, "v_pool", KILN_IN, pool_bytes, KILN_CMP_NONE, 0, e) : NULL;
+    kiln_problem_buf *bt = bv ? kiln_problem_add(p, "tables", KILN_IN, (size_t)total_pages * 4, KILN_CMP_NONE, 0, e)
+                              : NULL;
+    kiln_problem_buf *bo = bt ? kiln_problem_add(p, "out", KILN_OUT, (size_t)T * row * 4, KILN_CMP_F32, ATTN_TOL, e)
+                              : NULL;
+    kiln_problem_buf *bm = bo ? kiln_problem_add(p, "meta", KILN_IN, (size_t)T * 8, KILN_CMP_NONE, 0, e) : NULL;
+    if (!bm) {
+        free(cnt);
+        free(last);
+        kiln_problem_free(p);
+        return e->code;
+    }
+    float *q = bq->host, *k = bk->host, *v = bv->host;
+    for (size_t i = 0; i < pool_bytes / 4; i++) {
+        k[i] = rng_unit(&rs);
+        v[i] = rng_unit(&rs);
+    }
+    /* q scaled so the softmax is far from uniform: a wrong row or page moves the output */
+    for (size_t i = 0; i < (size_t)T * row; i++)
+        q[i] = 4.0f * rng_unit(&rs);
+    int32_t *tables = bt->host, *meta = bm->host;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int j = 0, base = 0, tok = 0; j < nseq; j++) {
+        int used = last[j] / ps + 1;
+        random_table(tables + base, used, n_pool, &rs); /* each sequence its own permutation */
+        for (int c = 0; c < cnt[j]; c++, tok++) {
+            int pos = last[j] - (cnt[j] - 1) + c;
+            meta[2 * tok] = base;
+            meta[2 * tok + 1] = pos;
+            kiln_attn_reference(q + (size_t)tok * row, k, v, tables + base, (float *)bo->expect + (size_t)tok * row, H,
+                                kvh, hd, ps, pos + 1, scale);
+        }
+        base += used;
+    }
+    free(cnt);
+    free(last);
+    return 0;
+}
+
+static int attnb_plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out, kiln_err *e)
+{
+    memset(out, 0, sizeof *out);
+    int hpw = c->v[P_HPW], wg = c->v[P_WG];
+    if (s->heads % hpw || s->kv_heads <= 0 || c->v[P_SPLIT])
+        return kiln_fail(e, KILN_E_INVALID, "attention_paged_batch: hpw %d does not divide heads %d, or split %d",
+                         hpw, s->heads, c->v[P_SPLIT]);
+    kiln_plan_step *st = &out->steps[0];
+    st->source = "attention_paged";
+    st->entry = be == KILN_CPU ? "attn_paged_batch_cpu" : "attn_paged";
+    st->signature = "bbbbbbiiiiif";
+    kiln_plan_config_defines(st, &kiln_kernel_attention_paged_batch, c);
+    kiln_plan_define(st, "WRITE_PARTIAL", 0);
+    kiln_plan_define(st, "BATCH", 1);
+    st->local[0] = be == KILN_CPU ? 1 : (uint32_t)wg;
+    st->grid[0] = (uint32_t)(s->heads / hpw);
+    st->grid[1] = 1;
+    st->grid[2] = (uint32_t)s->m;
+    for (int i = 0; i < 6; i++)
+        kiln_plan_slot(st, i);
+    kiln_plan_i32(st, s->heads);
+    kiln_plan_i32(st, s->kv_heads);
+    kiln_plan_i32(st, s->head_dim);
+    kiln_plan_i32(st, s->page_size);
+    kiln_plan_i32(st, s->ctx);
+    kiln_plan_f32(st, 1.0f / sqrtf((float)s->head_dim));
+    out->n_steps = 1;
+    return 0;
+}
+
+/* an upper bound: every token reads the longest context */
+static double attnb_bytes(const kiln_shape *s) { return (double)s->m * attn_bytes(s); }
+static double attnb_flops(const kiln_shape *s) { return (double)s->m * attn_flops(s); }
+
+const kiln_kernel kiln_kernel_attention_paged_batch = {
+    .name = "attention_paged_batch",
+    .doc = "decode attention for the tokens of many sequences in one launch, each over its own page table "
+           "(continuous batching); attention_paged's sources and schedule space without the split",
+    .params = attn_params,
+    .n_params = N_ATTN_PARAMS,
+    .n_slots = 6,
+    .shapes = attnb_shapes,
+    .shape_key = attnb_shape_key,
+    .config_valid = attnb_config_valid,
+    .problem_init = attnb_problem_init,
+    .plan = attnb_plan,
+    .bytes = attnb_bytes,
+    .flops = attnb_flops,
+    .device_default = attn_device_default,
+};
+
+static int appendb_config_valid(const kiln_shape *s, const kiln_config *c, const kiln_fingerprint *fp, char *why,
+                                size_t n)
+{
+    if (s->m < 1 || s->m > 65535) {
+        snprintf(why, n, "tokens %lld out of 1..65535", (long long)s->m);
+        return 0;
+    }
+    return append_config_valid(s, c, fp, why, n);
+}
+
+static int appendb_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e)
+{
+    kiln_err own = {0};
+    if (!e)
+        e = &own;
+    char why[128];
+    if (!shape_common_ok(s, why, sizeof why) || s->m < 1)
+        return kiln_fail(e, KILN_E_INVALID, "kv_append_batch: bad shape: %s", s->m < 1 ? "tokens < 1" : why);
+    memset(p, 0, sizeof *p);
+    p->shape = *s;
+    int T = (int)s->m, hd = s->head_dim, ps = s->page_size, kvh = s->kv_heads;
+    uint64_t rs = seed * 0xD1B54A32D192ED03ull + 0x2545F4914F6CDD1Dull;
+    if (!rs)
+        rs = 1;
+    int *cnt = malloc(sizeof *cnt * (size_t)T), *last = malloc(sizeof *last * (size_t)T);
+    int nseq = batch_layout(T, s->ctx, &rs, cnt, last), total = 0, written = 0;
+    for (int j = 0; j < nseq; j++) {
+        total += last[j] / ps + 1;
+        written += last[j] / ps - (last[j] - cnt[j] + 1) / ps + 1; /* pages the sequence's new tokens touch */
+    }
+    /* every written page its own physical page (no two tokens write one row); a few spare */
+    int n_pool = written + 3;
+    size_t row = (size_t)kvh * hd, pool_bytes = (size_t)n_pool * kvh * ps * hd * sizeof(float);
+    kiln_problem_buf *bk = kiln_problem_add(p, "k_new", KILN_IN, (size_t)T * row * 4, KILN_CMP_NONE, 0, e);
+    kiln_problem_buf *bv = bk ? kiln_problem_add(p, "v_new", KILN_IN, (size_t)T * row * 4, KILN_CMP_NONE, 0, e) : NULL;
+    kiln_problem_buf *kp = bv ? kiln_problem_add(p, "k_pool", KILN_INOUT, pool_bytes, KILN_CMP_EXACT, 0, e) : NULL;
+    kiln_problem_buf *vp = kp ? kiln_problem_add(p, "v_pool", KILN_INOUT, pool_bytes, KILN_CMP_EXACT, 0, e) : NULL;
+    kiln_problem_buf *bt = vp ? kiln_problem_add(p, "tables", KILN_IN, (size_t)total * 4, KILN_CMP_NONE, 0, e) : NULL;
+    kiln_problem_buf *bm = bt ? kiln_problem_add(p, "meta", KILN_IN, (size_t)T * 8, KILN_CMP_NONE, 0, e) : NULL;
+    if (!bm) {
+        free(cnt);
+        free(last);
+        kiln_problem_free(p);
+        return e->code;
+    }
+    float *kn = bk->host, *vn = bv->host, *kpool = kp->host, *vpool = vp->host;
+    int32_t *tables = bt->host, *meta = bm->host;
+    for (size_t i = 0; i < (size_t)T * row; i++) {
+        kn[i] = rng_unit(&rs);
+        vn[i] = rng_unit(&rs);
+    }
+    for (size_t i = 0; i < pool_bytes / 4; i++) {
+        kpool[i] = rng_unit(&rs);
+        vpool[i] = rng_unit(&rs);
+    }
+    memcpy(kp->expect, kpool, pool_bytes);
+    memcpy(vp->expect, vpool, pool_bytes);
+    /* written pages: a shuffled list of distinct physical pages, so a kernel that ignores a table
+     * (or the base) writes the wrong page */
+    int32_t *phys = malloc(sizeof *phys * (size_t)n_pool);
+    random_table(phys, n_pool, n_pool, &rs); /* a permutation of the pool */
+    for (int j = 0, base = 0, tok = 0, next = 0; j < nseq; j++) {
+        int used = last[j] / ps + 1, first = last[j] - cnt[j] + 1;
+        for (int i = 0; i < used; i++)
+            tables[base + i] = i >= first / ps ? phys[next++] : (int32_t)rng_below(&rs, (uint32_t)n_pool);
+        for (int c = 0; c < cnt[j]; c++, tok++) {
+            int pos = first + c;
+            meta[2 * tok] = base;
+            meta[2 * tok + 1] = pos;
+            for (int h = 0; h < kvh; h++) {
+                size_t dst = (((size_t)tables[base + pos / ps] * kvh + h) * ps + pos % ps) * hd;
+                memcpy((float *)kp->expect + dst, kn + (size_t)tok * row + (size_t)h * hd, (size_t)hd * 4);
+                memcpy((float *)vp->expect + dst, vn + (size_t)tok * row + (size_t)h * hd, (size_t)hd * 4);
+            }
+        }
+        base += used;
+    }
+    free(phys);
+    free(cnt);
+    free(last);
+    return 0;
+}
+
+static int appendb_plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out,
+                        kiln_err *e)
+{
+    (void)e;
+    memset(out, 0, sizeof *out);
+    int wg = c->v[0];
+    kiln_plan_step *st = &out->steps[0];
+    st->source = "attention_paged";
+    st->entry = be == KILN_CPU ? "kv_append_batch_cpu" : "kv_append";
+    st->signature = "bbbbbbiiii";
+    kiln_plan_config_defines(st, &kiln_kernel_kv_append_batch, c);
+    kiln_plan_define(st, "BATCH", 1);
+    int n = s->kv_heads * s->head_dim;
+    st->local[0] = be == KILN_CPU ? 1 : (uint32_t)wg;
+    st->grid[0] = be == KILN_CPU ? 1 : (uint32_t)((n + wg - 1) / wg);
+    st->grid[1] = (uint32_t)s->m;
+    st->grid[2] = 1;
+    for (int i = 0; i < 6; i++)
+        kiln_plan_slot(st, i);
+    kiln_plan_i32(st, 0); /* positions come from meta */
+    kiln_plan_i32(st, s->page_size);
+    kiln_plan_i32(st, s->kv_heads);
+    kiln_plan_i32(st, s->head_dim);
+    out->n_steps = 1;
+    return 0;
+}
+
+static double appendb_bytes(const kiln_shape *s) { return (double)s->m * (append_bytes(s) + 8.0); }
+
+const kiln_kernel kiln_kernel_kv_append_batch = {
+    .name = "kv_append_batch",
+    .doc = "write the K and V rows of many sequences' tokens into their pages in one launch (continuous batching)",
+    .params = append_params,
+    .n_params = 1,
+    .n_slots = 6,
+    .shapes = appendb_shapes,
+    .shape_key = appendb_shape_key,
+    .config_valid = appendb_config_valid,
+    .problem_init = appendb_problem_init,
+    .plan = appendb_plan,
+    .bytes = appendb_bytes,
     .flops = append_flops,
 };

@@ -17,6 +17,9 @@
 #ifndef WRITE_PARTIAL
 #define WRITE_PARTIAL 0
 #endif
+#ifndef BATCH
+#define BATCH 0 /* 1: the _batch kernels: one token per workgroup row (see attention_paged.c), meta [tokens][2] */
+#endif
 #define MAXHD 256
 #if defined(TILE) && WG > TILE
 #define LANES (WG / TILE) /* threads per position in the score pass */
@@ -50,9 +53,21 @@
 
 KERNEL_WG(WG)
 attn_paged(GLOBAL const float *q, GLOBAL const float *kp, GLOBAL const float *vp,
-           GLOBAL const int *table, GLOBAL float *out, int heads, int kv_heads, int head_dim,
-           int page_size, int ctx, float scale)
+           GLOBAL const int *table, GLOBAL float *out,
+#if BATCH
+           GLOBAL const int *meta,
+#endif
+           int heads, int kv_heads, int head_dim, int page_size, int ctx, float scale)
 {
+#if BATCH /* token z: its query and output rows, its page table, its context */
+    {
+        const int tok = (int)GROUP_ID(2);
+        q += (size_t)tok * (size_t)(heads * head_dim);
+        out += (size_t)tok * (size_t)(heads * head_dim);
+        table += meta[2 * tok];
+        ctx = meta[2 * tok + 1] + 1;
+    }
+#endif
     SHARED float qs[HPW * MAXHD];
     SHARED float ss[HPW * TILE];
     SHARED float pp[HPW * TILE];
@@ -266,11 +281,24 @@ attn_paged_combine(GLOBAL const float *part, GLOBAL float *out, int heads, int h
 /* one thread per element of [kv_heads][head_dim] */
 KERNEL_WG(WG)
 kv_append(GLOBAL const float *k_new, GLOBAL const float *v_new, GLOBAL float *kp, GLOBAL float *vp,
-          GLOBAL const int *table, int pos, int page_size, int kv_heads, int head_dim)
+          GLOBAL const int *table,
+#if BATCH
+          GLOBAL const int *meta,
+#endif
+          int pos, int page_size, int kv_heads, int head_dim)
 {
     const int i = (int)GLOBAL_ID(0);
     if (i >= kv_heads * head_dim)
         return;
+#if BATCH /* token y: its K/V rows, its page table, its position */
+    {
+        const int tok = (int)GROUP_ID(1);
+        k_new += (size_t)tok * (size_t)(kv_heads * head_dim);
+        v_new += (size_t)tok * (size_t)(kv_heads * head_dim);
+        table += meta[2 * tok];
+        pos = meta[2 * tok + 1];
+    }
+#endif
     const int kvh = i / head_dim, d = i % head_dim;
     const uint phys = (uint)table[pos / page_size];
     const int r = (pos + KILN_TEST_BREAK) % page_size;

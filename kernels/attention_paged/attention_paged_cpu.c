@@ -454,6 +454,45 @@ static void attn_paged_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t
     (void)isa;
 }
 
+/* attention_paged_batch: workgroup w = head group w % groups of token w / groups, whose
+ * query/output rows, page table and context come from meta (attention_paged.c). */
+static void attn_paged_batch_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_end)
+{
+    attn_args base = {
+        .q = l->ptr[0], .kp = l->ptr[1], .vp = l->ptr[2], .table = l->ptr[3], .out = l->ptr[4],
+        .heads = l->arg[6].i32, .kv_heads = l->arg[7].i32, .hd = l->arg[8].i32, .ps = l->arg[9].i32,
+        .scale = l->arg[11].f32,
+        .tile = (int)kiln_define_get(l->defines, l->n_defines, "TILE", 64),
+        .hpw = (int)kiln_define_get(l->defines, l->n_defines, "HPW", 1),
+        .brk = (int)kiln_define_get(l->defines, l->n_defines, "KILN_TEST_BREAK", 0),
+        .ngroups = l->grid[0], .nsplit = 1,
+    };
+    const int32_t *meta = l->ptr[5];
+    if (base.tile > MAX_TILE)
+        base.tile = MAX_TILE;
+    if (base.hpw > MAX_HPW || base.hd > KILN_ATT_MAX_HD)
+        return; /* rejected by config_valid; never reached */
+    int isa = kiln_cpu_isa_level(l->isa);
+    size_t row = (size_t)base.heads * (size_t)base.hd;
+    for (uint32_t w = wg_begin; w < wg_end; w++) {
+        uint32_t g = w % base.ngroups, tok = w / base.ngroups;
+        attn_args a = base;
+        a.q += tok * row;
+        a.out += tok * row;
+        a.table += meta[2 * tok];
+        a.ctx = meta[2 * tok + 1] + 1;
+#ifdef KILN_X86
+        if (isa == 2)
+            attn_wg_avx512(&a, g, 0);
+        else if (isa == 1)
+            attn_wg_avx2(&a, g, 0);
+        else
+#endif
+            attn_wg_scalar(&a, g, 0);
+    }
+    (void)isa;
+}
+
 /* part [heads][nsplit][2 + hd] -> out [heads][hd] */
 static void attn_paged_combine_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_end)
 {
@@ -503,7 +542,29 @@ static void kv_append_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t 
     }
 }
 
+/* kv_append_batch: workgroup = token (meta: its table base and position) */
+static void kv_append_batch_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_end)
+{
+    const float *kn = l->ptr[0], *vn = l->ptr[1];
+    float *kp = l->ptr[2], *vp = l->ptr[3];
+    const int32_t *tables = l->ptr[4], *meta = l->ptr[5];
+    int ps = l->arg[7].i32, kvh = l->arg[8].i32, hd = l->arg[9].i32;
+    int brk = (int)kiln_define_get(l->defines, l->n_defines, "KILN_TEST_BREAK", 0);
+    size_t row = (size_t)kvh * (size_t)hd;
+    for (uint32_t tok = wg_begin; tok < wg_end; tok++) {
+        int pos = meta[2 * tok + 1];
+        size_t phys = (uint32_t)tables[meta[2 * tok] + pos / ps];
+        for (int h = 0; h < kvh; h++) {
+            size_t dst = ((phys * kvh + h) * ps + (size_t)((pos + brk) % ps)) * hd;
+            memcpy(kp + dst, kn + tok * row + (size_t)h * hd, (size_t)hd * sizeof(float));
+            memcpy(vp + dst, vn + tok * row + (size_t)h * hd, (size_t)hd * sizeof(float));
+        }
+    }
+}
+
 const kiln_cpu_entry kiln_cpu_entries_attention_paged[] = {
+    {"attn_paged_batch_cpu", attn_paged_batch_cpu},
+    {"kv_append_batch_cpu", kv_append_batch_cpu},
     {"attn_paged_cpu", attn_paged_cpu},
     {"attn_paged_combine_cpu", attn_paged_combine_cpu},
     {"kv_append_cpu", kv_append_cpu},

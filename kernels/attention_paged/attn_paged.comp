@@ -8,6 +8,9 @@
 #ifndef WRITE_PARTIAL
 #define WRITE_PARTIAL 0
 #endif
+#ifndef BATCH
+#define BATCH 0 /* 1: attention_paged_batch, one token per workgroup z (see attention_paged.c) */
+#endif
 #define MAXHD 256
 #if defined(TILE) && WG > TILE
 #define LANES (WG / TILE) /* threads per position in the score pass */
@@ -24,6 +27,9 @@ layout(std430, binding = 1) readonly buffer KP { float kp[]; };
 layout(std430, binding = 2) readonly buffer VP { float vp[]; };
 layout(std430, binding = 3) readonly buffer PT { int table[]; };
 layout(std430, binding = 4) writeonly buffer OUT { float outb[]; };
+#if BATCH
+layout(std430, binding = 5) readonly buffer META { int meta[]; }; /* [tokens][2]: table base, position */
+#endif
 layout(push_constant) uniform PC {
     int heads;
     int kv_heads;
@@ -48,17 +54,25 @@ void main()
 {
     const int t = int(gl_LocalInvocationID.x);
     const int g = int(gl_WorkGroupID.x);
+#if BATCH
+    const int tok = int(gl_WorkGroupID.z);
+    const int tb = meta[2 * tok];
+    const int ctx_ = meta[2 * tok + 1] + 1;
+    const int qb = tok * pc.heads * pc.head_dim;
+#else
+    const int tb = 0, ctx_ = pc.ctx, qb = 0;
+#endif
     const int split = int(gl_WorkGroupID.y);
     const int nsplit = int(gl_NumWorkGroups.y);
     const int h0 = g * HPW;
     const int kvh = h0 / (pc.heads / pc.kv_heads);
-    int pb = 0, pe = pc.ctx;
+    int pb = 0, pe = ctx_;
 #if SPLIT > 0
     pb = split * SPLIT;
-    pe = min(pc.ctx, pb + SPLIT);
+    pe = min(ctx_, pb + SPLIT);
 #endif
     for (int i = t; i < HPW * pc.head_dim; i += WG)
-        qs[i] = q[h0 * pc.head_dim + i] * pc.scale;
+        qs[i] = q[qb + h0 * pc.head_dim + i] * pc.scale;
 
     const int lane = t % LANES, pslot = t / LANES;
     const int hv = pc.head_dim / VEC;
@@ -85,7 +99,7 @@ void main()
             uint off = 0;
             if (p < pe) {
                 int r = max(p % pc.page_size, KILN_TEST_BREAK); /* break: row 1 read for row 0 */
-                uint phys = uint(table[p / pc.page_size]);
+                uint phys = uint(table[tb + p / pc.page_size]);
                 off = ((phys * uint(pc.kv_heads) + uint(kvh)) * uint(pc.page_size) + uint(r)) * uint(pc.head_dim);
                 for (int d = lane * VEC; d < pc.head_dim; d += LANES * VEC) {
                     float kv[VEC];
@@ -217,7 +231,7 @@ void main()
 #if WRITE_PARTIAL
                         outb[rec + 2 + col * VEC + c] = acc[(hh * NDMAX + i) * VEC + c];
 #else
-                        outb[h * pc.head_dim + col * VEC + c] = acc[(hh * NDMAX + i) * VEC + c] * inv;
+                        outb[qb + h * pc.head_dim + col * VEC + c] = acc[(hh * NDMAX + i) * VEC + c] * inv;
 #endif
                     }
             }

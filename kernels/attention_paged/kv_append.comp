@@ -4,12 +4,18 @@
 #ifndef KILN_TEST_BREAK
 #define KILN_TEST_BREAK 0
 #endif
+#ifndef BATCH
+#define BATCH 0 /* 1: kv_append_batch, token gl_WorkGroupID.y at meta's table base and position */
+#endif
 
 layout(std430, binding = 0) readonly buffer KN { float k_new[]; };
 layout(std430, binding = 1) readonly buffer VN { float v_new[]; };
 layout(std430, binding = 2) buffer KP { float kp[]; };
 layout(std430, binding = 3) buffer VP { float vp[]; };
 layout(std430, binding = 4) readonly buffer PT { int table[]; };
+#if BATCH
+layout(std430, binding = 5) readonly buffer META { int meta[]; }; /* [tokens][2]: table base, position */
+#endif
 layout(push_constant) uniform PC {
     int pos;
     int page_size;
@@ -23,9 +29,15 @@ void main()
     if (i >= pc.kv_heads * pc.head_dim)
         return;
     const int kvh = i / pc.head_dim, d = i % pc.head_dim;
-    const uint phys = uint(table[pc.pos / pc.page_size]);
-    const int r = (pc.pos + KILN_TEST_BREAK) % pc.page_size;
+#if BATCH
+    const int tok = int(gl_WorkGroupID.y);
+    const int tb = meta[2 * tok], pos = meta[2 * tok + 1], src = tok * pc.kv_heads * pc.head_dim + i;
+#else
+    const int tb = 0, pos = pc.pos, src = i;
+#endif
+    const uint phys = uint(table[tb + pos / pc.page_size]);
+    const int r = (pos + KILN_TEST_BREAK) % pc.page_size;
     const uint dst = ((phys * uint(pc.kv_heads) + uint(kvh)) * uint(pc.page_size) + uint(r)) * uint(pc.head_dim) + uint(d);
-    kp[dst] = k_new[i];
-    vp[dst] = v_new[i];
+    kp[dst] = k_new[src];
+    vp[dst] = v_new[src];
 }

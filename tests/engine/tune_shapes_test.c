@@ -115,6 +115,26 @@ static void check_tiny(const char *path, int quant)
     int n2 = 0;
     CHECK(kiln_model_tune_shapes(path, KILN_ACT_F32, kn, sh, NULL, 3, &n2, &e) == KILN_E_FULL && strstr(e.msg, "28"),
           "max 3: %s", e.msg);
+
+    /* --batch 8: the continuous-batching token classes 2, 4 and 8 on top: every projection's gemm (5
+     * pairs) and the LM head's at each, one kv_append_batch and attention_paged_batch (bucket 256) each */
+    int nb = 0;
+    CHECK_OK(kiln_model_tune_shapes_batch(path, KILN_ACT_F32, 8, kn, sh, NULL, MAXP, &nb, &e), &e);
+    CHECK(count(nb, "gemm_int4") == 5 + 3 * 6 && count(nb, "kv_append_batch") == 3 &&
+              count(nb, "attention_paged_batch") == 3 && count(nb, "gemv_int4") == 7,
+          "batch 8: %d gemm, %d kv_append_batch, %d attention_paged_batch", count(nb, "gemm_int4"),
+          count(nb, "kv_append_batch"), count(nb, "attention_paged_batch"));
+    CHECK(has(nb, "attention_paged_batch",
+              (kiln_shape){.heads = 4, .kv_heads = 2, .head_dim = 16, .page_size = 64, .ctx = 256, .m = 8}) &&
+              has(nb, "kv_append_batch",
+                  (kiln_shape){.heads = 4, .kv_heads = 2, .head_dim = 16, .page_size = 64, .ctx = 0, .m = 2}) &&
+              has(nb, "rmsnorm", (kiln_shape){.m = 4, .k = 64, .op = 1}),
+          "batch 8: a batch attention, kv_append or rmsnorm class is missing");
+    for (int i = 0; i < nb; i++)
+        CHECK(kiln_kernel_find(kn[i]) != NULL, "unknown kernel %s", kn[i]);
+    int n1 = 0;
+    CHECK_OK(kiln_model_tune_shapes_batch(path, KILN_ACT_F32, 1, kn, sh, NULL, MAXP, &n1, &e), &e);
+    CHECK(n1 == 28, "batch 1 adds nothing: %d pairs", n1);
 }
 
 int main(void)
