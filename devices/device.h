@@ -55,6 +55,7 @@ typedef struct kiln_fingerprint {
     uint32_t subgroup_min;     /* supported range (== subgroup_size if fixed) */
     uint32_t subgroup_max;
     uint32_t has_subgroup_ops; /* arithmetic subgroup reductions usable from kernels */
+    uint32_t has_int64;        /* 64-bit integers usable from kernels (Vulkan: shaderInt64, enabled when present) */
     uint64_t local_mem_bytes;  /* shared / local memory per workgroup */
     uint32_t max_workgroup;    /* max threads per workgroup */
     uint64_t memory_bytes;     /* global memory */

@@ -565,6 +565,7 @@ static void fingerprint(cuda_impl *c, kiln_fingerprint *fp)
     int warp = attr(c, CU_DEVICE_ATTRIBUTE_WARP_SIZE);
     fp->subgroup_size = fp->subgroup_min = fp->subgroup_max = (uint32_t)(warp > 0 ? warp : 32);
     fp->has_subgroup_ops = 1; /* __shfl_*_sync */
+    fp->has_int64 = 1;
     fp->local_mem_bytes = (uint64_t)attr(c, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK);
     fp->max_workgroup = (uint32_t)attr(c, CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK);
     size_t mem = 0;

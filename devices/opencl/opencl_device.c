@@ -388,6 +388,7 @@ static void fingerprint(cl_impl *c, cl_platform_id plat, kiln_fingerprint *fp)
     /* OpenCL C 1.2 has no subgroup functions: Kiln's sources don't use them */
     fp->subgroup_size = fp->subgroup_min = fp->subgroup_max = 1;
     fp->has_subgroup_ops = 0;
+    fp->has_int64 = 1; /* OpenCL C has long */
 }
 
 static int open_dev(int index, kiln_device **out, kiln_err *e)

@@ -293,6 +293,9 @@ static void fingerprint(vk_dev *vk, int has_sg_ext, int has_driver_props)
         fp->llc_bytes = l3 > 0 ? (uint64_t)l3 : l2 > 0 ? (uint64_t)l2 : 0;
 #endif
     }
+    VkPhysicalDeviceFeatures2 feat = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2};
+    f->vkGetPhysicalDeviceFeatures2(vk->phys, &feat);
+    fp->has_int64 = feat.features.shaderInt64 ? 1 : 0; /* create_device enables it */
     fp->subgroup_size = sg.subgroupSize ? sg.subgroupSize : 1;
     fp->subgroup_min = fp->subgroup_max = fp->subgroup_size;
     if (has_sg_ext && sgc.minSubgroupSize && sgc.maxSubgroupSize) {

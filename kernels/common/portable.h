@@ -32,6 +32,8 @@
  *   STORE_HALF_RTE(v, i, p), STORE_HALF2_RTE(v2, i, p), STORE_HALF4_RTE(v4, i, p)
  *                          float(s) to f16 at element (pair, quad) i of p,
  *                          round to nearest even
+ *   LOADU2/LOADU4(i, p)    uint2 / uint4 number i of a uint pointer (8- / 16-byte
+ *                          loads; CUDA needs p + 2i / 4i aligned to the vector)
  *   FLOAT2(a, b), FLOAT4(a, b, c, d), LOAD2/LOAD4(i, p), STORE2/STORE4(v, i, p),
  *   DOT(a, b), and + += * on float2/float4 (CUDA: defined here)
  *                          vector i of a float pointer; CUDA needs it aligned
@@ -75,6 +77,8 @@ typedef long i64;
 #define FLOAT4(a, b, c, d) ((float4)((a), (b), (c), (d)))
 #define LOAD2(i, p) vload2((i), (p))
 #define LOAD4(i, p) vload4((i), (p))
+#define LOADU2(i, p) vload2((i), (p))
+#define LOADU4(i, p) vload4((i), (p))
 #define STORE2(v, i, p) vstore2((v), (i), (p))
 #define STORE4(v, i, p) vstore4((v), (i), (p))
 #define DOT(a, b) dot((a), (b))
@@ -145,6 +149,8 @@ INLINE void STORE_HALF4_RTE(float4 v, i64 i, void *p)
 #define FLOAT4(a, b, c, d) make_float4((a), (b), (c), (d))
 #define LOAD2(i, p) (((const float2 *)(p))[i])
 #define LOAD4(i, p) (((const float4 *)(p))[i])
+#define LOADU2(i, p) (((const uint2 *)(p))[i])
+#define LOADU4(i, p) (((const uint4 *)(p))[i])
 #define STORE2(v, i, p) (((float2 *)(p))[i] = (v))
 #define STORE4(v, i, p) (((float4 *)(p))[i] = (v))
 INLINE float DOT(float a, float b) { return a * b; }

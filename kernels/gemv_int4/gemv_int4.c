@@ -37,8 +37,9 @@ static const kiln_param params[] = {
     {"reduce", "REDUCE", "0 shared-memory tree, 1 subgroup adds (gpu)", 2, {0, 1}, 0},
     {"layout", "LAYOUT",
      "0 a workgroup shares each row's K (gpu), 1 one invocation per row with x uniform across the subgroup "
-     "(drivers that run invocations in CPU SIMD lanes: lavapipe, PoCL)",
-     2, {0, 1}, 0},
+     "(drivers that run invocations in CPU SIMD lanes: lavapipe, PoCL), 2 one invocation per `rows` rows, "
+     "`vec` words per load, x read once per step for all its rows",
+     3, {0, 1, 2}, 0},
     /* One thread's int4 weight stream ran at ~5 GB/s against 14 GB/s of plain
      * reads on the Xeon VM of bench/results (latency-bound). Software
      * prefetch measured as a tie there (tune, interleaved re-measure), so it
@@ -54,8 +55,16 @@ static const kiln_param params[] = {
      2, {0, 1}, 0},
     {"ilv", "ILV", "weight layout: rows interleaved word by word in tiles of 1 (row-major), 4, 8 or 16 (cpu, act 1)",
      4, {1, 4, 8, 16}, 1},
+    {"xsg", "XSG",
+     "layout 2 on Vulkan: x loaded once per subgroup of this many lanes (the device's fixed subgroup size) and "
+     "shared by subgroupBroadcast (0: every invocation loads x itself)",
+     4, {0, 4, 8, 16}, 0},
+    {"w64", "W64",
+     "layout 2 on Vulkan: weight words loaded as 64-bit pairs (lavapipe loads lane by lane, one scalar per "
+     "component: half the loads); vec 2 or 4, the device must have shaderInt64",
+     2, {0, 1}, 0},
 };
-enum { P_WG, P_ROWS, P_VEC, P_UNROLL, P_SPLITK, P_REDUCE, P_LAYOUT, P_PREFETCH, P_ACT, P_ILV, N_PARAMS };
+enum { P_WG, P_ROWS, P_VEC, P_UNROLL, P_SPLITK, P_REDUCE, P_LAYOUT, P_PREFETCH, P_ACT, P_ILV, P_XSG, P_W64, N_PARAMS };
 
 int kiln_gemv_elems_per_word(int quant)
 {
@@ -122,6 +131,57 @@ static int check(const kiln_shape *s, const kiln_config *c, const kiln_fingerpri
     if ((uint32_t)wg > fp->max_workgroup) {
         snprintf(why, n, "wg %d > device max %u", wg, fp->max_workgroup);
         return 0;
+    }
+    int xsg = c->v[P_XSG];
+    if (xsg && c->v[P_LAYOUT] != 2) {
+        snprintf(why, n, "xsg applies to layout 2 only");
+        return 0;
+    }
+    if (xsg) {
+        int64_t epw = kiln_gemv_elems_per_word(s->quant);
+        if (fp->backend != KILN_VULKAN) {
+            snprintf(why, n, "xsg is built for Vulkan only (OpenCL 1.2 has no subgroups)");
+            return 0;
+        }
+        if (!fp->has_subgroup_ops || fp->subgroup_min != (uint32_t)xsg || fp->subgroup_max != (uint32_t)xsg) {
+            snprintf(why, n, "xsg %d needs a fixed subgroup size of %d (device: %u-%u)", xsg, xsg, fp->subgroup_min,
+                     fp->subgroup_max);
+            return 0;
+        }
+        if (wg % xsg || s->quant == KILN_F16 || s->group % (4 * xsg) || vec * epw > 4 * xsg) {
+            snprintf(why, n, "xsg %d needs wg a multiple of it, an int4 or q8_0 matrix whose group is a multiple of "
+                     "%d, and vec * elements per word <= %d", xsg, 4 * xsg, 4 * xsg);
+            return 0;
+        }
+    }
+    if (c->v[P_W64]) {
+        if (c->v[P_LAYOUT] != 2 || fp->backend != KILN_VULKAN || !fp->has_int64 || vec < 2) {
+            snprintf(why, n, "w64 needs layout 2 on Vulkan with shaderInt64 and vec 2 or 4");
+            return 0;
+        }
+    }
+    if (c->v[P_LAYOUT] == 2) {
+        /* one invocation per `rows` rows: wg, rows and vec are the choices */
+        for (int i = P_UNROLL; i <= P_REDUCE; i++)
+            if (c->v[i] != params[i].def) {
+                snprintf(why, n, "%s does not apply to layout 2 (an invocation walks whole rows)", params[i].name);
+                return 0;
+            }
+        if (c->v[P_ROWS] > 8) {
+            snprintf(why, n, "rows %d: layout 2 keeps at most 8 rows per invocation (registers)", c->v[P_ROWS]);
+            return 0;
+        }
+        /* vector loads stay inside a group (one scale each) and aligned:
+         * words_per_row a multiple of vec (int4 and q8_0 rows are whole
+         * groups; f16 rows are ceil(K/2) words) */
+        int64_t epw = kiln_gemv_elems_per_word(s->quant);
+        int64_t unit = s->quant == KILN_F16 ? (s->k + 1) / 2 : s->group / epw;
+        if (unit % vec) {
+            snprintf(why, n, "vec %d must divide the %lld words of a %s", vec, (long long)unit,
+                     s->quant == KILN_F16 ? "row" : "group");
+            return 0;
+        }
+        return 1;
     }
     if (c->v[P_LAYOUT] == 1) {
         /* one invocation per row: only the workgroup size is a choice */
@@ -409,17 +469,29 @@ static int plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be,
         return plan_cpu_q8(s, c, dims.words_per_row, dims.groups_per_row, out);
     kiln_plan_step *st = &out->steps[0];
     out->n_steps = 1;
-    /* layout 1: one invocation per row (entry gemv_int4_rows; split-K and
-     * rows per workgroup stay at their defaults there, see config_valid) */
-    int by_row = be != KILN_CPU && c->v[P_LAYOUT] == 1;
-    int rows = by_row ? c->v[P_WG] : c->v[P_ROWS], splitk = be == KILN_CPU ? 1 : c->v[P_SPLITK];
+    /* layouts 1 and 2 (gpu): invocations own whole rows (entries
+     * gemv_int4_rows, gemv_int4_vec; split-K stays 1 there, see check) */
+    int layout = be == KILN_CPU ? 0 : c->v[P_LAYOUT];
+    /* rows per workgroup: layout 1 one per invocation, layout 2 `rows` per invocation */
+    int rows = layout == 1 ? c->v[P_WG] : layout == 2 ? c->v[P_WG] * c->v[P_ROWS] : c->v[P_ROWS];
+    int splitk = be == KILN_CPU ? 1 : c->v[P_SPLITK];
     st->source = "gemv_int4";
-    st->entry = by_row ? "gemv_int4_rows" : be == KILN_CPU ? "gemv_int4_cpu" : "gemv_int4";
+    st->entry = layout == 1 ? "gemv_int4_rows"
+                : layout == 2 ? "gemv_int4_vec"
+                : be == KILN_CPU ? "gemv_int4_cpu"
+                                 : "gemv_int4";
     st->signature = "bbbbbuuuu";
-    if (by_row)
+    if (layout == 1) {
         kiln_plan_define(st, "WG", c->v[P_WG]);
-    else
+    } else if (layout == 2) {
+        kiln_plan_define(st, "WG", c->v[P_WG]);
+        kiln_plan_define(st, "ROWS", c->v[P_ROWS]);
+        kiln_plan_define(st, "VEC", c->v[P_VEC]);
+        kiln_plan_define(st, "XSG", c->v[P_XSG]);
+        kiln_plan_define(st, "W64", c->v[P_W64]);
+    } else {
         kiln_plan_config_defines(st, &kiln_kernel_gemv_int4, c);
+    }
     kiln_plan_define(st, "QUANT", s->quant);
     kiln_plan_define(st, "GROUP", group ? group : 1);
     st->local[0] = be == KILN_CPU ? 1 : (uint32_t)c->v[P_WG];
@@ -470,13 +542,36 @@ static double bytes(const kiln_shape *s)
 
 static double flops(const kiln_shape *s) { return 2.0 * (double)s->m * (double)s->k; }
 
-/* GPU backends whose driver runs on CPU cores: one invocation per row.
- * Measured against layout 0 in the same tune session (2-core EPYC):
- * lavapipe 2.85-3.0x, PoCL 1.9-2.4x on 576x576 q4_1 and 49152x576 q8_0. */
+/* GPU backends whose driver runs on CPU cores: invocations own whole rows.
+ * Layout 1 against layout 0 in the same tune session (2-core EPYC):
+ * lavapipe 2.85-3.0x, PoCL 1.9-2.4x on 576x576 q4_1 and 49152x576 q8_0.
+ * lavapipe: layout 2 with 8 rows per invocation, uvec4 loads as 64-bit
+ * pairs and x through subgroup broadcasts, 5.1x layout 1 on 1536x576 q4_1
+ * (tune --config, same session; bench/results/gpu-gemv.md); where a shape
+ * or the device does not allow a piece, the next candidate without it. */
 static void device_default(const kiln_fingerprint *fp, const kiln_shape *s, kiln_config *c)
 {
     if (fp->backend != KILN_CPU && fp->cpu_device)
         c->v[P_LAYOUT] = 1;
+    if (fp->backend == KILN_VULKAN && fp->cpu_device) {
+        int sg = fp->has_subgroup_ops && fp->subgroup_min == fp->subgroup_max ? (int)fp->subgroup_size : 0;
+        const int cand[][4] = {/* vec, xsg, w64, rows */
+                               {4, sg, 1, 8}, {4, sg, 0, 8}, {4, 0, 1, 8}, {4, 0, 0, 8}, {2, 0, 0, 8}, {1, 0, 0, 8}};
+        kiln_config t = *c;
+        char why[160];
+        for (size_t i = 0; i < sizeof cand / sizeof cand[0]; i++) {
+            t.v[P_LAYOUT] = 2;
+            t.v[P_WG] = 32;
+            t.v[P_VEC] = cand[i][0];
+            t.v[P_XSG] = cand[i][1] == 4 || cand[i][1] == 8 || cand[i][1] == 16 ? cand[i][1] : 0;
+            t.v[P_W64] = cand[i][2];
+            t.v[P_ROWS] = cand[i][3];
+            if (s ? check(s, &t, fp, why, sizeof why) : !t.v[P_W64] || fp->has_int64) {
+                *c = t;
+                break;
+            }
+        }
+    }
     if (s && s->ilv > 1) { /* a matrix already interleaved: the int8 path over its tiles */
         c->v[P_ACT] = 1;
         c->v[P_ILV] = s->ilv;

@@ -189,3 +189,157 @@ gemv_int4_rows(GLOBAL const uint *RESTRICT qs, GLOBAL const ushort *RESTRICT sca
 #endif
     y[row] = acc;
 }
+
+/* Layout 2: one work-item owns ROWS consecutive rows and walks their whole
+ * K, VEC words per load (VEC 4: one 16-byte load per row and step), with x
+ * read once per step for all ROWS rows (uniform across the work-items, so a
+ * CPU driver broadcasts it). Within a group it sums codes * x and x apart
+ * and applies the zero point and the min once per group:
+ * sum (c - z) s x + m x = s (sum c x - z sum x) + m sum x. */
+#define XN (VEC * EPW) /* x values per step */
+
+/* VEC words of p from word i (a multiple of VEC) */
+INLINE void load_words(GLOBAL const uint *RESTRICT p, size_t i, uint *wv)
+{
+#if VEC == 4
+    uint4 v = LOADU4(i / 4, p);
+    wv[0] = v.x;
+    wv[1] = v.y;
+    wv[2] = v.z;
+    wv[3] = v.w;
+#elif VEC == 2
+    uint2 v = LOADU2(i / 2, p);
+    wv[0] = v.x;
+    wv[1] = v.y;
+#else
+    wv[0] = p[i];
+#endif
+}
+
+/* XN values of x from k0 (a multiple of XN, all < K) */
+INLINE void load_x(GLOBAL const float *RESTRICT x, uint k0, float *xv)
+{
+#if XN >= 4
+    UNROLL_HINT
+    for (uint i = 0; i < XN / 4; i++) {
+        float4 v = LOAD4(k0 / 4 + i, x);
+        xv[4 * i] = v.x;
+        xv[4 * i + 1] = v.y;
+        xv[4 * i + 2] = v.z;
+        xv[4 * i + 3] = v.w;
+    }
+#else
+    UNROLL_HINT
+    for (uint i = 0; i < XN; i++)
+        xv[i] = x[k0 + i];
+#endif
+#ifdef KILN_TEST_BREAK
+    if (k0 == 0)
+        xv[0] = x[1];
+#endif
+}
+
+#if QUANT != 4
+/* code j of word w as the dot product multiplies it (int4: 0..15, the zero
+ * point comes off per group; q8_0: the signed byte) */
+INLINE float elem(uint w, uint j)
+{
+#if QUANT <= 2
+    return (float)((w >> (4 * j)) & 0xFu);
+#else
+    return (float)((signed char)((w >> (8 * j)) & 0xFFu));
+#endif
+}
+#endif
+
+KERNEL_WG(WG)
+gemv_int4_vec(GLOBAL const uint *RESTRICT qs, GLOBAL const ushort *RESTRICT scales, GLOBAL const ushort *RESTRICT mins,
+              GLOBAL const float *RESTRICT x, GLOBAL float *RESTRICT y, uint M, uint K, uint wpr, uint gpr)
+{
+    uint row0 = GLOBAL_ID(0) * ROWS;
+    if (row0 >= M)
+        return;
+    size_t base[ROWS], sbase[ROWS]; /* first word, first scale of each row */
+    float acc[ROWS];
+    UNROLL_HINT
+    for (int r = 0; r < ROWS; r++) {
+        uint row = min(row0 + r, M - 1); /* rows past M repeat the last, not stored */
+        base[r] = (size_t)row * wpr;
+        sbase[r] = (size_t)row * gpr;
+        acc[r] = 0.0f;
+    }
+#if QUANT == 4
+    /* f16: no groups; steps of XN elements, then the tail one by one (the
+     * weights read as halves: OpenCL 1.2 converts f16 only from memory) */
+    uint full = K / XN * XN;
+    for (uint k0 = 0; k0 < full; k0 += XN) {
+        float xv[XN];
+        load_x(x, k0, xv);
+        UNROLL_HINT
+        for (int r = 0; r < ROWS; r++)
+            UNROLL_HINT
+            for (uint i = 0; i < XN; i++)
+                acc[r] += LOAD_HALF(qs, 2 * base[r] + k0 + i) * xv[i];
+    }
+    for (uint k = full; k < K; k++)
+        UNROLL_HINT
+        for (int r = 0; r < ROWS; r++)
+            acc[r] += LOAD_HALF(qs, 2 * base[r] + k) * xat(x, k);
+#else
+    const uint wpg = GROUP / EPW;
+    uint full = K / GROUP;
+    for (uint g = 0; g <= full; g++) {
+        float d[ROWS];
+        float xs = 0.0f;
+        UNROLL_HINT
+        for (int r = 0; r < ROWS; r++)
+            d[r] = 0.0f;
+        if (g < full) {
+            for (uint c = 0; c < wpg; c += VEC) {
+                uint w = g * wpg + c;
+                float xv[XN];
+                load_x(x, w * EPW, xv);
+#if QUANT != 3
+                UNROLL_HINT
+                for (uint i = 0; i < XN; i++)
+                    xs += xv[i];
+#endif
+                UNROLL_HINT
+                for (int r = 0; r < ROWS; r++) {
+                    uint wv[VEC];
+                    load_words(qs, base[r] + w, wv);
+                    UNROLL_HINT
+                    for (uint i = 0; i < XN; i++)
+                        d[r] += elem(wv[i / EPW], i % EPW) * xv[i];
+                }
+            }
+        } else { /* the partial last group (K not a multiple of GROUP), element by element */
+            if (full * GROUP >= K)
+                break;
+            for (uint k = full * GROUP; k < K; k++) {
+                float xv = xat(x, k);
+                xs += xv;
+                UNROLL_HINT
+                for (int r = 0; r < ROWS; r++)
+                    d[r] += elem(qs[base[r] + k / EPW], k % EPW) * xv;
+            }
+        }
+        UNROLL_HINT
+        for (int r = 0; r < ROWS; r++) {
+            size_t si = sbase[r] + g;
+            float s = LOAD_HALF(scales, si);
+#if QUANT == 2
+            acc[r] += s * d[r] + LOAD_HALF(mins, si) * xs;
+#elif QUANT == 3
+            acc[r] += s * d[r];
+#else
+            acc[r] += s * (d[r] - ZERO * xs);
+#endif
+        }
+    }
+#endif
+    UNROLL_HINT
+    for (int r = 0; r < ROWS; r++)
+        if (row0 + r < M)
+            y[row0 + r] = acc[r];
+}
