@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "tuner/worker.h"
+#include "util/clock.h"
 
 /* The decode kernel set: what a Llama decode step runs (as `tune`). */
 static const char *const default_kernels[] = {"gemv_int4", "attention_paged", "rmsnorm", "rope", "dequant"};
@@ -75,6 +76,50 @@ static void combine(const double *med, const double *spr, int n, double *out, do
     *spread = fmax(s1, m2);
 }
 
+/* --sustained: cfg trial after trial for o->sustained_s (at least 2): the
+ * median of the trials in the second half of the window and the drift of
+ * the last over the first. 0, or -1 with row->error set. */
+static int sustain(const kiln_kbench_opts *o, kiln_worker *w, const kiln_config *cfg, const char *which,
+                   const char *json, kiln_kbench_row *row, double *sus_ns, double *drift, int *n_out)
+{
+    enum { MAX = 4096 };
+    double *x = malloc(2 * MAX * sizeof *x), *when = x ? x + MAX : NULL;
+    if (!x) {
+        snprintf(row->error, sizeof row->error, "sustained %s: no memory", which);
+        return -1;
+    }
+    double t0 = kiln_now_s();
+    int n = 0, rc = 0;
+    while (n < MAX && (n < 2 || kiln_now_s() - t0 < o->sustained_s)) {
+        kiln_trial t;
+        kiln_err e = {0};
+        if (kiln_worker_trial(w, cfg, 0, o->timeout_s, &t, &e)) {
+            snprintf(row->error, sizeof row->error, "sustained %s: worker: %s", which, e.msg);
+            rc = -1;
+            break;
+        }
+        if (t.status != KILN_TRIAL_OK) {
+            snprintf(row->error, sizeof row->error, "sustained %s config %s: %s: %s", which, json,
+                     kiln_trial_status_name(t.status), t.reason);
+            rc = -1;
+            break;
+        }
+        when[n] = kiln_now_s() - t0;
+        x[n++] = t.median_ns;
+    }
+    if (!rc) {
+        int from = 0;
+        while (from < n - 1 && when[from] < when[n - 1] / 2)
+            from++;
+        double sp;
+        kiln_stats_median_spread(x + from, n - from, sus_ns, &sp);
+        *drift = (x[n - 1] - x[0]) / x[0];
+        *n_out = n;
+    }
+    free(x);
+    return rc;
+}
+
 static void bench_one(const kiln_kbench_opts *o, kiln_db *db, const char *spec, const kiln_fingerprint *fp,
                       const job *j, kiln_kbench_row *row)
 {
@@ -89,12 +134,13 @@ static void bench_one(const kiln_kbench_opts *o, kiln_db *db, const char *spec, 
     kiln_config_to_json(k, &def, row->default_json, sizeof row->default_json);
 
     /* the tuned config: what a consumer of the database gets on this device */
-    char hash[17];
-    kiln_kernel_source_hash(k, fp->backend, hash);
+    char hashes[KILN_BACKEND_COUNT][17];
+    const char *hp[KILN_BACKEND_COUNT];
+    kiln_kernel_source_hashes(k, hashes, hp);
     kiln_db_match m;
     kiln_err e = {0};
     row->level = KILN_MATCH_DEFAULT;
-    if (kiln_db_lookup(db, fp, k->name, hash, row->shape_key, &m, &e)) {
+    if (kiln_db_lookup_all(db, fp, k->name, hp, row->shape_key, &m, &e)) {
         snprintf(row->match, sizeof row->match, "default (lookup failed: %s)", e.msg);
     } else if (m.level == KILN_MATCH_DEFAULT) {
         snprintf(row->match, sizeof row->match, "no winner in the database: tuned = default%s%s",
@@ -112,7 +158,9 @@ static void bench_one(const kiln_kbench_opts *o, kiln_db *db, const char *spec, 
             tuned = def;
         } else {
             row->level = m.level;
-            if (m.level == KILN_MATCH_EXACT)
+            if (m.level == KILN_MATCH_SIMILAR)
+                snprintf(row->match, sizeof row->match, "similar to %.150s (distance %.2f)", m.device, m.distance);
+            else if (m.level == KILN_MATCH_EXACT)
                 snprintf(row->match, sizeof row->match, "%s", kiln_match_name(m.level));
             else
                 snprintf(row->match, sizeof row->match, "%s (tuned on %s for %s)", kiln_match_name(m.level),
@@ -128,6 +176,25 @@ static void bench_one(const kiln_kbench_opts *o, kiln_db *db, const char *spec, 
     if (!w) {
         snprintf(row->error, sizeof row->error, "worker: %s", e.msg);
         return;
+    }
+    if (row->level == KILN_MATCH_SIMILAR && !row->same) {
+        /* a winner borrowed from another device: verified here before it is used */
+        kiln_trial t;
+        if (kiln_worker_trial(w, &tuned, 0, o->timeout_s, &t, &e)) {
+            snprintf(row->error, sizeof row->error, "worker: %s", e.msg);
+            kiln_worker_stop(w);
+            return;
+        }
+        if (t.status != KILN_TRIAL_OK) {
+            char was[256];
+            snprintf(was, sizeof was, "%s", row->match);
+            snprintf(row->match, sizeof row->match, "%.120s: failed here (%s: %.80s): tuned = default", was,
+                     kiln_trial_status_name(t.status), t.reason);
+            tuned = def;
+            row->same = 1;
+            row->level = KILN_MATCH_DEFAULT;
+            kiln_config_to_json(k, &tuned, row->tuned_json, sizeof row->tuned_json);
+        }
     }
     int rounds = o->rounds > 0 ? (o->rounds > 32 ? 32 : o->rounds) : 5;
     double dm[32], ds[32], tm[32], ts[32];
@@ -156,6 +223,18 @@ static void bench_one(const kiln_kbench_opts *o, kiln_db *db, const char *spec, 
                 ds[nd++] = t.spread;
                 row->default_n += t.n_samples;
             }
+        }
+    }
+    if (!row->error[0] && o->sustained_s > 0 &&
+        !sustain(o, w, &def, "default", row->default_json, row, &row->default_sus_ns, &row->default_drift,
+                 &row->default_sus_n)) {
+        if (row->same) {
+            row->tuned_sus_ns = row->default_sus_ns;
+            row->tuned_drift = row->default_drift;
+            row->tuned_sus_n = row->default_sus_n;
+        } else {
+            sustain(o, w, &tuned, "tuned", row->tuned_json, row, &row->tuned_sus_ns, &row->tuned_drift,
+                    &row->tuned_sus_n);
         }
     }
     kiln_worker_stop(w);
@@ -269,6 +348,20 @@ int kiln_bench_kernels(kiln_db *db, const kiln_kbench_opts *o, kiln_kbench_cb cb
                 if (!rc)
                     rc = add(&w, row->subject, "speedup", "x", KILN_BENCH_INFO, row->speedup,
                              hypot(row->default_spread, row->tuned_spread), row->tuned_n, e);
+                if (!rc && row->tuned_sus_n) {
+                    /* thermal: what each config settles to when run back to back, and how far it moved */
+                    rc = add(&w, row->subject, "default_sustained_us", "us", KILN_BENCH_LOWER,
+                             row->default_sus_ns / 1e3, 0, row->default_sus_n, e);
+                    if (!rc)
+                        rc = add(&w, row->subject, "tuned_sustained_us", "us", KILN_BENCH_LOWER,
+                                 row->tuned_sus_ns / 1e3, 0, row->tuned_sus_n, e);
+                    if (!rc)
+                        rc = add(&w, row->subject, "default_drift_pct", "%", KILN_BENCH_INFO,
+                                 100 * row->default_drift, 0, row->default_sus_n, e);
+                    if (!rc)
+                        rc = add(&w, row->subject, "tuned_drift_pct", "%", KILN_BENCH_INFO, 100 * row->tuned_drift,
+                                 0, row->tuned_sus_n, e);
+                }
             } else {
                 snprintf(note, sizeof note, "%s: FAILED: %s", row->subject, row->error);
             }

@@ -35,6 +35,7 @@ typedef struct kiln_kbench_opts {
     uint64_t seed;
     double timeout_s;            /* per measurement (default 120) */
     int in_process;              /* no worker process (debugging) */
+    double sustained_s;          /* > 0: default and tuned then each run back to back this long (thermal) */
     kiln_measure_opts measure;
 } kiln_kbench_opts;
 
@@ -55,6 +56,10 @@ typedef struct kiln_kbench_row {
     int default_n, tuned_n;
     double bytes, default_gbps, tuned_gbps, speedup;
     double bw_ratio, read_ratio; /* tuned GB/s over copy and over read bandwidth (0: not measured) */
+    /* sustained_s: each config's settled time (median of the second half of
+     * its back-to-back window) and drift (last - first) / first */
+    double default_sus_ns, tuned_sus_ns, default_drift, tuned_drift;
+    int default_sus_n, tuned_sus_n;
     int64_t run_id;
 } kiln_kbench_row;
 

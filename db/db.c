@@ -44,6 +44,9 @@ static const char *const migrations[] = {
     /* 1 -> 2: the measured read bandwidth beside the copy bandwidth (NULL for
      * devices recorded before it was measured) */
     "ALTER TABLE devices ADD COLUMN read_gbps REAL;",
+    /* 2 -> 3: whether the driver runs kernels on CPU cores (lavapipe, PoCL),
+     * a feature of the similarity level (NULL for devices recorded before) */
+    "ALTER TABLE devices ADD COLUMN cpu_device INTEGER;",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -385,8 +388,8 @@ int kiln_db_device_upsert(kiln_db *db, const kiln_fingerprint *fp, int64_t *id, 
     const char *sql =
         "INSERT INTO devices(fingerprint, backend, vendor, pci_vendor_id, pci_device_id, name, arch, driver_version,"
         " compiler_version, compute_units, subgroup_size, local_mem, max_workgroup, memory, copy_gbps, first_seen,"
-        " last_seen, read_gbps) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?16,?17)"
-        " ON CONFLICT(fingerprint) DO UPDATE SET last_seen = ?16,"
+        " last_seen, read_gbps, cpu_device) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?16,?17,?18)"
+        " ON CONFLICT(fingerprint) DO UPDATE SET last_seen = ?16, cpu_device = ?18,"
         " copy_gbps = CASE WHEN ?15 > 0 THEN ?15 ELSE copy_gbps END,"
         " read_gbps = CASE WHEN ?17 > 0 THEN ?17 ELSE read_gbps END";
     if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK)
@@ -411,6 +414,7 @@ int kiln_db_device_upsert(kiln_db *db, const kiln_fingerprint *fp, int64_t *id, 
         sqlite3_bind_double(st, 17, fp->read_gbps);
     else
         sqlite3_bind_null(st, 17); /* not measured: unknown, never 0 GB/s */
+    sqlite3_bind_int(st, 18, fp->cpu_device || fp->backend == KILN_CPU);
     int rc = step_done(db, st, "recording a device", e);
     if (!rc && (*id = select_id(db, "SELECT id FROM devices WHERE fingerprint = ?1", key, NULL)) < 0)
         rc = db_fail(db, e, "reading a device id");

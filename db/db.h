@@ -16,7 +16,7 @@
 
 #include "devices/device.h"
 
-#define KILN_DB_SCHEMA_VERSION 2
+#define KILN_DB_SCHEMA_VERSION 3
 
 typedef struct kiln_db kiln_db;
 
@@ -81,6 +81,8 @@ typedef enum kiln_match_level {
     KILN_MATCH_DEVICE,     /* same device, another driver/compiler */
     KILN_MATCH_ARCH,       /* same backend, vendor and architecture */
     KILN_MATCH_SHAPE,      /* same device, the nearest tuned shape */
+    KILN_MATCH_SIMILAR,    /* the nearest tuned device's winner for this shape (kiln_fingerprint_distance);
+                            * consumers verify it on this device before use */
     KILN_MATCH_DEFAULT,    /* nothing usable: the default config */
 } kiln_match_level;
 
@@ -92,12 +94,29 @@ typedef struct kiln_db_match {
     double median_ns;
     int stale;             /* a winner from another source hash was skipped */
     char note[256];
+    double distance;       /* KILN_MATCH_SIMILAR: the fingerprint distance to the device it was tuned on */
 } kiln_db_match;
 
 const char *kiln_match_name(int level);
-/* Finds the config for (kernel, shape) on fp, trying the levels in order. */
+/* Finds the config for (kernel, shape) on fp, trying the levels in order.
+ * The similarity level considers devices of fp's backend only (source_hash
+ * is that backend's); kiln_db_lookup_all also looks across backends. */
 int kiln_db_lookup(kiln_db *db, const kiln_fingerprint *fp, const char *kernel, const char *source_hash,
                    const char *shape_key, kiln_db_match *m, kiln_err *e);
+/* As kiln_db_lookup with the kernel's current source hash on every backend
+ * (NULL: that backend is skipped), so that a device of one backend can
+ * borrow the nearest winner of another (lavapipe from PoCL). */
+int kiln_db_lookup_all(kiln_db *db, const kiln_fingerprint *fp, const char *kernel,
+                       const char *const hashes[KILN_BACKEND_COUNT], const char *shape_key, kiln_db_match *m,
+                       kiln_err *e);
+
+/* How unlike two devices are, for the similarity level (db/db_similar.c):
+ * 0 for the same figures, growing with each difference: backend 3, kind
+ * (a cpu driver vs a GPU) 2, vendor 1, architecture / cpu ISA 1, and for
+ * compute units, subgroup size, max workgroup, shared memory and measured
+ * bandwidth (read, else copy) 0.5 x |log2 ratio| each (at most 2; 0.5 where
+ * either side is unknown). Symmetric. */
+double kiln_fingerprint_distance(const kiln_fingerprint *a, const kiln_fingerprint *b);
 
 /* JSON (cJSON) of every table; import is idempotent (natural keys). */
 int kiln_db_export(kiln_db *db, FILE *out, kiln_err *e);

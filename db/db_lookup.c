@@ -12,7 +12,8 @@
 #include "db/db_internal.h"
 
 static const char *const level_names[] = {"exact device+driver", "same device, other driver",
-                                          "same vendor/architecture", "nearest shape on the device", "default"};
+                                          "same vendor/architecture", "nearest shape on the device",
+                                          "similar device", "default"};
 
 const char *kiln_match_name(int level) { return level >= 0 && level <= KILN_MATCH_DEFAULT ? level_names[level] : "?"; }
 
@@ -109,6 +110,19 @@ static int take(kiln_db_match *m, const candidate *c, int level)
 int kiln_db_lookup(kiln_db *db, const kiln_fingerprint *fp, const char *kernel, const char *hash,
                    const char *shape_key, kiln_db_match *m, kiln_err *e)
 {
+    const char *hashes[KILN_BACKEND_COUNT] = {0};
+    if (fp->backend >= 0 && fp->backend < KILN_BACKEND_COUNT)
+        hashes[fp->backend] = hash;
+    return kiln_db_lookup_all(db, fp, kernel, hashes, shape_key, m, e);
+}
+
+int kiln_db_lookup_all(kiln_db *db, const kiln_fingerprint *fp, const char *kernel,
+                       const char *const hashes[KILN_BACKEND_COUNT], const char *shape_key, kiln_db_match *m,
+                       kiln_err *e)
+{
+    const char *hash = fp->backend >= 0 && fp->backend < KILN_BACKEND_COUNT ? hashes[fp->backend] : NULL;
+    if (!hash)
+        hash = "";
     memset(m, 0, sizeof *m);
     m->level = KILN_MATCH_DEFAULT;
     char key[512], arch[64];
@@ -168,7 +182,22 @@ int kiln_db_lookup(kiln_db *db, const kiln_fingerprint *fp, const char *kernel, 
     sqlite3_finalize(st);
     if (r != SQLITE_DONE)
         return db_fail(db, e, "looking up the nearest shape");
-    if (found)
+    if (found) {
         take(m, &pick, KILN_MATCH_SHAPE);
+        return 0;
+    }
+    /* the nearest tuned device's winner of this very shape */
+    kiln_db_match sim = *m;
+    r = db_lookup_similar(db, fp, kernel, hashes, shape_key, &sim, e);
+    if (r < 0)
+        return r;
+    if (r) {
+        if (m->stale) { /* keep the stale note beside the similarity one */
+            char both[sizeof sim.note];
+            snprintf(both, sizeof both, "%.120s; %.120s", sim.note, m->note);
+            memcpy(sim.note, both, sizeof both);
+        }
+        *m = sim;
+    }
     return 0;
 }

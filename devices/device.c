@@ -1,6 +1,7 @@
 /* devices/device.c - backend table, device selection, fingerprint keys.
  * Backend-independent; each backend lives in devices/<name>/. */
 #include "devices/device.h"
+#include "devices/limits.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -85,6 +86,14 @@ int kiln_device_open(kiln_backend_kind k, int index, kiln_device **out, kiln_err
     int rc = kiln_backend_get(k)->open(index, out, e);
     if (rc)
         return kiln_err_wrap(e, "opening %s:%d", kiln_backend_name(k), index);
+    /* a limits override (a phone GPU's, for tests and tuning here) lowers
+     * what a GPU-style device reports before anyone reads it; workers
+     * inherit it. The cpu backend is no GPU: left as it is. */
+    if (k != KILN_CPU && (rc = kiln_limits_apply_env(&(*out)->fp, e))) {
+        kiln_device_close(*out);
+        *out = NULL;
+        return kiln_err_wrap(e, "opening %s:%d", kiln_backend_name(k), index);
+    }
     return 0;
 }
 

@@ -65,6 +65,9 @@ typedef struct kiln_fingerprint {
     uint32_t offset_align;     /* byte offsets of buffer arguments (kiln_arg.off) must be multiples of this */
     uint32_t cpu_device;       /* the driver runs kernels on CPU cores (lavapipe, PoCL; the cpu backend):
                                 * invocations share SIMD lanes, so schedules that suit GPUs may not */
+    uint32_t no_f16;           /* 1: no half-precision arithmetic (a limits override, devices/limits.h); no config
+                                * needs it so far: f16 data is read with vload_half / unpackHalf2x16 */
+    uint32_t no_int8;          /* 1: no int8 dot products: configs that quantize activations (act 1) are invalid */
     double copy_gbps;          /* measured device-to-device copy bandwidth, 0 until measured */
     double read_gbps;          /* measured read bandwidth (a reduction: what a gemv's weight stream can reach),
                                 * 0 until measured */

@@ -66,18 +66,22 @@ static void lookup_config(const kiln_fingerprint *fp, kiln_db *db, const kiln_ke
     snprintf(note, n, "no database");
     if (!db)
         return;
-    char hash[17], key[128];
-    kiln_kernel_source_hash(k, fp->backend, hash);
+    char hashes[KILN_BACKEND_COUNT][17], key[128];
+    const char *hp[KILN_BACKEND_COUNT];
+    kiln_kernel_source_hashes(k, hashes, hp);
     k->shape_key(lookup, key, sizeof key);
     kiln_db_match m;
     kiln_err e = {0};
-    if (kiln_db_lookup(db, fp, k->name, hash, key, &m, &e)) {
+    if (kiln_db_lookup_all(db, fp, k->name, hp, key, &m, &e)) {
         snprintf(note, n, "lookup failed: %s", e.msg);
         return;
     }
     *level = m.level;
-    snprintf(note, n, "%s%s%s", m.level == KILN_MATCH_DEFAULT ? "not tuned" : m.shape_key, m.stale ? ", stale winner skipped" : "",
-             m.note[0] ? "" : "");
+    if (m.level == KILN_MATCH_SIMILAR)
+        snprintf(note, n, "similar to %.150s (distance %.2f)", m.device, m.distance);
+    else
+        snprintf(note, n, "%s%s", m.level == KILN_MATCH_DEFAULT ? "not tuned" : m.shape_key,
+                 m.stale ? ", stale winner skipped" : "");
     if (m.level == KILN_MATCH_DEFAULT)
         return;
     if (kiln_config_from_json(k, m.config_json, c, &e)) {
@@ -155,6 +159,23 @@ static int find_class(kiln_ops *o, const kiln_kernel *k, const kiln_shape *s, co
     kiln_config cfg;
     char note[256];
     choose_config(o, k, lookup, &cfg, &c->level, note, sizeof note);
+    if (c->level == KILN_MATCH_SIMILAR) {
+        /* borrowed from another device: verified here, on the lookup
+         * shape's random problem, before any token depends on it */
+        char why[256];
+        kiln_err ve = {0};
+        int ok = kiln_config_verify_on(o->dev, k, lookup, &cfg, 1, why, sizeof why, &ve);
+        if (ok != 1) {
+            char was[256];
+            snprintf(was, sizeof was, "%s", note);
+            snprintf(note, sizeof note, "%.110s %.130s: default", was, ok < 0 ? ve.msg : why);
+            kiln_config_default_for(k, &o->dev->fp, lookup, &cfg);
+            c->level = KILN_MATCH_DEFAULT;
+        } else {
+            size_t l = strlen(note);
+            snprintf(note + l, sizeof note - l, ", verified here");
+        }
+    }
     kiln_err e2 = {0};
     int rc = kiln_variant_build(&c->v, o->dev, k, s, &cfg, 0, o->cache, &e2);
     kiln_config def;

@@ -84,4 +84,11 @@ void kiln_compare_outputs(const kiln_problem *p, void *const *got, kiln_verify_r
  * worked (r->ok tells correctness), or the error of the failed run. */
 int kiln_verify(kiln_variant *v, const kiln_problem *p, kiln_problem_dev *pd, kiln_verify_result *r, kiln_err *e);
 
+/* Config c for shape s, checked on d before it is trusted (a winner borrowed
+ * from a similar device): valid here, builds, and one run on the kernel's
+ * random problem (seed) matches the reference. 1 verified; 0 not, why says
+ * what failed; < 0 (minus a KILN_E_* code) when the device itself failed. */
+int kiln_config_verify_on(kiln_device *d, const kiln_kernel *k, const kiln_shape *s, const kiln_config *c,
+                          uint64_t seed, char *why, size_t n, kiln_err *e);
+
 #endif

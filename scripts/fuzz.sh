@@ -34,9 +34,13 @@ if [ ! -f "$dir/build.ninja" ]; then
 fi
 ninja -C "$dir" "tests/fuzz/fuzz_$target" >&2
 mkdir -p "$dir/corpus/$target" "$dir/crashes/$target"
-# -max_len: the largest seed (a whole micro GGUF) plus room to grow
+# -max_len: the largest seed (a whole micro GGUF) plus room to grow.
+# -timeout (wall seconds per input, $KILN_FUZZ_TIMEOUT, default 200): every
+# input runs in well under a second, but on a shared machine a process can be
+# stopped for minutes (a benchmark freezing the others: up to 180 s), which
+# a 20 s timeout reported as a hang; a real hang is still caught.
 ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
 UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1} \
-  "$dir/tests/fuzz/fuzz_$target" -max_total_time="$secs" -max_len=65536 -timeout=20 -rss_limit_mb=2048 \
+  "$dir/tests/fuzz/fuzz_$target" -max_total_time="$secs" -max_len=65536 -timeout=${KILN_FUZZ_TIMEOUT:-200} -rss_limit_mb=2048 \
   -print_final_stats=1 -artifact_prefix="$dir/crashes/$target/" \
   "$@" "$dir/corpus/$target" "tests/fuzz/corpus/$target"

@@ -29,7 +29,7 @@ typedef struct bench_cli {
     const char *devices[16], *kernels[32], *shapes[32];
     int n_devices, n_kernels, n_shapes;
     int fmt, rounds, in_process, copies, json;
-    double threshold, k, time_factor;
+    double threshold, k, time_factor, sustained;
 } bench_cli;
 
 typedef struct bench_sub {
@@ -107,6 +107,9 @@ static int parse(int argc, char **argv, const bench_sub *sc, bench_cli *c)
         {"K", {"--copies", NULL, KILN_OPT_INT, &c->copies, 1, 128, .arg = "N",
                .help = "input copies in rotation (default: enough to exceed twice the last-level\n"
                        "cache, timed from memory; 1: cache-hot, as test-backend-ops times)"}},
+        {"K", {"--sustained", NULL, KILN_OPT_DOUBLE, &c->sustained, 0, 3600, .arg = "SEC",
+               .help = "then run default and tuned each back to back for SEC seconds (thermal):\n"
+                       "stores their sustained times and drift first-vs-last"}},
         {"K", {"--in-process", NULL, KILN_OPT_FLAG, &c->in_process, .help = "no worker process (debugging)"}},
         {"C", {"--baseline", NULL, KILN_OPT_STR, &c->baseline, .arg = "B", .help = "what RUN is compared with"}},
         {"C", {"--threshold", NULL, KILN_OPT_DOUBLE, &c->threshold, 0, 100, .arg = "X",
@@ -197,6 +200,10 @@ static void kernels_row(void *user, const kiln_kbench_row *r)
     else
         printf("%-16s %-28s %18s %18s %7.2fx %10.2f %7s %7s  %s\n", r->kernel->name, r->shape_key, dt, tt, r->speedup,
                r->tuned_gbps, cp, rd, cfg);
+    if (r->tuned_sus_n && !md) /* (markdown keeps its table: the figures are in the stored run) */
+        printf("%-16s sustained %d+%d runs back to back: default %.1f us (drift %+.1f%%), tuned %.1f us (drift "
+               "%+.1f%%)\n", "", r->default_sus_n, r->same ? 0 : r->tuned_sus_n, r->default_sus_ns / 1e3,
+               100 * r->default_drift, r->tuned_sus_ns / 1e3, 100 * r->tuned_drift);
     fflush(stdout);
 }
 
@@ -218,6 +225,7 @@ static int cmd_kernels(bench_cli *c)
         o.rounds = c->rounds;
     o.measure.copies = c->copies;
     o.in_process = c->in_process;
+    o.sustained_s = c->sustained;
     kcb cb = {.fmt = c->fmt};
     int n_failed = 0, n_runs = 0;
     int64_t runs[64];

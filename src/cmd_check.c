@@ -32,6 +32,8 @@ typedef struct check_opts {
     int n_devices;
     const char *kernels[32];
     int n_kernels;
+    const char *shapes[MAX_SHAPES]; /* --shape: these instead of the kernel's lists (one --kernel) */
+    int n_shapes;
     int quick, n_random, verbose, json;
     uint64_t seed;
     const char *break_kernel;
@@ -48,6 +50,8 @@ static int parse(int argc, char **argv, check_opts *o)
          .arg = "SPEC", .help = "backend, backend:index or part of a device name (repeatable; default: every device)"},
         {"--kernel", NULL, KILN_OPT_LIST, (void *)o->kernels, .count = &o->n_kernels, .max = 32, .arg = "NAME",
          .help = "only this kernel (repeatable); --list lists them"},
+        {"--shape", NULL, KILN_OPT_LIST, (void *)o->shapes, .count = &o->n_shapes, .max = MAX_SHAPES, .arg = "SPEC",
+         .help = "check this shape only, e.g. m=256,k=256,quant=q4_0,group=32 (repeatable; one --kernel)"},
         {"--list", NULL, KILN_OPT_FLAG, &list, .help = "list the kernels and exit"},
         {"--quick", NULL, KILN_OPT_FLAG, &o->quick, .help = "small shapes only (fast); default: real Llama shapes + odd ones"},
         {"--random", NULL, KILN_OPT_INT, &o->n_random, 0, 100000, .arg = "N",
@@ -60,7 +64,8 @@ static int parse(int argc, char **argv, check_opts *o)
     };
     const kiln_opt *tables[] = {opts, NULL};
     int rc = kiln_args_parse("kiln check",
-                             "usage: kiln check [--device SPEC]... [--kernel NAME]... [--quick] [--random N] [--seed S] [-v]\n"
+                             "usage: kiln check [--device SPEC]... [--kernel NAME [--shape SPEC]...]... [--quick] [--random N]\n"
+                             "                  [--seed S] [-v]\n"
                              "exit: 0 all passed, 1 a kernel failed or is missing, 2 usage, 3 no device available\n",
                              tables, argc, argv, 1, NULL, 0, NULL);
     if (rc)
@@ -73,6 +78,19 @@ static int parse(int argc, char **argv, check_opts *o)
     for (int i = 0; i < o->n_kernels; i++)
         if (!kiln_kernel_find(o->kernels[i]))
             return kiln_args_usage_error("kiln check", "unknown kernel '%s' (kiln check --list)", o->kernels[i]);
+    if (o->n_shapes) {
+        if (o->n_kernels != 1)
+            return kiln_args_usage_error("kiln check", "--shape needs exactly one --kernel (shape fields are per kernel)");
+        const kiln_kernel *k = kiln_kernel_find(o->kernels[0]);
+        kiln_shape sh;
+        for (int i = 0; i < o->n_shapes; i++) {
+            kiln_err e = {0};
+            if (!k->shapes || k->shapes(KILN_SHAPES_QUICK, &sh, 1) < 1)
+                return kiln_args_usage_error("kiln check", "kernel '%s' declares no shapes", k->name);
+            if (kiln_shape_parse_for(k, o->shapes[i], &sh, &e))
+                return kiln_args_usage_error("kiln check", "--shape %s: %s", o->shapes[i], e.msg);
+        }
+    }
     return 0;
 }
 
@@ -275,6 +293,15 @@ static void check_kernel(check_run *r, int ki)
     const kiln_kernel *k = kiln_kernel_at(ki);
     kiln_shape shapes[MAX_SHAPES];
     int n_s = k->shapes ? k->shapes(r->o.quick ? KILN_SHAPES_QUICK : KILN_SHAPES_CHECK, shapes, MAX_SHAPES) : 0;
+    if (n_s > 0 && r->o.n_shapes) {
+        /* --shape: on top of the kernel's first shape, so unnamed fields are sensible (parsed in cmd_check) */
+        kiln_shape base = shapes[0];
+        for (int i = 0; i < r->o.n_shapes; i++) {
+            shapes[i] = base;
+            kiln_shape_parse_for(k, r->o.shapes[i], &shapes[i], NULL);
+        }
+        n_s = r->o.n_shapes;
+    }
     if (n_s <= 0) {
         printf("FAIL %s: kernel declares no shapes (not implemented)\n", k->name);
         r->missing++;

@@ -161,10 +161,11 @@ static int best(kiln_db *db, const char *kernel, const char *shape, const char *
     kiln_device *d;
     if (kiln_device_select(device ? device : "cpu", &d, &e))
         return fail(&e);
-    char hash[17];
-    kiln_kernel_source_hash(k, d->backend, hash);
+    char hashes[KILN_BACKEND_COUNT][17];
+    const char *hp[KILN_BACKEND_COUNT];
+    kiln_kernel_source_hashes(k, hashes, hp);
     kiln_db_match m;
-    int rc = kiln_db_lookup(db, &d->fp, kernel, hash, shape, &m, &e);
+    int rc = kiln_db_lookup_all(db, &d->fp, kernel, hp, shape, &m, &e);
     kiln_device_close(d);
     if (rc)
         return fail(&e);
@@ -182,6 +183,10 @@ static int best(kiln_db *db, const char *kernel, const char *shape, const char *
         cJSON_AddStringToObject(o, "tuned_on", m.device);
         cJSON_AddNumberToObject(o, "median_ns", m.median_ns);
         cJSON_AddBoolToObject(o, "stale_skipped", m.stale);
+        if (m.level == KILN_MATCH_SIMILAR) {
+            cJSON_AddStringToObject(o, "similar_to", m.device);
+            cJSON_AddNumberToObject(o, "distance", m.distance);
+        }
         char *txt = cJSON_PrintUnformatted(o);
         cJSON_Delete(o);
         if (!txt) {
@@ -193,7 +198,10 @@ static int best(kiln_db *db, const char *kernel, const char *shape, const char *
     }
     else {
         printf("%s %s: %s", kernel, shape, kiln_match_name(m.level));
-        if (m.level != KILN_MATCH_DEFAULT)
+        if (m.level == KILN_MATCH_SIMILAR)
+            printf(" -> %s (similar to %s (distance %.2f), %.1f us there; verify it here before use)", m.config_json,
+                   m.device, m.distance, m.median_ns / 1e3);
+        else if (m.level != KILN_MATCH_DEFAULT)
             printf(" -> %s (tuned on %s for %s, %.1f us)", m.config_json, m.device, m.shape_key, m.median_ns / 1e3);
         printf("\n");
         if (m.stale)

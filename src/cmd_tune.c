@@ -4,7 +4,7 @@
  *
  *   tune --device vulkan [--kernel K ...] [--shape SPEC ... | --model M.gguf]
  *        [--strategy exhaustive|random|anneal|evolve|model] [--budget N | 5m]
- *        [--patience N] [--db PATH] [--resume SESSION] [--json] [-v] */
+ *        [--patience N] [--sustained SEC] [--db PATH] [--resume SESSION] [--json] [-v] */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <signal.h>
@@ -135,6 +135,9 @@ static int parse(int argc, char **argv, tune_cli *c)
                  "e.g. '{\"layout\":1,\"wg\":32}'; missing keys take the defaults"},
         {"--patience", NULL, KILN_OPT_INT, &c->opts.patience, 0, 1000000, .arg = "N",
          .help = "stop a kernel x shape after N trials without a 1% improvement (default 24; 0: never)"},
+        {"--sustained", NULL, KILN_OPT_DOUBLE, &c->opts.sustained_s, 0, 3600, .arg = "SEC",
+         .help = "then run each finalist back to back for SEC seconds (thermal), report the drift\n"
+                 "first-vs-last and choose the winner on the sustained time"},
         {"--seed", NULL, KILN_OPT_U64, &c->opts.seed, .arg = "S", .help = "search and input seed"},
         {"--db", NULL, KILN_OPT_STR, &c->db_path, .arg = "PATH",
          .help = "tuning database (default $KILN_DB or ~/.local/share/kiln/kiln.db)"},
@@ -327,6 +330,14 @@ static void print_result(const progress_ctx *p, const kiln_kernel *k, const kiln
         cJSON_AddNumberToObject(o, "gbps", r->gbps);
         cJSON_AddNumberToObject(o, "bw_ratio", r->bw_ratio);
         cJSON_AddBoolToObject(o, "stopped_early", r->stopped_early);
+        if (r->sustained_s > 0) {
+            cJSON_AddNumberToObject(o, "sustained_s", r->sustained_s);
+            cJSON_AddNumberToObject(o, "sustained_trials", r->sustained_trials);
+            cJSON_AddNumberToObject(o, "first_ns", r->first_ns);
+            cJSON_AddNumberToObject(o, "last_ns", r->last_ns);
+            cJSON_AddNumberToObject(o, "drift", r->drift);
+            cJSON_AddNumberToObject(o, "default_drift", r->default_drift);
+        }
         char *txt = cJSON_PrintUnformatted(o);
         if (txt)
             printf("%s\n", txt);
@@ -340,6 +351,11 @@ static void print_result(const progress_ctx *p, const kiln_kernel *k, const kiln
                k->name, key, r->best.median_ns / 1e3, r->deflt.median_ns / 1e3, r->speedup, r->gbps,
                100 * r->bw_ratio, r->tie ? "TIE" : "win", 100 * r->margin, r->n_trials, r->n_ok, r->n_bad,
                r->stopped_early ? ", early stop" : "", cj);
+        if (r->sustained_s > 0)
+            printf("%-16s   sustained %.0f s (%d runs back to back): first %.1f us, last %.1f us, drift %+.1f%% "
+                   "(default's %+.1f%%); times above are sustained\n",
+                   "", r->sustained_s, r->sustained_trials, r->first_ns / 1e3, r->last_ns / 1e3, 100 * r->drift,
+                   100 * r->default_drift);
     }
     fflush(stdout);
 }

@@ -1,10 +1,12 @@
 /* src/main.c - the `kiln` command: git-style subcommands. The same binary
  * installed (or linked) as `tune` runs `kiln tune`. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kiln_config.h"
 #include "util/git_commit.h"
+#include "devices/limits.h"
 #include "src/commands.h"
 #include "util/err.h"
 
@@ -37,7 +39,45 @@ static void usage(FILE *f)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "\nexit codes: 0 ok, 1 failed (a wrong kernel, a malformed file, a damaged database, ...), 2 usage,\n"
                "3 unavailable (a device, backend or file that is not there or cannot be opened),\n"
-               "13 a benchmark regression (kiln bench compare)\n");
+               "13 a benchmark regression (kiln bench compare)\n"
+               "\nevery command: --limits FILE|adreno-7xx|mali-g7x lowers the limits devices report (max workgroup,\n"
+               "shared memory, subgroup size, f16/int8) to a phone GPU's, as $KILN_LIMITS does (devices/limits.h)\n");
+}
+
+/* --limits SPEC (or --limits=SPEC) anywhere after the command: checked,
+ * exported as $KILN_LIMITS (every device this process or its workers open
+ * applies it) and taken out of argv. 0, or the exit code of a bad SPEC. */
+static int take_limits(int *argc, char **argv)
+{
+    int out = 0;
+    for (int i = 0; i < *argc; i++) {
+        const char *spec = NULL;
+        if (!strcmp(argv[i], "--limits")) {
+            if (i + 1 >= *argc) {
+                fprintf(stderr, "kiln: --limits needs FILE or a profile (adreno-7xx, mali-g7x)\n");
+                return KILN_EXIT_USAGE;
+            }
+            spec = argv[++i];
+        } else if (!strncmp(argv[i], "--limits=", 9)) {
+            spec = argv[i] + 9;
+        } else {
+            argv[out++] = argv[i];
+            continue;
+        }
+        kiln_limits l;
+        kiln_err e = {0};
+        if (kiln_limits_parse(spec, &l, &e)) {
+            fprintf(stderr, "kiln: --limits: %s\n", e.msg);
+            return kiln_exit_code(e.code);
+        }
+        if (setenv(KILN_LIMITS_ENV, spec, 1)) {
+            fprintf(stderr, "kiln: --limits: cannot set $%s\n", KILN_LIMITS_ENV);
+            return KILN_EXIT_FAIL;
+        }
+    }
+    argv[out] = NULL;
+    *argc = out;
+    return 0;
 }
 
 int kiln_exit_code(int err_code)
@@ -55,6 +95,9 @@ int main(int argc, char **argv)
 {
     const char *self = strrchr(argv[0], '/');
     self = self ? self + 1 : argv[0];
+    int lrc = take_limits(&argc, argv);
+    if (lrc)
+        return lrc;
     if (strcmp(self, "tune") == 0)
         return cmd_tune(argc, argv);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {

@@ -26,11 +26,15 @@ typedef struct candidate {
     kiln_trial t;      /* first measurement */
     double samples[8]; /* re-measured medians */
     int n;
+    double sus_ns, first_ns, last_ns; /* --sustained: the figure, the first and the last trial */
+    int sus_n;                        /* back-to-back trials (0: not run) */
 } candidate;
 
 static double cand_time(const candidate *c)
 {
     double m, s;
+    if (c->sus_n)
+        return c->sus_ns;
     if (!c->n)
         return c->t.median_ns;
     kiln_stats_median_spread(c->samples, c->n, &m, &s);
@@ -197,6 +201,62 @@ static int remeasure(tune_run *t, int *top, kiln_err *e)
     return 0;
 }
 
+/* --sustained: each finalist runs trial after trial for o->sustained_s
+ * (at least two trials, at most SUSTAIN_MAX). Its sustained figure is the
+ * median of the trials in the second half of its window (what it settles
+ * to once warm), its drift the last trial over the first. The finalists run
+ * one after the other, in the order of their re-measured times, so a later
+ * one starts on a device the earlier ones warmed: the figure that counts is
+ * the settled one, not the first. */
+#define SUSTAIN_MAX 4096
+static int sustain(tune_run *t, int top, kiln_err *e)
+{
+    const kiln_tune_opts *o = t->o;
+    double *x = malloc(SUSTAIN_MAX * sizeof *x), *when = malloc(SUSTAIN_MAX * sizeof *when);
+    if (!x || !when) {
+        free(x);
+        free(when);
+        return kiln_fail(e, KILN_E_NOMEM, "tune: no memory for the sustained run");
+    }
+    int rc = 0;
+    for (int i = 0; i < top && !rc; i++) {
+        candidate *c = &t->cands[i];
+        double t0 = kiln_now_s();
+        int n = 0;
+        while (n < SUSTAIN_MAX && (n < 2 || kiln_now_s() - t0 < o->sustained_s)) {
+            kiln_trial tr;
+            double timeout = o->timeout_floor_s + o->timeout_factor * t->slowest_ok;
+            if ((rc = kiln_worker_trial(t->w, &c->t.cfg, 0, timeout, &tr, e)))
+                break;
+            report(t->h, &t->st, t->t0, "sustained", &tr);
+            if (tr.status != KILN_TRIAL_OK)
+                break; /* a finalist that stops verifying drops out: no sustained figure */
+            when[n] = kiln_now_s() - t0;
+            x[n++] = tr.median_ns;
+        }
+        if (rc || n < 2) {
+            c->sus_n = 0;
+            if (!rc) { /* sorts last: never the winner */
+                c->t.median_ns = INFINITY;
+                c->n = 0;
+            }
+            continue;
+        }
+        double half = when[n - 1] / 2, m, sp;
+        int from = 0;
+        while (from < n - 1 && when[from] < half)
+            from++;
+        kiln_stats_median_spread(x + from, n - from, &m, &sp);
+        c->sus_ns = m;
+        c->first_ns = x[0];
+        c->last_ns = x[n - 1];
+        c->sus_n = n;
+    }
+    free(x);
+    free(when);
+    return rc;
+}
+
 /* The winner among the re-measured set on the new times, its margin over
  * the runner-up (a tie when within the noise), the speedup over the default
  * and the bandwidth it reaches. */
@@ -226,7 +286,16 @@ static void choose_winner(tune_run *t, int top, double copy_gbps)
         if (kiln_config_equal(t->k, &cands[i].t.cfg, &t->def)) {
             r->deflt = cands[i].t;
             r->deflt.median_ns = cand_time(&cands[i]);
+            if (cands[i].sus_n)
+                r->default_drift = (cands[i].last_ns - cands[i].first_ns) / cands[i].first_ns;
         }
+    if (cands[0].sus_n) {
+        r->sustained_s = t->o->sustained_s;
+        r->first_ns = cands[0].first_ns;
+        r->last_ns = cands[0].last_ns;
+        r->drift = (cands[0].last_ns - cands[0].first_ns) / cands[0].first_ns;
+        r->sustained_trials = cands[0].sus_n;
+    }
     if (r->deflt.status == KILN_TRIAL_OK && r->best.median_ns > 0)
         r->speedup = r->deflt.median_ns / r->best.median_ns;
     r->bytes = t->k->bytes ? t->k->bytes(t->s) : 0;
@@ -253,6 +322,8 @@ int kiln_tune(const kiln_tune_opts *o, const char *device, double copy_gbps, con
                        r->fp.name, t.st.bad);
     if (!rc)
         rc = remeasure(&t, &top, e);
+    if (!rc && o->sustained_s > 0)
+        rc = sustain(&t, top, e);
     if (!rc)
         choose_winner(&t, top, copy_gbps);
     if (t.w)

@@ -8,7 +8,10 @@
  * candidates and the default are then re-measured interleaved (round-robin,
  * several rounds) and the winner is declared on those times; a winner whose
  * margin over the runner-up is within the measured noise is a tie, and says
- * so. Each finished trial is handed to hooks->record before the next starts
+ * so. With sustained_s, each of those finalists then runs back to back for
+ * that long (trial after trial) and the winner is chosen on the sustained
+ * times: on a phone a kernel that wins for 50 ms and throttles after 20 s
+ * is a loser. Each finished trial is handed to hooks->record before the next starts
  * (the database commits it there), so an interrupted session loses nothing. */
 #ifndef KILN_TUNER_TUNE_H
 #define KILN_TUNER_TUNE_H
@@ -30,6 +33,8 @@ typedef struct kiln_tune_opts {
     int in_process;          /* no child process (debugging only) */
     const kiln_config *first; /* configs measured right after the default, before the */
     int n_first;              /* strategy's own picks (tune --config); count in the budget */
+    double sustained_s;      /* > 0: each finalist then runs back to back this long (thermal) and the
+                              * winner is chosen on its sustained time (tune --sustained) */
     int plant_crash_at;      /* tests: trial number (1-based) planted to crash, 0 none */
     int plant_hang_at;       /* tests: trial number planted to hang, 0 none */
 } kiln_tune_opts;
@@ -71,6 +76,13 @@ typedef struct kiln_tune_result {
     int worker_restarts;
     double bytes, gbps, bw_ratio; /* achieved bandwidth of the best and its ratio to copy bandwidth */
     int rotation;            /* buffer copies rotated while timing */
+    /* --sustained: best and default times are the sustained figures (median
+     * of the trials in the second half of the window); drift = (last - first)
+     * / first of their back-to-back trials (positive: it slowed down) */
+    double sustained_s;
+    double first_ns, last_ns, drift; /* the winner's */
+    double default_drift;
+    int sustained_trials;            /* the winner's back-to-back trials */
 } kiln_tune_result;
 
 /* copy_gbps: the device's measured copy bandwidth (0 if unknown). */

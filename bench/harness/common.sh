@@ -27,3 +27,19 @@ find_kiln() {
     done
     die "kiln binary not found: set KILN=/path/to/kiln or pass --kiln"
 }
+
+# The options of a bench's arguments that tune takes as well (--kernel,
+# --shape, --model, --precision), into the array TUNE_ARGS: the harness
+# scripts tune on what they bench without handing tune bench-only options
+# such as --rounds.
+tune_args() {
+    TUNE_ARGS=()
+    while [[ $# -gt 0 ]]; do
+        case "$1" in
+            --kernel|--shape|--model|--precision)
+                [[ $# -ge 2 ]] || break
+                TUNE_ARGS+=("$1" "$2"); shift 2 ;;
+            *) shift ;;
+        esac
+    done
+}

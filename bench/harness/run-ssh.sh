@@ -12,14 +12,15 @@
 #     -u, --user USER  remote user (or write USER@HOST)
 #     -d, --remote-dir D  remote working directory (default /tmp/kiln-bench)
 #     -o OPTION        extra ssh/scp option (repeatable), e.g. -o UserKnownHostsFile=...
-#     --tune N         tune first with a budget of N trials per kernel x shape
+#     --tune N         tune first with a budget of N (trials per kernel x shape, or 90s, 5m)
+#     --sustained S    tune and bench choose and report on S seconds of back-to-back runs (thermal)
 #     --device D       device(s) to bench on the host (default cpu)
 # Exit: 0 when every host succeeded, else the last failing status.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-kiln="" db="" out="bench-results" port="" key="" user="" rdir="/tmp/kiln-bench" tune=0
+kiln="" db="" out="bench-results" port="" key="" user="" rdir="/tmp/kiln-bench" tune="" sustained=""
 opts=(-o BatchMode=yes -o ConnectTimeout=15)
 hosts=() devices=()
 while [[ $# -gt 0 ]]; do
@@ -33,14 +34,18 @@ while [[ $# -gt 0 ]]; do
         -d|--remote-dir) rdir="$2"; shift 2 ;;
         -o) opts+=(-o "$2"); shift 2 ;;
         --tune) tune="$2"; shift 2 ;;
+        --sustained) sustained="$2"; shift 2 ;;
         --device) devices+=("$2"); shift 2 ;;
         --) shift; break ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         -*) die "unknown option '$1'" ;;
         *) hosts+=("$1"); shift ;;
     esac
 done
 [[ ${#hosts[@]} -gt 0 ]] || die "no HOST given"
+[[ "$tune" != 0 ]] || tune=""
+sus=()
+[[ -z "$sustained" ]] || sus=(--sustained "$sustained")
 [[ -n "$kiln" ]] || kiln="$(find_kiln)"
 [[ ${#devices[@]} -gt 0 ]] || devices=(cpu)
 [[ -z "$key" ]] || opts+=(-i "$key")
@@ -70,14 +75,16 @@ for h in "${hosts[@]}"; do
     prep=""
     [[ -z "$db" ]] || prep="mv -f $(printf '%q' "$rdir/$(basename "$db")") $(printf '%q' "$rdb") && "
     cmd="${prep}cd $(printf '%q' "$rdir") && chmod 755 kiln"
-    if [[ "$tune" -gt 0 ]]; then
+    if [[ -n "$tune" ]]; then
+        tune_args "$@"
         for d in "${devices[@]}"; do
-            cmd+=" && { ./$(remote_cmd kiln tune --device "$d" --budget "$tune" --db "$rdb" "$@") || true; }"
+            cmd+=" && { ./$(remote_cmd kiln tune --device "$d" --budget "$tune" "${sus[@]}" --db "$rdb" "${TUNE_ARGS[@]}") ||"
+            cmd+=" echo kiln tune on $d failed: \$?; }"
         done
     fi
     dev_args=()
     for d in "${devices[@]}"; do dev_args+=(--device "$d"); done
-    cmd+=" && ./$(remote_cmd kiln bench kernels "${dev_args[@]}" --db "$rdb" "$@")"
+    cmd+=" && ./$(remote_cmd kiln bench kernels "${dev_args[@]}" "${sus[@]}" --db "$rdb" "$@")"
     echo "== $target: $cmd" >&2
     r=0
     # shellcheck disable=SC2029  # as above

@@ -93,6 +93,10 @@ static int check(const kiln_shape *s, const kiln_config *c, const kiln_fingerpri
             snprintf(why, n, "act 1 runs on the cpu with int4/q8_0 weights");
             return 0;
         }
+        if (fp->no_int8) {
+            snprintf(why, n, "act 1 needs int8 dot products: the device's limits have none");
+            return 0;
+        }
         if (s->ilv > 1 && rows % s->ilv) {
             snprintf(why, n, "rows %d must be a multiple of the matrix's ilv %d (a task owns whole tiles)", rows,
                      s->ilv);

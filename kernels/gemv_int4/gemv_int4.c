@@ -100,6 +100,10 @@ static int check(const kiln_shape *s, const kiln_config *c, const kiln_fingerpri
         snprintf(why, n, "act 1 needs int4 or q8_0 weights");
         return 0;
     }
+    if (act && fp->no_int8) {
+        snprintf(why, n, "act 1 needs int8 dot products: the device's limits have none");
+        return 0;
+    }
     if (fp->backend == KILN_CPU) {
         for (int i = 0; i < N_PARAMS; i++)
             if (i != P_ROWS && i != P_PREFETCH && i != P_ACT && i != P_ILV && c->v[i] != params[i].def) {

@@ -170,7 +170,7 @@ static void publish(batch *b)
     kiln_sched_stats ss;
     kiln_sched_stats_get(b->q, &ss);
     pthread_mutex_lock(&b->mu);
-    b->st.queued = ss.queued + b->n_in;
+    b->st.queued = ss.queued; /* the scheduler's; stats() adds the hand-over list */
     b->st.running = ss.running;
     b->st.kv_pages_used = ss.kv_pages_used;
     b->st.kv_pages_free = ss.kv_pages_free;
@@ -274,6 +274,7 @@ static void stats(void *impl, serve_backend_stats *st)
     batch *b = impl;
     pthread_mutex_lock(&b->mu);
     *st = b->st;
+    st->queued += b->n_in;
     pthread_mutex_unlock(&b->mu);
 }
 

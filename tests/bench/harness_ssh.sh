@@ -6,63 +6,21 @@
 # SKIP (77) with the reason when sshd cannot start here.
 set -uo pipefail
 kiln="$1" harness="$2"
-sshd=/usr/sbin/sshd
-[[ -x $sshd ]] || { echo "SKIP: $sshd not installed (openssh-server, scripts/install-deps.sh)"; exit 77; }
 tmp="$(mktemp -d)"
-pid=""
+# shellcheck source=tests/bench/local_sshd.sh
+source "$(dirname "$0")/local_sshd.sh"
 # shellcheck disable=SC2317  # called by the EXIT trap
-cleanup() { [[ -z "$pid" ]] || kill "$pid" 2>/dev/null; rm -rf "$tmp"; }
+cleanup() { local_sshd_stop; rm -rf "$tmp"; }
 trap cleanup EXIT
-
-ssh-keygen -q -t ed25519 -N '' -f "$tmp/host_key" || exit 1
-ssh-keygen -q -t ed25519 -N '' -f "$tmp/client_key" || exit 1
-cp "$tmp/client_key.pub" "$tmp/authorized_keys"
-chmod 600 "$tmp/authorized_keys" "$tmp/host_key" "$tmp/client_key"
-# sshd wants its privilege separation directory
-[[ -d /run/sshd ]] || mkdir -p /run/sshd 2>/dev/null || true
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-port=""
-for _ in $(seq 50); do
-    p=$((20000 + RANDOM % 40000))
-    if port_free "$p"; then port=$p; break; fi
-done
-[[ -n "$port" ]] || { echo "SKIP: no free port found"; exit 77; }
-cat >"$tmp/sshd_config" <<CFG
-Port $port
-ListenAddress 127.0.0.1
-HostKey $tmp/host_key
-PidFile $tmp/sshd.pid
-AuthorizedKeysFile $tmp/authorized_keys
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin yes
-StrictModes no
-UsePAM no
-Subsystem sftp internal-sftp
-LogLevel ERROR
-CFG
-$sshd -f "$tmp/sshd_config" -D -e 2>"$tmp/sshd.log" &
-pid=$!
-for _ in $(seq 50); do
-    port_free "$port" || break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-done
-if ! kill -0 "$pid" 2>/dev/null || port_free "$port"; then
-    echo "SKIP: sshd did not start: $(tr '\n' ' ' <"$tmp/sshd.log")"
-    exit 77
-fi
+local_sshd_start "$tmp" || exit $?
 
 shape="m=256,k=256,quant=q4f16_1,group=32"
 seed="$tmp/seed.db"
 "$kiln" tune --device cpu --kernel gemv_int4 --shape "$shape" --budget 4 --db "$seed" >/dev/null 2>&1 ||
     { echo "FAIL: seeding tune"; exit 1; }
 rc=0
-"$harness/run-ssh.sh" --kiln "$kiln" --db "$seed" --out "$tmp/out" -p "$port" -i "$tmp/client_key" \
-    -u "$(id -un)" -d "$tmp/remote dir" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
-    -o LogLevel=ERROR 127.0.0.1 -- --kernel gemv_int4 --shape "$shape" -r 2 || rc=$?
+"$harness/run-ssh.sh" --kiln "$kiln" --db "$seed" --out "$tmp/out" "${LOCAL_SSHD_ARGS[@]}" \
+    -d "$tmp/remote dir" 127.0.0.1 -- --kernel gemv_int4 --shape "$shape" -r 2 || rc=$?
 [[ $rc -eq 0 ]] || { echo "FAIL: run-ssh.sh exited $rc"; cat "$tmp/sshd.log"; exit 1; }
 pulled="$tmp/out/127.0.0.1.db"
 [[ -f "$pulled" ]] || { echo "FAIL: no pulled db at $pulled"; exit 1; }

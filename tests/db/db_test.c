@@ -49,6 +49,69 @@ static void winner(kiln_db *db, int64_t dev, int64_t ker, const char *shape, con
     CHECK_OK(kiln_db_winner_update(db, &w, upd, &e), &e);
 }
 
+/* The similarity level: the distance is 0 for the same figures, symmetric
+ * and grows with each difference; a device of another backend borrows the
+ * nearest winner only with that backend's current hash (lookup_all), and
+ * the nearest of several tuned devices wins whatever their speed. */
+static void test_similar(void)
+{
+    kiln_fingerprint pocl = {.backend = KILN_OPENCL, .cpu_device = 1, .compute_units = 2, .subgroup_size = 8,
+                             .max_workgroup = 4096, .local_mem_bytes = 256 << 10, .read_gbps = 20};
+    snprintf(pocl.vendor, sizeof pocl.vendor, "Portable Computing Language");
+    snprintf(pocl.name, sizeof pocl.name, "cpu-haswell-Intel Xeon");
+    snprintf(pocl.arch, sizeof pocl.arch, "pocl");
+    kiln_fingerprint gpu = {.backend = KILN_OPENCL, .compute_units = 128, .subgroup_size = 32, .max_workgroup = 1024,
+                            .local_mem_bytes = 48 << 10, .read_gbps = 900};
+    snprintf(gpu.vendor, sizeof gpu.vendor, "NVIDIA Corporation");
+    snprintf(gpu.name, sizeof gpu.name, "RTX 4090");
+    snprintf(gpu.arch, sizeof gpu.arch, "sm_89");
+    kiln_fingerprint lvp = {.backend = KILN_VULKAN, .cpu_device = 1, .compute_units = 2, .subgroup_size = 8,
+                            .max_workgroup = 1024, .local_mem_bytes = 32 << 10, .read_gbps = 18};
+    snprintf(lvp.vendor, sizeof lvp.vendor, "Mesa");
+    snprintf(lvp.name, sizeof lvp.name, "llvmpipe (LLVM 15.0.6, 256 bits)");
+    snprintf(lvp.arch, sizeof lvp.arch, "llvmpipe");
+    CHECK(kiln_fingerprint_distance(&pocl, &pocl) == 0, "distance to itself %g", kiln_fingerprint_distance(&pocl, &pocl));
+    double d1 = kiln_fingerprint_distance(&lvp, &pocl), d2 = kiln_fingerprint_distance(&lvp, &gpu);
+    CHECK(d1 == kiln_fingerprint_distance(&pocl, &lvp), "the distance is not symmetric");
+    CHECK(d1 < d2, "lavapipe is nearer the GPU (%g) than PoCL (%g)", d2, d1);
+    kiln_fingerprint slower = pocl;
+    slower.read_gbps = 5;
+    CHECK(kiln_fingerprint_distance(&pocl, &slower) == 1, "a 4x bandwidth gap: %g, want 0.5 x log2(4) = 1",
+          kiln_fingerprint_distance(&pocl, &slower));
+
+    char p[512];
+    path(p, "similar.db");
+    kiln_db *db;
+    kiln_err e = {0};
+    CHECK_OK(kiln_db_open(&db, p, &e), &e);
+    int64_t dp, dg, kcl, kvk, ses;
+    CHECK_OK(kiln_db_device_upsert(db, &pocl, &dp, &e), &e);
+    CHECK_OK(kiln_db_device_upsert(db, &gpu, &dg, &e), &e);
+    CHECK_OK(kiln_db_kernel_upsert(db, "gemv_int4", "cl-hash", &kcl, &e), &e);
+    CHECK_OK(kiln_db_kernel_upsert(db, "gemv_int4", "vk-hash", &kvk, &e), &e);
+    CHECK_OK(kiln_db_session_begin(db, dp, "random", "8", "", &ses, &e), &e);
+    int upd;
+    winner(db, dg, kcl, "m64.k64", "{\"wg\":256}", 10, &upd);  /* the GPU: faster, but far */
+    winner(db, dp, kcl, "m64.k64", "{\"wg\":32}", 900, &upd);  /* PoCL: slower, but near */
+    const char *hashes[KILN_BACKEND_COUNT] = {0};
+    hashes[KILN_VULKAN] = "vk-hash";
+    kiln_db_match m;
+    CHECK_OK(kiln_db_lookup_all(db, &lvp, "gemv_int4", hashes, "m64.k64", &m, &e), &e);
+    CHECK(m.level == KILN_MATCH_DEFAULT, "without the opencl hash lavapipe borrowed %s", m.config_json);
+    hashes[KILN_OPENCL] = "cl-hash-old";
+    CHECK_OK(kiln_db_lookup_all(db, &lvp, "gemv_int4", hashes, "m64.k64", &m, &e), &e);
+    CHECK(m.level == KILN_MATCH_DEFAULT, "a winner of another source hash was borrowed: %s", m.config_json);
+    hashes[KILN_OPENCL] = "cl-hash";
+    CHECK_OK(kiln_db_lookup_all(db, &lvp, "gemv_int4", hashes, "m64.k64", &m, &e), &e);
+    CHECK(m.level == KILN_MATCH_SIMILAR && !strcmp(m.config_json, "{\"wg\":32}") && m.distance == d1 &&
+              strstr(m.device, "cpu-haswell"),
+          "lavapipe: level %s config %s from %s at %g (want PoCL's {\"wg\":32} at %g)", kiln_match_name(m.level),
+          m.config_json, m.device, m.distance, d1);
+    CHECK_OK(kiln_db_lookup_all(db, &gpu, "gemv_int4", hashes, "m64.k64", &m, &e), &e);
+    CHECK(m.level == KILN_MATCH_EXACT, "the tuned device itself: level %s", kiln_match_name(m.level));
+    kiln_db_close(db);
+}
+
 static void test_basics_and_lookup(void)
 {
     char p[512];
@@ -102,7 +165,13 @@ static void test_basics_and_lookup(void)
     kiln_fingerprint amd = fp_of("RX 7900", "mesa", "gfx1100");
     snprintf(amd.vendor, sizeof amd.vendor, "AMD");
     CHECK_OK(kiln_db_lookup(db, &amd, "gemv_int4", "hash-new", "m4096.k4096.q4f16_1.g32", &m, &e), &e);
-    CHECK(m.level == KILN_MATCH_DEFAULT, "unknown device: level %s", kiln_match_name(m.level));
+    /* never tuned: the nearest tuned device's winner (vendor and arch differ: distance 2) */
+    CHECK(m.level == KILN_MATCH_SIMILAR && !strcmp(m.config_json, "{\"wg\":256}") && strstr(m.device, "RTX 4090") &&
+              m.distance == 2 && strstr(m.note, "similar to vulkan RTX 4090"),
+          "unknown device: level %s config %s from %s distance %g note %s", kiln_match_name(m.level), m.config_json,
+          m.device, m.distance, m.note);
+    CHECK_OK(kiln_db_lookup(db, &amd, "gemv_int4", "hash-new", "m123.k4096.q4f16_1.g32", &m, &e), &e);
+    CHECK(m.level == KILN_MATCH_DEFAULT, "a shape nobody tuned: level %s", kiln_match_name(m.level));
     CHECK_OK(kiln_db_session_end(db, ses, "done", &e), &e);
 
     /* JSON round trip: export -> import into empty -> export is identical; import twice adds nothing */
@@ -123,7 +192,7 @@ static void test_basics_and_lookup(void)
     CHECK_OK(kiln_db_import(mem, j1, &e), &e);
     kiln_db_match mm;
     CHECK_OK(kiln_db_lookup(mem, &amd, "gemv_int4", "hash-new", "m4096.k4096.q4f16_1.g32", &mm, &e), &e);
-    CHECK(mm.level == KILN_MATCH_DEFAULT, "in-memory: unknown device level %s", kiln_match_name(mm.level));
+    CHECK(mm.level == KILN_MATCH_SIMILAR, "in-memory: unknown device level %s", kiln_match_name(mm.level));
     j2 = kiln_db_export_string(mem, &e);
     CHECK(j1 && j2 && !strcmp(j1, j2), "in-memory import/export is not lossless");
     CHECK(access(":memory:", F_OK) != 0, "an in-memory database left a file named :memory:");
@@ -277,7 +346,8 @@ static void test_read_bandwidth_column(void)
     /* make it the version-1 file an older kiln wrote: no read_gbps column */
     sqlite3 *h;
     sqlite3_open(p, &h);
-    CHECK(sqlite3_exec(h, "ALTER TABLE devices DROP COLUMN read_gbps; PRAGMA user_version = 1;", NULL, NULL, NULL) ==
+    CHECK(sqlite3_exec(h, "ALTER TABLE devices DROP COLUMN cpu_device; ALTER TABLE devices DROP COLUMN read_gbps;"
+                          " PRAGMA user_version = 1;", NULL, NULL, NULL) ==
               SQLITE_OK, "making a v1 file: %s", sqlite3_errmsg(h));
     sqlite3_close(h);
 
@@ -288,7 +358,7 @@ static void test_read_bandwidth_column(void)
     sqlite3_prepare_v2(kiln_db_handle(db), "SELECT (SELECT user_version FROM pragma_user_version), copy_gbps,"
                        " typeof(read_gbps), name FROM devices", -1, &st, NULL);
     CHECK(sqlite3_step(st) == SQLITE_ROW, "no device row after the migration");
-    CHECK(sqlite3_column_int(st, 0) == KILN_DB_SCHEMA_VERSION && KILN_DB_SCHEMA_VERSION == 2, "version %d",
+    CHECK(sqlite3_column_int(st, 0) == KILN_DB_SCHEMA_VERSION && KILN_DB_SCHEMA_VERSION == 3, "version %d",
           sqlite3_column_int(st, 0));
     CHECK(sqlite3_column_double(st, 1) == 300.5 && !strcmp((const char *)sqlite3_column_text(st, 2), "null") &&
               !strcmp((const char *)sqlite3_column_text(st, 3), "RTX 3060"),
@@ -500,6 +570,7 @@ int main(void)
     if (!mkdtemp(dir))
         return 1;
     test_basics_and_lookup();
+    test_similar();
     test_versions_and_bad_files();
     test_lookup_many_winners();
     test_read_bandwidth_column();
