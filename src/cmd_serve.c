@@ -68,11 +68,12 @@ int cmd_serve(int argc, char **argv)
         {"--host", NULL, KILN_OPT_STR, &ho.host, .arg = "ADDR", .help = "IPv4 address to listen on (default 127.0.0.1)"},
         {"--port", NULL, KILN_OPT_INT, &ho.port, 0, 65535, .arg = "N", .help = "TCP port (default 8080; 0: any free port)"},
         {"--parallel", NULL, KILN_OPT_INT, &parallel, 1, 64, .arg = "N",
-         .help = "requests decoded together (continuous batching, chunked prefill; default 1: one at a time with "
-                 "KV prefix reuse between turns). With N > 1, --ctx is the KV cache all N share, and a request whose "
-                 "prompt + max_tokens does not fit what is left gets 503 with Retry-After"},
+         .help = "requests decoded together (continuous batching, chunked prefill; default 1: one\n"
+                 "at a time, with KV prefix reuse between turns). With N > 1, --ctx is the KV\n"
+                 "cache all N share, and a request whose prompt + max_tokens does not fit what is\n"
+                 "left gets 503 with Retry-After"},
         {"--max-queue", NULL, KILN_OPT_INT, &max_queue, 1, 1 << 20, .arg = "N",
-         .help = "requests that may wait for the engine; more get 503 with Retry-After (default 64)"},
+         .help = "requests that may wait for the engine; more get 503 with Retry-After\n(default 64)"},
         {"--max-conns", NULL, KILN_OPT_INT, &ho.max_conns, 1, 1 << 16, .arg = "N",
          .help = "concurrent connections, one thread each (default 256)"},
         {"--timeout", NULL, KILN_OPT_INT, &ho.conn_timeout_s, 1, 3600, .arg = "S",

@@ -96,10 +96,11 @@ help_has run -- --model --prompt --device --db --n-predict --ctx --page-size --c
 help_has chat -- --model --system --ctx --profile
 help_has perplexity -- --file --ctx --chunks --model --device --precision --json
 help_has synth -- --preset --quant --seed --layers --threads --output
-help_has serve -- --model --host --port --max-requests --echo --ctx --chunk --threads
-help_has bench -- kernels model batch compare list show export import
+help_has serve -- --model --host --port --parallel --max-queue --max-conns --timeout --request-timeout --max-body --max-requests --echo --ctx --chunk --threads
+help_has bench -- kernels model batch serve compare list show export import
 help_has bench kernels -- --device --kernel --shape --rounds --copies --format --db
 help_has bench model -- --model --device --n-prompt --n-gen --reps --format --no-store --profile --db
+help_has bench serve -- --url --clients --requests --n-words --n-gen --label --timeout --device --db --no-store
 help_has bench batch -- --model --device --batch --n-prompt --n-gen --reps --profile --ctx
 help_has bench compare -- --baseline --threshold --k --kind --format
 help_has bench list -- --db

@@ -6,7 +6,8 @@
  *     read back equal, the other sequence's page untouched), and every page
  *     returns to the free list when both let go;
  * and per device (cpu, opencl, vulkan, or those named in argv), on a tiny
- * synthetic model (or SmolLM2 with BATCH_MODEL=$KILN_SMOLLM2):
+ * synthetic model (or the model in $BATCH_MODEL; with first argument
+ * "smollm2", $KILN_SMOLLM2 and the batch part only), --precision strict:
  *   - batch: 8 random prompts of different lengths give the same greedy
  *     tokens through the scheduler (8 at once, prefill chunks mixed into
  *     decode steps) as kiln_generate alone, each on_done exactly once;
@@ -184,7 +185,8 @@ static void random_prompt(kiln_rng *rng, int32_t *p, int n, int vocab)
         p[i] = 3 + (int32_t)kiln_rng_below(rng, (uint32_t)(vocab - 3)); /* no control tokens */
 }
 
-static void test_device(const char *dev, const char *model)
+/* batch_only: the batch comparison alone (the real model, where every forward is slow) */
+static void test_device(const char *dev, const char *model, int batch_only)
 {
     kiln_err e = {0};
     kiln_session s;
@@ -219,6 +221,8 @@ static void test_device(const char *dev, const char *model)
           st.kv_pages_used);
     for (int i = 0; i < N_REQ; i++)
         compare(dev, "batch", i, &o[i], ref[i], N_GEN);
+    if (batch_only)
+        goto close;
 
     /* prefix: a running request's first 40 tokens shared by three more */
     int32_t pre[4][56], pref[4][N_GEN];
@@ -251,6 +255,8 @@ close:
     kiln_sched_close(q);
 done:
     kiln_session_close(&s);
+    if (batch_only)
+        return;
 
     /* full: 8 pages of 16 tokens for 4 requests of 30 + 30 tokens */
     so.ctx = 128;
@@ -292,7 +298,23 @@ done2:
 
 int main(int argc, char **argv)
 {
-    test_kv_pages();
+    /* "smollm2 [backends]": the batch comparison on $KILN_SMOLLM2 */
+    int real = argc > 1 && !strcmp(argv[1], "smollm2");
+    if (real) {
+        argc--;
+        argv++;
+        const char *m = getenv("KILN_SMOLLM2");
+        if (!m || !m[0] || access(m, R_OK)) {
+            if (test_backend_required("model")) {
+                CHECK(0, "KILN_SMOLLM2 (%s) is required but missing: run scripts/fetch-model.sh", m ? m : "unset");
+                return 1;
+            }
+            KILN_SKIP("KILN_SMOLLM2 not set: run scripts/fetch-model.sh");
+        }
+        setenv("BATCH_MODEL", m, 1);
+    } else {
+        test_kv_pages();
+    }
     const char *model = getenv("BATCH_MODEL");
     char path[] = "/tmp/kiln-batch-XXXXXX";
     int tmp = !model || !model[0];
@@ -321,7 +343,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s: skipped (%s)\n", devs[i], bs.reason);
             continue;
         }
-        test_device(devs[i], model);
+        test_device(devs[i], model, real);
         fprintf(stderr, "%s: done\n", devs[i]);
         ran++;
     }
