@@ -4,7 +4,15 @@
  * vendor, architecture, compute units, subgroup size, max workgroup, shared
  * memory, measured bandwidth). The borrowed config is a guess: consumers
  * check it is valid on this device and verify it against the reference
- * before they use it (bench/bench_kernels.c, engine/ops.c). */
+ * before they use it (bench/bench_kernels.c, engine/ops.c).
+ *
+ * Only devices of the same backend lend their winners. Measured
+ * (bench/results/similarity.md): PoCL's tuned gemv configs, valid and
+ * correct on lavapipe, ran there at 0.17-0.45x of lavapipe's own default;
+ * what is fast depends on the compiler and runtime as much as on the
+ * hardware, and the default of a backend already encodes that. Another
+ * device of the same backend (a second Adreno, a newer driver's Mali) is
+ * what the level is for. */
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
@@ -71,6 +79,8 @@ int db_lookup_similar(kiln_db *db, const kiln_fingerprint *fp, const char *kerne
         memset(&o, 0, sizeof o);
         if (kiln_backend_parse(text(st, 0), &o.backend))
             continue;
+        if (o.backend != fp->backend)
+            continue; /* no borrowing across backends (see the top of this file) */
         const char *want = hashes[o.backend];
         if (!want || strcmp(want, text(st, 12)))
             continue; /* another backend this kernel has no source for, or a stale winner */

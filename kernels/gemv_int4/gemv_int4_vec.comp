@@ -147,6 +147,26 @@ float elem(uint w, uint j)
 #endif
 }
 
+#if QUANT != 4
+/* one step of a group: VEC words of each row from word w; off = the
+ * step's offset in the x chunk (XSG) */
+void group_step(uint w, uint off, uint base[ROWS], inout float d[ROWS], inout float xs)
+{
+    float xv[XN];
+    load_x(w * uint(EPW), off, xv);
+#if QUANT != 3
+    [[unroll]] for (uint i = 0u; i < uint(XN); i++)
+        xs += xv[i];
+#endif
+    [[unroll]] for (int r = 0; r < ROWS; r++) {
+        uint wv[VEC];
+        load_words(base[r] + w, wv);
+        [[unroll]] for (uint i = 0u; i < uint(XN); i++)
+            d[r] += elem(wv[i / uint(EPW)], i % uint(EPW)) * xv[i];
+    }
+}
+#endif
+
 void main()
 {
     uint row0 = gl_GlobalInvocationID.x * uint(ROWS);
@@ -186,25 +206,16 @@ void main()
         [[unroll]] for (int r = 0; r < ROWS; r++)
             d[r] = 0.0;
         if (g < full) {
-            [[unroll]] for (uint c = 0u; c < wpg; c += uint(VEC)) {
-                uint w = g * wpg + c;
-                float xv[XN];
 #if XSG
-                load_x(w * uint(EPW), (c * uint(EPW)) % uint(XCH), xv);
+            /* chunks of XCH values; only a chunk's steps are unrolled (the
+             * broadcast array is indexed by constants), not the group's */
+            for (uint cc = 0u; cc < wpg; cc += uint(XCH / EPW))
+                [[unroll]] for (uint c = 0u; c < uint(XCH / EPW); c += uint(VEC))
+                    group_step(g * wpg + cc + c, c * uint(EPW), base, d, xs);
 #else
-                load_x(w * uint(EPW), 0u, xv);
+            for (uint c = 0u; c < wpg; c += uint(VEC))
+                group_step(g * wpg + c, 0u, base, d, xs);
 #endif
-#if QUANT != 3
-                [[unroll]] for (uint i = 0u; i < uint(XN); i++)
-                    xs += xv[i];
-#endif
-                [[unroll]] for (int r = 0; r < ROWS; r++) {
-                    uint wv[VEC];
-                    load_words(base[r] + w, wv);
-                    [[unroll]] for (uint i = 0u; i < uint(XN); i++)
-                        d[r] += elem(wv[i / uint(EPW)], i % uint(EPW)) * xv[i];
-                }
-            }
         } else { /* the partial last group (K not a multiple of GROUP) */
             if (full * uint(GROUP) >= pc.K)
                 break;

@@ -4,8 +4,8 @@
 # picks, inside the budget; a config outside the space, or --config with
 # more than one kernel, is a usage error (exit 2) that names the config.
 #
-# On PoCL/lavapipe the device default of gemv_int4 is layout 1 (one
-# invocation per row), so layout 0 configs are the ones a user would ask for.
+# On PoCL/lavapipe the device default of gemv_int4 is layout 1 / 2 (whole
+# rows per invocation), so layout 0 configs are the ones a user would ask for.
 set -uo pipefail
 kiln="$1"
 dev="$2"
