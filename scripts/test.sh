@@ -79,6 +79,18 @@ if [ "$fuzz_secs" -gt 0 ]; then
   done
 fi
 
+# Phones: the aarch64 cross build (cpu backend, NEON/SDOT/SMMLA paths) run under
+# qemu-user -cpu max at every forced ISA level, and SmolLM2 answering "Paris"
+# (tests/cli/aarch64_qemu.sh; ~2-4 min). A skip (no cross compiler or qemu) fails
+# here: scripts/install-deps.sh installs both.
+mkdir -p build-logs
+if bash scripts/build-aarch64.sh build-aarch64 >build-logs/aarch64-build.log 2>&1 &&
+   bash tests/cli/aarch64_qemu.sh build-aarch64; then
+  echo "aarch64 cross build + qemu (kiln check --quick x 4 ISA levels, gemv_q8_test x 3, SmolLM2): OK"; passed=$((passed + 1))
+else
+  echo "aarch64 cross build or its qemu run FAILED"; tail -20 build-logs/aarch64-build.log 2>/dev/null; failed=$((failed + 1))
+fi
+
 echo "($skipped skipped: a skip never counts as passed)"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

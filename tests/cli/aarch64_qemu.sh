@@ -47,7 +47,7 @@ done
 
 model="${KILN_SMOLLM2:-}"
 if [[ -n "$model" && -r "$model" ]]; then
-    XDG_DATA_HOME="$tmp" "${qemu[@]}" "$dir/src/kiln" run -m "$model" -n 8 --temp 0 \
+    env -u KILN_DB HOME="$tmp" "${qemu[@]}" "$dir/src/kiln" run -m "$model" -n 8 --temp 0 \
         -p "What is the capital of France? Answer in one sentence." >"$tmp/run.out" 2>"$tmp/run.err" ||
         fail "kiln run exited $? ($(tail -3 "$tmp/run.err"))"
     grep -q Paris "$tmp/run.out" && echo "SmolLM2 greedy: $(tr '\n' ' ' <"$tmp/run.out")" ||
