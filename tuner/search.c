@@ -64,13 +64,20 @@ static int find(const kiln_search *s, const kiln_config *c)
     return -1;
 }
 
+/* Spaces up to ENUM_MAX configs are enumerated: a backend that uses few of
+ * the parameters (the cpu ignores every gpu one) has a valid share too small
+ * for blind draws (gemv_int4: 24 cpu configs in 1.66M, so 200k draws found
+ * one). ~20 ms of config_valid calls at the limit. */
+#define ENUM_MAX 4000000LL
+
 static int build_pool(kiln_search *s, const kiln_shape *sh, const kiln_fingerprint *fp, kiln_err *e)
 {
     const kiln_kernel *k = s->k;
     double total = kiln_config_space_size(k);
-    int sample = total > MAX_POOL;
-    long long n_iter = sample ? 4LL * MAX_POOL : (long long)total;
-    s->pool = malloc(sizeof *s->pool * (size_t)(sample ? MAX_POOL : (int)total + 1));
+    int enumerate = total <= (double)ENUM_MAX;
+    long long n_iter = enumerate ? (long long)total : 4LL * MAX_POOL;
+    size_t cap = total + 1 < MAX_POOL ? (size_t)total + 1 : MAX_POOL;
+    s->pool = malloc(sizeof *s->pool * cap);
     if (!s->pool)
         return kiln_fail(e, KILN_E_NOMEM, "search: no memory for the config pool");
     kiln_config def;
@@ -78,21 +85,38 @@ static int build_pool(kiln_search *s, const kiln_shape *sh, const kiln_fingerpri
     char why[128];
     if (k->config_valid(sh, &def, fp, why, sizeof why))
         s->pool[s->n_pool++] = def; /* the default always comes first */
-    for (long long it = 0; it < n_iter && s->n_pool < MAX_POOL; it++) {
+    /* enumerated: more valid configs than the pool holds are kept by
+     * reservoir sampling (uniform, without bias toward the first indices) */
+    const int base = s->n_pool;
+    const long long room = (long long)cap - base;
+    long long seen = 0;
+    for (long long it = 0; it < n_iter; it++) {
         kiln_config c;
         kiln_config_default(k, &c);
         long long rest = it;
         for (int p = 0; p < k->n_params; p++) {
             int nv = k->params[p].n_values;
-            int vi = sample ? (int)kiln_rng_below(&s->rng, (uint32_t)nv) : (int)(rest % nv);
+            int vi = enumerate ? (int)(rest % nv) : (int)kiln_rng_below(&s->rng, (uint32_t)nv);
             rest /= nv;
             c.v[p] = k->params[p].values[vi];
         }
-        if (!k->config_valid(sh, &c, fp, why, sizeof why))
+        if (!k->config_valid(sh, &c, fp, why, sizeof why) || kiln_config_equal(k, &c, &def))
             continue;
-        if (kiln_config_equal(k, &c, &def) || (sample && find(s, &c) >= 0))
+        if (!enumerate) {
+            if (find(s, &c) >= 0)
+                continue;
+            s->pool[s->n_pool++] = c;
+            if ((size_t)s->n_pool == cap)
+                break;
             continue;
-        s->pool[s->n_pool++] = c;
+        }
+        if (++seen <= room) {
+            s->pool[s->n_pool++] = c;
+        } else {
+            long long j = (long long)kiln_rng_below(&s->rng, (uint32_t)seen);
+            if (j < room)
+                s->pool[base + j] = c;
+        }
     }
     if (!s->n_pool)
         return kiln_fail(e, KILN_E_INVALID, "search: no valid config of %s for this shape on %s", k->name, fp->name);
