@@ -121,22 +121,6 @@ static int run_once(kiln_session *s, int B, int n_prompt, int n_gen, kiln_rng *r
     return 0;
 }
 
-static int parse_list(const char *v, int *out, int max, int *n, kiln_err *e)
-{
-    *n = 0;
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", v);
-    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        long long x;
-        if (*n == max)
-            return kiln_fail(e, KILN_E_INVALID, "--batch: at most %d sizes", max);
-        if (kiln_num_int("--batch", t, 1, MAX_B, &x, e))
-            return KILN_E_INVALID;
-        out[(*n)++] = (int)x;
-    }
-    return *n ? 0 : kiln_fail(e, KILN_E_INVALID, "--batch: no sizes in '%s'", v);
-}
-
 int kiln_cmd_bench_batch(int argc, char **argv)
 {
     kiln_engine_cli c;
@@ -165,7 +149,7 @@ int kiln_cmd_bench_batch(int argc, char **argv)
         return kiln_args_usage_error("kiln bench batch", "-m MODEL is required");
     kiln_err e = {0};
     int bs[16], nb, maxb = 1;
-    if (parse_list(list, bs, 16, &nb, &e)) {
+    if (kiln_num_int_list("--batch", list, 1, MAX_B, bs, 16, &nb, &e)) {
         fprintf(stderr, "kiln bench batch: %s\n", e.msg);
         return KILN_EXIT_USAGE;
     }

@@ -220,22 +220,6 @@ static int run_level(const serve_url *url, const char *path, int clients, int re
     return 0;
 }
 
-static int parse_list(const char *v, int *out, int max, int *n, kiln_err *e)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", v);
-    *n = 0;
-    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        long long x;
-        if (*n == max)
-            return kiln_fail(e, KILN_E_INVALID, "--clients: at most %d levels", max);
-        if (kiln_num_int("--clients", t, 1, 256, &x, e))
-            return KILN_E_INVALID;
-        out[(*n)++] = (int)x;
-    }
-    return *n ? 0 : kiln_fail(e, KILN_E_INVALID, "--clients: no numbers in '%s'", v);
-}
-
 static int store(const char *db_path, const char *device, const char *label, const level_out *lo, int n_lv,
                  int reqs, int n_words, int n_gen, kiln_err *e)
 {
@@ -327,7 +311,7 @@ int kiln_cmd_bench_serve(int argc, char **argv)
     kiln_err e = {0};
     serve_url url;
     int levels[16], n_lv;
-    if (serve_url_parse(url_s, &url, &e) || parse_list(list, levels, 16, &n_lv, &e))
+    if (serve_url_parse(url_s, &url, &e) || kiln_num_int_list("--clients", list, 1, 256, levels, 16, &n_lv, &e))
         return kiln_args_usage_error("kiln bench serve", e.msg);
     /* warm-up: one untimed request (also says whether the server is there) */
     char *wb = prompt_body(-1, n_words, n_gen < 8 ? n_gen : 8);

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int kiln_num_int(const char *what, const char *s, long long lo, long long hi, long long *out, kiln_err *e)
 {
@@ -21,6 +22,33 @@ int kiln_num_int(const char *what, const char *s, long long lo, long long hi, lo
         return kiln_fail(e, KILN_E_INVALID, "%s: '%s' is not a whole number in [%lld, %lld]", what, s, lo, hi);
     *out = v;
     return 0;
+}
+
+int kiln_num_int_list(const char *what, const char *s, long long lo, long long hi, int *out, int max, int *n,
+                      kiln_err *e)
+{
+    *n = 0;
+    if (!s || !*s)
+        return kiln_fail(e, KILN_E_INVALID, "%s: no numbers in '%s'", what, s ? s : "");
+    for (const char *p = s;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char item[32];
+        if (len >= sizeof item)
+            return kiln_fail(e, KILN_E_INVALID, "%s: '%.*s' is not a whole number in [%lld, %lld]", what, (int)len, p,
+                             lo, hi);
+        memcpy(item, p, len);
+        item[len] = 0;
+        long long v;
+        if (*n == max)
+            return kiln_fail(e, KILN_E_INVALID, "%s: at most %d numbers in '%s'", what, max, s);
+        if (kiln_num_int(what, item, lo, hi, &v, e))
+            return KILN_E_INVALID;
+        out[(*n)++] = (int)v;
+        if (!comma)
+            return 0;
+        p = comma + 1;
+    }
 }
 
 int kiln_num_u64(const char *what, const char *s, uint64_t *out, kiln_err *e)

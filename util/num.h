@@ -14,6 +14,12 @@ int kiln_num_int(const char *what, const char *s, long long lo, long long hi, lo
 int kiln_num_u64(const char *what, const char *s, uint64_t *out, kiln_err *e);
 int kiln_num_double(const char *what, const char *s, double lo, double hi, double *out, kiln_err *e);
 
+/* A comma-separated list of whole numbers in [lo, hi] ("1,2,4,8"): at least
+ * one, at most max; an empty item or a number out of range is an error that
+ * names what and echoes the item. */
+int kiln_num_int_list(const char *what, const char *s, long long lo, long long hi, int *out, int max, int *n,
+                      kiln_err *e);
+
 /* A numeric environment variable (KILN_CPU_THREADS, ...): unset or empty
  * gives *out = def; anything else must pass kiln_num_int, and the error
  * names the variable: "environment variable KILN_CPU_THREADS: 'abc' is not

@@ -59,6 +59,8 @@ expect_usage -r nan "$kiln" bench model -m "$tmp/tiny.gguf" -r nan
 expect_usage --threshold nan "$kiln" bench compare latest --baseline previous --threshold nan
 expect_usage --copies 0 "$kiln" bench kernels --copies 0
 expect_usage --batch 0 "$kiln" bench batch -m "$tmp/tiny.gguf" --batch 1,0
+expect_usage --batch "" "$kiln" bench batch -m "$tmp/tiny.gguf" --batch 1,,2
+expect_usage --clients 1x "$kiln" bench serve --url http://127.0.0.1:9 --clients 2,1x
 # a value-less option and an unknown one
 timeout 60 "$kiln" run "${m[@]}" --ctx >/dev/null 2>"$tmp/err"
 [ $? = 2 ] && grep -q -- "--ctx needs a value" "$tmp/err" || fail "--ctx without a value: $(cat "$tmp/err")"
