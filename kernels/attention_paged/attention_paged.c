@@ -61,6 +61,14 @@ static uint64_t rng_next(uint64_t *s)
 }
 static float rng_unit(uint64_t *s) { return (float)((rng_next(s) >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f; } /* [-1,1) */
 static uint32_t rng_below(uint64_t *s, uint32_t n) { return (uint32_t)((rng_next(s) >> 33) % n); }
+/* a[i], b[i] in [-1,1), interleaved draws (the order every problem's data was made in) */
+static void rng_fill2(float *a, float *b, size_t n, uint64_t *s)
+{
+    for (size_t i = 0; i < n; i++) {
+        a[i] = rng_unit(s);
+        b[i] = rng_unit(s);
+    }
+}
 
 /* ---- shapes ---- */
 static int shape_common_ok(const kiln_shape *s, char *why, size_t n)
@@ -532,14 +540,8 @@ static int append_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t se
     }
     float *kn = bk->host, *vn = bv->host, *kpool = kp->host, *vpool = vp->host;
     int32_t *table = bt->host;
-    for (size_t i = 0; i < row; i++) {
-        kn[i] = rng_unit(&rs);
-        vn[i] = rng_unit(&rs);
-    }
-    for (size_t i = 0; i < pool_bytes / 4; i++) {
-        kpool[i] = rng_unit(&rs);
-        vpool[i] = rng_unit(&rs);
-    }
+    rng_fill2(kn, vn, row, &rs);
+    rng_fill2(kpool, vpool, pool_bytes / 4, &rs);
     for (int i = 0; i < used; i++)
         table[i] = (int32_t)rng_below(&rs, (uint32_t)n_pool);
     int lp = pos / ps;
@@ -557,29 +559,42 @@ static int append_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t se
     return 0;
 }
 
-static int append_plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out, kiln_err *e)
+/* kv_append and kv_append_batch: one thread per element of a token's K/V
+ * rows, grid y over the tokens (1 unbatched); the batch reads positions and
+ * table bases from meta (slot 5) instead of the ctx argument. */
+static int append_plan_of(const kiln_kernel *k, int batch, const kiln_shape *s, const kiln_config *c,
+                          kiln_backend_kind be, kiln_plan *out)
 {
-    (void)e;
     memset(out, 0, sizeof *out);
     int wg = c->v[0];
     kiln_plan_step *st = &out->steps[0];
     st->source = "attention_paged";
-    st->entry = be == KILN_CPU ? "kv_append_cpu" : "kv_append";
-    st->signature = "bbbbbiiii";
-    kiln_plan_config_defines(st, &kiln_kernel_kv_append, c);
+    st->entry = be == KILN_CPU ? (batch ? "kv_append_batch_cpu" : "kv_append_cpu") : "kv_append";
+    st->signature = batch ? "bbbbbbiiii" : "bbbbbiiii";
+    kiln_plan_config_defines(st, k, c);
+    if (batch)
+        kiln_plan_define(st, "BATCH", 1);
     int n = s->kv_heads * s->head_dim;
     st->local[0] = be == KILN_CPU ? 1 : (uint32_t)wg;
     st->grid[0] = be == KILN_CPU ? 1 : (uint32_t)((n + wg - 1) / wg);
-    st->grid[1] = st->grid[2] = 1;
-    st->cpu_threads = 1;
-    for (int i = 0; i < 5; i++)
+    st->grid[1] = batch ? (uint32_t)s->m : 1;
+    st->grid[2] = 1;
+    if (!batch)
+        st->cpu_threads = 1;
+    for (int i = 0; i < (batch ? 6 : 5); i++)
         kiln_plan_slot(st, i);
-    kiln_plan_i32(st, s->ctx);
+    kiln_plan_i32(st, batch ? 0 : s->ctx); /* batch: positions come from meta */
     kiln_plan_i32(st, s->page_size);
     kiln_plan_i32(st, s->kv_heads);
     kiln_plan_i32(st, s->head_dim);
     out->n_steps = 1;
     return 0;
+}
+
+static int append_plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out, kiln_err *e)
+{
+    (void)e;
+    return append_plan_of(&kiln_kernel_kv_append, 0, s, c, be, out);
 }
 
 static double append_bytes(const kiln_shape *s) { return 4.0 * s->kv_heads * s->head_dim * 4.0 + 4.0; }
@@ -756,10 +771,7 @@ static int attnb_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t see
         return e->code;
     }
     float *q = bq->host, *k = bk->host, *v = bv->host;
-    for (size_t i = 0; i < pool_bytes / 4; i++) {
-        k[i] = rng_unit(&rs);
-        v[i] = rng_unit(&rs);
-    }
+    rng_fill2(k, v, pool_bytes / 4, &rs);
     /* q scaled so the softmax is far from uniform: a wrong row or page moves the output */
     for (size_t i = 0; i < (size_t)T * row; i++)
         q[i] = 4.0f * rng_unit(&rs);
@@ -880,14 +892,8 @@ static int appendb_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t s
     }
     float *kn = bk->host, *vn = bv->host, *kpool = kp->host, *vpool = vp->host;
     int32_t *tables = bt->host, *meta = bm->host;
-    for (size_t i = 0; i < (size_t)T * row; i++) {
-        kn[i] = rng_unit(&rs);
-        vn[i] = rng_unit(&rs);
-    }
-    for (size_t i = 0; i < pool_bytes / 4; i++) {
-        kpool[i] = rng_unit(&rs);
-        vpool[i] = rng_unit(&rs);
-    }
+    rng_fill2(kn, vn, (size_t)T * row, &rs);
+    rng_fill2(kpool, vpool, pool_bytes / 4, &rs);
     memcpy(kp->expect, kpool, pool_bytes);
     memcpy(vp->expect, vpool, pool_bytes);
     /* written pages: a shuffled list of distinct physical pages, so a kernel that ignores a table
@@ -920,27 +926,7 @@ static int appendb_plan(const kiln_shape *s, const kiln_config *c, kiln_backend_
                         kiln_err *e)
 {
     (void)e;
-    memset(out, 0, sizeof *out);
-    int wg = c->v[0];
-    kiln_plan_step *st = &out->steps[0];
-    st->source = "attention_paged";
-    st->entry = be == KILN_CPU ? "kv_append_batch_cpu" : "kv_append";
-    st->signature = "bbbbbbiiii";
-    kiln_plan_config_defines(st, &kiln_kernel_kv_append_batch, c);
-    kiln_plan_define(st, "BATCH", 1);
-    int n = s->kv_heads * s->head_dim;
-    st->local[0] = be == KILN_CPU ? 1 : (uint32_t)wg;
-    st->grid[0] = be == KILN_CPU ? 1 : (uint32_t)((n + wg - 1) / wg);
-    st->grid[1] = (uint32_t)s->m;
-    st->grid[2] = 1;
-    for (int i = 0; i < 6; i++)
-        kiln_plan_slot(st, i);
-    kiln_plan_i32(st, 0); /* positions come from meta */
-    kiln_plan_i32(st, s->page_size);
-    kiln_plan_i32(st, s->kv_heads);
-    kiln_plan_i32(st, s->head_dim);
-    out->n_steps = 1;
-    return 0;
+    return append_plan_of(&kiln_kernel_kv_append_batch, 1, s, c, be, out);
 }
 
 static double appendb_bytes(const kiln_shape *s) { return (double)s->m * (append_bytes(s) + 8.0); }
