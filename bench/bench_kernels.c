@@ -134,13 +134,12 @@ static void bench_one(const kiln_kbench_opts *o, kiln_db *db, const char *spec, 
     kiln_config_to_json(k, &def, row->default_json, sizeof row->default_json);
 
     /* the tuned config: what a consumer of the database gets on this device */
-    char hashes[KILN_BACKEND_COUNT][17];
-    const char *hp[KILN_BACKEND_COUNT];
-    kiln_kernel_source_hashes(k, hashes, hp);
+    char hash[17];
+    kiln_kernel_source_hash(k, fp->backend, hash);
     kiln_db_match m;
     kiln_err e = {0};
     row->level = KILN_MATCH_DEFAULT;
-    if (kiln_db_lookup_all(db, fp, k->name, hp, row->shape_key, &m, &e)) {
+    if (kiln_db_lookup(db, fp, k->name, hash, row->shape_key, &m, &e)) {
         snprintf(row->match, sizeof row->match, "default (lookup failed: %s)", e.msg);
     } else if (m.level == KILN_MATCH_DEFAULT) {
         snprintf(row->match, sizeof row->match, "no winner in the database: tuned = default%s%s",

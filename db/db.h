@@ -98,17 +98,13 @@ typedef struct kiln_db_match {
 } kiln_db_match;
 
 const char *kiln_match_name(int level);
-/* Finds the config for (kernel, shape) on fp, trying the levels in order.
- * The similarity level considers devices of fp's backend only: borrowing
- * across backends measured 0.17-0.45x of the borrower's own default
- * (bench/results/similarity.md), so it is not done. */
+/* Finds the config for (kernel, shape) on fp, trying the levels in order;
+ * hash is the kernel's current source hash on fp's backend (a winner of
+ * another is stale). The similarity level considers devices of fp's backend
+ * only: borrowing across backends measured 0.17-0.45x of the borrower's own
+ * default (bench/results/similarity.md), so it is not done. */
 int kiln_db_lookup(kiln_db *db, const kiln_fingerprint *fp, const char *kernel, const char *source_hash,
                    const char *shape_key, kiln_db_match *m, kiln_err *e);
-/* As kiln_db_lookup with the kernel's current source hash on every backend
- * (NULL: that backend is skipped); only fp's backend lends winners. */
-int kiln_db_lookup_all(kiln_db *db, const kiln_fingerprint *fp, const char *kernel,
-                       const char *const hashes[KILN_BACKEND_COUNT], const char *shape_key, kiln_db_match *m,
-                       kiln_err *e);
 
 /* How unlike two devices are, for the similarity level (db/db_similar.c):
  * 0 for the same figures, growing with each difference: backend 3, kind

@@ -19,8 +19,7 @@ void db_rollback(kiln_db *db);
 void db_uuid(char out[33]);
 void db_now(char out[32]); /* UTC ISO-8601 */
 /* The similarity level (db_similar.c): 1 and *m filled, 0 none, < 0 error. */
-int db_lookup_similar(kiln_db *db, const kiln_fingerprint *fp, const char *kernel,
-                      const char *const hashes[KILN_BACKEND_COUNT], const char *shape_key, kiln_db_match *m,
-                      kiln_err *e);
+int db_lookup_similar(kiln_db *db, const kiln_fingerprint *fp, const char *kernel, const char *hash,
+                      const char *shape_key, kiln_db_match *m, kiln_err *e);
 
 #endif

@@ -110,17 +110,6 @@ static int take(kiln_db_match *m, const candidate *c, int level)
 int kiln_db_lookup(kiln_db *db, const kiln_fingerprint *fp, const char *kernel, const char *hash,
                    const char *shape_key, kiln_db_match *m, kiln_err *e)
 {
-    const char *hashes[KILN_BACKEND_COUNT] = {0};
-    if (fp->backend >= 0 && fp->backend < KILN_BACKEND_COUNT)
-        hashes[fp->backend] = hash;
-    return kiln_db_lookup_all(db, fp, kernel, hashes, shape_key, m, e);
-}
-
-int kiln_db_lookup_all(kiln_db *db, const kiln_fingerprint *fp, const char *kernel,
-                       const char *const hashes[KILN_BACKEND_COUNT], const char *shape_key, kiln_db_match *m,
-                       kiln_err *e)
-{
-    const char *hash = fp->backend >= 0 && fp->backend < KILN_BACKEND_COUNT ? hashes[fp->backend] : NULL;
     if (!hash)
         hash = "";
     memset(m, 0, sizeof *m);
@@ -188,7 +177,7 @@ int kiln_db_lookup_all(kiln_db *db, const kiln_fingerprint *fp, const char *kern
     }
     /* the nearest tuned device's winner of this very shape */
     kiln_db_match sim = *m;
-    r = db_lookup_similar(db, fp, kernel, hashes, shape_key, &sim, e);
+    r = db_lookup_similar(db, fp, kernel, hash, shape_key, &sim, e);
     if (r < 0)
         return r;
     if (r) {

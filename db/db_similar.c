@@ -53,37 +53,33 @@ static const char *text(sqlite3_stmt *st, int i)
     return t ? (const char *)t : "";
 }
 
-int db_lookup_similar(kiln_db *db, const kiln_fingerprint *fp, const char *kernel,
-                      const char *const hashes[KILN_BACKEND_COUNT], const char *shape_key, kiln_db_match *m,
-                      kiln_err *e)
+int db_lookup_similar(kiln_db *db, const kiln_fingerprint *fp, const char *kernel, const char *hash,
+                      const char *shape_key, kiln_db_match *m, kiln_err *e)
 {
     char key[512];
     kiln_fingerprint_key(fp, key, sizeof key);
-    /* every tuned device's winner of this shape; each backend's rows count
-     * only with that backend's current source hash (checked below) */
+    /* every other tuned device of this backend with a winner of this shape
+     * and this source (a winner of another source is stale) */
     const char *sql =
         "SELECT d.backend, d.vendor, d.name, d.arch, d.driver_version, d.compute_units, d.subgroup_size, d.local_mem,"
         " d.max_workgroup, d.copy_gbps, d.read_gbps, d.cpu_device, k.source_hash, w.config_json, w.median_ns"
         " FROM winners w JOIN devices d ON d.id = w.device_id JOIN kernels k ON k.id = w.kernel_id"
-        " WHERE k.name = ?1 AND w.shape_key = ?2 AND d.fingerprint != ?3 ORDER BY d.id";
+        " WHERE k.name = ?1 AND w.shape_key = ?2 AND d.fingerprint != ?3 AND d.backend = ?4 AND k.source_hash = ?5"
+        " ORDER BY d.id";
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK)
         return db_fail(db, e, "looking up a similar device");
     sqlite3_bind_text(st, 1, kernel, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, shape_key, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 3, key, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 4, kiln_backend_name(fp->backend), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, hash, -1, SQLITE_TRANSIENT);
     double best = INFINITY;
     int r, found = 0;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         kiln_fingerprint o;
         memset(&o, 0, sizeof o);
-        if (kiln_backend_parse(text(st, 0), &o.backend))
-            continue;
-        if (o.backend != fp->backend)
-            continue; /* no borrowing across backends (see the top of this file) */
-        const char *want = hashes[o.backend];
-        if (!want || strcmp(want, text(st, 12)))
-            continue; /* another backend this kernel has no source for, or a stale winner */
+        o.backend = fp->backend;
         snprintf(o.vendor, sizeof o.vendor, "%s", text(st, 1));
         snprintf(o.name, sizeof o.name, "%s", text(st, 2));
         snprintf(o.arch, sizeof o.arch, "%s", text(st, 3));

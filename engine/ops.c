@@ -66,13 +66,12 @@ static void lookup_config(const kiln_fingerprint *fp, kiln_db *db, const kiln_ke
     snprintf(note, n, "no database");
     if (!db)
         return;
-    char hashes[KILN_BACKEND_COUNT][17], key[128];
-    const char *hp[KILN_BACKEND_COUNT];
-    kiln_kernel_source_hashes(k, hashes, hp);
+    char hash[17], key[128];
+    kiln_kernel_source_hash(k, fp->backend, hash);
     k->shape_key(lookup, key, sizeof key);
     kiln_db_match m;
     kiln_err e = {0};
-    if (kiln_db_lookup_all(db, fp, k->name, hp, key, &m, &e)) {
+    if (kiln_db_lookup(db, fp, k->name, hash, key, &m, &e)) {
         snprintf(note, n, "lookup failed: %s", e.msg);
         return;
     }

@@ -266,10 +266,6 @@ const char *kiln_source_get(const char *source, kiln_backend_kind be);
  * kiln_cpu_source_hashes). A winner stored under another
  * hash is stale and is not used silently. */
 void kiln_kernel_source_hash(const kiln_kernel *k, kiln_backend_kind be, char out[17]);
-/* kiln_kernel_source_hash for every backend, and ptrs[b] = out[b] (what
- * kiln_db_lookup_all takes: a device may borrow another backend's winner). */
-void kiln_kernel_source_hashes(const kiln_kernel *k, char out[KILN_BACKEND_COUNT][17],
-                               const char *ptrs[KILN_BACKEND_COUNT]);
 kiln_cpu_fn kiln_cpu_kernel_find(const char *entry);
 
 #endif

@@ -127,11 +127,3 @@ void kiln_kernel_source_hash(const kiln_kernel *k, kiln_backend_kind be, char ou
     snprintf(out, 17, "%016llx", (unsigned long long)h);
 }
 
-void kiln_kernel_source_hashes(const kiln_kernel *k, char out[KILN_BACKEND_COUNT][17],
-                               const char *ptrs[KILN_BACKEND_COUNT])
-{
-    for (int b = 0; b < KILN_BACKEND_COUNT; b++) {
-        kiln_kernel_source_hash(k, (kiln_backend_kind)b, out[b]);
-        ptrs[b] = out[b];
-    }
-}

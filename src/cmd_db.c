@@ -161,11 +161,10 @@ static int best(kiln_db *db, const char *kernel, const char *shape, const char *
     kiln_device *d;
     if (kiln_device_select(device ? device : "cpu", &d, &e))
         return fail(&e);
-    char hashes[KILN_BACKEND_COUNT][17];
-    const char *hp[KILN_BACKEND_COUNT];
-    kiln_kernel_source_hashes(k, hashes, hp);
+    char hash[17];
+    kiln_kernel_source_hash(k, d->fp.backend, hash);
     kiln_db_match m;
-    int rc = kiln_db_lookup_all(db, &d->fp, kernel, hp, shape, &m, &e);
+    int rc = kiln_db_lookup(db, &d->fp, kernel, hash, shape, &m, &e);
     kiln_device_close(d);
     if (rc)
         return fail(&e);

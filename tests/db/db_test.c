@@ -51,7 +51,7 @@ static void winner(kiln_db *db, int64_t dev, int64_t ker, const char *shape, con
 
 /* The similarity level: the distance is 0 for the same figures, symmetric
  * and grows with each difference; only a device of the same backend lends,
- * with that backend's current hash, and the nearest of several tuned
+ * with the current source hash, and the nearest of several tuned
  * devices wins whatever their speed. */
 static void test_similar(void)
 {
@@ -93,13 +93,10 @@ static void test_similar(void)
     int upd;
     winner(db, dg, kcl, "m64.k64", "{\"wg\":256}", 10, &upd);  /* the GPU: faster, but far */
     winner(db, dp, kcl, "m64.k64", "{\"wg\":32}", 900, &upd);  /* PoCL: slower, but near */
-    const char *hashes[KILN_BACKEND_COUNT] = {0};
-    hashes[KILN_VULKAN] = "vk-hash";
     kiln_db_match m;
-    hashes[KILN_OPENCL] = "cl-hash";
     /* another backend never lends: PoCL's winners ran at 0.17-0.45x of
      * lavapipe's own default (bench/results/similarity.md) */
-    CHECK_OK(kiln_db_lookup_all(db, &lvp, "gemv_int4", hashes, "m64.k64", &m, &e), &e);
+    CHECK_OK(kiln_db_lookup(db, &lvp, "gemv_int4", "vk-hash", "m64.k64", &m, &e), &e);
     CHECK(m.level == KILN_MATCH_DEFAULT, "lavapipe borrowed %s from another backend (%s)", m.config_json, m.device);
     /* a second PoCL (another cpu and arch string, half the bandwidth): the nearest of its
      * backend's tuned devices lends, not the faster GPU */
@@ -108,16 +105,14 @@ static void test_similar(void)
     snprintf(pocl2.arch, sizeof pocl2.arch, "pocl-zen3"); /* else the vendor/arch level answers first */
     pocl2.read_gbps = 10;
     double d3 = kiln_fingerprint_distance(&pocl2, &pocl);
-    hashes[KILN_OPENCL] = "cl-hash-old";
-    CHECK_OK(kiln_db_lookup_all(db, &pocl2, "gemv_int4", hashes, "m64.k64", &m, &e), &e);
+    CHECK_OK(kiln_db_lookup(db, &pocl2, "gemv_int4", "cl-hash-old", "m64.k64", &m, &e), &e);
     CHECK(m.level == KILN_MATCH_DEFAULT, "a winner of another source hash was borrowed: %s", m.config_json);
-    hashes[KILN_OPENCL] = "cl-hash";
-    CHECK_OK(kiln_db_lookup_all(db, &pocl2, "gemv_int4", hashes, "m64.k64", &m, &e), &e);
+    CHECK_OK(kiln_db_lookup(db, &pocl2, "gemv_int4", "cl-hash", "m64.k64", &m, &e), &e);
     CHECK(m.level == KILN_MATCH_SIMILAR && !strcmp(m.config_json, "{\"wg\":32}") && m.distance == d3 &&
               strstr(m.device, "cpu-haswell"),
           "second PoCL: level %s config %s from %s at %g (want PoCL's {\"wg\":32} at %g)", kiln_match_name(m.level),
           m.config_json, m.device, m.distance, d3);
-    CHECK_OK(kiln_db_lookup_all(db, &gpu, "gemv_int4", hashes, "m64.k64", &m, &e), &e);
+    CHECK_OK(kiln_db_lookup(db, &gpu, "gemv_int4", "cl-hash", "m64.k64", &m, &e), &e);
     CHECK(m.level == KILN_MATCH_EXACT, "the tuned device itself: level %s", kiln_match_name(m.level));
     kiln_db_close(db);
 }
