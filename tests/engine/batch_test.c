@@ -7,10 +7,12 @@
  *     returns to the free list when both let go;
  * and per device (cpu, opencl, vulkan, or those named in argv), on a tiny
  * synthetic model (or the model in $BATCH_MODEL; with first argument
- * "smollm2", $KILN_SMOLLM2 and the batch part only), --precision strict:
+ * "smollm2", $KILN_SMOLLM2 and the batch part only: tests/engine/meson.build
+ * runs that once per backend), --precision strict:
  *   - batch: 8 random prompts of different lengths give the same greedy
  *     tokens through the scheduler (8 at once, prefill chunks mixed into
- *     decode steps) as kiln_generate alone, each on_done exactly once;
+ *     decode steps, in at most half the steps one request at a time would
+ *     take) as kiln_generate alone, each on_done exactly once;
  *   - prefix: requests sharing a 40-token prefix (2.5 pages) with a running
  *     one reuse its pages (n_cached, the scheduler's counter, a copy on
  *     write) and still give their unshared tokens;
@@ -219,6 +221,13 @@ static void test_device(const char *dev, const char *model, int batch_only)
     kiln_sched_stats_get(q, &st);
     CHECK(st.kv_pages_used == 0 && st.running == 0 && st.queued == 0, "%s: after the batch %d pages used", dev,
           st.kv_pages_used);
+    /* batched for real: one request at a time would take a step per prompt chunk and per decode token */
+    unsigned long long serial = 0;
+    for (int i = 0; i < N_REQ; i++)
+        serial += (unsigned long long)((lens[i] + so.chunk - 1) / so.chunk + N_GEN - 1);
+    fprintf(stderr, "%s: the batch took %llu steps (%llu one request at a time)\n", dev, st.steps, serial);
+    CHECK(st.steps > 0 && 2 * st.steps <= serial, "%s: the batch took %llu steps, one at a time would take %llu: "
+          "not batched", dev, st.steps, serial);
     for (int i = 0; i < N_REQ; i++)
         compare(dev, "batch", i, &o[i], ref[i], N_GEN);
     if (batch_only)
