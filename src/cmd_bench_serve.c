@@ -9,9 +9,15 @@
  * event) per request, the gaps between successive text events
  * (inter-token latency), and per concurrency level the wall time from the
  * first request sent to the last answer. Reported per level: aggregate output
- * tok/s (all text events / wall), aggregate decode tok/s (events after each
+ * tok/s (all tokens / wall), aggregate decode tok/s (tokens after each
  * request's first / wall), TTFT and ITL p50/p99, and the ratio of output tok/s
  * to the first level's (normally C = 1). One untimed warm-up request first.
+ * A request's tokens are the count its server reports (usage, or llama.cpp's
+ * timings; src/serve/client.h), else its text events; the table says which,
+ * and when events and tokens differ (then ITL is per event, not per token).
+ * A request that ends with fewer tokens than -n counts, and is said. --json
+ * prints the levels as one JSON object instead of the table
+ * (bench/harness/bench-serve.sh --rounds reads it).
  * With a database (the default one, --db, $KILN_DB) each level is stored as
  * results of one bench run (kind "serve", subject "LABEL cC"), under the
  * fingerprint of --device (the device the server runs on; default cpu). */
@@ -33,7 +39,7 @@
 int kiln_cmd_bench_serve(int argc, char **argv);
 
 typedef struct req_stat {
-    int ok, n_tokens;
+    int ok, n_events, n_tokens, from_usage;
     double ttft, total;
 } req_stat;
 
@@ -93,12 +99,14 @@ static void *client_main(void *arg)
         int rc = body ? serve_stream_post(lv->url, lv->path, body, lv->timeout_s, &res, &e)
                       : kiln_fail(&e, KILN_E_NOMEM, "out of memory");
         free(body);
-        if (!rc && res.status == 200 && res.n_tokens > 0) {
+        if (!rc && res.status == 200 && res.n_events > 0 && !res.error[0]) {
             st->ok = 1;
-            st->n_tokens = res.n_tokens;
+            st->n_events = res.n_events;
+            st->from_usage = res.n_usage >= 0;
+            st->n_tokens = res.n_usage >= 0 ? res.n_usage : res.n_events;
             st->ttft = res.t_first;
             st->total = res.t_total;
-            int need = lv->n_gaps[ca->c] + res.n_tokens - 1;
+            int need = lv->n_gaps[ca->c] + res.n_events - 1;
             if (need > cap) {
                 cap = 2 * need;
                 double *g = realloc(lv->gaps[ca->c], sizeof *g * (size_t)cap);
@@ -108,13 +116,15 @@ static void *client_main(void *arg)
                     cap = 0;
             }
             if (cap)
-                for (int i = 0; i < res.n_tokens - 1; i++)
+                for (int i = 0; i < res.n_events - 1; i++)
                     lv->gaps[ca->c][lv->n_gaps[ca->c]++] = res.gaps[i];
         } else {
             pthread_mutex_lock(&lv->mu);
             if (!lv->first_error[0])
                 snprintf(lv->first_error, sizeof lv->first_error, "%s",
-                         rc ? e.msg : res.status != 200 ? res.error : "no text in the answer");
+                         rc                   ? e.msg
+                         : res.status != 200 || res.error[0] ? res.error
+                                                             : "no text in the answer");
             if (!rc && res.status != 200 && !strstr(lv->first_error, "status"))
                 snprintf(lv->first_error + strlen(lv->first_error),
                          sizeof lv->first_error - strlen(lv->first_error), " (status %d)", res.status);
@@ -150,6 +160,9 @@ static double pct(const double *v, int n, double p)
 
 typedef struct level_out {
     int clients, ok, failed;
+    int from_usage;             /* ok requests whose token count the server reported */
+    int short_reqs;             /* ok requests with fewer tokens than -n */
+    long tokens, events;
     double wall, out_tok_s, dec_tok_s, ttft_p50, ttft_p99, itl_p50, itl_p99;
 } level_out;
 
@@ -191,7 +204,11 @@ static int run_level(const serve_url *url, const char *path, int clients, int re
             ttft[o->ok++] = lv.st[i].ttft;
             tok += lv.st[i].n_tokens;
             dec += lv.st[i].n_tokens - 1;
+            o->events += lv.st[i].n_events;
+            o->from_usage += lv.st[i].from_usage;
+            o->short_reqs += lv.st[i].n_tokens < n_gen;
         }
+    o->tokens = tok;
     o->failed = n - o->ok;
     for (int c = 0; c < clients; c++)
         n_gap += lv.n_gaps[c];
@@ -273,11 +290,99 @@ static int store(const char *db_path, const char *device, const char *label, con
     return rc;
 }
 
+/* Where the levels' token counts came from, and where they fall short:
+ * said under the table (on stderr with --json), never silently. */
+static void print_token_notes(FILE *f, const char *label, const level_out *lo, int n_lv, int n_gen)
+{
+    for (int i = 0; i < n_lv; i++) {
+        if (lo[i].from_usage < lo[i].ok)
+            fprintf(f, "%s, %d clients: %d of %d requests did not report their token count: their text events "
+                       "are counted as tokens\n",
+                    label, lo[i].clients, lo[i].ok - lo[i].from_usage, lo[i].ok);
+        if (lo[i].events != lo[i].tokens)
+            fprintf(f, "%s, %d clients: %ld text events for %ld tokens (a server may send two tokens in one "
+                       "event): ITL is per event\n",
+                    label, lo[i].clients, lo[i].events, lo[i].tokens);
+        if (lo[i].short_reqs)
+            fprintf(f, "%s, %d clients: %d requests ended with fewer than %d tokens\n", label, lo[i].clients,
+                    lo[i].short_reqs, n_gen);
+    }
+}
+
+static void print_table(const char *label, const char *url, int n_words, int n_gen, int reqs, const level_out *lo,
+                        int n_lv)
+{
+    printf("kiln bench serve: %s at %s, prompt %d words, %d tokens generated per request (ignore_eos), %d requests "
+           "per client, commit %s\n\n",
+           label, url, n_words, n_gen, reqs, kiln_git_commit);
+    printf("| server | clients | ok | output tok/s | decode tok/s | vs %d client%s | TTFT p50 ms | TTFT p99 ms | "
+           "ITL p50 ms | ITL p99 ms |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+           lo[0].clients, lo[0].clients == 1 ? "" : "s");
+    for (int i = 0; i < n_lv; i++)
+        printf("| %s | %d | %d/%d | %.1f | %.1f | %.2fx | %.0f | %.0f | %.1f | %.1f |\n", label, lo[i].clients,
+               lo[i].ok, lo[i].ok + lo[i].failed, lo[i].out_tok_s, lo[i].dec_tok_s,
+               lo[0].out_tok_s > 0 ? lo[i].out_tok_s / lo[0].out_tok_s : 0, lo[i].ttft_p50, lo[i].ttft_p99,
+               lo[i].itl_p50, lo[i].itl_p99);
+    int all_usage = 1;
+    for (int i = 0; i < n_lv; i++)
+        all_usage &= lo[i].from_usage == lo[i].ok;
+    printf("\ntokens: %s\n", all_usage ? "as the server reported them (usage / timings)" : "see below");
+    print_token_notes(stdout, label, lo, n_lv, n_gen);
+}
+
+/* NaN (no successful request) is null: JSON has no NaN. */
+static void json_num(const char *key, double v, const char *sep)
+{
+    if (isnan(v))
+        printf("\"%s\":null%s", key, sep);
+    else
+        printf("\"%s\":%.6g%s", key, v, sep);
+}
+
+/* A JSON string: quotes and backslashes escaped, control bytes as '?'. */
+static void json_str(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            putchar('\\');
+        putchar((unsigned char)*s < 0x20 ? '?' : *s);
+    }
+    putchar('"');
+}
+
+static void print_json(const char *label, const char *url, int n_words, int n_gen, int reqs, const level_out *lo,
+                       int n_lv)
+{
+    printf("{\"label\":");
+    json_str(label);
+    printf(",\"url\":");
+    json_str(url);
+    printf(",\"n_words\":%d,\"n_gen\":%d,\"requests\":%d,\"commit\":", n_words, n_gen, reqs);
+    json_str(kiln_git_commit);
+    printf(",\"levels\":[");
+    for (int i = 0; i < n_lv; i++) {
+        const level_out *l = &lo[i];
+        printf("%s{\"clients\":%d,\"ok\":%d,\"failed\":%d,\"tokens\":%ld,\"events\":%ld,\"from_usage\":%d,"
+               "\"short\":%d,",
+               i ? "," : "", l->clients, l->ok, l->failed, l->tokens, l->events, l->from_usage, l->short_reqs);
+        json_num("wall_s", l->wall, ",");
+        json_num("out_tok_s", l->out_tok_s, ",");
+        json_num("decode_tok_s", l->dec_tok_s, ",");
+        json_num("ttft_p50_ms", l->ttft_p50, ",");
+        json_num("ttft_p99_ms", l->ttft_p99, ",");
+        json_num("itl_p50_ms", l->itl_p50, ",");
+        json_num("itl_p99_ms", l->itl_p99, "}");
+    }
+    printf("]}\n");
+    print_token_notes(stderr, label, lo, n_lv, n_gen);
+}
+
 int kiln_cmd_bench_serve(int argc, char **argv)
 {
     const char *url_s = "http://127.0.0.1:8080", *list = "1,8", *label = "kiln", *device = "cpu", *db_path = NULL;
     const char *path = "/v1/completions";
-    int reqs = 4, n_words = 48, n_gen = 128, timeout_s = 600, no_store = 0;
+    int reqs = 4, n_words = 48, n_gen = 128, timeout_s = 600, no_store = 0, json = 0;
     const kiln_opt own[] = {
         {"--url", NULL, KILN_OPT_STR, &url_s, .arg = "URL", .help = "the server (default http://127.0.0.1:8080)"},
         {"--clients", "-c", KILN_OPT_STR, &list, .arg = "LIST",
@@ -296,12 +401,13 @@ int kiln_cmd_bench_serve(int argc, char **argv)
         {"--db", NULL, KILN_OPT_STR, &db_path, .arg = "PATH",
          .help = "store the run here (default $KILN_DB or the default database, if it exists)"},
         {"--no-store", NULL, KILN_OPT_FLAG, &no_store, .help = "do not record the run in the database"},
+        {"--json", NULL, KILN_OPT_FLAG, &json, .help = "print the levels as one JSON object instead of the table"},
         {0},
     };
     const kiln_opt *tables[] = {own, NULL};
     int prc = kiln_args_parse("kiln bench serve",
                               "usage: kiln bench serve [--url http://127.0.0.1:8080] [-c 1,8] [-R 4] [-p 48] [-n 128]\n"
-                              "       [--label NAME] [--device D] [--db PATH] [--no-store]\n"
+                              "       [--label NAME] [--device D] [--db PATH] [--no-store] [--json]\n"
                               "C concurrent streaming clients x R requests each against a running OpenAI-compatible\n"
                               "server: aggregate output and decode tok/s, TTFT and inter-token latency p50/p99\n"
                               "exit: 0 ok, 1 a request failed, 2 usage, 3 server unreachable\n",
@@ -342,17 +448,10 @@ int kiln_cmd_bench_serve(int argc, char **argv)
             failed = 1;
         }
     }
-    printf("kiln bench serve: %s at %s, prompt %d words, %d tokens generated per request (ignore_eos), %d requests "
-           "per client, commit %s\n\n",
-           label, url_s, n_words, n_gen, reqs, kiln_git_commit);
-    printf("| server | clients | ok | output tok/s | decode tok/s | vs %d client%s | TTFT p50 ms | TTFT p99 ms | "
-           "ITL p50 ms | ITL p99 ms |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
-           levels[0], levels[0] == 1 ? "" : "s");
-    for (int i = 0; i < n_lv; i++)
-        printf("| %s | %d | %d/%d | %.1f | %.1f | %.2fx | %.0f | %.0f | %.1f | %.1f |\n", label, lo[i].clients,
-               lo[i].ok, lo[i].ok + lo[i].failed, lo[i].out_tok_s, lo[i].dec_tok_s,
-               lo[0].out_tok_s > 0 ? lo[i].out_tok_s / lo[0].out_tok_s : 0, lo[i].ttft_p50, lo[i].ttft_p99,
-               lo[i].itl_p50, lo[i].itl_p99);
+    if (json)
+        print_json(label, url_s, n_words, n_gen, reqs, lo, n_lv);
+    else
+        print_table(label, url_s, n_words, n_gen, reqs, lo, n_lv);
     if (!no_store && store(db_path, device, label, lo, n_lv, reqs, n_words, n_gen, &e)) {
         fprintf(stderr, "kiln bench serve: storing the run: %s\n", e.msg);
         return kiln_exit_code(e.code);

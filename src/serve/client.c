@@ -2,6 +2,7 @@
 #include "src/serve/client.h"
 
 #include <arpa/inet.h>
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -83,26 +84,63 @@ typedef struct reader {
     int done;                   /* "data: [DONE]" seen or the last chunk */
 } reader;
 
+/* The text of an event: choices[0].text (completions) or
+ * choices[0].delta.content (chat); NULL when it has none. */
+static const char *event_text(const cJSON *ev)
+{
+    const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(ev, "choices"), 0);
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(ch, "text");
+    if (!t)
+        t = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ch, "delta"), "content");
+    return cJSON_IsString(t) ? t->valuestring : NULL;
+}
+
+/* The completion token count an event reports: usage.completion_tokens,
+ * else timings.predicted_n (llama.cpp); -1 when neither is a number. */
+static int event_usage(const cJSON *ev)
+{
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ev, "usage"),
+                                                      "completion_tokens");
+    if (!cJSON_IsNumber(n))
+        n = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ev, "timings"), "predicted_n");
+    return cJSON_IsNumber(n) && n->valuedouble >= 0 && n->valuedouble < 1e9 ? (int)n->valuedouble : -1;
+}
+
 static int on_line(reader *rd, double t)
 {
-    if (rd->ll < 6 || memcmp(rd->line, "data: ", 6))
+    if (rd->ll < 5 || memcmp(rd->line, "data:", 5))
         return 0;
-    const char *d = rd->line + 6;
+    const char *d = rd->line + 5;
+    d += *d == ' '; /* SSE: one optional space after the colon */
     if (!strcmp(d, "[DONE]")) {
         rd->done = 1;
         return 0;
     }
-    /* a text event: a non-empty "content" or "text" value */
-    const char *k = strstr(d, "\"content\":\"");
-    if (!k)
-        k = strstr(d, "\"text\":\"");
-    if (!k || k[strcspn(k, ":") + 2] == '"')
-        return 0;
     serve_stream_result *r = rd->r;
-    if (r->n_tokens == 0) {
+    cJSON *ev = cJSON_Parse(d);
+    if (!cJSON_IsObject(ev)) {
+        r->n_bad++;
+        cJSON_Delete(ev);
+        return 0;
+    }
+    const cJSON *err = cJSON_GetObjectItemCaseSensitive(ev, "error");
+    if (err && !r->error[0]) {
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(err, "message");
+        snprintf(r->error, sizeof r->error, "error event: %s",
+                 cJSON_IsString(m) ? m->valuestring : cJSON_IsString(err) ? err->valuestring : "(no message)");
+    }
+    int u = event_usage(ev);
+    if (u >= 0)
+        r->n_usage = u;
+    const char *text = event_text(ev);
+    int is_text = text && text[0];
+    cJSON_Delete(ev);
+    if (!is_text)
+        return 0;
+    if (r->n_events == 0) {
         r->t_first = t - rd->t0;
     } else {
-        if (r->n_tokens - 1 == rd->cap_gaps) {
+        if (r->n_events - 1 == rd->cap_gaps) {
             int cap = rd->cap_gaps ? 2 * rd->cap_gaps : 256;
             double *g = realloc(r->gaps, sizeof *g * (size_t)cap);
             if (!g)
@@ -110,10 +148,10 @@ static int on_line(reader *rd, double t)
             r->gaps = g;
             rd->cap_gaps = cap;
         }
-        r->gaps[r->n_tokens - 1] = t - rd->t_last;
+        r->gaps[r->n_events - 1] = t - rd->t_last;
     }
     rd->t_last = t;
-    r->n_tokens++;
+    r->n_events++;
     return 0;
 }
 
@@ -183,6 +221,7 @@ int serve_stream_post(const serve_url *u, const char *path, const char *body, do
                       serve_stream_result *r, kiln_err *e)
 {
     memset(r, 0, sizeof *r);
+    r->n_usage = -1;
     int fd = dial(u, e);
     if (fd < 0)
         return -fd;

@@ -3,8 +3,12 @@
 # `kiln serve --echo` (no model): every request of every level succeeds, the
 # table has each level with its ratio, the run is stored in a fresh database
 # (kind serve, one run per level, with its metrics), an unreachable server is
-# exit 3, a bad --clients list is a usage error (2); and
-# bench/harness/bench-serve.sh --dry-run prints the commands it would run.
+# exit 3, a bad --clients list is a usage error (2); against a stand-in of
+# llama-server's stream (fake_llama_server.py: two tokens in one event, the
+# count in usage, in timings only, or nowhere) --json counts the server's
+# tokens, says when events and tokens differ and when the count was not
+# reported; and bench/harness/bench-serve.sh --dry-run prints the commands
+# it would run (one round, and --rounds 2 alternating the servers).
 set -uo pipefail
 kiln=$1
 harness=${2:-}
@@ -41,10 +45,50 @@ done
 "$kiln" bench serve --url "http://127.0.0.1:$port" -c 1,x --no-store >/dev/null 2>&1
 [ $? -eq 2 ] || fail "a bad --clients list should be a usage error"
 
+# llama-server's stream: 10 tokens in 9 text events per request
+here=$(cd "$(dirname "$0")" && pwd)
+for mode in usage timings none; do
+  python3 "$here/fake_llama_server.py" $mode >"$dir/fport" 2>"$dir/ferr" &
+  fpid=$!
+  fport=
+  for _ in $(seq 1 100); do
+    fport=$(head -1 "$dir/fport")
+    [ -n "$fport" ] && break
+    sleep 0.1
+  done
+  [ -n "$fport" ] || fail "fake llama-server ($mode) did not start: $(cat "$dir/ferr")"
+  "$kiln" bench serve --url "http://127.0.0.1:$fport" -c 1,2 -R 2 -p 6 -n 10 --label llama-server --no-store --json \
+    >"$dir/j" 2>"$dir/jlog" || fail "bench serve vs fake llama-server ($mode): $(cat "$dir/jlog")"
+  kill $fpid; wait $fpid 2>/dev/null
+  cat "$dir/j" "$dir/jlog"
+  jq -e '.label == "llama-server" and (.levels | length) == 2' "$dir/j" >/dev/null || fail "$mode: bad json: $(cat "$dir/j")"
+  if [ $mode = none ]; then
+    # no count from the server: the events are the tokens, and that is said
+    jq -e '.levels[] | select(.clients == 2) | .ok == 4 and .tokens == 36 and .events == 36 and .from_usage == 0
+           and .short == 4' "$dir/j" >/dev/null || fail "$mode: counts: $(cat "$dir/j")"
+    grep -q 'did not report their token count' "$dir/jlog" || fail "$mode: no note: $(cat "$dir/jlog")"
+    grep -q 'fewer than 10 tokens' "$dir/jlog" || fail "$mode: no short note: $(cat "$dir/jlog")"
+  else
+    jq -e '.levels[] | select(.clients == 2) | .ok == 4 and .tokens == 40 and .events == 36 and .from_usage == 4
+           and .short == 0 and .out_tok_s > 0 and .itl_p50_ms >= 0' "$dir/j" >/dev/null \
+      || fail "$mode: counts: $(cat "$dir/j")"
+    grep -q '36 text events for 40 tokens' "$dir/jlog" || fail "$mode: no events note: $(cat "$dir/jlog")"
+  fi
+done
+
 if [ -n "$harness" ]; then
   bash "$harness/bench-serve.sh" --dry-run --kiln "$kiln" --model /nonexistent.gguf >"$dir/dry" 2>&1 \
     || fail "bench-serve.sh --dry-run: $(cat "$dir/dry")"
   grep -q 'serve -m /nonexistent.gguf .*--parallel 8' "$dir/dry" || fail "dry run lacks kiln serve: $(cat "$dir/dry")"
   grep -q 'bench serve .*--label kiln' "$dir/dry" || fail "dry run lacks bench serve: $(cat "$dir/dry")"
+  # two rounds with a peer: kiln first, then llama-server first; the same client load for both
+  bash "$harness/bench-serve.sh" --dry-run --kiln "$kiln" --model /m.gguf --rounds 2 --threads 2 \
+    --llama-server "$(type -P true)" >"$dir/dry2" 2>&1 || fail "bench-serve.sh --rounds 2: $(cat "$dir/dry2")"
+  order=$(grep '^== round' "$dir/dry2" | tr '\n' ' ')
+  [ "$order" = "== round 1/2: kiln == round 1/2: llama-server == round 2/2: llama-server == round 2/2: kiln " ] \
+    || fail "rounds do not alternate: $order"
+  grep -q -- '-m /m.gguf .*-np 8 -cb -c 4096 -t 2 -tb 2' "$dir/dry2" || fail "no llama-server line: $(cat "$dir/dry2")"
+  [ "$(grep 'bench serve' "$dir/dry2" | sed 's/.*--label [a-z-]*//' | sort -u | wc -l)" = 1 ] \
+    || fail "the servers get different client loads: $(grep 'bench serve' "$dir/dry2")"
 fi
 echo PASS
