@@ -2,6 +2,7 @@
 #include "tuner/worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "util/num.h"
 
 #define KILN_WORKER_FD_ENV "KILN_WORKER_FD"
+#define KILN_EXEC_WRAPPER_ENV "KILN_EXEC_WRAPPER"
 
 static const char *const status_names[KILN_TRIAL_STATUS_COUNT] = {
     "ok", "invalid", "compile_error", "wrong_result", "crash", "timeout", "device_error"};
@@ -328,11 +330,93 @@ static void reap(kiln_worker *w, int kill_it, char *why, size_t n)
     w->pid = -1;
 }
 
+/* $KILN_EXEC_WRAPPER split into words (no quoting: emulator command lines
+ * need none), before fork: the child of a threaded process only execs. */
+typedef struct exec_wrapper {
+    char buf[1024];
+    char *argv[32];
+    int n;
+} exec_wrapper;
+
+static int wrapper_parse(exec_wrapper *x, kiln_err *e)
+{
+    x->n = 0;
+    const char *v = getenv(KILN_EXEC_WRAPPER_ENV);
+    if (!v)
+        return 0;
+    if (strlen(v) >= sizeof x->buf)
+        return kiln_fail(e, KILN_E_INVALID, "$%s: longer than %zu characters", KILN_EXEC_WRAPPER_ENV,
+                         sizeof x->buf - 1);
+    snprintf(x->buf, sizeof x->buf, "%s", v);
+    for (char *save = NULL, *t = strtok_r(x->buf, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
+        if (x->n >= (int)(sizeof x->argv / sizeof x->argv[0]) - 2) /* room for the executable and NULL */
+            return kiln_fail(e, KILN_E_INVALID, "$%s: more than %d words", KILN_EXEC_WRAPPER_ENV, x->n);
+        x->argv[x->n++] = t;
+    }
+    return 0;
+}
+
+/* What the child tried to exec, for the parent's message. */
+static void exec_what(const exec_wrapper *x, const char *exe, char *out, size_t n)
+{
+    if (!x->n) {
+        snprintf(out, n, "%s (this executable, also tried as /proc/self/exe)", exe);
+        return;
+    }
+    size_t at = (size_t)snprintf(out, n, "$%s:", KILN_EXEC_WRAPPER_ENV);
+    for (int i = 0; i < x->n && at < n; i++)
+        at += (size_t)snprintf(out + at, n - at, " %s", x->argv[i]);
+    if (at < n)
+        snprintf(out + at, n - at, " %s", exe);
+}
+
+/* In the forked child: become the worker, or report errno on the
+ * close-on-exec pipe errfd (closed by a successful exec) and exit 127. Only
+ * async-signal-safe calls (plus execvp's PATH search) after fork. */
+static void child_exec(int sock, int errfd, exec_wrapper *x, char *exe)
+{
+    int fd = dup(sock); /* without CLOEXEC, so it survives exec */
+    char num[16];
+    snprintf(num, sizeof num, "%d", fd);
+    int err = 0;
+    if (fd < 0 || setenv(KILN_WORKER_FD_ENV, num, 1)) {
+        err = errno ? errno : ENOMEM;
+    } else if (x->n) {
+        /* an emulator (qemu-user without binfmt_misc) cannot exec a
+         * foreign binary itself: the wrapper runs it. The path, not
+         * /proc/self/exe, which would name the emulator there. */
+        x->argv[x->n] = exe;
+        x->argv[x->n + 1] = NULL;
+        execvp(x->argv[0], x->argv);
+        err = errno;
+    } else {
+        char *argv[] = {exe, NULL};
+        /* the running binary itself, not the path it was started from: a
+         * rebuild replacing that file during a long tune made every later
+         * worker fail to start (exit 127) */
+        execv("/proc/self/exe", argv);
+        execv(exe, argv);
+        err = errno;
+    }
+    ssize_t wr = write(errfd, &err, sizeof err);
+    (void)wr; /* nothing more to do when even this fails: the parent sees EOF and exit 127 */
+    _exit(127);
+}
+
 static int spawn(kiln_worker *w, kiln_err *e)
 {
-    int sv[2];
+    exec_wrapper xw;
+    if (wrapper_parse(&xw, e))
+        return kiln_err_wrap(e, "worker for %s on '%s'", w->opts.kernel->name, w->opts.device);
+    int sv[2], ep[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
         return kiln_fail(e, KILN_E_IO, "worker: socketpair: %s", strerror(errno));
+    if (pipe2(ep, O_CLOEXEC)) {
+        int err = errno;
+        close(sv[0]);
+        close(sv[1]);
+        return kiln_fail(e, KILN_E_IO, "worker: pipe: %s", strerror(err));
+    }
     /* fork + exec of this same executable, not a bare fork: drivers that
      * run threads (PoCL's pool, some Vulkan ICDs) deadlock in a forked
      * child of a process that already initialized them. The child's
@@ -340,9 +424,12 @@ static int spawn(kiln_worker *w, kiln_err *e)
     char exe[4096];
     ssize_t nexe = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (nexe <= 0) {
+        int err = errno;
         close(sv[0]);
         close(sv[1]);
-        return kiln_fail(e, KILN_E_IO, "worker: cannot find this executable (/proc/self/exe): %s", strerror(errno));
+        close(ep[0]);
+        close(ep[1]);
+        return kiln_fail(e, KILN_E_IO, "worker: cannot find this executable (/proc/self/exe): %s", strerror(err));
     }
     exe[nexe] = 0;
     child_opts co = {.shape = w->opts.shape, .seed = w->opts.seed, .measure = w->opts.measure,
@@ -353,24 +440,38 @@ static int spawn(kiln_worker *w, kiln_err *e)
     fflush(stderr);
     pid_t pid = fork();
     if (pid < 0) {
+        int err = errno;
         close(sv[0]);
         close(sv[1]);
-        return kiln_fail(e, KILN_E_IO, "worker: fork: %s", strerror(errno));
+        close(ep[0]);
+        close(ep[1]);
+        return kiln_fail(e, KILN_E_IO, "worker: fork: %s", strerror(err));
     }
     if (pid == 0) {
         close(sv[0]);
-        int fd = dup(sv[1]); /* without CLOEXEC, so it survives exec */
-        char num[16];
-        snprintf(num, sizeof num, "%d", fd);
-        if (fd < 0 || setenv(KILN_WORKER_FD_ENV, num, 1))
-            _exit(126);
-        char *argv[] = {exe, NULL};
-        /* the running binary itself, not the path it was started from: a
-         * rebuild replacing that file during a long tune made every later
-         * worker fail to start (exit 127) */
-        execv("/proc/self/exe", argv);
-        execv(exe, argv);
-        _exit(127);
+        close(ep[0]);
+        child_exec(sv[1], ep[1], &xw, exe);
+    }
+    close(ep[1]);
+    /* EOF: the exec succeeded (the pipe closed with it); an int: its errno */
+    int cerr = 0;
+    ssize_t got;
+    while ((got = read(ep[0], &cerr, sizeof cerr)) < 0 && errno == EINTR)
+        ;
+    close(ep[0]);
+    if (got == (ssize_t)sizeof cerr) {
+        char what[1200];
+        exec_what(&xw, exe, what, sizeof what);
+        w->pid = pid;
+        w->fd = sv[0];
+        close(sv[1]);
+        reap(w, 0, NULL, 0);
+        return kiln_fail(e, KILN_E_IO, "worker for %s on '%s': cannot exec %s: %s%s", w->opts.kernel->name,
+                         w->opts.device, what, strerror(cerr),
+                         cerr == ENOEXEC && !xw.n
+                             ? " (under an emulator without binfmt_misc, set $" KILN_EXEC_WRAPPER_ENV
+                               ", e.g. 'qemu-aarch64-static -cpu max')"
+                             : "");
     }
     close(sv[1]);
     w->pid = pid;

@@ -13,7 +13,13 @@
  * The worker is this same executable re-executed (fork + exec): drivers that
  * run threads (PoCL) deadlock in a bare forked child of a process that has
  * already initialized them. A constructor in worker.c recognises the child
- * (KILN_WORKER_FD in its environment) and serves trials instead of main(). */
+ * (KILN_WORKER_FD in its environment) and serves trials instead of main().
+ *
+ * $KILN_EXEC_WRAPPER (words split on blanks, no quoting), when set, is put
+ * before the executable's path: for emulators only, e.g. "qemu-aarch64-static
+ * -cpu max" where qemu-user runs an aarch64 kiln without binfmt_misc (there
+ * the emulated exec of the aarch64 file fails: ENOEXEC, exit 127). Unset on a
+ * real device. A failed exec is reported with what was exec'd and errno. */
 #ifndef KILN_TUNER_WORKER_H
 #define KILN_TUNER_WORKER_H
 
