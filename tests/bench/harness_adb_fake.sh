@@ -5,8 +5,11 @@
 # budget, bench, pull the database, merge it into the host's, report.
 #
 # The phone runs $KILN_PHONE (an aarch64 build: it runs under qemu-user, as
-# the fake adb runs aarch64 executables) when set, else the host's KILN; the
-# test says which. Checks: every adb step was taken, the phone listed its
+# the fake adb runs aarch64 executables, tune's worker processes too through
+# KILN_EXEC_WRAPPER) when set, else the host's KILN; the test says which. The
+# meson suite runs it with the host's binary (the shell logic, fast);
+# scripts/test.sh's aarch64 stage with KILN_PHONE=build-aarch64/src/kiln,
+# where a KILN_PHONE that is no aarch64 executable, or no qemu, fails. Checks: every adb step was taken, the phone listed its
 # cpu device, the pulled database holds the phone's tune session and bench
 # run, the host's database after the merge holds its own winner and the
 # phone's, and the report lists the phone's winner.
@@ -20,6 +23,11 @@ command -v gnuplot >/dev/null || { echo "SKIP: gnuplot not installed (scripts/in
 
 phone_kiln=${KILN_PHONE:-$kiln}
 if [[ -n ${KILN_PHONE:-} ]]; then
+    # asked for the aarch64 phone: anything less fails (scripts/test.sh counts it), never skips
+    file -b "$phone_kiln" 2>/dev/null | grep -q 'ARM aarch64' ||
+        { echo "FAIL: KILN_PHONE=$phone_kiln is not an aarch64 executable (scripts/build-aarch64.sh)"; exit 1; }
+    command -v "${FAKE_ADB_QEMU:-qemu-aarch64-static}" >/dev/null ||
+        { echo "FAIL: no ${FAKE_ADB_QEMU:-qemu-aarch64-static} to run $phone_kiln (scripts/install-deps.sh)"; exit 1; }
     echo "phone binary: $phone_kiln ($(file -b "$phone_kiln" | cut -d, -f1-2)), run under ${FAKE_ADB_QEMU:-qemu-aarch64-static -cpu max}"
 else
     echo "phone binary: the host's $kiln (no KILN_PHONE: no aarch64 build given)"
@@ -46,6 +54,11 @@ for step in "-s PHONE1 push $phone_kiln /data/local/tmp/kiln" "-s PHONE1 shell c
     grep -qF -- "$step" "$log" || fail "adb was never asked: $step"
 done
 grep -q '^cpu:0 ' "$tmp/pulled/PHONE1.devices.txt" 2>/dev/null || fail "the phone's kiln devices listed no cpu:0"
+if [[ -n ${KILN_PHONE:-} ]]; then
+    grep -q 'arch aarch64' "$tmp/pulled/PHONE1.devices.txt" || fail "the phone's cpu is not aarch64: the emulated binary did not run"
+fi
+# run-adb.sh goes on past a failed tune or bench on a device (a phone may lack a backend): not here
+grep -E "kiln (tune|bench) on [a-z]+ failed" "$tmp/run.log" && fail "tune or bench failed on the phone"
 pulled="$tmp/pulled/PHONE1.db"
 [[ -f $pulled ]] || { fail "no pulled database"; exit 1; }
 "$kiln" bench list --db "$pulled" | grep -q " kernels " || fail "the pulled database has no kernels bench run"
