@@ -8,7 +8,8 @@
 # backend. Checks: every target returned a database, fleet.db holds every
 # device's winner and bench run, fleet.md has a row per device naming its
 # target, and kiln report of fleet.db lists every device.
-# The phones run $KILN_PHONE (aarch64, under qemu-user) when set, else KILN.
+# The phones run $KILN_PHONE (aarch64, under qemu-user) when set, else KILN;
+# a phone benching a GPU backend runs KILN (the aarch64 build is cpu only).
 set -uo pipefail
 kiln=$1 harness=$2 fake=$3
 tmp=$(mktemp -d)
@@ -30,15 +31,17 @@ phone2=cpu host=cpu
 has opencl && phone2=opencl
 has vulkan && host=vulkan
 echo "backends here: ${avail[*]}; PHONE1 cpu, PHONE2 $phone2, ssh host $host"
-phone_kiln=${KILN_PHONE:-$kiln}
-echo "phone binary: $phone_kiln${KILN_PHONE:+ (under qemu-user)}"
+phone_kiln=${KILN_PHONE:-$kiln} phone2_kiln=${KILN_PHONE:-$kiln}
+# the aarch64 build is cpu only (scripts/build-aarch64.sh): a GPU backend's phone runs the host's binary
+[[ $phone2 == cpu ]] || phone2_kiln=$kiln
+echo "phone binaries: PHONE1 $phone_kiln${KILN_PHONE:+ (under qemu-user)}, PHONE2 $phone2_kiln"
 
 export FAKE_ADB_ROOT="$tmp/phones" PATH="$fake:$PATH" KILN_CPU_THREADS=1
 mkdir -p "$FAKE_ADB_ROOT/PHONE1/fs" "$FAKE_ADB_ROOT/PHONE2/fs"
 cat >"$tmp/fleet.txt" <<FLEET
 # kind  name       options
 adb     PHONE1     --kiln $phone_kiln --device cpu
-adb     PHONE2     --kiln $phone_kiln --device $phone2   # a second phone, another backend
+adb     PHONE2     --kiln $phone2_kiln --device $phone2   # a second phone, another backend
 ssh     127.0.0.1  ${LOCAL_SSHD_ARGS[*]} -d $tmp/remote --device $host
 FLEET
 cat "$tmp/fleet.txt"
