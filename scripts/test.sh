@@ -11,9 +11,9 @@ bash scripts/install-deps.sh || { echo "dependency installation failed"; echo "0
 if model=$(bash scripts/fetch-model.sh); then export KILN_SMOLLM2="$model"; fi
 if nvrtc=$(bash scripts/get-nvrtc.sh); then export KILN_NVRTC="$nvrtc"; fi
 
-# Backends that must be present here: a missing one fails its tests
-# instead of skipping them.
-export KILN_REQUIRE_BACKENDS=${KILN_REQUIRE_BACKENDS:-cpu,opencl,vulkan,cuda-compile,model}
+# Backends (and tools: the model, chromium for report_browser) that must be
+# present here: a missing one fails its tests instead of skipping them.
+export KILN_REQUIRE_BACKENDS=${KILN_REQUIRE_BACKENDS:-cpu,opencl,vulkan,cuda-compile,model,chromium}
 export KILN_CACHE_DIR=${KILN_CACHE_DIR:-$HOME/.cache/kiln}
 
 passed=0 failed=0 skipped=0
@@ -81,14 +81,30 @@ fi
 
 # Phones: the aarch64 cross build (cpu backend, NEON/SDOT/SMMLA paths) run under
 # qemu-user -cpu max at every forced ISA level, and SmolLM2 answering "Paris"
-# (tests/cli/aarch64_qemu.sh; ~2-4 min). A skip (no cross compiler or qemu) fails
-# here: scripts/install-deps.sh installs both.
+# (tests/cli/aarch64_qemu.sh; ~2-4 min), then the phone harness below with that
+# binary on the fake phone. A skip (no cross compiler or qemu) fails here:
+# scripts/install-deps.sh installs both.
 mkdir -p build-logs
 if bash scripts/build-aarch64.sh build-aarch64 >build-logs/aarch64-build.log 2>&1 &&
    bash tests/cli/aarch64_qemu.sh build-aarch64; then
   echo "aarch64 cross build + qemu (kiln check --quick x 4 ISA levels, gemv_q8_test x 3, SmolLM2): OK"; passed=$((passed + 1))
 else
   echo "aarch64 cross build or its qemu run FAILED"; tail -20 build-logs/aarch64-build.log 2>/dev/null; failed=$((failed + 1))
+fi
+
+# The phone harness for real: bench/harness/run-adb.sh against the fake adb
+# (tests/bench/fake-adb/adb) with the aarch64 kiln on the "phone", run under
+# qemu-user (tune's worker processes through $KILN_EXEC_WRAPPER): push, kiln
+# devices, tune (budget 3, one gemv_int4 shape, 1 thread), bench, pull, merge
+# into a host database (build-test's kiln), report. Without the aarch64 build
+# it fails.
+t0=$SECONDS
+if KILN_PHONE="$PWD/build-aarch64/src/kiln" bash tests/bench/harness_adb_fake.sh "$PWD/build-test/src/kiln" \
+     "$PWD/bench/harness" "$PWD/tests/bench/fake-adb" >build-logs/harness-adb-aarch64.log 2>&1; then
+  echo "run-adb.sh on a fake adb phone, aarch64 kiln under qemu (push, devices, tune, bench, pull, merge, report): OK ($((SECONDS - t0))s)"
+  passed=$((passed + 1))
+else
+  echo "run-adb.sh on a fake adb phone with the aarch64 kiln FAILED:"; tail -30 build-logs/harness-adb-aarch64.log; failed=$((failed + 1))
 fi
 
 echo "($skipped skipped: a skip never counts as passed)"

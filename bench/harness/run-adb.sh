@@ -20,6 +20,10 @@
 # BENCH_ARGS go to bench, their --kernel/--shape/--model also to tune (e.g. --kernel gemv_int4
 # --shape m=256,k=256 -r 3).
 # OUT_DIR/SERIAL.devices.txt keeps what `kiln devices` said on the phone.
+# CI runs this against a fake adb (tests/bench/harness_adb_fake.sh, tests/bench/fake-adb/adb):
+# in the meson suite with the host's kiln on the phone; in scripts/test.sh with the aarch64
+# build under qemu-user (whose launcher sets KILN_EXEC_WRAPPER for tune's workers; a real
+# phone needs nothing of that).
 # Exit: 0 when every phone succeeded, else the last failing status.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=common.sh
@@ -42,7 +46,7 @@ while [[ $# -gt 0 ]]; do
         --merge-into) merge_into="$2"; shift 2 ;;
         --report) report="$2"; shift 2 ;;
         --) shift; break ;;
-        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
         -*) die "unknown option '$1'" ;;
         *) serials+=("$1"); shift ;;
     esac
