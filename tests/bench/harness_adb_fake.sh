@@ -12,7 +12,9 @@
 # where a KILN_PHONE that is no aarch64 executable, or no qemu, fails. Checks: every adb step was taken, the phone listed its
 # cpu device, the pulled database holds the phone's tune session and bench
 # run, the host's database after the merge holds its own winner and the
-# phone's, and the report lists the phone's winner.
+# phone's, and the report lists the phone's winner; with the aarch64 phone
+# also that the host's cpu, looked up in the phone's database, is lent the
+# phone's winner (the "similar device" level).
 set -uo pipefail
 kiln=$1 harness=$2 fake=$3
 tmp=$(mktemp -d)
@@ -63,6 +65,14 @@ pulled="$tmp/pulled/PHONE1.db"
 [[ -f $pulled ]] || { fail "no pulled database"; exit 1; }
 "$kiln" bench list --db "$pulled" | grep -q " kernels " || fail "the pulled database has no kernels bench run"
 "$kiln" db --db "$pulled" show | grep -q "m256.k256" || fail "the pulled database has no winner tuned on the phone"
+if [[ -n ${KILN_PHONE:-} ]]; then
+    # the similarity level across a real ISA difference: this host's cpu, never tuned in the
+    # phone's database, is lent the aarch64 phone's winner (same backend, nearest device)
+    best=$("$kiln" db --db "$pulled" best --kernel gemv_int4 --shape m256.k256.q4f16_1.g32 --device cpu --json)
+    jq -e '.level == "similar device"' <<<"$best" >/dev/null ||
+        fail "the host was not lent the phone's winner (similar device): $best"
+    echo "host lookup in the phone's database: $(jq -r '.level + ", tuned on " + .tuned_on' <<<"$best" 2>/dev/null)"
+fi
 
 "$kiln" db --db "$host_db" show >"$tmp/host.show"
 grep -q "m128.k256" "$tmp/host.show" || fail "the merge lost the host's own winner"
