@@ -66,14 +66,17 @@ int kiln_desc_valid(const kiln_kernel_desc *d, const kiln_shape *s, const kiln_c
     return d->shape_ok(s, why, n) && params_ok(d, c, fp, why, n) && (!d->check || d->check(s, c, fp, why, n));
 }
 
-/* The slots shape s uses, sized: a copy of the table through `sizes`. */
-static int slots_for(const kiln_kernel_desc *d, const kiln_shape *s, int cls, kiln_slot *slot)
+/* The slots shape s uses, sized: a copy of the table through `sizes`; -1
+ * when `sizes` ran out of memory. */
+static int slots_for(const kiln_kernel_desc *d, const kiln_shape *s, int cls, uint64_t seed, kiln_slot *slot)
 {
     int n = d->kernel->n_slots;
     for (int i = 0; i < n; i++)
         slot[i] = d->slots[i];
-    int used = d->sizes(s, cls, slot);
-    return used >= 0 && used <= n ? used : n;
+    int used = d->sizes(s, cls, seed, slot);
+    if (used < 0)
+        return -1;
+    return used <= n ? used : n;
 }
 
 int kiln_desc_problem(const kiln_kernel_desc *d, kiln_problem *p, const kiln_shape *s, int cls, uint64_t seed,
@@ -89,7 +92,9 @@ int kiln_desc_problem(const kiln_kernel_desc *d, kiln_problem *p, const kiln_sha
     memset(p, 0, sizeof *p);
     p->shape = *s;
     kiln_slot slot[KILN_MAX_BUFS];
-    int used = slots_for(d, s, cls, slot);
+    int used = slots_for(d, s, cls, seed, slot);
+    if (used < 0)
+        return kiln_fail(e, KILN_E_NOMEM, "%s: no memory for the problem's layout", name);
     for (int i = 0; i < used; i++)
         if (!kiln_problem_add(p, slot[i].name, slot[i].role, slot[i].bytes, slot[i].cmp, slot[i].tol, e)) {
             kiln_problem_free(p);
@@ -101,12 +106,25 @@ int kiln_desc_problem(const kiln_kernel_desc *d, kiln_problem *p, const kiln_sha
     return rc;
 }
 
-static void add_arg(kiln_plan_step *st, const kiln_arg_desc *a, const kiln_shape *s, const kiln_launch *v, int used,
-                    int n_scratch)
+/* How many slots shape s uses (for KA_SLOT_OR), asked of `sizes` the first
+ * time an argument needs it (*used < 0 until then): most plans never do. */
+static int slots_used(const kiln_kernel_desc *d, const kiln_shape *s, int *used)
+{
+    if (*used < 0) {
+        kiln_slot slot[KILN_MAX_BUFS];
+        *used = slots_for(d, s, 0, 0, slot);
+        if (*used < 0) /* out of memory: bind every slot the table has */
+            *used = d->kernel->n_slots;
+    }
+    return *used;
+}
+
+static void add_arg(const kiln_kernel_desc *d, kiln_plan_step *st, const kiln_arg_desc *a, const kiln_shape *s,
+                    const kiln_launch *v, int *used, int n_scratch)
 {
     switch (a->src) {
     case KILN_A_SLOT: kiln_plan_slot(st, a->a); break;
-    case KILN_A_SLOT_OR: kiln_plan_slot(st, a->a < used ? a->a : a->b); break;
+    case KILN_A_SLOT_OR: kiln_plan_slot(st, a->a < slots_used(d, s, used) ? a->a : a->b); break;
     case KILN_A_SCRATCH: kiln_plan_scratch(st, a->a); break;
     case KILN_A_SCRATCH_OR:
         if (a->a < n_scratch)
@@ -118,6 +136,7 @@ static void add_arg(kiln_plan_step *st, const kiln_arg_desc *a, const kiln_shape
     case KILN_A_VAL: kiln_plan_i32(st, v->val[a->a]); break;
     case KILN_A_FVAL: kiln_plan_f32(st, v->fval[a->a]); break;
     case KILN_A_F32: kiln_plan_f32(st, a->f); break;
+    case KILN_A_I32: kiln_plan_i32(st, a->a); break;
     case KILN_A_END: break;
     }
 }
@@ -138,18 +157,38 @@ int kiln_desc_plan(const kiln_kernel_desc *d, const kiln_shape *s, const kiln_co
         st->entry = be == KILN_CPU ? d->steps[i].cpu_entry : d->steps[i].entry;
         st->signature = d->steps[i].signature;
         kiln_plan_config_defines(st, d->kernel, c);
+        for (const kiln_define *df = d->steps[i].defines; df < d->steps[i].defines + KILN_STEP_DEFINES && df->name;
+             df++)
+            kiln_plan_define(st, df->name, df->value);
         st->grid[0] = st->grid[1] = st->grid[2] = 1;
         st->local[0] = st->local[1] = st->local[2] = 1;
     }
     kiln_launch v;
     memset(&v, 0, sizeof v);
     d->launch(s, c, be, out, &v);
-    kiln_slot slot[KILN_MAX_BUFS];
-    int used = slots_for(d, s, 0, slot);
+    int used = -1;
     for (int i = 0; i < out->n_steps; i++)
         for (const kiln_arg_desc *a = d->steps[i].args; a < d->steps[i].args + KILN_MAX_ARGS && a->src; a++)
-            add_arg(&out->steps[i], a, s, &v, used, out->n_scratch);
+            add_arg(d, &out->steps[i], a, s, &v, &used, out->n_scratch);
     return 0;
+}
+
+int kiln_subgroup_reduce_ok(const kiln_fingerprint *fp, int wg, char *why, size_t n)
+{
+    if (fp->backend == KILN_OPENCL) {
+        snprintf(why, n, "subgroup reductions are not available in OpenCL C 1.2");
+        return 0;
+    }
+    if (!fp->has_subgroup_ops || !fp->subgroup_size || wg % (int)fp->subgroup_size) {
+        snprintf(why, n, "subgroup reduction needs subgroup ops and wg %d a multiple of the subgroup size %u", wg,
+                 fp->subgroup_size);
+        return 0;
+    }
+    if (fp->backend == KILN_CUDA && fp->subgroup_size != 32) {
+        snprintf(why, n, "subgroup reduction on CUDA assumes warps of 32 (device says %u)", fp->subgroup_size);
+        return 0;
+    }
+    return 1;
 }
 
 int kiln_plan_unchecked(const kiln_shape *s, const kiln_config *c, char *why, size_t n)

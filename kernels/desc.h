@@ -10,11 +10,14 @@
  *   - parameters: kiln_param.flags (KILN_P_GPU, KILN_P_CPU, KILN_P_WG) for
  *     the common constraints, `check` for the kernel's own;
  *   - slots: name, role, comparison and budget per buffer, `sizes` for the
- *     bytes a shape needs (and which trailing slots it uses), `fill` for the
- *     random inputs and the reference;
- *   - steps: source, entry, signature and the arguments (slots, scratch,
- *     shape fields, values computed by `launch`), `launch` for the grid,
- *     scratch sizes and any derived scalars.
+ *     bytes a shape needs (and which trailing slots it uses; a random layout
+ *     drawn from the seed may decide them, as the batch kernels' page tables
+ *     do), `fill` for the random inputs and the reference;
+ *   - steps: source, entry, signature, constant defines and the arguments
+ *     (slots, scratch, shape fields, constants, values computed by
+ *     `launch`), `launch` for the grid, scratch sizes, any derived scalars
+ *     and defines, and how many of the steps run (a combine step that only
+ *     some configs need).
  * KILN_KERNEL_FROM_DESC turns a descriptor into the kiln_kernel every caller
  * uses (the callbacks become thin calls of the generic code in desc.c). */
 #ifndef KILN_KERNELS_DESC_H
@@ -51,6 +54,7 @@ typedef enum kiln_arg_src {
     KILN_A_VAL,      /* i32: launch value a */
     KILN_A_FVAL,     /* f32: launch value a */
     KILN_A_F32,      /* f32: the constant f */
+    KILN_A_I32,      /* i32: the constant a */
 } kiln_arg_src;
 
 typedef struct kiln_arg_desc {
@@ -67,6 +71,9 @@ typedef struct kiln_arg_desc {
 #define KA_VAL(i) {KILN_A_VAL, (i), 0, 0}
 #define KA_FVAL(i) {KILN_A_FVAL, (i), 0, 0}
 #define KA_F32(x) {KILN_A_F32, 0, 0, (x)}
+#define KA_I32(x) {KILN_A_I32, (x), 0, 0}
+
+#define KILN_STEP_DEFINES 4
 
 /* One launch of the plan. entry runs on GPU backends, cpu_entry on the cpu
  * backend (KILN_ENTRY("x") names both: "x" and "x_cpu"). */
@@ -75,6 +82,9 @@ typedef struct kiln_step_desc {
     const char *entry;
     const char *cpu_entry;
     const char *signature;
+    /* Defines the step always has (variants of one source: BATCH=1), after
+     * the config's; they end at the first NULL name. */
+    kiln_define defines[KILN_STEP_DEFINES];
     kiln_arg_desc args[KILN_MAX_ARGS]; /* ends at the first KILN_A_END */
 } kiln_step_desc;
 #define KILN_ENTRY(name) .entry = name, .cpu_entry = name "_cpu"
@@ -90,6 +100,8 @@ typedef struct kiln_shape_list {
     int n;
 } kiln_shape_list;
 #define KILN_SHAPE_LIST(arr) {(arr), (int)(sizeof(arr) / sizeof((arr)[0]))}
+/* kiln_kernel_desc.shapes from the arrays p_check, p_tune and p_quick */
+#define KILN_SHAPES(p) {KILN_SHAPE_LIST(p##_check), KILN_SHAPE_LIST(p##_tune), KILN_SHAPE_LIST(p##_quick)}
 
 typedef struct kiln_kernel_desc {
     const kiln_kernel *kernel; /* name, params (with their flags), n_slots */
@@ -104,8 +116,12 @@ typedef struct kiln_kernel_desc {
     const kiln_slot *slots; /* kernel->n_slots of them, in problem order */
     /* Sets slot[i].bytes for shape s and data class cls (slot[] is a copy
      * of the table, whose role/cmp/tol it may adjust) and returns how many
-     * slots s uses (the first ones; kernel->n_slots when all). */
-    int (*sizes)(const kiln_shape *s, int cls, kiln_slot *slot);
+     * slots s uses (the first ones; kernel->n_slots when all), or -1 when
+     * it ran out of memory. Most kernels' sizes follow from the shape; where
+     * they follow from a random layout (how many sequences a batch holds,
+     * and so how long their page tables are), `sizes` draws it from `seed`
+     * as `fill` will. The plan asks for `used` only (KA_SLOT_OR), seed 0. */
+    int (*sizes)(const kiln_shape *s, int cls, uint64_t seed, kiln_slot *slot);
     /* The inputs (random, seeded) and the reference outputs of data class
      * cls into the allocated buffers. */
     int (*fill)(kiln_problem *p, const kiln_shape *s, int cls, uint64_t seed, kiln_err *e);
@@ -115,9 +131,11 @@ typedef struct kiln_kernel_desc {
     int (*plan_ok)(const kiln_shape *s, const kiln_config *c, char *why, size_t n);
     const kiln_step_desc *steps;
     int n_steps;
-    /* Grid and local size of each step (source, entry, signature and the
-     * config's defines are already set), scratch buffers, extra defines,
-     * the values KA_VAL/KA_FVAL read; may lower out->n_steps. */
+    /* Grid and local size of each step (source, entry, signature, the
+     * config's and the step's defines are already set), scratch buffers,
+     * extra defines, the values KA_VAL/KA_FVAL read; may lower out->n_steps
+     * (the steps past it do not run: a combine step that only a split
+     * config needs). */
     void (*launch)(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out, kiln_launch *v);
     /* Optional, instead of steps + launch: a plan written by hand, for
      * kernels whose steps, entries and defines change with the config and
@@ -133,6 +151,12 @@ int kiln_desc_problem(const kiln_kernel_desc *d, kiln_problem *p, const kiln_sha
                       kiln_err *e);
 int kiln_desc_plan(const kiln_kernel_desc *d, const kiln_shape *s, const kiln_config *c, kiln_backend_kind be,
                    kiln_plan *out, kiln_err *e);
+
+/* For `check` hooks: whether a config's subgroup (warp) reduction with wg
+ * threads per workgroup can run: subgroup ops, wg a multiple of the subgroup
+ * size, not OpenCL (its C 1.2 sources have none), warps of 32 on CUDA (the
+ * sources' shuffles assume them). 1 if so, else 0 and why. */
+int kiln_subgroup_reduce_ok(const kiln_fingerprint *fp, int wg, char *why, size_t n);
 
 /* A plan_ok for kernels whose plan checks nothing beyond config_valid. */
 int kiln_plan_unchecked(const kiln_shape *s, const kiln_config *c, char *why, size_t n);

@@ -36,13 +36,15 @@
  * page is meant (not a permutation of positions, which softmax would not
  * notice; for ctx=1 an unused row); kv_append writes row (pos+1) % page_size.
  *
- * CPU entries live in attention_paged_cpu.c. */
+ * The four ops are descriptors (kernels/desc.h); their CPU entries live in
+ * attention_paged_cpu.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels/attention_paged/attention_paged.h"
+#include "kernels/desc.h"
 #include "kernels/kernel.h"
 #include "kernels/sources.h"
 
@@ -69,6 +71,12 @@ static void rng_fill2(float *a, float *b, size_t n, uint64_t *s)
         b[i] = rng_unit(s);
     }
 }
+/* The state a problem's draws start from (never 0: xorshift would stay there). */
+static uint64_t rng_start(uint64_t seed, uint64_t mul, uint64_t add)
+{
+    uint64_t rs = seed * mul + add;
+    return rs ? rs : 1;
+}
 
 /* ---- shapes ---- */
 static int shape_common_ok(const kiln_shape *s, char *why, size_t n)
@@ -88,100 +96,138 @@ static int shape_common_ok(const kiln_shape *s, char *why, size_t n)
     return 1;
 }
 
+/* The batch kernels: a token count the grid can hold (workgroup z or y). */
+static int tokens_ok(const kiln_shape *s, char *why, size_t n)
+{
+    if (s->m < 1 || s->m > 65535) {
+        snprintf(why, n, "tokens %lld out of 1..65535", (long long)s->m);
+        return 0;
+    }
+    return 1;
+}
+
+static int attn_shape_ok(const kiln_shape *s, char *why, size_t n)
+{
+    if (!shape_common_ok(s, why, n))
+        return 0;
+    if (s->ctx < 1) {
+        snprintf(why, n, "ctx %d < 1", s->ctx);
+        return 0;
+    }
+    return 1;
+}
+static int attnb_shape_ok(const kiln_shape *s, char *why, size_t n)
+{
+    return tokens_ok(s, why, n) && attn_shape_ok(s, why, n);
+}
+static int appendb_shape_ok(const kiln_shape *s, char *why, size_t n)
+{
+    return tokens_ok(s, why, n) && shape_common_ok(s, why, n);
+}
+
 static void attn_shape_key(const kiln_shape *s, char *buf, size_t n)
 {
     snprintf(buf, n, "h%d.kv%d.d%d.p%d.ctx%d", s->heads, s->kv_heads, s->head_dim, s->page_size, s->ctx);
 }
-
 static void append_shape_key(const kiln_shape *s, char *buf, size_t n)
 {
     snprintf(buf, n, "kv%d.d%d.p%d.pos%d", s->kv_heads, s->head_dim, s->page_size, s->ctx);
 }
-
-static kiln_shape mk(int heads, int kv, int hd, int page, int ctx)
+static void attnb_shape_key(const kiln_shape *s, char *buf, size_t n)
 {
-    return (kiln_shape){.heads = heads, .kv_heads = kv, .head_dim = hd, .page_size = page, .ctx = ctx,
-                        .quant = KILN_F32};
+    snprintf(buf, n, "h%d.kv%d.d%d.p%d.ctx%d.t%lld", s->heads, s->kv_heads, s->head_dim, s->page_size, s->ctx,
+             (long long)s->m);
+}
+static void appendb_shape_key(const kiln_shape *s, char *buf, size_t n)
+{
+    snprintf(buf, n, "kv%d.d%d.p%d.pos%d.t%lld", s->kv_heads, s->head_dim, s->page_size, s->ctx, (long long)s->m);
 }
 
-typedef struct model_heads {
-    int heads, kv, hd;
-} model_heads;
+/* AS(heads, kv_heads, head_dim, page_size, ctx), ASB(..., tokens) for the
+ * batch kernels; a model's heads as one argument (LLAMA2 ...) through AS_ and
+ * ASB_, which expand it first. */
+#define ASB(h, kv, hd, page, ctx_, tokens)                                                                      \
+    {.m = (tokens), .heads = (h), .kv_heads = (kv), .head_dim = (hd), .page_size = (page), .ctx = (ctx_),      \
+     .quant = KILN_F32}
+#define AS(h, kv, hd, page, ctx_) ASB(h, kv, hd, page, ctx_, 0)
+#define AS_(...) AS(__VA_ARGS__)
+#define ASB_(...) ASB(__VA_ARGS__)
 /* Llama-2-7B, Llama-3-8B, SmolLM2 (135M: 9 heads / 3 kv, head_dim 64). */
-static const model_heads models[] = {{32, 32, 128}, {32, 8, 128}, {9, 3, 64}};
+#define LLAMA2 32, 32, 128
+#define LLAMA3 32, 8, 128
+#define SMOL 9, 3, 64
+/* a model at three contexts (positions) x pages {16, 128} */
+#define CTX3(model, a, b, c)                                                                                    \
+    AS_(model, 16, a), AS_(model, 128, a), AS_(model, 16, b), AS_(model, 128, b), AS_(model, 16, c),            \
+        AS_(model, 128, c)
 
-static int put(kiln_shape *out, int max, int n, kiln_shape s)
-{
-    if (n < max)
-        out[n] = s;
-    return n + 1;
-}
+/* 3 models x ctx {1, 17, 511} x page {16, 128}, plus ctx 4096 once per model
+ * (page 16 for the GQA models, 128 for Llama-2, whose pools are the largest)
+ * and one page-256 shape: 3*6 + 3 + 1 = 22 shapes. */
+static const kiln_shape attn_check[] = {
+    CTX3(LLAMA2, 1, 17, 511), CTX3(LLAMA3, 1, 17, 511), CTX3(SMOL, 1, 17, 511),
+    AS_(LLAMA2, 128, 4096),   AS_(LLAMA3, 16, 4096),    AS_(SMOL, 16, 4096),
+    AS(32, 8, 128, 256, 1000),
+};
+/* Llama-2-7B decode: ctx 1024 and 4096, page 16 and 64. */
+static const kiln_shape attn_tune[] = {AS_(LLAMA2, 16, 1024), AS_(LLAMA2, 64, 1024), AS_(LLAMA2, 16, 4096),
+                                       AS_(LLAMA2, 64, 4096)};
+static const kiln_shape attn_quick[] = {
+    AS(4, 2, 64, 16, 1),    /* one token */
+    AS(4, 2, 128, 16, 64),  /* whole pages only */
+    AS(6, 2, 64, 16, 37),   /* GQA 3, ctx not a page multiple */
+    AS(8, 2, 128, 32, 300), /* GQA 4, > one split of 256 */
+    AS(2, 2, 128, 64, 521), /* MHA, 3 splits of 256 */
+    AS(6, 2, 64, 256, 270), /* page 256, partial second page */
+};
 
-static int attn_shapes(int which, kiln_shape *out, int max)
-{
-    int n = 0;
-    if (which == KILN_SHAPES_CHECK) {
-        /* 3 models x ctx {1, 17, 511} x page {16, 128}, plus ctx 4096 once per
-         * model (page 16 for the GQA models, 128 for Llama-2, whose pools are
-         * the largest) and one page-256 shape: 3*6 + 3 + 1 = 22 shapes. */
-        static const int ctxs[] = {1, 17, 511};
-        for (int m = 0; m < 3; m++)
-            for (int c = 0; c < 3; c++)
-                for (int p = 0; p < 2; p++)
-                    n = put(out, max, n, mk(models[m].heads, models[m].kv, models[m].hd, p ? 128 : 16, ctxs[c]));
-        for (int m = 0; m < 3; m++)
-            n = put(out, max, n, mk(models[m].heads, models[m].kv, models[m].hd, m == 0 ? 128 : 16, 4096));
-        n = put(out, max, n, mk(32, 8, 128, 256, 1000));
-    } else if (which == KILN_SHAPES_TUNE) {
-        /* Llama-2-7B decode: ctx 1024 and 4096, page 16 and 64. */
-        static const int ctxs[] = {1024, 4096}, pages[] = {16, 64};
-        for (int c = 0; c < 2; c++)
-            for (int p = 0; p < 2; p++)
-                n = put(out, max, n, mk(32, 32, 128, pages[p], ctxs[c]));
-    } else {
-        n = put(out, max, n, mk(4, 2, 64, 16, 1));     /* one token */
-        n = put(out, max, n, mk(4, 2, 128, 16, 64));   /* whole pages only */
-        n = put(out, max, n, mk(6, 2, 64, 16, 37));    /* GQA 3, ctx not a page multiple */
-        n = put(out, max, n, mk(8, 2, 128, 32, 300));  /* GQA 4, > one split of 256 */
-        n = put(out, max, n, mk(2, 2, 128, 64, 521));  /* MHA, 3 splits of 256 */
-        n = put(out, max, n, mk(6, 2, 64, 256, 270));  /* page 256, partial second page */
-    }
-    return n < max ? n : max;
-}
+/* kv_append: ctx is the position written */
+static const kiln_shape append_check[] = {CTX3(LLAMA2, 0, 17, 4095), CTX3(LLAMA3, 0, 17, 4095),
+                                          CTX3(SMOL, 0, 17, 4095), AS(32, 8, 128, 256, 300)};
+static const kiln_shape append_tune[] = {AS_(LLAMA2, 16, 1024), AS_(LLAMA2, 64, 4095)};
+static const kiln_shape append_quick[] = {AS(4, 2, 64, 16, 0), AS(6, 2, 64, 16, 37), AS(8, 2, 128, 32, 95),
+                                          AS(6, 3, 64, 256, 511)};
 
-static int append_shapes(int which, kiln_shape *out, int max)
-{
-    int n = 0;
-    if (which == KILN_SHAPES_CHECK) {
-        static const int poss[] = {0, 17, 4095};
-        for (int m = 0; m < 3; m++)
-            for (int c = 0; c < 3; c++)
-                for (int p = 0; p < 2; p++)
-                    n = put(out, max, n, mk(models[m].heads, models[m].kv, models[m].hd, p ? 128 : 16, poss[c]));
-        n = put(out, max, n, mk(32, 8, 128, 256, 300));
-    } else if (which == KILN_SHAPES_TUNE) {
-        n = put(out, max, n, mk(32, 32, 128, 16, 1024));
-        n = put(out, max, n, mk(32, 32, 128, 64, 4095));
-    } else {
-        n = put(out, max, n, mk(4, 2, 64, 16, 0));
-        n = put(out, max, n, mk(6, 2, 64, 16, 37));
-        n = put(out, max, n, mk(8, 2, 128, 32, 95));
-        n = put(out, max, n, mk(6, 3, 64, 256, 511));
-    }
-    return n < max ? n : max;
-}
+/* the batch kernels: the last field is the token count */
+static const kiln_shape attnb_check[] = {
+    ASB_(LLAMA2, 16, 300, 8), ASB_(LLAMA2, 64, 1024, 3), ASB_(LLAMA3, 16, 300, 8), ASB_(LLAMA3, 64, 1024, 3),
+    ASB_(SMOL, 16, 300, 8),   ASB_(SMOL, 64, 1024, 3),   ASB_(SMOL, 64, 2048, 16),
+};
+/* SmolLM2 decode at 8 sequences */
+static const kiln_shape attnb_tune[] = {ASB_(SMOL, 64, 256, 8), ASB_(SMOL, 64, 1024, 8)};
+static const kiln_shape attnb_quick[] = {
+    ASB(4, 2, 64, 16, 1, 1),    /* one token, one position */
+    ASB(6, 2, 64, 16, 37, 5),   /* GQA 3 */
+    ASB(8, 2, 128, 32, 300, 8), /* GQA 4 */
+    ASB(2, 2, 128, 64, 200, 3), /* MHA */
+};
+static const kiln_shape appendb_check[] = {
+    ASB_(LLAMA2, 16, 300, 8), ASB_(LLAMA2, 64, 4095, 40), ASB_(LLAMA3, 16, 300, 8),
+    ASB_(LLAMA3, 64, 4095, 40), ASB_(SMOL, 16, 300, 8), ASB_(SMOL, 64, 4095, 40),
+};
+static const kiln_shape appendb_tune[] = {ASB_(SMOL, 64, 1024, 8)};
+static const kiln_shape appendb_quick[] = {ASB(4, 2, 64, 16, 0, 1), ASB(6, 2, 64, 16, 37, 9),
+                                           ASB(8, 2, 128, 32, 95, 20)};
+#undef CTX3
+#undef SMOL
+#undef LLAMA3
+#undef LLAMA2
+#undef AS_
+#undef AS
+#undef ASB_
+#undef ASB
 
 /* ---- attention_paged: schedule space ---- */
 enum { P_WG, P_TILE, P_SPLIT, P_VEC, P_REDUCE, P_HPW };
 static const kiln_param attn_params[] = {
-    {"wg", "WG", "threads per workgroup (GPU)", 4, {32, 64, 128, 256}, 64},
+    {"wg", "WG", "threads per workgroup (GPU)", 4, {32, 64, 128, 256}, 64, KILN_P_GPU | KILN_P_WG},
     {"tile", "TILE", "positions per iteration of the page loop", 5, {16, 32, 64, 128, 256}, 64},
     /* short splits matter on the cpu: a model with few kv groups (SmolLM2:
      * 3) on 2 threads is otherwise split 2:1 between them */
     {"split", "SPLIT", "context tokens per workgroup, 0 = no split (flash-decoding + combine step)", 8,
      {0, 32, 64, 128, 256, 512, 1024, 2048}, 0},
-    {"vec", "VEC", "load width in floats (GPU)", 3, {1, 2, 4}, 1},
-    {"reduce", "REDUCE", "tile max: 0 shared-memory scan, 1 subgroup ops (Vulkan/CUDA)", 2, {0, 1}, 0},
+    {"vec", "VEC", "load width in floats (GPU)", 3, {1, 2, 4}, 1, KILN_P_GPU},
+    {"reduce", "REDUCE", "tile max: 0 shared-memory scan, 1 subgroup ops (Vulkan/CUDA)", 2, {0, 1}, 0, KILN_P_GPU},
     {"hpw", "HPW", "query heads of one kv group per workgroup (shares K/V loads)", 4, {1, 2, 3, 4}, 1},
 };
 #define N_ATTN_PARAMS ((int)(sizeof attn_params / sizeof attn_params[0]))
@@ -199,15 +245,10 @@ int kiln_attn_nsplit(const kiln_shape *s, int split)
     return (s->ctx + split - 1) / split;
 }
 
-static int attn_config_valid(const kiln_shape *s, const kiln_config *c, const kiln_fingerprint *fp, char *why,
-                             size_t n)
+/* Beyond the parameter flags (GPU knobs at their defaults on the cpu, wg
+ * within the device's limit). */
+static int attn_config_ok(const kiln_shape *s, const kiln_config *c, const kiln_fingerprint *fp, char *why, size_t n)
 {
-    if (!shape_common_ok(s, why, n))
-        return 0;
-    if (s->ctx < 1) {
-        snprintf(why, n, "ctx %d < 1", s->ctx);
-        return 0;
-    }
     int wg = c->v[P_WG], tile = c->v[P_TILE], split = c->v[P_SPLIT], vec = c->v[P_VEC], red = c->v[P_REDUCE],
         hpw = c->v[P_HPW];
     int ratio = s->heads / s->kv_heads;
@@ -219,20 +260,10 @@ static int attn_config_valid(const kiln_shape *s, const kiln_config *c, const ki
         snprintf(why, n, "split %d not a multiple of tile %d", split, tile);
         return 0;
     }
-    if (fp->backend == KILN_CPU) {
-        for (int i = 0; i < N_ATTN_PARAMS; i++)
-            if ((i == P_WG || i == P_VEC || i == P_REDUCE) && c->v[i] != attn_params[i].def) {
-                snprintf(why, n, "%s applies to GPU backends only (cpu: %d)", attn_params[i].name, attn_params[i].def);
-                return 0;
-            }
+    if (fp->backend == KILN_CPU) /* no shared memory, vector loads or subgroups there */
         return 1;
-    }
     if (s->head_dim % vec) {
         snprintf(why, n, "head_dim %d not a multiple of vec %d", s->head_dim, vec);
-        return 0;
-    }
-    if (fp->max_workgroup && (uint32_t)wg > fp->max_workgroup) {
-        snprintf(why, n, "wg %d > device max %u", wg, fp->max_workgroup);
         return 0;
     }
     size_t sh = kiln_attn_shared_bytes(wg, tile, vec, hpw);
@@ -240,32 +271,47 @@ static int attn_config_valid(const kiln_shape *s, const kiln_config *c, const ki
         snprintf(why, n, "shared memory %zu > device %llu bytes", sh, (unsigned long long)fp->local_mem_bytes);
         return 0;
     }
-    if (red == 1) {
-        if (fp->backend == KILN_OPENCL) {
-            snprintf(why, n, "reduce=1 (subgroup) not available in OpenCL C 1.2");
-            return 0;
-        }
-        if (!fp->has_subgroup_ops || !fp->subgroup_size || wg % (int)fp->subgroup_size) {
-            snprintf(why, n, "reduce=1 needs subgroup ops and wg %d a multiple of subgroup size %u", wg,
-                     fp->subgroup_size);
-            return 0;
-        }
-        if (fp->backend == KILN_CUDA && fp->subgroup_size != 32) {
-            snprintf(why, n, "reduce=1 on CUDA assumes warps of 32 (device says %u)", fp->subgroup_size);
-            return 0;
-        }
-    }
+    if (red == 1 && !kiln_subgroup_reduce_ok(fp, wg, why, n))
+        return 0;
     return 1;
 }
 
-/* ---- attention_paged: problem ---- */
+/* The batch kernel's grid z is the token: no split along the context. */
+static int attnb_config_ok(const kiln_shape *s, const kiln_config *c, const kiln_fingerprint *fp, char *why, size_t n)
+{
+    if (c->v[P_SPLIT]) {
+        snprintf(why, n, "split %d: the batch kernel runs one workgroup per head group and token (split 0)",
+                 c->v[P_SPLIT]);
+        return 0;
+    }
+    return attn_config_ok(s, c, fp, why, n);
+}
 
+/* What the plan needs: whole head groups per workgroup. */
+static int attn_plan_ok(const kiln_shape *s, const kiln_config *c, char *why, size_t n)
+{
+    if (s->heads % c->v[P_HPW] || s->kv_heads <= 0) {
+        snprintf(why, n, "hpw %d does not divide heads %d", c->v[P_HPW], s->heads);
+        return 0;
+    }
+    return 1;
+}
+static int attnb_plan_ok(const kiln_shape *s, const kiln_config *c, char *why, size_t n)
+{
+    if (c->v[P_SPLIT]) {
+        snprintf(why, n, "split %d in a batch", c->v[P_SPLIT]);
+        return 0;
+    }
+    return attn_plan_ok(s, c, why, n);
+}
 /* A random page table: the first `used` entries of a shuffled permutation of
  * n_pool physical pages (n_pool > used), so a kernel that ignores the table
- * reads the wrong page. */
-static void random_table(int32_t *table, int used, int n_pool, uint64_t *rs)
+ * reads the wrong page. 0 when out of memory. */
+static int random_table(int32_t *table, int used, int n_pool, uint64_t *rs)
 {
     int32_t *perm = malloc((size_t)n_pool * sizeof *perm);
+    if (!perm)
+        return 0;
     for (int i = 0; i < n_pool; i++)
         perm[i] = i;
     for (int i = n_pool - 1; i > 0; i--) {
@@ -281,6 +327,7 @@ static void random_table(int32_t *table, int used, int n_pool, uint64_t *rs)
         ident &= table[i] == i;
     if (ident) /* never the identity: page n_pool-1 is unused then */
         table[used - 1] = n_pool - 1;
+    return 1;
 }
 
 void kiln_attn_reference(const float *q, const float *kp, const float *vp, const int32_t *table, float *out,
@@ -329,44 +376,71 @@ void kiln_attn_reference(const float *q, const float *kp, const float *vp, const
  * by ~2e-4/0.009 = 2.7e-2). Measured on the CPU path: 2.6e-5 at ctx 4096. */
 #define ATTN_TOL 2e-3
 
-static int attn_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e)
-{
-    kiln_err own = {0};
-    if (!e) /* kiln_problem_add returns no code: it reaches us through e, a local when the caller passed none */
-        e = &own;
-    char why[128];
-    if (!shape_common_ok(s, why, sizeof why) || s->ctx < 1)
-        return kiln_fail(e, KILN_E_INVALID, "attention_paged: bad shape: %s", s->ctx < 1 ? "ctx < 1" : why);
-    memset(p, 0, sizeof *p);
-    p->shape = *s;
-    int hd = s->head_dim, ps = s->page_size, kvh = s->kv_heads;
-    int used = (s->ctx + ps - 1) / ps;
-    int n_pool = used + used / 4 + 2; /* more physical pages than the sequence uses */
-    size_t page_elems = (size_t)kvh * ps * hd;
-    size_t pool_bytes = (size_t)n_pool * page_elems * sizeof(float);
-    uint64_t rs = seed * 0x9E3779B97F4A7C15ull + 0x243F6A8885A308D3ull;
-    if (!rs)
-        rs = 1;
+/* ---- attention_paged: problem ---- */
 
-    kiln_problem_buf *bq = kiln_problem_add(p, "q", KILN_IN, (size_t)s->heads * hd * 4, KILN_CMP_NONE, 0, e);
-    kiln_problem_buf *bk = bq ? kiln_problem_add(p, "k_pool", KILN_IN, pool_bytes, KILN_CMP_NONE, 0, e) : NULL;
-    kiln_problem_buf *bv = bk ? kiln_problem_add(p, "v_pool", KILN_IN, pool_bytes, KILN_CMP_NONE, 0, e) : NULL;
-    kiln_problem_buf *bt = bv ? kiln_problem_add(p, "page_table", KILN_IN, (size_t)used * 4, KILN_CMP_NONE, 0, e)
-                              : NULL;
-    kiln_problem_buf *bo = bt ? kiln_problem_add(p, "out", KILN_OUT, (size_t)s->heads * hd * 4, KILN_CMP_F32,
-                                                 ATTN_TOL, e)
-                              : NULL;
-    if (!bo) {
-        kiln_problem_free(p);
-        return e->code;
-    }
-    float *q = bq->host, *k = bk->host, *v = bv->host;
+/* Where a paged kernel's buffers sit: two per-token row buffers (in/out),
+ * the K and V pools (pool, pool + 1), the page table(s); the batch kernels'
+ * meta is slot 5. */
+typedef struct paged_slots {
+    int row[2], pool, table;
+} paged_slots;
+static const paged_slots attn_pslots = {{0, 4}, 1, 3}, append_pslots = {{0, 1}, 2, 4};
+
+/* Sizes for `tokens` rows of row_elems floats, a pool of n_pool pages and
+ * `pages` table entries; returns how many slots the kernel has (5, 6 with
+ * meta). */
+static int paged_sizes(const paged_slots *at, const kiln_shape *s, int64_t tokens, size_t row_elems, int n_pool,
+                       int pages, int batch, kiln_slot *slot)
+{
+    slot[at->row[0]].bytes = slot[at->row[1]].bytes = (size_t)tokens * row_elems * 4;
+    slot[at->pool].bytes = slot[at->pool + 1].bytes =
+        (size_t)n_pool * s->kv_heads * s->page_size * s->head_dim * sizeof(float);
+    slot[at->table].bytes = (size_t)pages * 4;
+    if (!batch)
+        return 5;
+    slot[5].bytes = (size_t)tokens * 8;
+    return 6;
+}
+
+/* The pages of the sequence (ctx tokens) and of the pool, which holds more
+ * physical pages than the sequence uses. */
+static int attn_pages(const kiln_shape *s, int *n_pool)
+{
+    int used = (s->ctx + s->page_size - 1) / s->page_size;
+    *n_pool = used + used / 4 + 2;
+    return used;
+}
+
+static const kiln_slot attn_slots[] = {
+    {"q", KILN_IN, KILN_CMP_NONE, 0, 0},
+    {"k_pool", KILN_IN, KILN_CMP_NONE, 0, 0},
+    {"v_pool", KILN_IN, KILN_CMP_NONE, 0, 0},
+    {"page_table", KILN_IN, KILN_CMP_NONE, 0, 0},
+    {"out", KILN_OUT, KILN_CMP_F32, ATTN_TOL, 0},
+};
+
+static int attn_sizes(const kiln_shape *s, int cls, uint64_t seed, kiln_slot *slot)
+{
+    (void)cls, (void)seed;
+    int n_pool, used = attn_pages(s, &n_pool);
+    return paged_sizes(&attn_pslots, s, 1, (size_t)s->heads * s->head_dim, n_pool, used, 0, slot);
+}
+
+static int attn_fill(kiln_problem *p, const kiln_shape *s, int cls, uint64_t seed, kiln_err *e)
+{
+    (void)cls;
+    int hd = s->head_dim, ps = s->page_size, kvh = s->kv_heads;
+    int n_pool, used = attn_pages(s, &n_pool);
+    uint64_t rs = rng_start(seed, 0x9E3779B97F4A7C15ull, 0x243F6A8885A308D3ull);
+    float *q = p->bufs[0].host, *k = p->bufs[1].host, *v = p->bufs[2].host;
     /* Odd kv heads are "offset" heads: every K row (all pages, used or not) is
      * c + 0.05*noise for a fixed random c, and their query heads get q = g*c +
      * noise, so scores sit near +100..+200 with a spread of ~1: softmax still
      * weighs every position, but exp without max subtraction overflows to inf.
      * Even kv heads are plain uniform noise (near-uniform softmax). */
     float *cdir = malloc((size_t)kvh * hd * sizeof *cdir);
+    if (!cdir)
+        return kiln_fail(e, KILN_E_NOMEM, "attention_paged: %d x %d offset directions", kvh, hd);
     for (size_t i = 0; i < (size_t)kvh * hd; i++)
         cdir[i] = rng_unit(&rs);
     /* score = (q.k)/sqrt(hd) ~ gamma*|c|^2/sqrt(hd) = gamma*sqrt(hd)/3 ~ 150,
@@ -391,157 +465,78 @@ static int attn_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed
         }
     }
     free(cdir);
-    random_table(bt->host, used, n_pool, &rs);
-    kiln_attn_reference(q, k, v, bt->host, bo->expect, s->heads, kvh, hd, ps, s->ctx, 1.0f / sqrtf((float)hd));
+    int32_t *table = p->bufs[3].host;
+    if (!random_table(table, used, n_pool, &rs))
+        return kiln_fail(e, KILN_E_NOMEM, "attention_paged: a permutation of %d pages", n_pool);
+    kiln_attn_reference(q, k, v, table, p->bufs[4].expect, s->heads, kvh, hd, ps, s->ctx, 1.0f / sqrtf((float)hd));
     return 0;
 }
 
-static int attn_plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out, kiln_err *e)
+/* ---- kv_append: problem ---- */
+
+/* The pages up to position ctx, and a small pool (the page table may map many
+ * logical pages to few physical ones; only the target entry matters here), so
+ * CHECK shapes stay cheap. */
+static int append_pages(const kiln_shape *s, int *n_pool)
 {
-    memset(out, 0, sizeof *out);
-    int hpw = c->v[P_HPW], wg = c->v[P_WG];
-    if (s->heads % hpw || s->kv_heads <= 0)
-        return kiln_fail(e, KILN_E_INVALID, "attention_paged: hpw %d does not divide heads %d", hpw, s->heads);
-    int nsplit = kiln_attn_nsplit(s, c->v[P_SPLIT]);
-    int partial = nsplit > 1;
-    kiln_plan_step *st = &out->steps[0];
-    st->source = "attention_paged";
-    st->entry = be == KILN_CPU ? "attn_paged_cpu" : "attn_paged";
-    st->signature = "bbbbbiiiiif";
-    kiln_plan_config_defines(st, &kiln_kernel_attention_paged, c);
-    kiln_plan_define(st, "WRITE_PARTIAL", partial);
-    st->local[0] = be == KILN_CPU ? 1 : (uint32_t)wg;
-    st->grid[0] = (uint32_t)(s->heads / hpw);
-    st->grid[1] = (uint32_t)nsplit;
-    st->grid[2] = 1;
-    for (int i = 0; i < 4; i++)
-        kiln_plan_slot(st, i);
-    if (partial)
-        kiln_plan_scratch(st, 0);
-    else
-        kiln_plan_slot(st, 4);
-    kiln_plan_i32(st, s->heads);
-    kiln_plan_i32(st, s->kv_heads);
-    kiln_plan_i32(st, s->head_dim);
-    kiln_plan_i32(st, s->page_size);
-    kiln_plan_i32(st, s->ctx);
-    kiln_plan_f32(st, 1.0f / sqrtf((float)s->head_dim));
-    out->n_steps = 1;
-    if (partial) {
-        out->n_scratch = 1;
-        out->scratch_bytes[0] = (size_t)s->heads * nsplit * (s->head_dim + 2) * sizeof(float);
-        kiln_plan_step *cs = &out->steps[1];
-        cs->source = "attention_paged";
-        cs->entry = be == KILN_CPU ? "attn_paged_combine_cpu" : "attn_paged_combine";
-        cs->signature = "bbiii";
-        kiln_plan_config_defines(cs, &kiln_kernel_attention_paged, c);
-        cs->local[0] = be == KILN_CPU ? 1 : (uint32_t)wg;
-        cs->grid[0] = (uint32_t)s->heads;
-        cs->grid[1] = cs->grid[2] = 1;
-        kiln_plan_scratch(cs, 0);
-        kiln_plan_slot(cs, 4);
-        kiln_plan_i32(cs, s->heads);
-        kiln_plan_i32(cs, s->head_dim);
-        kiln_plan_i32(cs, nsplit);
-        out->n_steps = 2;
-    }
-    return 0;
+    int used = s->ctx / s->page_size + 1;
+    *n_pool = (used < 6 ? used : 6) + 3;
+    return used;
 }
 
-static double attn_bytes(const kiln_shape *s)
-{
-    double kv = 2.0 * s->ctx * s->kv_heads * s->head_dim * 4.0;
-    double table = 4.0 * ((s->ctx + s->page_size - 1) / (s->page_size ? s->page_size : 1));
-    return kv + table + 2.0 * s->heads * s->head_dim * 4.0;
-}
-
-static double attn_flops(const kiln_shape *s) { return 4.0 * s->heads * s->ctx * s->head_dim; }
-
-/* Drivers on CPU cores (PoCL, lavapipe): 4-wide K/V loads. At SmolLM2's
- * decode shapes (9 heads / 3 kv, d 64, ctx 256 and 1024) vec 4 beat vec 1 by
- * 2.2-2.5x on both in an interleaved re-measure (tune --config, 2026-12-01). */
-static void attn_device_default(const kiln_fingerprint *fp, const kiln_shape *s, kiln_config *c)
-{
-    (void)s;
-    if (fp->backend != KILN_CPU && fp->cpu_device)
-        c->v[P_VEC] = 4;
-}
-
-const kiln_kernel kiln_kernel_attention_paged = {
-    .name = "attention_paged",
-    .doc = "decode attention (one query token, GQA) over a paged f32 KV cache, online softmax, optional "
-           "flash-decoding split",
-    .params = attn_params,
-    .n_params = N_ATTN_PARAMS,
-    .n_slots = 5,
-    .shapes = attn_shapes,
-    .shape_key = attn_shape_key,
-    .config_valid = attn_config_valid,
-    .problem_init = attn_problem_init,
-    .plan = attn_plan,
-    .bytes = attn_bytes,
-    .flops = attn_flops,
-    .device_default = attn_device_default,
+/* The pools are compared exactly: the kernel copies floats, so every byte of
+ * both must match (the target rows hold the new K/V, every other byte keeps
+ * its random initial value). */
+static const kiln_slot append_slots[] = {
+    {"k_new", KILN_IN, KILN_CMP_NONE, 0, 0},
+    {"v_new", KILN_IN, KILN_CMP_NONE, 0, 0},
+    {"k_pool", KILN_INOUT, KILN_CMP_EXACT, 0, 0},
+    {"v_pool", KILN_INOUT, KILN_CMP_EXACT, 0, 0},
+    {"page_table", KILN_IN, KILN_CMP_NONE, 0, 0},
 };
 
-/* ---- kv_append ---- */
-static const kiln_param append_params[] = {
-    {"wg", "WG", "threads per workgroup (GPU; one element per thread)", 4, {32, 64, 128, 256}, 64},
-};
-
-static int append_config_valid(const kiln_shape *s, const kiln_config *c, const kiln_fingerprint *fp, char *why,
-                               size_t n)
+static int append_sizes(const kiln_shape *s, int cls, uint64_t seed, kiln_slot *slot)
 {
-    if (!shape_common_ok(s, why, n))
-        return 0;
-    if (fp->backend == KILN_CPU && c->v[0] != append_params[0].def) {
-        snprintf(why, n, "wg applies to GPU backends only (cpu: %d)", append_params[0].def);
-        return 0;
-    }
-    if (fp->max_workgroup && (uint32_t)c->v[0] > fp->max_workgroup) {
-        snprintf(why, n, "wg %d > device max %u", c->v[0], fp->max_workgroup);
-        return 0;
-    }
-    return 1;
+    (void)cls, (void)seed;
+    int n_pool, used = append_pages(s, &n_pool);
+    return paged_sizes(&append_pslots, s, 1, (size_t)s->kv_heads * s->head_dim, n_pool, used, 0, slot);
 }
 
-static int append_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e)
+/* The pools' expected contents: the initial ones with token tok's rows of
+ * k_new/v_new (slots 0 and 1, [tokens][kv_heads][head_dim]) at position pos
+ * of physical page `page`. */
+static void append_expect(kiln_problem *p, const kiln_shape *s, int tok, int32_t page, int pos)
 {
-    kiln_err own = {0};
-    if (!e) /* kiln_problem_add returns no code: it reaches us through e, a local when the caller passed none */
-        e = &own;
-    char why[128];
-    if (!shape_common_ok(s, why, sizeof why))
-        return kiln_fail(e, KILN_E_INVALID, "kv_append: bad shape: %s", why);
-    memset(p, 0, sizeof *p);
-    p->shape = *s;
-    int hd = s->head_dim, ps = s->page_size, kvh = s->kv_heads, pos = s->ctx;
-    int used = pos / ps + 1;
-    /* A small pool (the page table may map many logical pages to few physical
-     * ones; only the target entry matters here), so CHECK shapes stay cheap. */
-    int n_pool = (used < 6 ? used : 6) + 3;
+    int hd = s->head_dim, ps = s->page_size, kvh = s->kv_heads;
     size_t row = (size_t)kvh * hd;
-    size_t pool_bytes = (size_t)n_pool * kvh * ps * hd * sizeof(float);
-    uint64_t rs = seed * 0xD1B54A32D192ED03ull + 0x9E3779B97F4A7C15ull;
-    if (!rs)
-        rs = 1;
-    kiln_problem_buf *bk = kiln_problem_add(p, "k_new", KILN_IN, row * 4, KILN_CMP_NONE, 0, e);
-    kiln_problem_buf *bv = bk ? kiln_problem_add(p, "v_new", KILN_IN, row * 4, KILN_CMP_NONE, 0, e) : NULL;
-    /* Exact: the kernel copies floats, so every byte of both pools must match
-     * (the target rows hold the new K/V, every other byte keeps its random
-     * initial value). */
-    kiln_problem_buf *kp = bv ? kiln_problem_add(p, "k_pool", KILN_INOUT, pool_bytes, KILN_CMP_EXACT, 0, e) : NULL;
-    kiln_problem_buf *vp = kp ? kiln_problem_add(p, "v_pool", KILN_INOUT, pool_bytes, KILN_CMP_EXACT, 0, e) : NULL;
-    kiln_problem_buf *bt = vp ? kiln_problem_add(p, "page_table", KILN_IN, (size_t)used * 4, KILN_CMP_NONE, 0, e)
-                              : NULL;
-    if (!bt) {
-        kiln_problem_free(p);
-        return e->code;
+    for (int h = 0; h < kvh; h++) {
+        size_t dst = (((size_t)page * kvh + h) * ps + pos % ps) * hd;
+        memcpy((float *)p->bufs[2].expect + dst, (float *)p->bufs[0].host + tok * row + (size_t)h * hd,
+               (size_t)hd * 4);
+        memcpy((float *)p->bufs[3].expect + dst, (float *)p->bufs[1].host + tok * row + (size_t)h * hd,
+               (size_t)hd * 4);
     }
-    float *kn = bk->host, *vn = bv->host, *kpool = kp->host, *vpool = vp->host;
-    int32_t *table = bt->host;
-    rng_fill2(kn, vn, row, &rs);
-    rng_fill2(kpool, vpool, pool_bytes / 4, &rs);
+}
+
+/* Random new rows, random pools, and expected pools equal to the initial
+ * ones (append_expect writes the new rows over them). */
+static void append_fill_data(kiln_problem *p, uint64_t *rs)
+{
+    kiln_problem_buf *kp = &p->bufs[2], *vp = &p->bufs[3];
+    rng_fill2(p->bufs[0].host, p->bufs[1].host, p->bufs[0].bytes / 4, rs);
+    rng_fill2(kp->host, vp->host, kp->bytes / 4, rs);
+    memcpy(kp->expect, kp->host, kp->bytes);
+    memcpy(vp->expect, vp->host, vp->bytes);
+}
+
+static int append_fill(kiln_problem *p, const kiln_shape *s, int cls, uint64_t seed, kiln_err *e)
+{
+    (void)cls, (void)e;
+    int ps = s->page_size, pos = s->ctx;
+    int n_pool, used = append_pages(s, &n_pool);
+    uint64_t rs = rng_start(seed, 0xD1B54A32D192ED03ull, 0x9E3779B97F4A7C15ull);
+    int32_t *table = p->bufs[4].host;
+    append_fill_data(p, &rs);
     for (int i = 0; i < used; i++)
         table[i] = (int32_t)rng_below(&rs, (uint32_t)n_pool);
     int lp = pos / ps;
@@ -549,73 +544,11 @@ static int append_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t se
      * kernel that ignores the table writes the wrong page. */
     while (table[lp] == lp % n_pool)
         table[lp] = (int32_t)rng_below(&rs, (uint32_t)n_pool);
-    memcpy(kp->expect, kpool, pool_bytes);
-    memcpy(vp->expect, vpool, pool_bytes);
-    for (int h = 0; h < kvh; h++) {
-        size_t dst = (((size_t)table[lp] * kvh + h) * ps + pos % ps) * hd;
-        memcpy((float *)kp->expect + dst, kn + (size_t)h * hd, (size_t)hd * 4);
-        memcpy((float *)vp->expect + dst, vn + (size_t)h * hd, (size_t)hd * 4);
-    }
+    append_expect(p, s, 0, table[lp], pos);
     return 0;
 }
 
-/* kv_append and kv_append_batch: one thread per element of a token's K/V
- * rows, grid y over the tokens (1 unbatched); the batch reads positions and
- * table bases from meta (slot 5) instead of the ctx argument. */
-static int append_plan_of(const kiln_kernel *k, int batch, const kiln_shape *s, const kiln_config *c,
-                          kiln_backend_kind be, kiln_plan *out)
-{
-    memset(out, 0, sizeof *out);
-    int wg = c->v[0];
-    kiln_plan_step *st = &out->steps[0];
-    st->source = "attention_paged";
-    st->entry = be == KILN_CPU ? (batch ? "kv_append_batch_cpu" : "kv_append_cpu") : "kv_append";
-    st->signature = batch ? "bbbbbbiiii" : "bbbbbiiii";
-    kiln_plan_config_defines(st, k, c);
-    if (batch)
-        kiln_plan_define(st, "BATCH", 1);
-    int n = s->kv_heads * s->head_dim;
-    st->local[0] = be == KILN_CPU ? 1 : (uint32_t)wg;
-    st->grid[0] = be == KILN_CPU ? 1 : (uint32_t)((n + wg - 1) / wg);
-    st->grid[1] = batch ? (uint32_t)s->m : 1;
-    st->grid[2] = 1;
-    if (!batch)
-        st->cpu_threads = 1;
-    for (int i = 0; i < (batch ? 6 : 5); i++)
-        kiln_plan_slot(st, i);
-    kiln_plan_i32(st, batch ? 0 : s->ctx); /* batch: positions come from meta */
-    kiln_plan_i32(st, s->page_size);
-    kiln_plan_i32(st, s->kv_heads);
-    kiln_plan_i32(st, s->head_dim);
-    out->n_steps = 1;
-    return 0;
-}
-
-static int append_plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out, kiln_err *e)
-{
-    (void)e;
-    return append_plan_of(&kiln_kernel_kv_append, 0, s, c, be, out);
-}
-
-static double append_bytes(const kiln_shape *s) { return 4.0 * s->kv_heads * s->head_dim * 4.0 + 4.0; }
-static double append_flops(const kiln_shape *s) { (void)s; return 0; }
-
-const kiln_kernel kiln_kernel_kv_append = {
-    .name = "kv_append",
-    .doc = "write one token's K and V rows (all kv heads) into its page of the paged f32 KV cache",
-    .params = append_params,
-    .n_params = 1,
-    .n_slots = 5,
-    .shapes = append_shapes,
-    .shape_key = append_shape_key,
-    .config_valid = append_config_valid,
-    .problem_init = append_problem_init,
-    .plan = append_plan,
-    .bytes = append_bytes,
-    .flops = append_flops,
-};
-
-/* ---- the batch kernels: many sequences' tokens in one launch ----
+/* ---- the batch kernels: problems ----
  *
  * Continuous batching (engine/sched.h) runs the decode tokens of several
  * sequences, each with its own page table, through one launch per layer.
@@ -635,80 +568,11 @@ const kiln_kernel kiln_kernel_kv_append = {
  * kv_append_batch:
  *   slots 0 k_new [tokens][kv_heads][head_dim], 1 v_new, 2 k_pool (INOUT),
  *         3 v_pool (INOUT), 4 tables, 5 meta
- *   shape: m = tokens, ctx = the largest position written. */
-
-static void attnb_shape_key(const kiln_shape *s, char *buf, size_t n)
-{
-    snprintf(buf, n, "h%d.kv%d.d%d.p%d.ctx%d.t%lld", s->heads, s->kv_heads, s->head_dim, s->page_size, s->ctx,
-             (long long)s->m);
-}
-
-static void appendb_shape_key(const kiln_shape *s, char *buf, size_t n)
-{
-    snprintf(buf, n, "kv%d.d%d.p%d.pos%d.t%lld", s->kv_heads, s->head_dim, s->page_size, s->ctx, (long long)s->m);
-}
-
-static kiln_shape mkb(int heads, int kv, int hd, int page, int ctx, int tokens)
-{
-    kiln_shape s = mk(heads, kv, hd, page, ctx);
-    s.m = tokens;
-    return s;
-}
-
-static int attnb_shapes(int which, kiln_shape *out, int max)
-{
-    int n = 0;
-    if (which == KILN_SHAPES_CHECK) {
-        for (int m = 0; m < 3; m++) {
-            n = put(out, max, n, mkb(models[m].heads, models[m].kv, models[m].hd, 16, 300, 8));
-            n = put(out, max, n, mkb(models[m].heads, models[m].kv, models[m].hd, 64, 1024, 3));
-        }
-        n = put(out, max, n, mkb(9, 3, 64, 64, 2048, 16));
-    } else if (which == KILN_SHAPES_TUNE) {
-        /* SmolLM2 decode at 8 sequences */
-        n = put(out, max, n, mkb(9, 3, 64, 64, 256, 8));
-        n = put(out, max, n, mkb(9, 3, 64, 64, 1024, 8));
-    } else {
-        n = put(out, max, n, mkb(4, 2, 64, 16, 1, 1));     /* one token, one position */
-        n = put(out, max, n, mkb(6, 2, 64, 16, 37, 5));    /* GQA 3 */
-        n = put(out, max, n, mkb(8, 2, 128, 32, 300, 8));  /* GQA 4 */
-        n = put(out, max, n, mkb(2, 2, 128, 64, 200, 3));  /* MHA */
-    }
-    return n < max ? n : max;
-}
-
-static int appendb_shapes(int which, kiln_shape *out, int max)
-{
-    int n = 0;
-    if (which == KILN_SHAPES_CHECK) {
-        for (int m = 0; m < 3; m++) {
-            n = put(out, max, n, mkb(models[m].heads, models[m].kv, models[m].hd, 16, 300, 8));
-            n = put(out, max, n, mkb(models[m].heads, models[m].kv, models[m].hd, 64, 4095, 40));
-        }
-    } else if (which == KILN_SHAPES_TUNE) {
-        n = put(out, max, n, mkb(9, 3, 64, 64, 1024, 8));
-    } else {
-        n = put(out, max, n, mkb(4, 2, 64, 16, 0, 1));
-        n = put(out, max, n, mkb(6, 2, 64, 16, 37, 9));
-        n = put(out, max, n, mkb(8, 2, 128, 32, 95, 20));
-    }
-    return n < max ? n : max;
-}
-
-static int attnb_config_valid(const kiln_shape *s, const kiln_config *c, const kiln_fingerprint *fp, char *why,
-                              size_t n)
-{
-    if (s->m < 1 || s->m > 65535) {
-        snprintf(why, n, "tokens %lld out of 1..65535", (long long)s->m);
-        return 0;
-    }
-    if (c->v[P_SPLIT]) {
-        snprintf(why, n, "split %d: the batch kernel runs one workgroup per head group and token (split 0)",
-                 c->v[P_SPLIT]);
-        return 0;
-    }
-    return attn_config_valid(s, c, fp, why, n);
-}
+ *   shape: m = tokens, ctx = the largest position written.
+ *
+ * How many sequences a problem holds, and so how long the tables are, is
+ * drawn from the seed: `sizes` and `fill` both draw it (batch_draw), and fill
+ * goes on drawing the data from where the layout left the generator. */
 
 /* Tokens of `nseq` sequences: sequence j holds cnt[j] consecutive tokens
  * ending at position last[j] (the last sequence's is the shape's ctx - 1).
@@ -726,222 +590,362 @@ static int batch_layout(int tokens, int maxpos, uint64_t *rs, int *cnt, int *las
         nseq++;
         left -= c;
     }
+    if (!nseq) /* no tokens (shape_ok refuses those) */
+        return 0;
     last[nseq - 1] = maxpos; /* the longest context is the shape's */
     if (cnt[nseq - 1] > maxpos + 1)
         cnt[nseq - 1] = maxpos + 1;
     return nseq;
 }
 
-static int attnb_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e)
+typedef struct batch_draw_t {
+    int nseq, *cnt, *last; /* sequences: token counts and last positions (batch_layout) */
+    int pages;             /* table entries of all sequences */
+    int n_pool;            /* physical pages in the pools */
+    uint64_t rs;           /* the generator after the layout */
+} batch_draw_t;
+
+static void batch_draw_free(batch_draw_t *b)
 {
-    kiln_err own = {0};
-    if (!e)
-        e = &own;
-    char why[128];
-    if (!shape_common_ok(s, why, sizeof why) || s->ctx < 1 || s->m < 1)
-        return kiln_fail(e, KILN_E_INVALID, "attention_paged_batch: bad shape: %s",
-                         s->ctx < 1 || s->m < 1 ? "ctx or tokens < 1" : why);
-    memset(p, 0, sizeof *p);
-    p->shape = *s;
+    free(b->cnt);
+    free(b->last);
+}
+
+/* The layout of a batch problem. attention_paged_batch (attn 1): positions
+ * up to ctx - 1, a pool of more physical pages than the longest table.
+ * kv_append_batch: positions up to ctx, every written page its own physical
+ * page (no two tokens write one row) and a few spare. 0 when out of memory. */
+static int batch_draw(const kiln_shape *s, uint64_t seed, int attn, batch_draw_t *b)
+{
+    memset(b, 0, sizeof *b);
+    b->rs = attn ? rng_start(seed, 0x9E3779B97F4A7C15ull, 0x94D049BB133111EBull)
+                 : rng_start(seed, 0xD1B54A32D192ED03ull, 0x2545F4914F6CDD1Dull);
+    size_t T = (size_t)s->m;
+    b->cnt = malloc(sizeof *b->cnt * T);
+    b->last = malloc(sizeof *b->last * T);
+    if (!b->cnt || !b->last) {
+        batch_draw_free(b);
+        return 0;
+    }
+    b->nseq = batch_layout((int)s->m, attn ? s->ctx - 1 : s->ctx, &b->rs, b->cnt, b->last);
+    int ps = s->page_size, max_pages = 0, written = 0;
+    for (int j = 0; j < b->nseq; j++) {
+        int used = b->last[j] / ps + 1;
+        b->pages += used;
+        max_pages = used > max_pages ? used : max_pages;
+        written += b->last[j] / ps - (b->last[j] - b->cnt[j] + 1) / ps + 1; /* pages the new tokens touch */
+    }
+    b->n_pool = attn ? max_pages + max_pages / 4 + 2 : written + 3;
+    return 1;
+}
+
+static int batch_sizes(const kiln_shape *s, uint64_t seed, int attn, kiln_slot *slot)
+{
+    batch_draw_t b;
+    if (!batch_draw(s, seed, attn, &b))
+        return -1;
+    int n = attn ? paged_sizes(&attn_pslots, s, s->m, (size_t)s->heads * s->head_dim, b.n_pool, b.pages, 1, slot)
+                 : paged_sizes(&append_pslots, s, s->m, (size_t)s->kv_heads * s->head_dim, b.n_pool, b.pages, 1,
+                               slot);
+    batch_draw_free(&b);
+    return n;
+}
+
+static const kiln_slot attnb_slots[] = {
+    {"q", KILN_IN, KILN_CMP_NONE, 0, 0},       {"k_pool", KILN_IN, KILN_CMP_NONE, 0, 0},
+    {"v_pool", KILN_IN, KILN_CMP_NONE, 0, 0},  {"tables", KILN_IN, KILN_CMP_NONE, 0, 0},
+    {"out", KILN_OUT, KILN_CMP_F32, ATTN_TOL, 0}, {"meta", KILN_IN, KILN_CMP_NONE, 0, 0},
+};
+
+static int attnb_sizes(const kiln_shape *s, int cls, uint64_t seed, kiln_slot *slot)
+{
+    (void)cls;
+    return batch_sizes(s, seed, 1, slot);
+}
+
+static int attnb_fill(kiln_problem *p, const kiln_shape *s, int cls, uint64_t seed, kiln_err *e)
+{
+    (void)cls;
+    batch_draw_t b;
+    if (!batch_draw(s, seed, 1, &b))
+        return kiln_fail(e, KILN_E_NOMEM, "attention_paged_batch: layout of %lld tokens", (long long)s->m);
     int T = (int)s->m, hd = s->head_dim, ps = s->page_size, kvh = s->kv_heads, H = s->heads;
-    uint64_t rs = seed * 0x9E3779B97F4A7C15ull + 0x94D049BB133111EBull;
-    if (!rs)
-        rs = 1;
-    int *cnt = malloc(sizeof *cnt * (size_t)T), *last = malloc(sizeof *last * (size_t)T);
-    int nseq = batch_layout(T, s->ctx - 1, &rs, cnt, last), total_pages = 0, maxused = 0;
-    for (int j = 0; j < nseq; j++) {
-        int used = last[j] / ps + 1;
-        total_pages += used;
-        maxused = used > maxused ? used : maxused;
-    }
-    int n_pool = maxused + maxused / 4 + 2;
-    size_t pool_bytes = (size_t)n_pool * kvh * ps * hd * sizeof(float), row = (size_t)H * hd;
-    kiln_problem_buf *bq = kiln_problem_add(p, "q", KILN_IN, (size_t)T * row * 4, KILN_CMP_NONE, 0, e);
-    kiln_problem_buf *bk = bq ? kiln_problem_add(p, "k_pool", KILN_IN, pool_bytes, KILN_CMP_NONE, 0, e) : NULL;
-    kiln_problem_buf *bv = bk ? kiln_problem_add(p, "v_pool", KILN_IN, pool_bytes, KILN_CMP_NONE, 0, e) : NULL;
-    kiln_problem_buf *bt = bv ? kiln_problem_add(p, "tables", KILN_IN, (size_t)total_pages * 4, KILN_CMP_NONE, 0, e)
-                              : NULL;
-    kiln_problem_buf *bo = bt ? kiln_problem_add(p, "out", KILN_OUT, (size_t)T * row * 4, KILN_CMP_F32, ATTN_TOL, e)
-                              : NULL;
-    kiln_problem_buf *bm = bo ? kiln_problem_add(p, "meta", KILN_IN, (size_t)T * 8, KILN_CMP_NONE, 0, e) : NULL;
-    if (!bm) {
-        free(cnt);
-        free(last);
-        kiln_problem_free(p);
-        return e->code;
-    }
-    float *q = bq->host, *k = bk->host, *v = bv->host;
-    rng_fill2(k, v, pool_bytes / 4, &rs);
+    size_t row = (size_t)H * hd;
+    float *q = p->bufs[0].host, *k = p->bufs[1].host, *v = p->bufs[2].host;
+    rng_fill2(k, v, p->bufs[1].bytes / 4, &b.rs);
     /* q scaled so the softmax is far from uniform: a wrong row or page moves the output */
     for (size_t i = 0; i < (size_t)T * row; i++)
-        q[i] = 4.0f * rng_unit(&rs);
-    int32_t *tables = bt->host, *meta = bm->host;
+        q[i] = 4.0f * rng_unit(&b.rs);
+    int32_t *tables = p->bufs[3].host, *meta = p->bufs[5].host;
     float scale = 1.0f / sqrtf((float)hd);
-    for (int j = 0, base = 0, tok = 0; j < nseq; j++) {
-        int used = last[j] / ps + 1;
-        random_table(tables + base, used, n_pool, &rs); /* each sequence its own permutation */
-        for (int c = 0; c < cnt[j]; c++, tok++) {
-            int pos = last[j] - (cnt[j] - 1) + c;
+    for (int j = 0, base = 0, tok = 0; j < b.nseq; j++) {
+        int used = b.last[j] / ps + 1;
+        if (!random_table(tables + base, used, b.n_pool, &b.rs)) { /* each sequence its own permutation */
+            batch_draw_free(&b);
+            return kiln_fail(e, KILN_E_NOMEM, "attention_paged_batch: a permutation of %d pages", b.n_pool);
+        }
+        for (int c = 0; c < b.cnt[j]; c++, tok++) {
+            int pos = b.last[j] - (b.cnt[j] - 1) + c;
             meta[2 * tok] = base;
             meta[2 * tok + 1] = pos;
-            kiln_attn_reference(q + (size_t)tok * row, k, v, tables + base, (float *)bo->expect + (size_t)tok * row, H,
-                                kvh, hd, ps, pos + 1, scale);
+            kiln_attn_reference(q + (size_t)tok * row, k, v, tables + base,
+                                (float *)p->bufs[4].expect + (size_t)tok * row, H, kvh, hd, ps, pos + 1, scale);
         }
         base += used;
     }
-    free(cnt);
-    free(last);
+    batch_draw_free(&b);
     return 0;
 }
 
-static int attnb_plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out, kiln_err *e)
-{
-    memset(out, 0, sizeof *out);
-    int hpw = c->v[P_HPW], wg = c->v[P_WG];
-    if (s->heads % hpw || s->kv_heads <= 0 || c->v[P_SPLIT])
-        return kiln_fail(e, KILN_E_INVALID, "attention_paged_batch: hpw %d does not divide heads %d, or split %d",
-                         hpw, s->heads, c->v[P_SPLIT]);
-    kiln_plan_step *st = &out->steps[0];
-    st->source = "attention_paged";
-    st->entry = be == KILN_CPU ? "attn_paged_batch_cpu" : "attn_paged";
-    st->signature = "bbbbbbiiiiif";
-    kiln_plan_config_defines(st, &kiln_kernel_attention_paged_batch, c);
-    kiln_plan_define(st, "WRITE_PARTIAL", 0);
-    kiln_plan_define(st, "BATCH", 1);
-    st->local[0] = be == KILN_CPU ? 1 : (uint32_t)wg;
-    st->grid[0] = (uint32_t)(s->heads / hpw);
-    st->grid[1] = 1;
-    st->grid[2] = (uint32_t)s->m;
-    for (int i = 0; i < 6; i++)
-        kiln_plan_slot(st, i);
-    kiln_plan_i32(st, s->heads);
-    kiln_plan_i32(st, s->kv_heads);
-    kiln_plan_i32(st, s->head_dim);
-    kiln_plan_i32(st, s->page_size);
-    kiln_plan_i32(st, s->ctx);
-    kiln_plan_f32(st, 1.0f / sqrtf((float)s->head_dim));
-    out->n_steps = 1;
-    return 0;
-}
-
-/* an upper bound: every token reads the longest context */
-static double attnb_bytes(const kiln_shape *s) { return (double)s->m * attn_bytes(s); }
-static double attnb_flops(const kiln_shape *s) { return (double)s->m * attn_flops(s); }
-
-const kiln_kernel kiln_kernel_attention_paged_batch = {
-    .name = "attention_paged_batch",
-    .doc = "decode attention for the tokens of many sequences in one launch, each over its own page table "
-           "(continuous batching); attention_paged's sources and schedule space without the split",
-    .params = attn_params,
-    .n_params = N_ATTN_PARAMS,
-    .n_slots = 6,
-    .shapes = attnb_shapes,
-    .shape_key = attnb_shape_key,
-    .config_valid = attnb_config_valid,
-    .problem_init = attnb_problem_init,
-    .plan = attnb_plan,
-    .bytes = attnb_bytes,
-    .flops = attnb_flops,
-    .device_default = attn_device_default,
+static const kiln_slot appendb_slots[] = {
+    {"k_new", KILN_IN, KILN_CMP_NONE, 0, 0},      {"v_new", KILN_IN, KILN_CMP_NONE, 0, 0},
+    {"k_pool", KILN_INOUT, KILN_CMP_EXACT, 0, 0}, {"v_pool", KILN_INOUT, KILN_CMP_EXACT, 0, 0},
+    {"tables", KILN_IN, KILN_CMP_NONE, 0, 0},     {"meta", KILN_IN, KILN_CMP_NONE, 0, 0},
 };
 
-static int appendb_config_valid(const kiln_shape *s, const kiln_config *c, const kiln_fingerprint *fp, char *why,
-                                size_t n)
+static int appendb_sizes(const kiln_shape *s, int cls, uint64_t seed, kiln_slot *slot)
 {
-    if (s->m < 1 || s->m > 65535) {
-        snprintf(why, n, "tokens %lld out of 1..65535", (long long)s->m);
-        return 0;
-    }
-    return append_config_valid(s, c, fp, why, n);
+    (void)cls;
+    return batch_sizes(s, seed, 0, slot);
 }
 
-static int appendb_problem_init(kiln_problem *p, const kiln_shape *s, uint64_t seed, kiln_err *e)
+static int appendb_fill(kiln_problem *p, const kiln_shape *s, int cls, uint64_t seed, kiln_err *e)
 {
-    kiln_err own = {0};
-    if (!e)
-        e = &own;
-    char why[128];
-    if (!shape_common_ok(s, why, sizeof why) || s->m < 1)
-        return kiln_fail(e, KILN_E_INVALID, "kv_append_batch: bad shape: %s", s->m < 1 ? "tokens < 1" : why);
-    memset(p, 0, sizeof *p);
-    p->shape = *s;
-    int T = (int)s->m, hd = s->head_dim, ps = s->page_size, kvh = s->kv_heads;
-    uint64_t rs = seed * 0xD1B54A32D192ED03ull + 0x2545F4914F6CDD1Dull;
-    if (!rs)
-        rs = 1;
-    int *cnt = malloc(sizeof *cnt * (size_t)T), *last = malloc(sizeof *last * (size_t)T);
-    int nseq = batch_layout(T, s->ctx, &rs, cnt, last), total = 0, written = 0;
-    for (int j = 0; j < nseq; j++) {
-        total += last[j] / ps + 1;
-        written += last[j] / ps - (last[j] - cnt[j] + 1) / ps + 1; /* pages the sequence's new tokens touch */
-    }
-    /* every written page its own physical page (no two tokens write one row); a few spare */
-    int n_pool = written + 3;
-    size_t row = (size_t)kvh * hd, pool_bytes = (size_t)n_pool * kvh * ps * hd * sizeof(float);
-    kiln_problem_buf *bk = kiln_problem_add(p, "k_new", KILN_IN, (size_t)T * row * 4, KILN_CMP_NONE, 0, e);
-    kiln_problem_buf *bv = bk ? kiln_problem_add(p, "v_new", KILN_IN, (size_t)T * row * 4, KILN_CMP_NONE, 0, e) : NULL;
-    kiln_problem_buf *kp = bv ? kiln_problem_add(p, "k_pool", KILN_INOUT, pool_bytes, KILN_CMP_EXACT, 0, e) : NULL;
-    kiln_problem_buf *vp = kp ? kiln_problem_add(p, "v_pool", KILN_INOUT, pool_bytes, KILN_CMP_EXACT, 0, e) : NULL;
-    kiln_problem_buf *bt = vp ? kiln_problem_add(p, "tables", KILN_IN, (size_t)total * 4, KILN_CMP_NONE, 0, e) : NULL;
-    kiln_problem_buf *bm = bt ? kiln_problem_add(p, "meta", KILN_IN, (size_t)T * 8, KILN_CMP_NONE, 0, e) : NULL;
-    if (!bm) {
-        free(cnt);
-        free(last);
-        kiln_problem_free(p);
-        return e->code;
-    }
-    float *kn = bk->host, *vn = bv->host, *kpool = kp->host, *vpool = vp->host;
-    int32_t *tables = bt->host, *meta = bm->host;
-    rng_fill2(kn, vn, (size_t)T * row, &rs);
-    rng_fill2(kpool, vpool, pool_bytes / 4, &rs);
-    memcpy(kp->expect, kpool, pool_bytes);
-    memcpy(vp->expect, vpool, pool_bytes);
+    (void)cls;
+    batch_draw_t b;
+    if (!batch_draw(s, seed, 0, &b))
+        return kiln_fail(e, KILN_E_NOMEM, "kv_append_batch: layout of %lld tokens", (long long)s->m);
+    int ps = s->page_size;
+    int32_t *tables = p->bufs[4].host, *meta = p->bufs[5].host;
+    append_fill_data(p, &b.rs);
     /* written pages: a shuffled list of distinct physical pages, so a kernel that ignores a table
      * (or the base) writes the wrong page */
-    int32_t *phys = malloc(sizeof *phys * (size_t)n_pool);
-    random_table(phys, n_pool, n_pool, &rs); /* a permutation of the pool */
-    for (int j = 0, base = 0, tok = 0, next = 0; j < nseq; j++) {
-        int used = last[j] / ps + 1, first = last[j] - cnt[j] + 1;
+    int32_t *phys = malloc(sizeof *phys * (size_t)b.n_pool);
+    if (!phys || !random_table(phys, b.n_pool, b.n_pool, &b.rs)) { /* a permutation of the pool */
+        free(phys);
+        batch_draw_free(&b);
+        return kiln_fail(e, KILN_E_NOMEM, "kv_append_batch: a permutation of %d pages", b.n_pool);
+    }
+    for (int j = 0, base = 0, tok = 0, next = 0; j < b.nseq; j++) {
+        int used = b.last[j] / ps + 1, first = b.last[j] - b.cnt[j] + 1;
         for (int i = 0; i < used; i++)
-            tables[base + i] = i >= first / ps ? phys[next++] : (int32_t)rng_below(&rs, (uint32_t)n_pool);
-        for (int c = 0; c < cnt[j]; c++, tok++) {
+            tables[base + i] = i >= first / ps ? phys[next++] : (int32_t)rng_below(&b.rs, (uint32_t)b.n_pool);
+        for (int c = 0; c < b.cnt[j]; c++, tok++) {
             int pos = first + c;
             meta[2 * tok] = base;
             meta[2 * tok + 1] = pos;
-            for (int h = 0; h < kvh; h++) {
-                size_t dst = (((size_t)tables[base + pos / ps] * kvh + h) * ps + pos % ps) * hd;
-                memcpy((float *)kp->expect + dst, kn + (size_t)tok * row + (size_t)h * hd, (size_t)hd * 4);
-                memcpy((float *)vp->expect + dst, vn + (size_t)tok * row + (size_t)h * hd, (size_t)hd * 4);
-            }
+            append_expect(p, s, tok, tables[base + pos / ps], pos);
         }
         base += used;
     }
     free(phys);
-    free(cnt);
-    free(last);
+    batch_draw_free(&b);
     return 0;
 }
 
-static int appendb_plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out,
-                        kiln_err *e)
+/* ---- plans ---- */
+
+/* Step 0 of the attention plans: q, k_pool, v_pool, the table(s), out (a
+ * split config: the partials, scratch 0), [meta], then the shape and the
+ * scale. Step 1, a split config's combine: partials -> out. */
+#define ATTN_ARGS_TAIL                                                                                           \
+    KA_SHAPE(HEADS), KA_SHAPE(KV_HEADS), KA_SHAPE(HEAD_DIM), KA_SHAPE(PAGE_SIZE), KA_SHAPE(CTX), KA_FVAL(0)
+static const kiln_step_desc attn_steps[] = {
+    {.source = "attention_paged", KILN_ENTRY("attn_paged"), .signature = "bbbbbiiiiif",
+     .args = {KA_SLOT(0), KA_SLOT(1), KA_SLOT(2), KA_SLOT(3), KA_SCRATCH_OR(0, 4), ATTN_ARGS_TAIL}},
+    {.source = "attention_paged", KILN_ENTRY("attn_paged_combine"), .signature = "bbiii",
+     .args = {KA_SCRATCH(0), KA_SLOT(4), KA_SHAPE(HEADS), KA_SHAPE(HEAD_DIM), KA_VAL(0)}},
+};
+static const kiln_step_desc attnb_steps[] = {
+    {.source = "attention_paged", .entry = "attn_paged", .cpu_entry = "attn_paged_batch_cpu",
+     .signature = "bbbbbbiiiiif", .defines = {{"WRITE_PARTIAL", 0}, {"BATCH", 1}},
+     .args = {KA_SLOT(0), KA_SLOT(1), KA_SLOT(2), KA_SLOT(3), KA_SLOT(4), KA_SLOT(5), ATTN_ARGS_TAIL}},
+};
+#undef ATTN_ARGS_TAIL
+
+/* One workgroup per group of hpw query heads (x), one thread on the cpu. */
+static void attn_grid(kiln_plan_step *st, const kiln_shape *s, const kiln_config *c, kiln_backend_kind be,
+                      kiln_launch *v)
 {
-    (void)e;
-    return append_plan_of(&kiln_kernel_kv_append_batch, 1, s, c, be, out);
+    st->local[0] = be == KILN_CPU ? 1 : (uint32_t)c->v[P_WG];
+    st->grid[0] = (uint32_t)(s->heads / c->v[P_HPW]);
+    v->fval[0] = 1.0f / sqrtf((float)s->head_dim);
 }
 
-static double appendb_bytes(const kiln_shape *s) { return (double)s->m * (append_bytes(s) + 8.0); }
+/* y: the context's splits; a split config writes partial max/sum/acc per
+ * split into scratch 0 and runs the combine step (one workgroup per head). */
+static void attn_launch(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out,
+                        kiln_launch *v)
+{
+    int nsplit = kiln_attn_nsplit(s, c->v[P_SPLIT]);
+    kiln_plan_step *st = &out->steps[0], *cs = &out->steps[1];
+    attn_grid(st, s, c, be, v);
+    st->grid[1] = (uint32_t)nsplit;
+    kiln_plan_define(st, "WRITE_PARTIAL", nsplit > 1);
+    if (nsplit == 1) {
+        out->n_steps = 1;
+        return;
+    }
+    out->n_scratch = 1;
+    out->scratch_bytes[0] = (size_t)s->heads * nsplit * (s->head_dim + 2) * sizeof(float);
+    cs->local[0] = st->local[0];
+    cs->grid[0] = (uint32_t)s->heads;
+    v->val[0] = nsplit;
+}
 
-const kiln_kernel kiln_kernel_kv_append_batch = {
-    .name = "kv_append_batch",
-    .doc = "write the K and V rows of many sequences' tokens into their pages in one launch (continuous batching)",
-    .params = append_params,
-    .n_params = 1,
-    .n_slots = 6,
-    .shapes = appendb_shapes,
-    .shape_key = appendb_shape_key,
-    .config_valid = appendb_config_valid,
-    .problem_init = appendb_problem_init,
-    .plan = appendb_plan,
-    .bytes = appendb_bytes,
-    .flops = append_flops,
+/* z: the token */
+static void attnb_launch(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out,
+                         kiln_launch *v)
+{
+    attn_grid(&out->steps[0], s, c, be, v);
+    out->steps[0].grid[2] = (uint32_t)s->m;
+}
+
+/* kv_append(_batch): one thread per element of a token's K/V rows (x), the
+ * tokens along y; the batch reads positions and table bases from meta
+ * (slot 5) instead of the position argument. */
+static const kiln_step_desc append_steps[] = {
+    {.source = "attention_paged", KILN_ENTRY("kv_append"), .signature = "bbbbbiiii",
+     .args = {KA_SLOT(0), KA_SLOT(1), KA_SLOT(2), KA_SLOT(3), KA_SLOT(4), KA_SHAPE(CTX), KA_SHAPE(PAGE_SIZE),
+              KA_SHAPE(KV_HEADS), KA_SHAPE(HEAD_DIM)}},
 };
+static const kiln_step_desc appendb_steps[] = {
+    {.source = "attention_paged", .entry = "kv_append", .cpu_entry = "kv_append_batch_cpu",
+     .signature = "bbbbbbiiii", .defines = {{"BATCH", 1}},
+     .args = {KA_SLOT(0), KA_SLOT(1), KA_SLOT(2), KA_SLOT(3), KA_SLOT(4), KA_SLOT(5),
+              KA_I32(0) /* positions: meta */, KA_SHAPE(PAGE_SIZE), KA_SHAPE(KV_HEADS), KA_SHAPE(HEAD_DIM)}},
+};
+
+static void append_grid(kiln_plan_step *st, const kiln_shape *s, const kiln_config *c, kiln_backend_kind be)
+{
+    int n = s->kv_heads * s->head_dim, wg = c->v[0];
+    st->local[0] = be == KILN_CPU ? 1 : (uint32_t)wg;
+    st->grid[0] = be == KILN_CPU ? 1 : (uint32_t)((n + wg - 1) / wg);
+}
+
+static void append_launch(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out,
+                          kiln_launch *v)
+{
+    (void)v;
+    append_grid(&out->steps[0], s, c, be);
+    out->steps[0].cpu_threads = 1; /* one token's rows: not worth a thread pool */
+}
+
+static void appendb_launch(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out,
+                           kiln_launch *v)
+{
+    (void)v;
+    append_grid(&out->steps[0], s, c, be);
+    out->steps[0].grid[1] = (uint32_t)s->m;
+}
+
+/* ---- costs, defaults ---- */
+
+static double attn_bytes(const kiln_shape *s)
+{
+    double kv = 2.0 * s->ctx * s->kv_heads * s->head_dim * 4.0;
+    double table = 4.0 * ((s->ctx + s->page_size - 1) / (s->page_size ? s->page_size : 1));
+    return kv + table + 2.0 * s->heads * s->head_dim * 4.0;
+}
+static double attn_flops(const kiln_shape *s) { return 4.0 * s->heads * s->ctx * s->head_dim; }
+/* an upper bound: every token reads the longest context */
+static double attnb_bytes(const kiln_shape *s) { return (double)s->m * attn_bytes(s); }
+static double attnb_flops(const kiln_shape *s) { return (double)s->m * attn_flops(s); }
+static double append_bytes(const kiln_shape *s) { return 4.0 * s->kv_heads * s->head_dim * 4.0 + 4.0; }
+static double appendb_bytes(const kiln_shape *s) { return (double)s->m * (append_bytes(s) + 8.0); }
+static double append_flops(const kiln_shape *s)
+{
+    (void)s;
+    return 0;
+}
+
+/* Drivers on CPU cores (PoCL, lavapipe): 4-wide K/V loads. At SmolLM2's
+ * decode shapes (9 heads / 3 kv, d 64, ctx 256 and 1024) vec 4 beat vec 1 by
+ * 2.2-2.5x on both in an interleaved re-measure (tune --config, 2026-12-01). */
+static void attn_device_default(const kiln_fingerprint *fp, const kiln_shape *s, kiln_config *c)
+{
+    (void)s;
+    if (fp->backend != KILN_CPU && fp->cpu_device)
+        c->v[P_VEC] = 4;
+}
+
+/* ---- the descriptors ---- */
+
+static const kiln_kernel_desc attn_desc = {
+    .kernel = &kiln_kernel_attention_paged,
+    .shapes = KILN_SHAPES(attn),
+    .shape_ok = attn_shape_ok,
+    .check = attn_config_ok,
+    .slots = attn_slots,
+    .sizes = attn_sizes,
+    .fill = attn_fill,
+    .plan_ok = attn_plan_ok,
+    .steps = attn_steps,
+    .n_steps = 2,
+    .launch = attn_launch,
+};
+KILN_KERNEL_FROM_DESC(attention_paged, attn_desc,
+                      .doc = "decode attention (one query token, GQA) over a paged f32 KV cache, online softmax, "
+                             "optional flash-decoding split",
+                      .params = attn_params, .n_params = N_ATTN_PARAMS, .n_slots = 5, .shape_key = attn_shape_key,
+                      .bytes = attn_bytes, .flops = attn_flops, .device_default = attn_device_default);
+
+static const kiln_param append_params[] = {
+    {"wg", "WG", "threads per workgroup (GPU; one element per thread)", 4, {32, 64, 128, 256}, 64,
+     KILN_P_GPU | KILN_P_WG},
+};
+
+static const kiln_kernel_desc append_desc = {
+    .kernel = &kiln_kernel_kv_append,
+    .shapes = KILN_SHAPES(append),
+    .shape_ok = shape_common_ok,
+    .slots = append_slots,
+    .sizes = append_sizes,
+    .fill = append_fill,
+    .plan_ok = kiln_plan_unchecked,
+    .steps = append_steps,
+    .n_steps = 1,
+    .launch = append_launch,
+};
+KILN_KERNEL_FROM_DESC(kv_append, append_desc,
+                      .doc = "write one token's K and V rows (all kv heads) into its page of the paged f32 KV cache",
+                      .params = append_params, .n_params = 1, .n_slots = 5, .shape_key = append_shape_key,
+                      .bytes = append_bytes, .flops = append_flops);
+
+static const kiln_kernel_desc attnb_desc = {
+    .kernel = &kiln_kernel_attention_paged_batch,
+    .shapes = KILN_SHAPES(attnb),
+    .shape_ok = attnb_shape_ok,
+    .check = attnb_config_ok,
+    .slots = attnb_slots,
+    .sizes = attnb_sizes,
+    .fill = attnb_fill,
+    .plan_ok = attnb_plan_ok,
+    .steps = attnb_steps,
+    .n_steps = 1,
+    .launch = attnb_launch,
+};
+KILN_KERNEL_FROM_DESC(attention_paged_batch, attnb_desc,
+                      .doc = "decode attention for the tokens of many sequences in one launch, each over its own "
+                             "page table (continuous batching); attention_paged's sources and schedule space "
+                             "without the split",
+                      .params = attn_params, .n_params = N_ATTN_PARAMS, .n_slots = 6, .shape_key = attnb_shape_key,
+                      .bytes = attnb_bytes, .flops = attnb_flops, .device_default = attn_device_default);
+
+static const kiln_kernel_desc appendb_desc = {
+    .kernel = &kiln_kernel_kv_append_batch,
+    .shapes = KILN_SHAPES(appendb),
+    .shape_ok = appendb_shape_ok,
+    .slots = appendb_slots,
+    .sizes = appendb_sizes,
+    .fill = appendb_fill,
+    .plan_ok = kiln_plan_unchecked,
+    .steps = appendb_steps,
+    .n_steps = 1,
+    .launch = appendb_launch,
+};
+KILN_KERNEL_FROM_DESC(kv_append_batch, appendb_desc,
+                      .doc = "write the K and V rows of many sequences' tokens into their pages in one launch "
+                             "(continuous batching)",
+                      .params = append_params, .n_params = 1, .n_slots = 6, .shape_key = appendb_shape_key,
+                      .bytes = appendb_bytes, .flops = append_flops);

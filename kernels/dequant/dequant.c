@@ -211,9 +211,9 @@ static const kiln_slot slots[] = {
     {"out", KILN_OUT, KILN_CMP_EXACT, 0, 0}, /* bit-exact: see the header comment */
 };
 
-static int sizes(const kiln_shape *s, int cls, kiln_slot *slot)
+static int sizes(const kiln_shape *s, int cls, uint64_t seed, kiln_slot *slot)
 {
-    (void)cls;
+    (void)cls, (void)seed;
     int64_t cols_pad, wpr, gpr;
     kiln_dq_layout(s, &cols_pad, &wpr, &gpr);
     slot[0].bytes = (size_t)(s->m * wpr) * 4;

@@ -263,9 +263,9 @@ void kiln_gemm_reference(const kiln_qmatrix *q, const float *x, int64_t n_tokens
     free(w);
 }
 
-static int sizes(const kiln_shape *s, int cls, kiln_slot *slot)
+static int sizes(const kiln_shape *s, int cls, uint64_t seed, kiln_slot *slot)
 {
-    (void)cls;
+    (void)cls, (void)seed;
     kiln_wx_sizes(s, s->ilv > 1 ? s->ilv : 1, s->n > 0 ? s->n : 1, slot);
     return 5;
 }

@@ -376,8 +376,9 @@ static int data_class(const kiln_shape *s, const kiln_config *c)
     return c->v[P_ACT] + 2 * ilv_index(c->v[P_ILV]);
 }
 
-static int sizes(const kiln_shape *s, int cls, kiln_slot *slot)
+static int sizes(const kiln_shape *s, int cls, uint64_t seed, kiln_slot *slot)
 {
+    (void)seed;
     kiln_wx_sizes(s, class_ilv(cls), 1, slot);
     return 5;
 }

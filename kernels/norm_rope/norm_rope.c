@@ -102,24 +102,6 @@ static const kiln_shape rms_check[] = {
 };
 #undef RMS
 
-static int subgroup_ok(const kiln_fingerprint *fp, int wg, char *why, size_t n)
-{
-    if (fp->backend == KILN_OPENCL) {
-        snprintf(why, n, "subgroup reductions are not available in OpenCL C 1.2");
-        return 0;
-    }
-    if (!fp->has_subgroup_ops || !fp->subgroup_size || wg % (int)fp->subgroup_size) {
-        snprintf(why, n, "subgroup reduction needs subgroup ops and wg %d a multiple of the subgroup size %u", wg,
-                 fp->subgroup_size);
-        return 0;
-    }
-    if (fp->backend == KILN_CUDA && fp->subgroup_size != 32) {
-        snprintf(why, n, "subgroup reduction on CUDA assumes warps of 32 (device says %u)", fp->subgroup_size);
-        return 0;
-    }
-    return 1;
-}
-
 /* GPU constraints beyond the flags (on the cpu every knob is at its default,
  * which always passes these). */
 static int rms_check_config(const kiln_shape *s, const kiln_config *c, const kiln_fingerprint *fp, char *why, size_t n)
@@ -132,7 +114,7 @@ static int rms_check_config(const kiln_shape *s, const kiln_config *c, const kil
         snprintf(why, n, "n %lld < 2 * vec %d", (long long)s->k, c->v[R_VEC]);
         return 0;
     }
-    if (c->v[R_REDUCE] == 1 && !subgroup_ok(fp, c->v[R_WG], why, n))
+    if (c->v[R_REDUCE] == 1 && !kiln_subgroup_reduce_ok(fp, c->v[R_WG], why, n))
         return 0;
     return 1;
 }
@@ -169,9 +151,9 @@ static const kiln_slot rms_slots[] = {
     {"r", KILN_IN, KILN_CMP_NONE, 0, 0}, /* op 1 only */
 };
 
-static int rms_sizes(const kiln_shape *s, int cls, kiln_slot *slot)
+static int rms_sizes(const kiln_shape *s, int cls, uint64_t seed, kiln_slot *slot)
 {
-    (void)cls;
+    (void)cls, (void)seed;
     size_t nx = (size_t)(s->m * s->k) * 4;
     slot[0].bytes = slot[2].bytes = slot[3].bytes = nx;
     slot[1].bytes = (size_t)s->k * 4;
@@ -341,9 +323,9 @@ static const kiln_slot rope_slots[] = {
     {"inv_freq", KILN_IN, KILN_CMP_NONE, 0, 0},
 };
 
-static int rope_sizes(const kiln_shape *s, int cls, kiln_slot *slot)
+static int rope_sizes(const kiln_shape *s, int cls, uint64_t seed, kiln_slot *slot)
 {
-    (void)cls;
+    (void)cls, (void)seed;
     slot[0].bytes = (size_t)(s->m * s->heads * s->head_dim) * 4;
     slot[1].bytes = (size_t)s->m * 4;
     slot[2].bytes = (size_t)(n_rot_of(s) / 2) * 4;

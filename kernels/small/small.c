@@ -126,9 +126,9 @@ static const kiln_slot emb_slots[] = {
     {"out", KILN_OUT, KILN_CMP_EXACT, 0, 0},
 };
 
-static int emb_sizes(const kiln_shape *s, int cls, kiln_slot *slot)
+static int emb_sizes(const kiln_shape *s, int cls, uint64_t seed, kiln_slot *slot)
 {
-    (void)cls;
+    (void)cls, (void)seed;
     int64_t wpr, gpr;
     kiln_shape t = emb_table(s, &wpr, &gpr);
     int f16 = s->quant == KILN_F16, has_min = s->quant == KILN_Q4_1;
@@ -307,7 +307,11 @@ static int ew_sizes(const kiln_shape *s, kiln_slot *slot, int n_slots)
         slot[i].bytes = (size_t)s->m * 4;
     return n_slots;
 }
-static int silu_sizes(const kiln_shape *s, int cls, kiln_slot *slot) { (void)cls; return ew_sizes(s, slot, 3); }
+static int silu_sizes(const kiln_shape *s, int cls, uint64_t seed, kiln_slot *slot)
+{
+    (void)cls, (void)seed;
+    return ew_sizes(s, slot, 3);
+}
 
 static int silu_fill(kiln_problem *p, const kiln_shape *s, int cls, uint64_t seed, kiln_err *e)
 {
@@ -355,7 +359,11 @@ static const kiln_slot res_slots[] = {
     {"x", KILN_INOUT, KILN_CMP_EXACT, 0, 0},
     {"y", KILN_IN, KILN_CMP_NONE, 0, 0},
 };
-static int res_sizes(const kiln_shape *s, int cls, kiln_slot *slot) { (void)cls; return ew_sizes(s, slot, 2); }
+static int res_sizes(const kiln_shape *s, int cls, uint64_t seed, kiln_slot *slot)
+{
+    (void)cls, (void)seed;
+    return ew_sizes(s, slot, 2);
+}
 
 static int res_fill(kiln_problem *p, const kiln_shape *s, int cls, uint64_t seed, kiln_err *e)
 {
@@ -444,9 +452,9 @@ static const kiln_slot am_slots[] = {
     {"out", KILN_OUT, KILN_CMP_EXACT, 0, 0},
 };
 
-static int am_sizes(const kiln_shape *s, int cls, kiln_slot *slot)
+static int am_sizes(const kiln_shape *s, int cls, uint64_t seed, kiln_slot *slot)
 {
-    (void)cls;
+    (void)cls, (void)seed;
     slot[0].bytes = (size_t)s->m * 4;
     slot[1].bytes = 4;
     return 2;
