@@ -180,9 +180,15 @@ static int find_class(kiln_ops *o, const kiln_kernel *k, const kiln_shape *s, co
     kiln_config def;
     kiln_config_default_for(k, &o->dev->fp, s, &def);
     if (rc == KILN_E_INVALID && !kiln_config_equal(k, &cfg, &def)) {
-        /* a tuned config, or the default of the lookup shape, that does not fit s */
-        snprintf(note, sizeof note, "%s not valid here (%.200s)",
-                 c->level != KILN_MATCH_DEFAULT ? "tuned config" : "default", e2.msg);
+        /* a tuned config, or the default of the lookup shape, that does not
+         * fit s. The reason comes from the kernel's own check: e2.msg leads
+         * with kernel, device, shape and config JSON, and the note's 200
+         * characters cut off the reason itself ("...config not vali"). */
+        char why[200];
+        if (k->config_valid(s, &cfg, &o->dev->fp, why, sizeof why))
+            snprintf(why, sizeof why, "%s", e2.msg); /* invalid for another cause (plan): the whole message */
+        snprintf(note, sizeof note, "%s not valid here (%s)", c->level != KILN_MATCH_DEFAULT ? "tuned config" : "default",
+                 why);
         cfg = def;
         c->level = KILN_MATCH_DEFAULT;
         rc = kiln_variant_build(&c->v, o->dev, k, s, &cfg, 0, o->cache, e);

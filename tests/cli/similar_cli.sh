@@ -10,6 +10,8 @@
 #   2. a borrowed winner that is not valid here (a gpu-only parameter on the
 #      cpu) is refused: the op runs the default, says why, and the text is
 #      still the same;
+#      (the same winner from a device of this architecture, a level that is
+#      not verified, is refused at build time, also with the reason);
 #   3. `kiln db best` names the similar device and the same distance as run.
 # The winners' source hash is the one this build's gemv_int4 has on the cpu
 # (taken from a one-trial tune), so the level is reached for real, not
@@ -106,6 +108,16 @@ for s in "${shapes[@]}"; do
 done
 grep -q "^kernel configs: 0 tuned," "$tmp/bad.err" ||
     fail "refused configs counted as tuned: $(grep '^kernel configs' "$tmp/bad.err")"
+
+# the same invalid winner from a device of this architecture (the level above, never verified) is refused
+# when the variant is built: the note must still carry the kernel's reason (it was cut off by the config JSON)
+doc "$bad" | jq --argjson me "$me" '.devices[0].arch = $me.arch' >"$tmp/bad_arch.json"
+"$kiln" db --db "$tmp/bad_arch.db" import "$tmp/bad_arch.json" || fail "importing the same-arch invalid winners exited $?"
+run "$tmp/bad_arch.db" "$tmp/bad_arch.out" "$tmp/bad_arch.err" || fail "kiln run with an invalid same-arch winner exited $?"
+cmp -s "$tmp/ref.out" "$tmp/bad_arch.out" || fail "the refused same-arch winners changed the greedy text"
+line=$(awk -v s="${shapes[0]}" '$2 == "gemv_int4" && $3 == s' "$tmp/bad_arch.err")
+grep -qF "default $(awk -v s="${shapes[0]}" '$2 == "gemv_int4" && $3 == s { print $5 }' "$tmp/ref.err") (tuned config not valid here (wg applies to gpu backends only))" \
+    <<<"$line" || fail "same-arch invalid winner: not the default with the reason: $line"
 
 # 3. kiln db best from this machine: the similar device and its distance
 for s in "${shapes[@]}"; do
