@@ -31,6 +31,7 @@
 #include "engine/llama_config.h"
 #include "engine/weights.h"
 #include "kernels/kernel.h"
+#include "kernels/norm_rope/norm_rope.h"
 
 #define PREFILL_T 64  /* engine default chunk (kiln_engine_opts.chunk 0) */
 #define PAGE_SIZE 64  /* engine default KV page size */
@@ -166,13 +167,15 @@ int kiln_model_tune_shapes_batch(const char *gguf_path, int act, int max_batch, 
         int T = Ts[i];
         add(lp, "embed_gather",
             (kiln_shape){.m = T, .k = c.n_embd, .n = emb.m, .quant = emb.quant, .group = emb.group});
-        for (int op = 0; op < 2; op++)
-            add(lp, "rmsnorm", (kiln_shape){.m = T, .k = c.n_embd, .op = op});
+        /* the final norm is plain, every sublayer's fused with its residual add */
+        add(lp, "rmsnorm", (kiln_shape){.m = T, .k = c.n_embd, .op = KILN_RMSNORM_PLAIN});
+        add(lp, "rmsnorm", (kiln_shape){.m = T, .k = c.n_embd, .op = KILN_RMSNORM_ADD_RESIDUAL});
         /* a decode step after a stacked Q/K/V gemv turns the Q and K heads in one launch */
         int heads[3] = {c.n_head, c.n_head_kv, c.n_head + c.n_head_kv};
         for (int h = 0; h < (T == 1 ? 3 : 2); h++)
             add(lp, "rope", (kiln_shape){.m = T, .heads = heads[h], .head_dim = c.head_dim, .k = c.rope_dim,
-                                         .n = (int64_t)lroundf(c.rope_theta), .op = c.rope_neox ? 1 : 0});
+                                         .n = (int64_t)lroundf(c.rope_theta),
+                                         .op = c.rope_neox ? KILN_ROPE_NEOX : KILN_ROPE_ADJACENT});
         add(lp, "silu_mul", (kiln_shape){.m = (int64_t)T * c.n_ff});
     }
     add(lp, "kv_append", (kiln_shape){.heads = c.n_head, .kv_heads = c.n_head_kv, .head_dim = c.head_dim,
