@@ -153,6 +153,9 @@ static void summary_head(rep *p)
 
 int kiln_report(kiln_db *db, const char *dir, kiln_report_result *r, kiln_err *e)
 {
+    kiln_err local = {0}; /* rep_open reports through e only: keep its code when the caller passed none */
+    if (!e)
+        e = &local;
     memset(r, 0, sizeof *r);
     char gnuplot[1024];
     if (find_gnuplot(gnuplot, sizeof gnuplot))
