@@ -129,29 +129,7 @@ static int check(const kiln_shape *s, const kiln_config *c, const kiln_fingerpri
                  GEMM_MAX_ACC);
         return 0;
     }
-    size_t shared = (size_t)rows * (size_t)tn * (size_t)wg * 4;
-    if (fp->local_mem_bytes && shared > fp->local_mem_bytes) {
-        snprintf(why, n, "shared memory %zu > %llu", shared, (unsigned long long)fp->local_mem_bytes);
-        return 0;
-    }
-    if (s->quant != KILN_F16) {
-        int words_per_group = s->group / kiln_gemv_elems_per_word(s->quant);
-        if (words_per_group % vec) {
-            snprintf(why, n, "vec %d must divide the %d words of a group", vec, words_per_group);
-            return 0;
-        }
-    }
-    if (reduce) {
-        if (!fp->has_subgroup_ops || !fp->subgroup_size || wg % (int)fp->subgroup_size) {
-            snprintf(why, n, "subgroup reduction needs subgroup ops and wg a multiple of %u", fp->subgroup_size);
-            return 0;
-        }
-        if (fp->backend == KILN_OPENCL) {
-            snprintf(why, n, "subgroup reduction is not built for OpenCL (1.2 sources)");
-            return 0;
-        }
-    }
-    return 1;
+    return kiln_wx_tile_ok(s, fp, (size_t)rows * (size_t)tn * (size_t)wg * 4, vec, wg, reduce, why, n);
 }
 
 #define S(M, K, N, Q, G) {.m = (M), .k = (K), .n = (N), .quant = (Q), .group = (G)}

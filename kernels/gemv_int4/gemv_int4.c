@@ -84,6 +84,36 @@ static int shape_ok(const kiln_shape *s, char *why, size_t n)
     return 1;
 }
 
+/* The GPU constraints gemv's and gemm's tiled layout share: `shared` bytes
+ * of shared memory, loads of vec words inside a group (one scale each), and
+ * the subgroup reduction (the .cl sources, OpenCL C 1.2, have none). */
+int kiln_wx_tile_ok(const kiln_shape *s, const kiln_fingerprint *fp, size_t shared, int vec, int wg, int reduce,
+                    char *why, size_t n)
+{
+    if (fp->local_mem_bytes && shared > fp->local_mem_bytes) {
+        snprintf(why, n, "shared memory %zu > %llu", shared, (unsigned long long)fp->local_mem_bytes);
+        return 0;
+    }
+    if (s->quant != KILN_F16) {
+        int words_per_group = s->group / kiln_gemv_elems_per_word(s->quant);
+        if (words_per_group % vec) {
+            snprintf(why, n, "vec %d must divide the %d words of a group", vec, words_per_group);
+            return 0;
+        }
+    }
+    if (reduce) {
+        if (!fp->has_subgroup_ops || !fp->subgroup_size || wg % (int)fp->subgroup_size) {
+            snprintf(why, n, "subgroup reduction needs subgroup ops and wg a multiple of %u", fp->subgroup_size);
+            return 0;
+        }
+        if (fp->backend == KILN_OPENCL) {
+            snprintf(why, n, "subgroup reduction is not built for OpenCL (1.2 sources)");
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static int check(const kiln_shape *s, const kiln_config *c, const kiln_fingerprint *fp, char *why, size_t n)
 {
     int wg = c->v[P_WG], rows = c->v[P_ROWS], vec = c->v[P_VEC], splitk = c->v[P_SPLITK], reduce = c->v[P_REDUCE];
@@ -196,28 +226,8 @@ static int check(const kiln_shape *s, const kiln_config *c, const kiln_fingerpri
             }
         return 1;
     }
-    size_t shared = (size_t)rows * (size_t)wg * 4;
-    if (fp->local_mem_bytes && shared > fp->local_mem_bytes) {
-        snprintf(why, n, "shared memory %zu > %llu", shared, (unsigned long long)fp->local_mem_bytes);
+    if (!kiln_wx_tile_ok(s, fp, (size_t)rows * (size_t)wg * 4, vec, wg, reduce, why, n))
         return 0;
-    }
-    if (s->quant != KILN_F16) {
-        int words_per_group = s->group / kiln_gemv_elems_per_word(s->quant);
-        if (words_per_group % vec) {
-            snprintf(why, n, "vec %d must divide the %d words of a group", vec, words_per_group);
-            return 0;
-        }
-    }
-    if (reduce) {
-        if (!fp->has_subgroup_ops || !fp->subgroup_size || wg % (int)fp->subgroup_size) {
-            snprintf(why, n, "subgroup reduction needs subgroup ops and wg a multiple of %u", fp->subgroup_size);
-            return 0;
-        }
-        if (fp->backend == KILN_OPENCL) {
-            snprintf(why, n, "subgroup reduction is not built for OpenCL (1.2 sources)");
-            return 0;
-        }
-    }
     if (splitk > 1) {
         int64_t epw = kiln_gemv_elems_per_word(s->quant);
         int64_t words = (s->k + epw - 1) / epw;

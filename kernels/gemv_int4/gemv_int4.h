@@ -15,6 +15,12 @@ int kiln_gemv_elems_per_word(int quant);
 /* y[rows] = W x in double accumulation (the truth for tests). */
 void kiln_gemv_reference(const kiln_qmatrix *q, const float *x, float *y);
 
+/* The GPU constraints gemv's and gemm's tiled layout (0) share: `shared`
+ * bytes of shared memory, vec, the subgroup reduction. 1 if they hold, else
+ * 0 and why. */
+int kiln_wx_tile_ok(const kiln_shape *s, const kiln_fingerprint *fp, size_t shared, int vec, int wg, int reduce,
+                    char *why, size_t n);
+
 /* The problem slots of y = W x (gemv) and Y = X W^T (gemm): qs, scales,
  * mins, x, y, with the budget of both. */
 extern const kiln_slot kiln_wx_slots[5];
