@@ -32,6 +32,14 @@
  *   scalars pos, page_size, kv_heads, head_dim
  *   Shape: shape.ctx is the position written (the cache holds ctx tokens before it).
  *
+ * KV element type: shape.quant KILN_F16 makes every one of the four kernels
+ * work on f16 pools (2 bytes an element, the same layout): kv_append rounds
+ * to nearest even, attention reads f16 and accumulates in f32. The sources
+ * see KV_F16=1; the shape key ends in ".f16", so tuned entries of the two
+ * types are kept apart. quant 0 or KILN_F32: f32 pools (the key as before).
+ * The references round K/V exactly as the kernels do (util/f16.c), so the
+ * f16 budgets are the f32 ones.
+ *
  * KILN_TEST_BREAK=1 (every source): attention reads row 1 where row 0 of a
  * page is meant (not a permutation of positions, which softmax would not
  * notice; for ctx=1 an unused row); kv_append writes row (pos+1) % page_size.
@@ -47,6 +55,7 @@
 #include "kernels/desc.h"
 #include "kernels/kernel.h"
 #include "kernels/sources.h"
+#include "util/f16.h"
 
 extern const kiln_kernel kiln_kernel_attention_paged;
 extern const kiln_kernel kiln_kernel_kv_append;
@@ -78,9 +87,73 @@ static uint64_t rng_start(uint64_t seed, uint64_t mul, uint64_t add)
     return rs ? rs : 1;
 }
 
+/* ---- KV element type ---- */
+static int kv_f16(const kiln_shape *s) { return s->quant == KILN_F16; }
+static size_t kv_elem(const kiln_shape *s) { return kv_f16(s) ? 2 : 4; }
+static const char *kv_suffix(const kiln_shape *s) { return kv_f16(s) ? ".f16" : ""; }
+
+/* n f32 values of f into the pool buffer `pool` in the shape's element type;
+ * f16: f keeps the rounded values (what the kernel will read back). */
+static void kv_store(const kiln_shape *s, void *pool, float *f, size_t n)
+{
+    if (!kv_f16(s)) {
+        if (pool != f)
+            memcpy(pool, f, n * sizeof *f);
+        return;
+    }
+    uint16_t *h = pool;
+    for (size_t i = 0; i < n; i++) {
+        h[i] = kiln_f32_to_f16(f[i]);
+        f[i] = kiln_f16_to_f32(h[i]);
+    }
+}
+
+/* The f32 values the pools of slots kslot, kslot + 1 are made from: the
+ * buffers themselves for f32 pools, else (f16) temporaries (kv_pools_put
+ * rounds them into the pools, kv_pools_free frees them). 0 when out of memory. */
+static int kv_pools_get(kiln_problem *p, const kiln_shape *s, int kslot, float **k, float **v, size_t *n)
+{
+    *n = p->bufs[kslot].bytes / kv_elem(s);
+    if (!kv_f16(s)) {
+        *k = p->bufs[kslot].host;
+        *v = p->bufs[kslot + 1].host;
+        return 1;
+    }
+    *k = malloc(*n * sizeof **k);
+    *v = malloc(*n * sizeof **v);
+    if (*k && *v)
+        return 1;
+    free(*k);
+    free(*v);
+    return 0;
+}
+static void kv_pools_put(kiln_problem *p, const kiln_shape *s, int kslot, float *k, float *v, size_t n)
+{
+    kv_store(s, p->bufs[kslot].host, k, n);
+    kv_store(s, p->bufs[kslot + 1].host, v, n);
+}
+static void kv_pools_free(const kiln_shape *s, float *k, float *v)
+{
+    if (kv_f16(s)) {
+        free(k);
+        free(v);
+    }
+}
+
+/* The KV_F16 define for the sources (f32: none, so f32 builds are unchanged). */
+static void kv_define(kiln_plan_step *st, const kiln_shape *s)
+{
+    if (kv_f16(s))
+        kiln_plan_define(st, "KV_F16", 1);
+}
+
 /* ---- shapes ---- */
 static int shape_common_ok(const kiln_shape *s, char *why, size_t n)
 {
+    if (s->quant != 0 && s->quant != KILN_F32 && s->quant != KILN_F16) {
+        snprintf(why, n, "KV element type %s: f32 or f16 only", kiln_quant_name(s->quant));
+        return 0;
+    }
     if (s->heads <= 0 || s->kv_heads <= 0 || s->heads % s->kv_heads) {
         snprintf(why, n, "heads %d not a multiple of kv_heads %d", s->heads, s->kv_heads);
         return 0;
@@ -127,20 +200,22 @@ static int appendb_shape_ok(const kiln_shape *s, char *why, size_t n)
 
 static void attn_shape_key(const kiln_shape *s, char *buf, size_t n)
 {
-    snprintf(buf, n, "h%d.kv%d.d%d.p%d.ctx%d", s->heads, s->kv_heads, s->head_dim, s->page_size, s->ctx);
+    snprintf(buf, n, "h%d.kv%d.d%d.p%d.ctx%d%s", s->heads, s->kv_heads, s->head_dim, s->page_size, s->ctx,
+             kv_suffix(s));
 }
 static void append_shape_key(const kiln_shape *s, char *buf, size_t n)
 {
-    snprintf(buf, n, "kv%d.d%d.p%d.pos%d", s->kv_heads, s->head_dim, s->page_size, s->ctx);
+    snprintf(buf, n, "kv%d.d%d.p%d.pos%d%s", s->kv_heads, s->head_dim, s->page_size, s->ctx, kv_suffix(s));
 }
 static void attnb_shape_key(const kiln_shape *s, char *buf, size_t n)
 {
-    snprintf(buf, n, "h%d.kv%d.d%d.p%d.ctx%d.t%lld", s->heads, s->kv_heads, s->head_dim, s->page_size, s->ctx,
-             (long long)s->m);
+    snprintf(buf, n, "h%d.kv%d.d%d.p%d.ctx%d.t%lld%s", s->heads, s->kv_heads, s->head_dim, s->page_size, s->ctx,
+             (long long)s->m, kv_suffix(s));
 }
 static void appendb_shape_key(const kiln_shape *s, char *buf, size_t n)
 {
-    snprintf(buf, n, "kv%d.d%d.p%d.pos%d.t%lld", s->kv_heads, s->head_dim, s->page_size, s->ctx, (long long)s->m);
+    snprintf(buf, n, "kv%d.d%d.p%d.pos%d.t%lld%s", s->kv_heads, s->head_dim, s->page_size, s->ctx, (long long)s->m,
+             kv_suffix(s));
 }
 
 /* AS(heads, kv_heads, head_dim, page_size, ctx), ASB(..., tokens) for the
@@ -152,6 +227,13 @@ static void appendb_shape_key(const kiln_shape *s, char *buf, size_t n)
 #define AS(h, kv, hd, page, ctx_) ASB(h, kv, hd, page, ctx_, 0)
 #define AS_(...) AS(__VA_ARGS__)
 #define ASB_(...) ASB(__VA_ARGS__)
+/* the same over f16 pools */
+#define HSB(h, kv, hd, page, ctx_, tokens)                                                                      \
+    {.m = (tokens), .heads = (h), .kv_heads = (kv), .head_dim = (hd), .page_size = (page), .ctx = (ctx_),      \
+     .quant = KILN_F16}
+#define HS(h, kv, hd, page, ctx_) HSB(h, kv, hd, page, ctx_, 0)
+#define HS_(...) HS(__VA_ARGS__)
+#define HSB_(...) HSB(__VA_ARGS__)
 /* Llama-2-7B, Llama-3-8B, SmolLM2 (135M: 9 heads / 3 kv, head_dim 64). */
 #define LLAMA2 32, 32, 128
 #define LLAMA3 32, 8, 128
@@ -163,15 +245,19 @@ static void appendb_shape_key(const kiln_shape *s, char *buf, size_t n)
 
 /* 3 models x ctx {1, 17, 511} x page {16, 128}, plus ctx 4096 once per model
  * (page 16 for the GQA models, 128 for Llama-2, whose pools are the largest)
- * and one page-256 shape: 3*6 + 3 + 1 = 22 shapes. */
+ * and one page-256 shape: 3*6 + 3 + 1 = 22 shapes; then f16 pools: the three
+ * models at ctx 17 and 4096, and page 256 (7 more). */
 static const kiln_shape attn_check[] = {
     CTX3(LLAMA2, 1, 17, 511), CTX3(LLAMA3, 1, 17, 511), CTX3(SMOL, 1, 17, 511),
     AS_(LLAMA2, 128, 4096),   AS_(LLAMA3, 16, 4096),    AS_(SMOL, 16, 4096),
     AS(32, 8, 128, 256, 1000),
+    HS_(LLAMA2, 16, 17),      HS_(LLAMA2, 64, 4096),    HS_(LLAMA3, 16, 17),
+    HS_(LLAMA3, 64, 4096),    HS_(SMOL, 16, 17),        HS_(SMOL, 64, 4096),
+    HS(32, 8, 128, 256, 1000),
 };
-/* Llama-2-7B decode: ctx 1024 and 4096, page 16 and 64. */
+/* Llama-2-7B decode: ctx 1024 and 4096, page 16 and 64; f16 at page 64. */
 static const kiln_shape attn_tune[] = {AS_(LLAMA2, 16, 1024), AS_(LLAMA2, 64, 1024), AS_(LLAMA2, 16, 4096),
-                                       AS_(LLAMA2, 64, 4096)};
+                                       AS_(LLAMA2, 64, 4096), HS_(LLAMA2, 64, 1024), HS_(LLAMA2, 64, 4096)};
 static const kiln_shape attn_quick[] = {
     AS(4, 2, 64, 16, 1),    /* one token */
     AS(4, 2, 128, 16, 64),  /* whole pages only */
@@ -179,35 +265,42 @@ static const kiln_shape attn_quick[] = {
     AS(8, 2, 128, 32, 300), /* GQA 4, > one split of 256 */
     AS(2, 2, 128, 64, 521), /* MHA, 3 splits of 256 */
     AS(6, 2, 64, 256, 270), /* page 256, partial second page */
+    HS(6, 2, 64, 16, 37),   /* f16 pools */
+    HS(2, 2, 128, 64, 521), /* f16, 3 splits of 256 */
 };
 
 /* kv_append: ctx is the position written */
 static const kiln_shape append_check[] = {CTX3(LLAMA2, 0, 17, 4095), CTX3(LLAMA3, 0, 17, 4095),
-                                          CTX3(SMOL, 0, 17, 4095), AS(32, 8, 128, 256, 300)};
-static const kiln_shape append_tune[] = {AS_(LLAMA2, 16, 1024), AS_(LLAMA2, 64, 4095)};
-static const kiln_shape append_quick[] = {AS(4, 2, 64, 16, 0), AS(6, 2, 64, 16, 37), AS(8, 2, 128, 32, 95),
-                                          AS(6, 3, 64, 256, 511)};
+                                          CTX3(SMOL, 0, 17, 4095),   AS(32, 8, 128, 256, 300),
+                                          HS_(LLAMA2, 16, 17),       HS_(LLAMA3, 16, 17),
+                                          HS_(SMOL, 16, 17),         HS(32, 8, 128, 256, 300)};
+static const kiln_shape append_tune[] = {AS_(LLAMA2, 16, 1024), AS_(LLAMA2, 64, 4095), HS_(LLAMA2, 64, 4095)};
+static const kiln_shape append_quick[] = {AS(4, 2, 64, 16, 0),  AS(6, 2, 64, 16, 37), AS(8, 2, 128, 32, 95),
+                                          AS(6, 3, 64, 256, 511), HS(6, 2, 64, 16, 37), HS(8, 2, 128, 32, 95)};
 
 /* the batch kernels: the last field is the token count */
 static const kiln_shape attnb_check[] = {
     ASB_(LLAMA2, 16, 300, 8), ASB_(LLAMA2, 64, 1024, 3), ASB_(LLAMA3, 16, 300, 8), ASB_(LLAMA3, 64, 1024, 3),
     ASB_(SMOL, 16, 300, 8),   ASB_(SMOL, 64, 1024, 3),   ASB_(SMOL, 64, 2048, 16),
+    HSB_(LLAMA2, 16, 300, 8), HSB_(LLAMA3, 16, 300, 8),  HSB_(SMOL, 16, 300, 8),
 };
 /* SmolLM2 decode at 8 sequences */
-static const kiln_shape attnb_tune[] = {ASB_(SMOL, 64, 256, 8), ASB_(SMOL, 64, 1024, 8)};
+static const kiln_shape attnb_tune[] = {ASB_(SMOL, 64, 256, 8), ASB_(SMOL, 64, 1024, 8), HSB_(SMOL, 64, 1024, 8)};
 static const kiln_shape attnb_quick[] = {
     ASB(4, 2, 64, 16, 1, 1),    /* one token, one position */
     ASB(6, 2, 64, 16, 37, 5),   /* GQA 3 */
     ASB(8, 2, 128, 32, 300, 8), /* GQA 4 */
     ASB(2, 2, 128, 64, 200, 3), /* MHA */
+    HSB(6, 2, 64, 16, 37, 5),   /* f16 pools */
 };
 static const kiln_shape appendb_check[] = {
     ASB_(LLAMA2, 16, 300, 8), ASB_(LLAMA2, 64, 4095, 40), ASB_(LLAMA3, 16, 300, 8),
     ASB_(LLAMA3, 64, 4095, 40), ASB_(SMOL, 16, 300, 8), ASB_(SMOL, 64, 4095, 40),
+    HSB_(LLAMA2, 16, 300, 8),   HSB_(LLAMA3, 16, 300, 8), HSB_(SMOL, 16, 300, 8),
 };
-static const kiln_shape appendb_tune[] = {ASB_(SMOL, 64, 1024, 8)};
+static const kiln_shape appendb_tune[] = {ASB_(SMOL, 64, 1024, 8), HSB_(SMOL, 64, 1024, 8)};
 static const kiln_shape appendb_quick[] = {ASB(4, 2, 64, 16, 0, 1), ASB(6, 2, 64, 16, 37, 9),
-                                           ASB(8, 2, 128, 32, 95, 20)};
+                                           ASB(8, 2, 128, 32, 95, 20), HSB(6, 2, 64, 16, 37, 9)};
 #undef CTX3
 #undef SMOL
 #undef LLAMA3
@@ -216,6 +309,10 @@ static const kiln_shape appendb_quick[] = {ASB(4, 2, 64, 16, 0, 1), ASB(6, 2, 64
 #undef AS
 #undef ASB_
 #undef ASB
+#undef HS_
+#undef HS
+#undef HSB_
+#undef HSB
 
 /* ---- attention_paged: schedule space ---- */
 enum { P_WG, P_TILE, P_SPLIT, P_VEC, P_REDUCE, P_HPW };
@@ -394,7 +491,7 @@ static int paged_sizes(const paged_slots *at, const kiln_shape *s, int64_t token
 {
     slot[at->row[0]].bytes = slot[at->row[1]].bytes = (size_t)tokens * row_elems * 4;
     slot[at->pool].bytes = slot[at->pool + 1].bytes =
-        (size_t)n_pool * s->kv_heads * s->page_size * s->head_dim * sizeof(float);
+        (size_t)n_pool * s->kv_heads * s->page_size * s->head_dim * kv_elem(s);
     slot[at->table].bytes = (size_t)pages * 4;
     if (!batch)
         return 5;
@@ -432,15 +529,21 @@ static int attn_fill(kiln_problem *p, const kiln_shape *s, int cls, uint64_t see
     int hd = s->head_dim, ps = s->page_size, kvh = s->kv_heads;
     int n_pool, used = attn_pages(s, &n_pool);
     uint64_t rs = rng_start(seed, 0x9E3779B97F4A7C15ull, 0x243F6A8885A308D3ull);
-    float *q = p->bufs[0].host, *k = p->bufs[1].host, *v = p->bufs[2].host;
+    /* f16: K and V are made in f32 as for f32 pools, then rounded into the pools */
+    float *q = p->bufs[0].host, *k, *v;
+    size_t pool_elems;
+    if (!kv_pools_get(p, s, 1, &k, &v, &pool_elems))
+        return kiln_fail(e, KILN_E_NOMEM, "attention_paged: %zu-element f16 pools", pool_elems);
     /* Odd kv heads are "offset" heads: every K row (all pages, used or not) is
      * c + 0.05*noise for a fixed random c, and their query heads get q = g*c +
      * noise, so scores sit near +100..+200 with a spread of ~1: softmax still
      * weighs every position, but exp without max subtraction overflows to inf.
      * Even kv heads are plain uniform noise (near-uniform softmax). */
     float *cdir = malloc((size_t)kvh * hd * sizeof *cdir);
-    if (!cdir)
+    if (!cdir) {
+        kv_pools_free(s, k, v);
         return kiln_fail(e, KILN_E_NOMEM, "attention_paged: %d x %d offset directions", kvh, hd);
+    }
     for (size_t i = 0; i < (size_t)kvh * hd; i++)
         cdir[i] = rng_unit(&rs);
     /* score = (q.k)/sqrt(hd) ~ gamma*|c|^2/sqrt(hd) = gamma*sqrt(hd)/3 ~ 150,
@@ -465,10 +568,14 @@ static int attn_fill(kiln_problem *p, const kiln_shape *s, int cls, uint64_t see
         }
     }
     free(cdir);
+    kv_pools_put(p, s, 1, k, v, pool_elems);
     int32_t *table = p->bufs[3].host;
-    if (!random_table(table, used, n_pool, &rs))
+    if (!random_table(table, used, n_pool, &rs)) {
+        kv_pools_free(s, k, v);
         return kiln_fail(e, KILN_E_NOMEM, "attention_paged: a permutation of %d pages", n_pool);
+    }
     kiln_attn_reference(q, k, v, table, p->bufs[4].expect, s->heads, kvh, hd, ps, s->ctx, 1.0f / sqrtf((float)hd));
+    kv_pools_free(s, k, v);
     return 0;
 }
 
@@ -484,9 +591,10 @@ static int append_pages(const kiln_shape *s, int *n_pool)
     return used;
 }
 
-/* The pools are compared exactly: the kernel copies floats, so every byte of
- * both must match (the target rows hold the new K/V, every other byte keeps
- * its random initial value). */
+/* The pools are compared exactly: the kernel copies floats (f16: rounds them
+ * to nearest even, as util/f16.c does), so every byte of both must match (the
+ * target rows hold the new K/V, every other byte keeps its random initial
+ * value). */
 static const kiln_slot append_slots[] = {
     {"k_new", KILN_IN, KILN_CMP_NONE, 0, 0},
     {"v_new", KILN_IN, KILN_CMP_NONE, 0, 0},
@@ -511,32 +619,45 @@ static void append_expect(kiln_problem *p, const kiln_shape *s, int tok, int32_t
     size_t row = (size_t)kvh * hd;
     for (int h = 0; h < kvh; h++) {
         size_t dst = (((size_t)page * kvh + h) * ps + pos % ps) * hd;
-        memcpy((float *)p->bufs[2].expect + dst, (float *)p->bufs[0].host + tok * row + (size_t)h * hd,
-               (size_t)hd * 4);
-        memcpy((float *)p->bufs[3].expect + dst, (float *)p->bufs[1].host + tok * row + (size_t)h * hd,
-               (size_t)hd * 4);
+        for (int kv = 0; kv < 2; kv++) {
+            const float *src = (const float *)p->bufs[kv].host + tok * row + (size_t)h * hd;
+            if (kv_f16(s))
+                for (int i = 0; i < hd; i++)
+                    ((uint16_t *)p->bufs[2 + kv].expect)[dst + (size_t)i] = kiln_f32_to_f16(src[i]);
+            else
+                memcpy((float *)p->bufs[2 + kv].expect + dst, src, (size_t)hd * 4);
+        }
     }
 }
 
-/* Random new rows, random pools, and expected pools equal to the initial
- * ones (append_expect writes the new rows over them). */
-static void append_fill_data(kiln_problem *p, uint64_t *rs)
+/* Random new rows, random pools (f16: rounded), and expected pools equal to
+ * the initial ones (append_expect writes the new rows over them). 0 when out
+ * of memory. */
+static int append_fill_data(kiln_problem *p, const kiln_shape *s, uint64_t *rs)
 {
     kiln_problem_buf *kp = &p->bufs[2], *vp = &p->bufs[3];
     rng_fill2(p->bufs[0].host, p->bufs[1].host, p->bufs[0].bytes / 4, rs);
-    rng_fill2(kp->host, vp->host, kp->bytes / 4, rs);
+    float *k, *v;
+    size_t n;
+    if (!kv_pools_get(p, s, 2, &k, &v, &n))
+        return 0;
+    rng_fill2(k, v, n, rs);
+    kv_pools_put(p, s, 2, k, v, n);
+    kv_pools_free(s, k, v);
     memcpy(kp->expect, kp->host, kp->bytes);
     memcpy(vp->expect, vp->host, vp->bytes);
+    return 1;
 }
 
 static int append_fill(kiln_problem *p, const kiln_shape *s, int cls, uint64_t seed, kiln_err *e)
 {
-    (void)cls, (void)e;
+    (void)cls;
     int ps = s->page_size, pos = s->ctx;
     int n_pool, used = append_pages(s, &n_pool);
     uint64_t rs = rng_start(seed, 0xD1B54A32D192ED03ull, 0x9E3779B97F4A7C15ull);
     int32_t *table = p->bufs[4].host;
-    append_fill_data(p, &rs);
+    if (!append_fill_data(p, s, &rs))
+        return kiln_fail(e, KILN_E_NOMEM, "kv_append: f16 pools");
     for (int i = 0; i < used; i++)
         table[i] = (int32_t)rng_below(&rs, (uint32_t)n_pool);
     int lp = pos / ps;
@@ -671,8 +792,14 @@ static int attnb_fill(kiln_problem *p, const kiln_shape *s, int cls, uint64_t se
         return kiln_fail(e, KILN_E_NOMEM, "attention_paged_batch: layout of %lld tokens", (long long)s->m);
     int T = (int)s->m, hd = s->head_dim, ps = s->page_size, kvh = s->kv_heads, H = s->heads;
     size_t row = (size_t)H * hd;
-    float *q = p->bufs[0].host, *k = p->bufs[1].host, *v = p->bufs[2].host;
-    rng_fill2(k, v, p->bufs[1].bytes / 4, &b.rs);
+    float *q = p->bufs[0].host, *k, *v;
+    size_t pool_elems;
+    if (!kv_pools_get(p, s, 1, &k, &v, &pool_elems)) {
+        batch_draw_free(&b);
+        return kiln_fail(e, KILN_E_NOMEM, "attention_paged_batch: %zu-element f16 pools", pool_elems);
+    }
+    rng_fill2(k, v, pool_elems, &b.rs);
+    kv_pools_put(p, s, 1, k, v, pool_elems); /* f16: k, v keep the rounded values for the reference */
     /* q scaled so the softmax is far from uniform: a wrong row or page moves the output */
     for (size_t i = 0; i < (size_t)T * row; i++)
         q[i] = 4.0f * rng_unit(&b.rs);
@@ -681,6 +808,7 @@ static int attnb_fill(kiln_problem *p, const kiln_shape *s, int cls, uint64_t se
     for (int j = 0, base = 0, tok = 0; j < b.nseq; j++) {
         int used = b.last[j] / ps + 1;
         if (!random_table(tables + base, used, b.n_pool, &b.rs)) { /* each sequence its own permutation */
+            kv_pools_free(s, k, v);
             batch_draw_free(&b);
             return kiln_fail(e, KILN_E_NOMEM, "attention_paged_batch: a permutation of %d pages", b.n_pool);
         }
@@ -693,6 +821,7 @@ static int attnb_fill(kiln_problem *p, const kiln_shape *s, int cls, uint64_t se
         }
         base += used;
     }
+    kv_pools_free(s, k, v);
     batch_draw_free(&b);
     return 0;
 }
@@ -717,7 +846,10 @@ static int appendb_fill(kiln_problem *p, const kiln_shape *s, int cls, uint64_t 
         return kiln_fail(e, KILN_E_NOMEM, "kv_append_batch: layout of %lld tokens", (long long)s->m);
     int ps = s->page_size;
     int32_t *tables = p->bufs[4].host, *meta = p->bufs[5].host;
-    append_fill_data(p, &b.rs);
+    if (!append_fill_data(p, s, &b.rs)) {
+        batch_draw_free(&b);
+        return kiln_fail(e, KILN_E_NOMEM, "kv_append_batch: f16 pools");
+    }
     /* written pages: a shuffled list of distinct physical pages, so a kernel that ignores a table
      * (or the base) writes the wrong page */
     int32_t *phys = malloc(sizeof *phys * (size_t)b.n_pool);
@@ -782,6 +914,7 @@ static void attn_launch(const kiln_shape *s, const kiln_config *c, kiln_backend_
     attn_grid(st, s, c, be, v);
     st->grid[1] = (uint32_t)nsplit;
     kiln_plan_define(st, "WRITE_PARTIAL", nsplit > 1);
+    kv_define(st, s);
     if (nsplit == 1) {
         out->n_steps = 1;
         return;
@@ -799,6 +932,7 @@ static void attnb_launch(const kiln_shape *s, const kiln_config *c, kiln_backend
 {
     attn_grid(&out->steps[0], s, c, be, v);
     out->steps[0].grid[2] = (uint32_t)s->m;
+    kv_define(&out->steps[0], s);
 }
 
 /* kv_append(_batch): one thread per element of a token's K/V rows (x), the
@@ -829,6 +963,7 @@ static void append_launch(const kiln_shape *s, const kiln_config *c, kiln_backen
     (void)v;
     append_grid(&out->steps[0], s, c, be);
     out->steps[0].cpu_threads = 1; /* one token's rows: not worth a thread pool */
+    kv_define(&out->steps[0], s);
 }
 
 static void appendb_launch(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out,
@@ -837,13 +972,14 @@ static void appendb_launch(const kiln_shape *s, const kiln_config *c, kiln_backe
     (void)v;
     append_grid(&out->steps[0], s, c, be);
     out->steps[0].grid[1] = (uint32_t)s->m;
+    kv_define(&out->steps[0], s);
 }
 
 /* ---- costs, defaults ---- */
 
 static double attn_bytes(const kiln_shape *s)
 {
-    double kv = 2.0 * s->ctx * s->kv_heads * s->head_dim * 4.0;
+    double kv = 2.0 * s->ctx * s->kv_heads * s->head_dim * (double)kv_elem(s);
     double table = 4.0 * ((s->ctx + s->page_size - 1) / (s->page_size ? s->page_size : 1));
     return kv + table + 2.0 * s->heads * s->head_dim * 4.0;
 }
@@ -851,7 +987,11 @@ static double attn_flops(const kiln_shape *s) { return 4.0 * s->heads * s->ctx *
 /* an upper bound: every token reads the longest context */
 static double attnb_bytes(const kiln_shape *s) { return (double)s->m * attn_bytes(s); }
 static double attnb_flops(const kiln_shape *s) { return (double)s->m * attn_flops(s); }
-static double append_bytes(const kiln_shape *s) { return 4.0 * s->kv_heads * s->head_dim * 4.0 + 4.0; }
+/* reads K and V rows (f32), writes them (the pools' element type) */
+static double append_bytes(const kiln_shape *s)
+{
+    return 2.0 * s->kv_heads * s->head_dim * (4.0 + (double)kv_elem(s)) + 4.0;
+}
 static double appendb_bytes(const kiln_shape *s) { return (double)s->m * (append_bytes(s) + 8.0); }
 static double append_flops(const kiln_shape *s)
 {
@@ -885,7 +1025,7 @@ static const kiln_kernel_desc attn_desc = {
     .launch = attn_launch,
 };
 KILN_KERNEL_FROM_DESC(attention_paged, attn_desc,
-                      .doc = "decode attention (one query token, GQA) over a paged f32 KV cache, online softmax, "
+                      .doc = "decode attention (one query token, GQA) over a paged f32 or f16 KV cache, online softmax, "
                              "optional flash-decoding split",
                       .params = attn_params, .n_params = N_ATTN_PARAMS, .n_slots = 5, .shape_key = attn_shape_key,
                       .bytes = attn_bytes, .flops = attn_flops, .device_default = attn_device_default);
@@ -908,7 +1048,7 @@ static const kiln_kernel_desc append_desc = {
     .launch = append_launch,
 };
 KILN_KERNEL_FROM_DESC(kv_append, append_desc,
-                      .doc = "write one token's K and V rows (all kv heads) into its page of the paged f32 KV cache",
+                      .doc = "write one token's K and V rows (all kv heads) into its page of the paged KV cache (f32, or f16 rounded to nearest even)",
                       .params = append_params, .n_params = 1, .n_slots = 5, .shape_key = append_shape_key,
                       .bytes = append_bytes, .flops = append_flops);
 

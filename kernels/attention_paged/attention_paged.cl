@@ -10,7 +10,11 @@
  * shared memory, 1: subgroup max), running max/sum update, p = exp(s - m) into
  * shared memory; (C) acc += p * v: each thread owns VEC-wide columns of
  * head_dim, groups of threads take interleaved positions when WG > head_dim/VEC,
- * reduced at the end. */
+ * reduced at the end.
+ *
+ * KV_F16=1: the pools hold f16 (KVT ushort): kv_append rounds to nearest even
+ * (STORE_HALF_RTE), attention converts each element as it loads it
+ * (LOAD_HALF) and accumulates in f32 as before. */
 #ifndef KILN_TEST_BREAK
 #define KILN_TEST_BREAK 0
 #endif
@@ -19,6 +23,9 @@
 #endif
 #ifndef BATCH
 #define BATCH 0 /* 1: the _batch kernels: one token per workgroup row (see attention_paged.c), meta [tokens][2] */
+#endif
+#ifndef KV_F16
+#define KV_F16 0
 #endif
 #define MAXHD 256
 #if defined(TILE) && WG > TILE
@@ -48,11 +55,20 @@
 #else
 #define LOADV(dst, p) dst[0] = (p)[0]
 #endif
+#if KV_F16
+#define KVT ushort
+#define LOADKV(dst, p)                                                                                           \
+    for (int c_ = 0; c_ < VEC; c_++)                                                                             \
+        dst[c_] = LOAD_HALF(p, c_)
+#else
+#define KVT float
+#define LOADKV(dst, p) LOADV(dst, p)
+#endif
 
 #ifdef TILE /* attention steps (kv_append is built with WG only) */
 
 KERNEL_WG(WG)
-attn_paged(GLOBAL const float *q, GLOBAL const float *kp, GLOBAL const float *vp,
+attn_paged(GLOBAL const float *q, GLOBAL const KVT *kp, GLOBAL const KVT *vp,
            GLOBAL const int *table, GLOBAL float *out,
 #if BATCH
            GLOBAL const int *meta,
@@ -117,7 +133,7 @@ attn_paged(GLOBAL const float *q, GLOBAL const float *kp, GLOBAL const float *vp
                 off = ((phys * (uint)kv_heads + (uint)kvh) * (uint)page_size + (uint)r) * (uint)head_dim;
                 for (int d = lane * VEC; d < head_dim; d += LANES * VEC) {
                     float kv[VEC];
-                    LOADV(kv, kp + off + d);
+                    LOADKV(kv, kp + off + d);
                     for (int hh = 0; hh < HPW; hh++)
                         for (int c = 0; c < VEC; c++)
                             dot[hh] += qs[hh * head_dim + d + c] * kv[c];
@@ -186,7 +202,7 @@ attn_paged(GLOBAL const float *q, GLOBAL const float *kp, GLOBAL const float *vp
                     int col = col0 + i * WG;
                     if (col < hv) {
                         float vv[VEC];
-                        LOADV(vv, vp + off + (uint)(col * VEC));
+                        LOADKV(vv, vp + off + (uint)(col * VEC));
                         for (int hh = 0; hh < HPW; hh++) {
                             float pj = pp[hh * TILE + j];
                             for (int c = 0; c < VEC; c++)
@@ -280,7 +296,7 @@ attn_paged_combine(GLOBAL const float *part, GLOBAL float *out, int heads, int h
 
 /* one thread per element of [kv_heads][head_dim] */
 KERNEL_WG(WG)
-kv_append(GLOBAL const float *k_new, GLOBAL const float *v_new, GLOBAL float *kp, GLOBAL float *vp,
+kv_append(GLOBAL const float *k_new, GLOBAL const float *v_new, GLOBAL KVT *kp, GLOBAL KVT *vp,
           GLOBAL const int *table,
 #if BATCH
           GLOBAL const int *meta,
@@ -303,6 +319,11 @@ kv_append(GLOBAL const float *k_new, GLOBAL const float *v_new, GLOBAL float *kp
     const uint phys = (uint)table[pos / page_size];
     const int r = (pos + KILN_TEST_BREAK) % page_size;
     const uint dst = ((phys * (uint)kv_heads + (uint)kvh) * (uint)page_size + (uint)r) * (uint)head_dim + (uint)d;
+#if KV_F16
+    STORE_HALF_RTE(k_new[i], dst, kp);
+    STORE_HALF_RTE(v_new[i], dst, vp);
+#else
     kp[dst] = k_new[i];
     vp[dst] = v_new[i];
+#endif
 }

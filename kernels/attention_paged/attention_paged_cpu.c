@@ -8,7 +8,13 @@
  * loaded once for the HPW heads). WRITE_PARTIAL=1 writes [m, l, acc[hd]] per
  * (head, split) into the scratch buffer for attn_paged_combine_cpu.
  * The inner dot/axpy loops come in AVX-512, AVX2+FMA, NEON and scalar builds of the
- * same body, picked per launch from its ISA bits (devices/cpu/cpu_isa.h). */
+ * same body, picked per launch from its ISA bits (devices/cpu/cpu_isa.h).
+ *
+ * KV_F16=1: the pools hold IEEE f16. kv_append rounds to nearest even (F16C
+ * vcvtps2ph / NEON vcvt / util/f16.c's bit-exact scalar conversion, which all
+ * give the same bits); attention converts CVT_ROWS rows of a tile at a time
+ * into an f32 buffer (L1-resident) and runs the f32 dot/axpy paths on it, so
+ * the accumulation is f32 and the memory traffic half. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +23,7 @@
 #include "kernels/attention_paged/attention_paged.h"
 #include "kernels/kernel.h"
 #include "kernels/sources.h"
+#include "util/f16.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -29,19 +36,21 @@
 #define NEG_BIG (-1.0e30f)
 #define MAX_TILE 256
 #define MAX_HPW 4
+#define CVT_ROWS 32 /* f16 rows converted per step (32 x 256 x 4 = 32 KiB at most) */
 
 typedef struct attn_args {
-    const float *q, *kp, *vp;
+    const float *q;
+    const void *kp, *vp; /* f32 or (f16) uint16_t pools */
     const int32_t *table;
     float *out;
     int heads, kv_heads, hd, ps, ctx;
     float scale;
-    int tile, hpw, split, partial, brk;
+    int tile, hpw, split, partial, brk, f16;
     uint32_t ngroups, nsplit;
 } attn_args;
 
 /* The workgroup body, instantiated once per ISA with its dot/axpy helpers. */
-#define ATTN_BODY(SUFFIX, ATTR, DOT, AXPY, SCAL, EXPSUM, QK, PV)                                                 \
+#define ATTN_BODY(SUFFIX, ATTR, DOT, AXPY, SCAL, EXPSUM, QK, PV, CVT)                                              \
     ATTR static void attn_wg_##SUFFIX(const attn_args *a, uint32_t g, uint32_t split)                            \
     {                                                                                                            \
         const int hd = a->hd, hpw = a->hpw, h0 = (int)g * hpw;                                                   \
@@ -55,6 +64,8 @@ typedef struct attn_args {
         float acc[MAX_HPW][KILN_ATT_MAX_HD] __attribute__((aligned(64)));                                        \
         float sc[MAX_HPW][MAX_TILE];                                                                             \
         const float *rows[MAX_TILE];                                                                             \
+        size_t offs[MAX_TILE];                                                                                   \
+        float cv[CVT_ROWS][KILN_ATT_MAX_HD] __attribute__((aligned(64)));                                        \
         float m[MAX_HPW], l[MAX_HPW];                                                                            \
         for (int hh = 0; hh < hpw; hh++) {                                                                       \
             for (int i = 0; i < hd; i++) {                                                                       \
@@ -68,11 +79,23 @@ typedef struct attn_args {
             int tn = pe - t0 < a->tile ? pe - t0 : a->tile;                                                      \
             for (int j = 0; j < tn; j++) {                                                                       \
                 int p = t0 + j;                                                                                  \
-                size_t off = (((size_t)(uint32_t)a->table[p / a->ps] * a->kv_heads + kvh) * a->ps +             \
-                              (size_t)(p % a->ps > a->brk ? p % a->ps : a->brk)) * hd;                                              \
-                rows[j] = a->kp + off;                                                                           \
+                offs[j] = (((size_t)(uint32_t)a->table[p / a->ps] * a->kv_heads + kvh) * a->ps +                 \
+                           (size_t)(p % a->ps > a->brk ? p % a->ps : a->brk)) * hd;                              \
             }                                                                                                    \
-            QK(qs, rows, tn, hpw, hd, sc);                                                                       \
+            if (a->f16)                                                                                          \
+                for (int j0 = 0; j0 < tn; j0 += CVT_ROWS) {                                                      \
+                    int n = tn - j0 < CVT_ROWS ? tn - j0 : CVT_ROWS;                                             \
+                    for (int j = 0; j < n; j++) {                                                                \
+                        CVT(cv[j], (const uint16_t *)a->kp + offs[j0 + j], hd);                                  \
+                        rows[j] = cv[j];                                                                         \
+                    }                                                                                            \
+                    QK(qs, rows, n, hpw, hd, (float(*)[MAX_TILE]) & sc[0][j0]);                                  \
+                }                                                                                                \
+            else {                                                                                               \
+                for (int j = 0; j < tn; j++)                                                                     \
+                    rows[j] = (const float *)a->kp + offs[j];                                                    \
+                QK(qs, rows, tn, hpw, hd, sc);                                                                   \
+            }                                                                                                    \
             for (int hh = 0; hh < hpw; hh++) {                                                                   \
                 float mt = m[hh];                                                                                \
                 for (int j = 0; j < tn; j++)                                                                     \
@@ -84,9 +107,20 @@ typedef struct attn_args {
                 if (alpha != 1.0f)                                                                               \
                     SCAL(acc[hh], alpha, hd);                                                                    \
             }                                                                                                    \
-            for (int j = 0; j < tn; j++)                                                                         \
-                rows[j] = a->vp + (rows[j] - a->kp);                                                             \
-            PV(acc, sc, rows, tn, hpw, hd);                                                                      \
+            if (a->f16)                                                                                          \
+                for (int j0 = 0; j0 < tn; j0 += CVT_ROWS) {                                                      \
+                    int n = tn - j0 < CVT_ROWS ? tn - j0 : CVT_ROWS;                                             \
+                    for (int j = 0; j < n; j++) {                                                                \
+                        CVT(cv[j], (const uint16_t *)a->vp + offs[j0 + j], hd);                                  \
+                        rows[j] = cv[j];                                                                         \
+                    }                                                                                            \
+                    PV(acc, (float(*)[MAX_TILE]) & sc[0][j0], rows, n, hpw, hd);                                 \
+                }                                                                                                \
+            else {                                                                                               \
+                for (int j = 0; j < tn; j++)                                                                     \
+                    rows[j] = (const float *)a->vp + offs[j];                                                    \
+                PV(acc, sc, rows, tn, hpw, hd);                                                                  \
+            }                                                                                                    \
         }                                                                                                        \
         for (int hh = 0; hh < hpw; hh++) {                                                                       \
             int h = h0 + hh;                                                                                     \
@@ -153,12 +187,18 @@ static inline float expsum_scalar(float *s, int n, float mt)
             for (int hh = 0; hh < hpw; hh++)                                                                     \
                 AXPY(acc[hh], sc[hh][j], rows[j], hd);                                                           \
     }
+/* f16 row -> f32 (bit-exact, util/f16.c; no compiler _Float16) */
+static inline void cvt_scalar(float *d, const uint16_t *s, int n)
+{
+    for (int i = 0; i < n; i++)
+        d[i] = kiln_f16_to_f32(s[i]);
+}
 QK_PV_GENERIC(scalar, , dot_scalar, axpy_scalar)
-ATTN_BODY(scalar, , dot_scalar, axpy_scalar, scal_scalar, expsum_scalar, qk_scalar, pv_scalar)
+ATTN_BODY(scalar, , dot_scalar, axpy_scalar, scal_scalar, expsum_scalar, qk_scalar, pv_scalar, cvt_scalar)
 
 #ifdef KILN_X86
 /* ---- AVX2 + FMA (head_dim is a multiple of 4: 8-wide main loop + 4-wide tail) ---- */
-#define AVX2 __attribute__((target("avx2,fma")))
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
 AVX2 static inline float dot_avx2(const float *x, const float *y, int n)
 {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
@@ -237,11 +277,29 @@ AVX2 static inline float expsum_avx2(float *s, int n, float mt)
     }
     return sum;
 }
+/* F16C (part of KILN_ISA_AVX2, see cpu_isa.h); n is a multiple of 4 */
+AVX2 static inline void cvt_avx2(float *d, const uint16_t *s, int n)
+{
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))));
+    if (i < n)
+        _mm_storeu_ps(d + i, _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(s + i))));
+}
+AVX2 static void f32_to_f16_avx2(uint16_t *d, const float *s, int n)
+{
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(d + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(s + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    for (; i < n; i++)
+        d[i] = kiln_f32_to_f16(s[i]);
+}
 QK_PV_GENERIC(avx2, AVX2, dot_avx2, axpy_avx2)
-ATTN_BODY(avx2, AVX2, dot_avx2, axpy_avx2, scal_avx2, expsum_avx2, qk_avx2, pv_avx2)
+ATTN_BODY(avx2, AVX2, dot_avx2, axpy_avx2, scal_avx2, expsum_avx2, qk_avx2, pv_avx2, cvt_avx2)
 
 /* ---- AVX-512 (16-wide, masked tail) ---- */
-#define AVX512 __attribute__((target("avx512f")))
+#define AVX512 __attribute__((target("avx512f,f16c")))
 AVX512 static inline float dot_avx512(const float *x, const float *y, int n)
 {
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
@@ -422,7 +480,15 @@ AVX512 static void pv_avx512(float acc[][KILN_ATT_MAX_HD], float sc[][MAX_TILE],
     else
         pv_avx512g(acc, sc, rows, tn, hpw, hd);
 }
-ATTN_BODY(avx512, AVX512, dot_avx512, axpy_avx512, scal_avx512, expsum_avx512, qk_avx512, pv_avx512)
+AVX512 static inline void cvt_avx512(float *d, const uint16_t *s, int n)
+{
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(d + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(s + i))));
+    for (; i < n; i += 4)
+        _mm_storeu_ps(d + i, _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(s + i))));
+}
+ATTN_BODY(avx512, AVX512, dot_avx512, axpy_avx512, scal_avx512, expsum_avx512, qk_avx512, pv_avx512, cvt_avx512)
 #endif
 
 #ifdef KILN_ARM64
@@ -485,8 +551,19 @@ static inline float expsum_neon(float *s, int n, float mt)
     }
     return sum;
 }
+static inline void cvt_neon(float *d, const uint16_t *s, int n)
+{
+    for (int i = 0; i < n; i += 4)
+        vst1q_f32(d + i, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(s + i))));
+}
+/* vcvt rounds by FPCR, round to nearest even unless someone changed it */
+static void f32_to_f16_neon(uint16_t *d, const float *s, int n)
+{
+    for (int i = 0; i < n; i += 4)
+        vst1_u16(d + i, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(s + i))));
+}
 QK_PV_GENERIC(neon, , dot_neon, axpy_neon)
-ATTN_BODY(neon, , dot_neon, axpy_neon, scal_neon, expsum_neon, qk_neon, pv_neon)
+ATTN_BODY(neon, , dot_neon, axpy_neon, scal_neon, expsum_neon, qk_neon, pv_neon, cvt_neon)
 #endif
 
 static void attn_paged_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_end)
@@ -500,6 +577,7 @@ static void attn_paged_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t
         .split = (int)kiln_define_get(l->defines, l->n_defines, "SPLIT", 0),
         .partial = (int)kiln_define_get(l->defines, l->n_defines, "WRITE_PARTIAL", 0),
         .brk = (int)kiln_define_get(l->defines, l->n_defines, "KILN_TEST_BREAK", 0),
+        .f16 = (int)kiln_define_get(l->defines, l->n_defines, "KV_F16", 0),
         .ngroups = l->grid[0], .nsplit = l->grid[1] ? l->grid[1] : 1,
     };
     if (a.tile > MAX_TILE)
@@ -537,6 +615,7 @@ static void attn_paged_batch_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, ui
         .tile = (int)kiln_define_get(l->defines, l->n_defines, "TILE", 64),
         .hpw = (int)kiln_define_get(l->defines, l->n_defines, "HPW", 1),
         .brk = (int)kiln_define_get(l->defines, l->n_defines, "KILN_TEST_BREAK", 0),
+        .f16 = (int)kiln_define_get(l->defines, l->n_defines, "KV_F16", 0),
         .ngroups = l->grid[0], .nsplit = 1,
     };
     const int32_t *meta = l->ptr[5];
@@ -597,20 +676,47 @@ static void attn_paged_combine_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, 
     }
 }
 
+/* One K or V row (hd elements) into the pool at element dst: a copy, or
+ * (f16) rounded to nearest even. */
+static void put_row(void *pool, size_t dst, const float *src, int hd, int f16, unsigned isa)
+{
+    if (!f16) {
+        memcpy((float *)pool + dst, src, (size_t)hd * sizeof(float));
+        return;
+    }
+    uint16_t *d = (uint16_t *)pool + dst;
+#ifdef KILN_X86
+    if (kiln_cpu_isa_level(isa) >= 1) {
+        f32_to_f16_avx2(d, src, hd);
+        return;
+    }
+#endif
+#ifdef KILN_ARM64
+    if (isa & KILN_ISA_NEON) {
+        f32_to_f16_neon(d, src, hd);
+        return;
+    }
+#endif
+    (void)isa;
+    for (int i = 0; i < hd; i++)
+        d[i] = kiln_f32_to_f16(src[i]);
+}
+
 static void kv_append_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_end)
 {
     if (wg_begin >= wg_end)
         return;
     const float *kn = l->ptr[0], *vn = l->ptr[1];
-    float *kp = l->ptr[2], *vp = l->ptr[3];
+    void *kp = l->ptr[2], *vp = l->ptr[3];
     const int32_t *table = l->ptr[4];
     int pos = l->arg[5].i32, ps = l->arg[6].i32, kvh = l->arg[7].i32, hd = l->arg[8].i32;
     int brk = (int)kiln_define_get(l->defines, l->n_defines, "KILN_TEST_BREAK", 0);
+    int f16 = (int)kiln_define_get(l->defines, l->n_defines, "KV_F16", 0);
     size_t phys = (uint32_t)table[pos / ps];
     for (int h = 0; h < kvh; h++) {
         size_t dst = ((phys * kvh + h) * ps + (size_t)((pos + brk) % ps)) * hd;
-        memcpy(kp + dst, kn + (size_t)h * hd, (size_t)hd * sizeof(float));
-        memcpy(vp + dst, vn + (size_t)h * hd, (size_t)hd * sizeof(float));
+        put_row(kp, dst, kn + (size_t)h * hd, hd, f16, l->isa);
+        put_row(vp, dst, vn + (size_t)h * hd, hd, f16, l->isa);
     }
 }
 
@@ -618,18 +724,19 @@ static void kv_append_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t 
 static void kv_append_batch_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_end)
 {
     const float *kn = l->ptr[0], *vn = l->ptr[1];
-    float *kp = l->ptr[2], *vp = l->ptr[3];
+    void *kp = l->ptr[2], *vp = l->ptr[3];
     const int32_t *tables = l->ptr[4], *meta = l->ptr[5];
     int ps = l->arg[7].i32, kvh = l->arg[8].i32, hd = l->arg[9].i32;
     int brk = (int)kiln_define_get(l->defines, l->n_defines, "KILN_TEST_BREAK", 0);
+    int f16 = (int)kiln_define_get(l->defines, l->n_defines, "KV_F16", 0);
     size_t row = (size_t)kvh * (size_t)hd;
     for (uint32_t tok = wg_begin; tok < wg_end; tok++) {
         int pos = meta[2 * tok + 1];
         size_t phys = (uint32_t)tables[meta[2 * tok] + pos / ps];
         for (int h = 0; h < kvh; h++) {
             size_t dst = ((phys * kvh + h) * ps + (size_t)((pos + brk) % ps)) * hd;
-            memcpy(kp + dst, kn + tok * row + (size_t)h * hd, (size_t)hd * sizeof(float));
-            memcpy(vp + dst, vn + tok * row + (size_t)h * hd, (size_t)hd * sizeof(float));
+            put_row(kp, dst, kn + tok * row + (size_t)h * hd, hd, f16, l->isa);
+            put_row(vp, dst, vn + tok * row + (size_t)h * hd, hd, f16, l->isa);
         }
     }
 }

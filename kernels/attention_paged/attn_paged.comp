@@ -1,7 +1,11 @@
 /* kernels/attention_paged/attn_paged.comp - paged decode attention (GQA), online
  * softmax, optional flash-decoding split (WRITE_PARTIAL=1 writes [m, l, acc] per
  * head and split for attn_paged_combine.comp). Algorithm: see attention_paged.cl;
- * layout, slots and scalars: see attention_paged.c. */
+ * layout, slots and scalars: see attention_paged.c. KV_F16=1: the pools are
+ * uint words of two f16 (kv_append.comp), read with unpackHalf2x16. */
+#ifndef KV_F16
+#define KV_F16 0
+#endif
 #ifndef KILN_TEST_BREAK
 #define KILN_TEST_BREAK 0
 #endif
@@ -23,8 +27,13 @@
 #define NEG_BIG (-1.0e30)
 
 layout(std430, binding = 0) readonly buffer Q { float q[]; };
+#if KV_F16
+layout(std430, binding = 1) readonly buffer KP { uint kp[]; };
+layout(std430, binding = 2) readonly buffer VP { uint vp[]; };
+#else
 layout(std430, binding = 1) readonly buffer KP { float kp[]; };
 layout(std430, binding = 2) readonly buffer VP { float vp[]; };
+#endif
 layout(std430, binding = 3) readonly buffer PT { int table[]; };
 layout(std430, binding = 4) writeonly buffer OUT { float outb[]; };
 #if BATCH
@@ -43,6 +52,15 @@ layout(push_constant) uniform PC {
 #define LOADV(dst, b, o)                                                                                         \
     [[unroll]] for (int c_ = 0; c_ < VEC; c_++)                                                                  \
         dst[c_] = b[(o) + uint(c_)]
+/* the same from an f16 pool (element e: half e & 1 of word e >> 1) */
+#define LOADV_F16(dst, b, o)                                                                                     \
+    [[unroll]] for (int c_ = 0; c_ < VEC; c_++)                                                                  \
+        dst[c_] = unpackHalf2x16(b[((o) + uint(c_)) >> 1])[((o) + uint(c_)) & 1u]
+#if KV_F16
+#define LOADKV LOADV_F16
+#else
+#define LOADKV LOADV
+#endif
 
 shared float qs[HPW * MAXHD];
 shared float ss[HPW * TILE];
@@ -103,7 +121,7 @@ void main()
                 off = ((phys * uint(pc.kv_heads) + uint(kvh)) * uint(pc.page_size) + uint(r)) * uint(pc.head_dim);
                 for (int d = lane * VEC; d < pc.head_dim; d += LANES * VEC) {
                     float kv[VEC];
-                    LOADV(kv, kp, off + uint(d));
+                    LOADKV(kv, kp, off + uint(d));
                     for (int hh = 0; hh < HPW; hh++)
                         for (int c = 0; c < VEC; c++)
                             dot[hh] += qs[hh * pc.head_dim + d + c] * kv[c];
@@ -172,7 +190,7 @@ void main()
                     int col = col0 + i * WG;
                     if (col < hv) {
                         float vv[VEC];
-                        LOADV(vv, vp, off + uint(col * VEC));
+                        LOADKV(vv, vp, off + uint(col * VEC));
                         for (int hh = 0; hh < HPW; hh++) {
                             float pj = pp[hh * TILE + j];
                             for (int c = 0; c < VEC; c++)

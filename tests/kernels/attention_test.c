@@ -21,6 +21,7 @@
 #include "kernels/kernel.h"
 #include "kernels/runner.h"
 #include "tests/test.h"
+#include "util/f16.h"
 
 #define MAX_CFG 48
 
@@ -136,6 +137,18 @@ static void test_problems(void)
         CHECK_OK(k->problem_init(&p, s, 7 + i, &e), &e);
         const float *q = p.bufs[0].host, *kp = p.bufs[1].host, *vp = p.bufs[2].host;
         const int32_t *table = p.bufs[3].host;
+        float *kd = NULL, *vd = NULL; /* f16 pools decoded */
+        if (s->quant == KILN_F16) {
+            size_t ne = p.bufs[1].bytes / 2;
+            kd = malloc(ne * sizeof *kd);
+            vd = malloc(ne * sizeof *vd);
+            for (size_t j = 0; j < ne; j++) {
+                kd[j] = kiln_f16_to_f32(((const uint16_t *)p.bufs[1].host)[j]);
+                vd[j] = kiln_f16_to_f32(((const uint16_t *)p.bufs[2].host)[j]);
+            }
+            kp = kd;
+            vp = vd;
+        }
         const float *want = p.bufs[4].expect;
         size_t no = (size_t)s->heads * s->head_dim;
         int finite = 1;
@@ -184,6 +197,8 @@ static void test_problems(void)
         kiln_verify_result r;
         kiln_compare_outputs(&p, gots, &r);
         CHECK(r.ok && r.err == 0, "reference vs itself: %s", r.detail);
+        free(kd);
+        free(vd);
         kiln_problem_free(&p);
     }
     CHECK(saw_ctx1 && saw_partial_page && saw_gqa3 && saw_gqa4, "quick shapes miss a case");
