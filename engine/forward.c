@@ -75,10 +75,16 @@ int kiln_engine_init(kiln_engine *en, kiln_model *m, const kiln_engine_opts *o, 
         return rc;
     en->prof = o ? o->profile : NULL;
     kiln_ops_set_profile(en->ops, en->prof);
-    if ((rc = kiln_kv_cache_init(&en->kv, m->dev, c->n_layer, c->n_head_kv, c->head_dim, page, ctx, e))) {
+    if ((rc = kiln_kv_cache_init(&en->kv, m->dev, c->n_layer, c->n_head_kv, c->head_dim, page, ctx,
+                                 o ? o->kv_type : KILN_KV_F32, e))) {
         kiln_engine_free(en);
-        return rc;
+        return kiln_err_wrap(e, "engine: KV cache");
     }
+    if (o && o->log)
+        fprintf(o->log, "kv cache    %s, %zu bytes per token (%d layers x K,V x %d kv heads x %d), %d tokens in "
+                "pages of %d: %.1f MiB\n", kiln_kv_type_name(en->kv.kv_type), kiln_kv_bytes_per_token(&en->kv),
+                c->n_layer, c->n_head_kv, c->head_dim, en->kv.n_pages * en->kv.page_size, en->kv.page_size,
+                (double)en->kv.bytes / (1024.0 * 1024.0));
     size_t T = (size_t)en->chunk, E = (size_t)c->n_embd, HD = (size_t)c->n_head * (size_t)c->head_dim,
            KVD = (size_t)c->n_head_kv * (size_t)c->head_dim, F = (size_t)c->n_ff;
     struct {
@@ -243,6 +249,11 @@ static int rope(kiln_engine *en, const kset *ks, act x, int heads, int T, kiln_e
     return kiln_op(en->ops, "rope", ks->rope, &s, &look, slots, offs, e);
 }
 
+/* The attention kernels' shape field for the pools' element type: f16 pools
+ * are KILN_F16 (a KV_F16 build, its own tuning key); f32 pools leave quant 0
+ * as before, so existing tuned entries keep matching. */
+static int kv_quant(const kiln_kv_cache *kv) { return kv->kv_type == KILN_KV_F16 ? KILN_F16 : 0; }
+
 /* K/V rows of a segment (rows r0.. of the batch) into its sequence's pages,
  * then each token's attention over positions 0..its own (causal). */
 static int attention(kiln_engine *en, const kset *ks, int layer, kiln_kv_seq *seq, int p0, int r0, int T, act q,
@@ -253,7 +264,7 @@ static int attention(kiln_engine *en, const kset *ks, int layer, kiln_kv_seq *se
     kiln_buffer *kp = en->kv.k[layer], *vp = en->kv.v[layer];
     for (int t = 0; t < T; t++) {
         kiln_shape s = {.heads = c->n_head, .kv_heads = c->n_head_kv, .head_dim = c->head_dim,
-                        .page_size = en->kv.page_size, .ctx = p0 + t};
+                        .page_size = en->kv.page_size, .ctx = p0 + t, .quant = kv_quant(&en->kv)};
         kiln_shape look = s;
         look.ctx = 0;
         kiln_buffer *slots[5] = {k.b, v.b, kp, vp, seq->table};
@@ -265,7 +276,7 @@ static int attention(kiln_engine *en, const kset *ks, int layer, kiln_kv_seq *se
     for (int t = 0; t < T; t++) {
         int ctx = p0 + t + 1;
         kiln_shape s = {.heads = c->n_head, .kv_heads = c->n_head_kv, .head_dim = c->head_dim,
-                        .page_size = en->kv.page_size, .ctx = ctx};
+                        .page_size = en->kv.page_size, .ctx = ctx, .quant = kv_quant(&en->kv)};
         kiln_shape look = s; /* tuned per context bucket */
         look.ctx = 256;
         while (look.ctx < ctx)
@@ -289,7 +300,7 @@ static int attention_batch(kiln_engine *en, const kset *ks, int layer, int T, in
     const kiln_llama_config *c = &en->m->cfg;
     kiln_buffer *kp = en->kv.k[layer], *vp = en->kv.v[layer];
     kiln_shape s = {.heads = c->n_head, .kv_heads = c->n_head_kv, .head_dim = c->head_dim,
-                    .page_size = en->kv.page_size, .ctx = max_ctx - 1, .m = T};
+                    .page_size = en->kv.page_size, .ctx = max_ctx - 1, .m = T, .quant = kv_quant(&en->kv)};
     kiln_shape look = s;
     look.ctx = 0;
     look.m = token_class(T);

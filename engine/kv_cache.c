@@ -6,10 +6,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+const char *kiln_kv_type_name(int t) { return t == KILN_KV_F16 ? "f16" : t == KILN_KV_F32 ? "f32" : "?"; }
+
+int kiln_kv_type_parse(const char *s, int *t)
+{
+    if (!strcmp(s, "f32"))
+        *t = KILN_KV_F32;
+    else if (!strcmp(s, "f16"))
+        *t = KILN_KV_F16;
+    else
+        return -1;
+    return 0;
+}
+
+size_t kiln_kv_bytes_per_token(const kiln_kv_cache *c)
+{
+    return 2u * (size_t)c->n_layer * (size_t)c->kv_heads * (size_t)c->head_dim * (size_t)c->elem;
+}
+
 int kiln_kv_cache_init(kiln_kv_cache *c, kiln_device *d, int n_layer, int kv_heads, int head_dim, int page_size,
-                       int n_tokens, kiln_err *e)
+                       int n_tokens, int kv_type, kiln_err *e)
 {
     memset(c, 0, sizeof *c);
+    if (kv_type != KILN_KV_F32 && kv_type != KILN_KV_F16)
+        return kiln_fail(e, KILN_E_INVALID, "kv cache: element type %d is neither f32 (%d) nor f16 (%d)", kv_type,
+                         KILN_KV_F32, KILN_KV_F16);
     if (n_layer <= 0 || kv_heads <= 0 || head_dim <= 0 || page_size <= 0 || n_tokens <= 0)
         return kiln_fail(e, KILN_E_INVALID, "kv cache: bad geometry (layers %d, kv heads %d, head dim %d, page %d, "
                          "tokens %d)", n_layer, kv_heads, head_dim, page_size, n_tokens);
@@ -18,6 +39,8 @@ int kiln_kv_cache_init(kiln_kv_cache *c, kiln_device *d, int n_layer, int kv_hea
     c->kv_heads = kv_heads;
     c->head_dim = head_dim;
     c->page_size = page_size;
+    c->kv_type = kv_type;
+    c->elem = kv_type == KILN_KV_F16 ? 2 : 4;
     c->n_pages = (n_tokens + page_size - 1) / page_size;
     size_t pool = (size_t)c->n_pages * (size_t)kv_heads * (size_t)page_size * (size_t)head_dim;
     if (pool >= (1ull << 32))
@@ -32,14 +55,15 @@ int kiln_kv_cache_init(kiln_kv_cache *c, kiln_device *d, int n_layer, int kv_hea
         return kiln_fail(e, KILN_E_NOMEM, "kv cache: out of host memory");
     }
     for (int l = 0; l < n_layer; l++) {
-        c->k[l] = kiln_alloc(d, pool * 4, e);
-        c->v[l] = c->k[l] ? kiln_alloc(d, pool * 4, e) : NULL;
+        size_t pb = pool * (size_t)c->elem;
+        c->k[l] = kiln_alloc(d, pb, e);
+        c->v[l] = c->k[l] ? kiln_alloc(d, pb, e) : NULL;
         if (!c->v[l]) {
             kiln_kv_cache_free(c);
-            return kiln_err_wrap(e, "kv cache: layer %d pools (%zu MiB each, %d pages of %d tokens)", l,
-                                 pool * 4 >> 20, c->n_pages, page_size);
+            return kiln_err_wrap(e, "kv cache: layer %d pools (%zu MiB each, %s, %d pages of %d tokens)", l,
+                                 pb >> 20, kiln_kv_type_name(kv_type), c->n_pages, page_size);
         }
-        c->bytes += 2 * pool * 4;
+        c->bytes += 2 * pb;
     }
     /* pop order 0, 1, 2, ... so tests see a predictable mapping; tables are
      * still non-trivial once sequences interleave */
@@ -115,10 +139,11 @@ int kiln_kv_seq_pages_needed(const kiln_kv_seq *s, int n)
 }
 
 /* Physical page `from` -> `to` in every pool (a host round trip: pages are
- * copied rarely, once per shared prefix that a sequence writes after). */
+ * copied rarely, once per shared prefix that a sequence writes after).
+ * Bytes, whatever the element type. */
 static int copy_page(kiln_kv_cache *c, int from, int to, kiln_err *e)
 {
-    size_t pb = (size_t)c->kv_heads * (size_t)c->page_size * (size_t)c->head_dim * 4;
+    size_t pb = (size_t)c->kv_heads * (size_t)c->page_size * (size_t)c->head_dim * (size_t)c->elem;
     void *tmp = malloc(pb);
     if (!tmp)
         return kiln_fail(e, KILN_E_NOMEM, "kv cache: copying a page: out of memory");

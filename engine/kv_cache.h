@@ -1,7 +1,9 @@
 /* engine/kv_cache.h - the paged KV cache.
  *
- * Pools (per layer, K and V): f32 [n_pages][kv_heads][page_size][head_dim],
- * the layout kernels/attention_paged reads. Pages are handed out from a free
+ * Pools (per layer, K and V): f32 or f16 (the cache's kv_type)
+ * [n_pages][kv_heads][page_size][head_dim], the layout kernels/attention_paged
+ * reads (f16: rounded to nearest even by kv_append, read back into f32
+ * arithmetic; half the memory). Pages are handed out from a free
  * list; each sequence has its own page table (logical page -> physical page)
  * on the device. Growing a sequence past the free pages fails with
  * KILN_E_FULL and changes nothing, so the caller can stop cleanly.
@@ -17,9 +19,19 @@
 
 #include "devices/device.h"
 
+/* Element type of the pools (kiln_engine_opts.kv_type, --kv-type). */
+typedef enum kiln_kv_type {
+    KILN_KV_F32 = 0, /* the default (zero-initialized options) */
+    KILN_KV_F16 = 1,
+} kiln_kv_type;
+const char *kiln_kv_type_name(int t);            /* "f32" / "f16" */
+int kiln_kv_type_parse(const char *s, int *t);   /* 0, or -1 if s is neither */
+
 typedef struct kiln_kv_cache {
     kiln_device *dev;
     int n_layer, kv_heads, head_dim, page_size, n_pages;
+    int kv_type;            /* kiln_kv_type */
+    int elem;               /* bytes per element: 4 (f32) or 2 (f16) */
     kiln_buffer **k, **v;   /* [n_layer] pools */
     int *free_pages;        /* stack of free physical pages */
     int n_free;
@@ -36,9 +48,11 @@ typedef struct kiln_kv_seq {
     kiln_buffer *table;     /* device page table, i32 [max_pages] */
 } kiln_kv_seq;
 
-/* n_tokens of capacity in total, rounded up to whole pages. */
+/* n_tokens of capacity in total, rounded up to whole pages; kv_type a kiln_kv_type. */
 int kiln_kv_cache_init(kiln_kv_cache *c, kiln_device *d, int n_layer, int kv_heads, int head_dim, int page_size,
-                       int n_tokens, kiln_err *e);
+                       int n_tokens, int kv_type, kiln_err *e);
+/* Device bytes one token's K and V rows take over all layers. */
+size_t kiln_kv_bytes_per_token(const kiln_kv_cache *c);
 void kiln_kv_cache_free(kiln_kv_cache *c);
 
 /* A sequence that may grow to max_tokens. */

@@ -82,6 +82,7 @@ typedef enum kiln_precision {
 
 typedef struct kiln_engine_opts {
     int precision;             /* kiln_precision (0: KILN_PRECISION_FAST) */
+    int kv_type;               /* kiln_kv_type of the KV cache (0: KILN_KV_F32; engine/kv_cache.h) */
     int ctx;                   /* KV capacity in tokens (0: min(model context, 4096)) */
     int page_size;             /* KV page size (0: 64) */
     int chunk;                 /* prefill chunk in tokens (0: 64) */

@@ -118,7 +118,7 @@ int kiln_session_open(kiln_session *s, const kiln_session_opts *o, kiln_err *e)
     if ((rc = open_db(s, o, e)) || (rc = open_device(s, o, e)) || (rc = open_model(s, o, e)))
         goto fail;
     kiln_engine_opts eo = {.ctx = o->ctx, .page_size = o->page_size, .chunk = o->chunk, .db = s->db, .log = o->log,
-                           .profile = s->prof, .precision = o->precision};
+                           .profile = s->prof, .precision = o->precision, .kv_type = o->kv_type};
     if ((rc = kiln_engine_init(&s->en, &s->model, &eo, e)))
         goto fail;
     s->engine_ready = 1;

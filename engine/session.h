@@ -38,6 +38,7 @@ typedef struct kiln_session_opts {
     FILE *notes;                /* a line per tensor converted with a loss (NULL: quiet) */
     int profile;                /* time every op (engine/profile.h) into the session's profile */
     int precision;              /* KILN_PRECISION_FAST (0, default) | KILN_PRECISION_STRICT (engine/model.h) */
+    int kv_type;                /* KILN_KV_F32 (0, default) | KILN_KV_F16 (engine/kv_cache.h) */
     int no_fuse;                /* keep Q/K/V and gate/up unstacked (kiln_model_opts.no_fuse; comparisons) */
 } kiln_session_opts;
 

@@ -63,7 +63,7 @@ int cmd_perplexity(int argc, char **argv)
     int ctx = 512, max_chunks = 0;
     /* the engine options that mean something here; sampling and prompts do not */
     static const char *const shared[] = {"--model", "--device", "--db", "--chunk", "--page-size", "--threads",
-                                         "--precision", "--verbose", "--json", NULL};
+                                         "--precision", "--kv-type", "--verbose", "--json", NULL};
     kiln_opt engine[16];
     int ne = 0;
     for (const kiln_opt *o = c.opts; o->name; o++)
@@ -146,6 +146,7 @@ int cmd_perplexity(int argc, char **argv)
             cJSON_AddStringToObject(o, "device", dev);
             cJSON_AddStringToObject(o, "device_name", s.dev->fp.name);
             cJSON_AddStringToObject(o, "precision", prec);
+            cJSON_AddStringToObject(o, "kv_type", kiln_kv_type_name(c.kv_type));
             cJSON_AddNumberToObject(o, "ctx", ctx);
             cJSON_AddNumberToObject(o, "text_tokens", n_tok);
             cJSON_AddBoolToObject(o, "bos", bos >= 0);
@@ -164,11 +165,11 @@ int cmd_perplexity(int argc, char **argv)
             cJSON_Delete(o);
         } else {
             printf("model       %s\n"
-                   "device      %s (%s), precision %s\n"
+                   "device      %s (%s), precision %s, kv %s\n"
                    "text        %s: %d tokens, %d chunk%s of %d%s\n"
                    "PPL         %.4f ± %.4f  (%lld tokens scored: the second half of each chunk)\n"
                    "speed       %.1f tok/s  (%lld tokens through the model in %.2f s)\n",
-                   c.model, dev, s.dev->fp.name, prec, file, n_tok, r.n_chunks, r.n_chunks == 1 ? "" : "s", ctx,
+                   c.model, dev, s.dev->fp.name, prec, kiln_kv_type_name(c.kv_type), file, n_tok, r.n_chunks, r.n_chunks == 1 ? "" : "s", ctx,
                    bos >= 0 ? ", BOS first" : "", r.ppl, r.ppl_err, r.n_scored, tps, r.n_evaluated, r.seconds);
         }
     }

@@ -56,7 +56,7 @@ int cmd_serve(int argc, char **argv)
     /* the engine options that make sense for a server (sampling and
      * prompts come per request) */
     static const char *const shared[] = {"--model", "--device", "--db", "--ctx", "--page-size", "--chunk",
-                                         "--threads", "--precision", "--no-fuse", "--chat-template", "--verbose", NULL};
+                                         "--threads", "--precision", "--kv-type", "--no-fuse", "--chat-template", "--verbose", NULL};
     kiln_opt engine[16];
     int ne = 0;
     for (const kiln_opt *o = c.opts; o->name; o++)

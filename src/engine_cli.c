@@ -19,6 +19,13 @@ static int parse_precision(void *dst, const char *opt, const char *v, kiln_err *
     return 0;
 }
 
+static int parse_kv_type(void *dst, const char *opt, const char *v, kiln_err *e)
+{
+    if (kiln_kv_type_parse(v, dst))
+        return kiln_fail(e, KILN_E_INVALID, "%s: '%s' is not f32 or f16", opt, v);
+    return 0;
+}
+
 void kiln_engine_cli_defaults(kiln_engine_cli *c)
 {
     memset(c, 0, sizeof *c);
@@ -43,6 +50,9 @@ void kiln_engine_cli_defaults(kiln_engine_cli *c)
          .help = "fast (default): tuned kernels may quantize activations to int8 per block of\n"
                  "32 (vpdpbusd-class dot products; kiln perplexity measures the cost);\n"
                  "strict: f32 activations everywhere (greedy output equals a float64 forward)"},
+        {"--kv-type", NULL, KILN_OPT_FN, &c->kv_type, .fn = parse_kv_type, .arg = "T",
+         .help = "KV cache element type: f32 (default) or f16 (half the KV memory; K/V\n"
+                 "rounded to nearest even, attention accumulates in f32)"},
         {"--threads", NULL, KILN_OPT_INT, &c->threads, 1, 4096, .arg = "N",
          .help = "host threads of the cpu backend (default: all cores, or $KILN_CPU_THREADS)"},
         {"--no-fuse", NULL, KILN_OPT_FLAG, &c->no_fuse,
@@ -93,6 +103,6 @@ int kiln_engine_cli_session_opts(const kiln_engine_cli *c, kiln_session_opts *o,
                              .db_json = kiln_embedded_db_json, .chat_template = c->chat_template, .ctx = c->ctx,
                              .page_size = c->page_size, .chunk = c->chunk, .threads = c->threads,
                              .log = c->verbose ? stderr : NULL, .progress = c->json ? NULL : stderr, .notes = stderr,
-                             .profile = c->profile, .precision = c->precision, .no_fuse = c->no_fuse};
+                             .profile = c->profile, .precision = c->precision, .kv_type = c->kv_type, .no_fuse = c->no_fuse};
     return kiln_sampling_check(&c->sampling, e);
 }

@@ -14,6 +14,7 @@ typedef struct kiln_engine_cli {
     const char *db_path;       /* NULL: $KILN_DB or the default path, used if it exists */
     int ctx, page_size, chunk, threads;
     int precision;             /* KILN_PRECISION_FAST (default) | KILN_PRECISION_STRICT */
+    int kv_type;               /* KILN_KV_F32 (default) | KILN_KV_F16 */
     int verbose, json, profile, no_fuse;
     int n_predict;
     const char *prompt;

@@ -19,7 +19,10 @@
  *   - full: a KV cache of 8 pages for 4 requests of 4 pages each preempts
  *     (counted) and still gives every request its tokens; a request that can
  *     never fit is refused with KILN_E_FULL and a message; a cancelled
- *     request ends with KILN_STOP_CALLER. */
+ *     request ends with KILN_STOP_CALLER.
+ * $BATCH_KV_TYPE=f16: the same with an f16 KV cache (alone and batched both
+ * f16, so the tokens must still agree; prefix pages copied as f16), and the
+ * kv pages part at f16 too. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +60,9 @@ static void on_done(void *user, const kiln_req_result *r, const kiln_err *err)
         fprintf(stderr, "request failed: %s\n", err->msg);
 }
 
-static void test_kv_pages(void)
+/* kv_type: the pools' element type; copy on write copies bytes (half as
+ * many for f16 pages, the page offsets from the cache's element size) */
+static void test_kv_pages(int kv_type)
 {
     kiln_err e = {0};
     kiln_device *d;
@@ -67,7 +72,12 @@ static void test_kv_pages(void)
     }
     kiln_kv_cache c;
     enum { L = 2, KVH = 2, HD = 8, PS = 16 };
-    CHECK_OK(kiln_kv_cache_init(&c, d, L, KVH, HD, PS, 8 * PS, &e), &e);
+    CHECK_OK(kiln_kv_cache_init(&c, d, L, KVH, HD, PS, 8 * PS, kv_type, &e), &e);
+    int es = kv_type == KILN_KV_F16 ? 2 : 4;
+    CHECK(c.elem == es && c.bytes == (size_t)2 * L * 8 * KVH * PS * HD * es &&
+              kiln_kv_bytes_per_token(&c) == (size_t)2 * L * KVH * HD * es,
+          "%s: element %d bytes, pools %zu bytes, %zu per token", kiln_kv_type_name(kv_type), c.elem, c.bytes,
+          kiln_kv_bytes_per_token(&c));
     kiln_kv_seq a, b;
     CHECK_OK(kiln_kv_seq_init(&a, &c, 8 * PS, &e), &e);
     CHECK_OK(kiln_kv_seq_init(&b, &c, 8 * PS, &e), &e);
@@ -77,7 +87,7 @@ static void test_kv_pages(void)
     CHECK_OK(kiln_kv_seq_reserve(&pad, 1, &e), &e);
     CHECK_OK(kiln_kv_seq_reserve(&a, 40, &e), &e);
     a.n_tokens = 40;
-    size_t pb = (size_t)KVH * PS * HD * 4, pool = (size_t)c.n_pages * pb;
+    size_t pb = (size_t)KVH * PS * HD * (size_t)es, pool = (size_t)c.n_pages * pb;
     float *data = malloc(pool), *back = malloc(pool);
     kiln_rng rng;
     kiln_rng_seed(&rng, 11);
@@ -188,13 +198,13 @@ static void random_prompt(kiln_rng *rng, int32_t *p, int n, int vocab)
 }
 
 /* batch_only: the batch comparison alone (the real model, where every forward is slow) */
-static void test_device(const char *dev, const char *model, int batch_only)
+static void test_device(const char *dev, const char *model, int batch_only, int kv_type)
 {
     kiln_err e = {0};
     kiln_session s;
     /* chunk 16: prompts span several steps, mixed with the others' decode tokens */
     kiln_session_opts so = {.model = model, .device = dev, .db_json = "", .ctx = 1024, .page_size = 16, .chunk = 16,
-                            .precision = KILN_PRECISION_STRICT};
+                            .precision = KILN_PRECISION_STRICT, .kv_type = kv_type};
     if (kiln_session_open(&s, &so, &e)) {
         CHECK(0, "%s: %s", dev, e.msg);
         return;
@@ -322,7 +332,14 @@ int main(int argc, char **argv)
         }
         setenv("BATCH_MODEL", m, 1);
     } else {
-        test_kv_pages();
+        test_kv_pages(KILN_KV_F32);
+        test_kv_pages(KILN_KV_F16);
+    }
+    int kv_type = KILN_KV_F32;
+    const char *kt = getenv("BATCH_KV_TYPE");
+    if (kt && kt[0] && kiln_kv_type_parse(kt, &kv_type)) {
+        CHECK(0, "BATCH_KV_TYPE=%s: f32 or f16", kt);
+        return 1;
     }
     const char *model = getenv("BATCH_MODEL");
     char path[] = "/tmp/kiln-batch-XXXXXX";
@@ -352,8 +369,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s: skipped (%s)\n", devs[i], bs.reason);
             continue;
         }
-        test_device(devs[i], model, real);
-        fprintf(stderr, "%s: done\n", devs[i]);
+        test_device(devs[i], model, real, kv_type);
+        fprintf(stderr, "%s: done (kv %s)\n", devs[i], kiln_kv_type_name(kv_type));
         ran++;
     }
     if (tmp)
