@@ -110,7 +110,9 @@ static int perturb(kiln_shape *s, const char *f)
     else if (!strcmp(f, "op")) s->op = s->op * 2 + 1;
     else if (!strcmp(f, "ilv")) s->ilv = s->ilv * 2 + 1;
     else if (!strcmp(f, "act")) s->act = !s->act;
-    else if (!strcmp(f, "quant")) s->quant = s->quant == KILN_Q4_0 ? KILN_Q4_1 : KILN_Q4_0;
+    else if (!strcmp(f, "quant")) /* f32 <-> f16 (a KV cache's type), else between two weight quants */
+        s->quant = s->quant == KILN_F16 ? KILN_F32 : s->quant == KILN_F32 ? KILN_F16
+                                                   : s->quant == KILN_Q4_0 ? KILN_Q4_1 : KILN_Q4_0;
     else return 0;
     return 1;
 }

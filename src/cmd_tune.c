@@ -17,6 +17,7 @@
 #include "src/commands.h"
 #include "util/num.h"
 #include "src/tune_store.h"
+#include "engine/kv_cache.h"
 #include "engine/ops.h"
 #include "engine/tune_shapes.h"
 #include "tuner/tune.h"
@@ -41,6 +42,7 @@ typedef struct tune_cli {
     int strategy, budget_trials, json, verbose, in_process;
     int act;                 /* --precision: kiln_act of --model's gemv shapes */
     int batch;               /* --batch: also --model's continuous-batching shapes up to B sequences (1: none) */
+    int kv_type;             /* --kv-type: the KV cache --model's attention shapes read (kiln_kv_type) */
     double budget_seconds;
     long long resume;
     kiln_tune_opts opts;
@@ -88,6 +90,13 @@ static int parse_precision(void *dst, const char *opt, const char *v, kiln_err *
     return 0;
 }
 
+static int parse_kv_type(void *dst, const char *opt, const char *v, kiln_err *e)
+{
+    if (kiln_kv_type_parse(v, dst))
+        return kiln_fail(e, KILN_E_INVALID, "%s: '%s' is not f32 or f16", opt, v);
+    return 0;
+}
+
 static int parse_plant(void *dst, const char *opt, const char *s, kiln_err *e)
 {
     /* tests only: "crash:N,hang:M" plants failing variants at those trials */
@@ -126,6 +135,9 @@ static int parse(int argc, char **argv, tune_cli *c)
         {"--precision", NULL, KILN_OPT_FN, &c->act, .fn = parse_precision, .arg = "P",
          .help = "fast (default) or strict: the precision kiln run will use; with --model, fast\n"
                  "tunes the gemv shapes that allow int8 activations (act=q8), strict the f32 ones"},
+        {"--kv-type", NULL, KILN_OPT_FN, &c->kv_type, .fn = parse_kv_type, .arg = "T",
+         .help = "f32 (default) or f16: the KV cache kiln run --kv-type will use; with --model,\n"
+                 "f16 tunes the f16 variants of kv_append and attention (their own entries)"},
         {"--strategy", NULL, KILN_OPT_FN, &c->opts.strategy, .fn = parse_strategy, .arg = "S",
          .help = "exhaustive|random|anneal|evolve|model (default model)"},
         {"--budget", NULL, KILN_OPT_FN, c, .fn = parse_budget, .arg = "N|DUR",
@@ -205,6 +217,11 @@ static int collect_jobs(const tune_cli *c, job *jobs, int *n_jobs, kiln_err *e)
                                               model_layout, MAX_JOBS, &n_model, e);
         if (rc)
             return rc;
+        /* the engine's attention ops carry quant KILN_F16 for an f16 cache (engine/forward.c) */
+        for (int j = 0; j < n_model && c->kv_type == KILN_KV_F16; j++)
+            if (!strcmp(model_kernels[j], "kv_append") || !strcmp(model_kernels[j], "kv_append_batch") ||
+                !strcmp(model_kernels[j], "attention_paged") || !strcmp(model_kernels[j], "attention_paged_batch"))
+                model_shapes[j].quant = KILN_F16;
     }
     if (!c->n_kernels && c->model) {
         /* every kernel the model's forward pass runs, in first-use order */

@@ -12,9 +12,10 @@
  *
  * KV_F16=1: the pools hold IEEE f16. kv_append rounds to nearest even (F16C
  * vcvtps2ph / NEON vcvt / util/f16.c's bit-exact scalar conversion, which all
- * give the same bits); attention converts CVT_ROWS rows of a tile at a time
- * into an f32 buffer (L1-resident) and runs the f32 dot/axpy paths on it, so
- * the accumulation is f32 and the memory traffic half. */
+ * give the same bits); attention accumulates in f32 and reads half the bytes:
+ * the AVX-512 register paths (head_dim 64, 128) convert as they load
+ * (vcvtph2ps), the others convert CVT_ROWS rows of a tile at a time into an
+ * L1-resident f32 buffer and run the f32 dot/axpy paths on it. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +51,7 @@ typedef struct attn_args {
 } attn_args;
 
 /* The workgroup body, instantiated once per ISA with its dot/axpy helpers. */
-#define ATTN_BODY(SUFFIX, ATTR, DOT, AXPY, SCAL, EXPSUM, QK, PV, CVT)                                              \
+#define ATTN_BODY(SUFFIX, ATTR, DOT, AXPY, SCAL, EXPSUM, QK, PV, QK16, PV16)                                      \
     ATTR static void attn_wg_##SUFFIX(const attn_args *a, uint32_t g, uint32_t split)                            \
     {                                                                                                            \
         const int hd = a->hd, hpw = a->hpw, h0 = (int)g * hpw;                                                   \
@@ -64,8 +65,8 @@ typedef struct attn_args {
         float acc[MAX_HPW][KILN_ATT_MAX_HD] __attribute__((aligned(64)));                                        \
         float sc[MAX_HPW][MAX_TILE];                                                                             \
         const float *rows[MAX_TILE];                                                                             \
+        const uint16_t *rows16[MAX_TILE];                                                                        \
         size_t offs[MAX_TILE];                                                                                   \
-        float cv[CVT_ROWS][KILN_ATT_MAX_HD] __attribute__((aligned(64)));                                        \
         float m[MAX_HPW], l[MAX_HPW];                                                                            \
         for (int hh = 0; hh < hpw; hh++) {                                                                       \
             for (int i = 0; i < hd; i++) {                                                                       \
@@ -82,16 +83,11 @@ typedef struct attn_args {
                 offs[j] = (((size_t)(uint32_t)a->table[p / a->ps] * a->kv_heads + kvh) * a->ps +                 \
                            (size_t)(p % a->ps > a->brk ? p % a->ps : a->brk)) * hd;                              \
             }                                                                                                    \
-            if (a->f16)                                                                                          \
-                for (int j0 = 0; j0 < tn; j0 += CVT_ROWS) {                                                      \
-                    int n = tn - j0 < CVT_ROWS ? tn - j0 : CVT_ROWS;                                             \
-                    for (int j = 0; j < n; j++) {                                                                \
-                        CVT(cv[j], (const uint16_t *)a->kp + offs[j0 + j], hd);                                  \
-                        rows[j] = cv[j];                                                                         \
-                    }                                                                                            \
-                    QK(qs, rows, n, hpw, hd, (float(*)[MAX_TILE]) & sc[0][j0]);                                  \
-                }                                                                                                \
-            else {                                                                                               \
+            if (a->f16) {                                                                                        \
+                for (int j = 0; j < tn; j++)                                                                     \
+                    rows16[j] = (const uint16_t *)a->kp + offs[j];                                               \
+                QK16(qs, rows16, tn, hpw, hd, sc);                                                               \
+            } else {                                                                                             \
                 for (int j = 0; j < tn; j++)                                                                     \
                     rows[j] = (const float *)a->kp + offs[j];                                                    \
                 QK(qs, rows, tn, hpw, hd, sc);                                                                   \
@@ -107,16 +103,11 @@ typedef struct attn_args {
                 if (alpha != 1.0f)                                                                               \
                     SCAL(acc[hh], alpha, hd);                                                                    \
             }                                                                                                    \
-            if (a->f16)                                                                                          \
-                for (int j0 = 0; j0 < tn; j0 += CVT_ROWS) {                                                      \
-                    int n = tn - j0 < CVT_ROWS ? tn - j0 : CVT_ROWS;                                             \
-                    for (int j = 0; j < n; j++) {                                                                \
-                        CVT(cv[j], (const uint16_t *)a->vp + offs[j0 + j], hd);                                  \
-                        rows[j] = cv[j];                                                                         \
-                    }                                                                                            \
-                    PV(acc, (float(*)[MAX_TILE]) & sc[0][j0], rows, n, hpw, hd);                                 \
-                }                                                                                                \
-            else {                                                                                               \
+            if (a->f16) {                                                                                        \
+                for (int j = 0; j < tn; j++)                                                                     \
+                    rows16[j] = (const uint16_t *)a->vp + offs[j];                                               \
+                PV16(acc, sc, rows16, tn, hpw, hd);                                                              \
+            } else {                                                                                             \
                 for (int j = 0; j < tn; j++)                                                                     \
                     rows[j] = (const float *)a->vp + offs[j];                                                    \
                 PV(acc, sc, rows, tn, hpw, hd);                                                                  \
@@ -194,7 +185,40 @@ static inline void cvt_scalar(float *d, const uint16_t *s, int n)
         d[i] = kiln_f16_to_f32(s[i]);
 }
 QK_PV_GENERIC(scalar, , dot_scalar, axpy_scalar)
-ATTN_BODY(scalar, , dot_scalar, axpy_scalar, scal_scalar, expsum_scalar, qk_scalar, pv_scalar, cvt_scalar)
+/* f16 rows through the f32 paths: CVT_ROWS rows at a time converted into an
+ * L1-resident buffer, then QK / PV on it (sc shifted to the chunk) */
+#define QK_PV_F16_VIA_CVT(SUFFIX, ATTR, CVT, QK, PV)                                                             \
+    ATTR static void qk16_##SUFFIX(float qs[][KILN_ATT_MAX_HD], const uint16_t *const *rows, int tn, int hpw,    \
+                                   int hd, float sc[][MAX_TILE])                                                 \
+    {                                                                                                            \
+        float cv[CVT_ROWS][KILN_ATT_MAX_HD] __attribute__((aligned(64)));                                        \
+        const float *r[CVT_ROWS];                                                                                \
+        for (int j0 = 0; j0 < tn; j0 += CVT_ROWS) {                                                              \
+            int n = tn - j0 < CVT_ROWS ? tn - j0 : CVT_ROWS;                                                     \
+            for (int j = 0; j < n; j++) {                                                                        \
+                CVT(cv[j], rows[j0 + j], hd);                                                                    \
+                r[j] = cv[j];                                                                                    \
+            }                                                                                                    \
+            QK(qs, r, n, hpw, hd, (float(*)[MAX_TILE]) & sc[0][j0]);                                             \
+        }                                                                                                        \
+    }                                                                                                            \
+    ATTR static void pv16_##SUFFIX(float acc[][KILN_ATT_MAX_HD], float sc[][MAX_TILE],                          \
+                                   const uint16_t *const *rows, int tn, int hpw, int hd)                         \
+    {                                                                                                            \
+        float cv[CVT_ROWS][KILN_ATT_MAX_HD] __attribute__((aligned(64)));                                        \
+        const float *r[CVT_ROWS];                                                                                \
+        for (int j0 = 0; j0 < tn; j0 += CVT_ROWS) {                                                              \
+            int n = tn - j0 < CVT_ROWS ? tn - j0 : CVT_ROWS;                                                     \
+            for (int j = 0; j < n; j++) {                                                                        \
+                CVT(cv[j], rows[j0 + j], hd);                                                                    \
+                r[j] = cv[j];                                                                                    \
+            }                                                                                                    \
+            PV(acc, (float(*)[MAX_TILE]) & sc[0][j0], r, n, hpw, hd);                                            \
+        }                                                                                                        \
+    }
+QK_PV_F16_VIA_CVT(scalar, , cvt_scalar, qk_scalar, pv_scalar)
+ATTN_BODY(scalar, , dot_scalar, axpy_scalar, scal_scalar, expsum_scalar, qk_scalar, pv_scalar, qk16_scalar,
+          pv16_scalar)
 
 #ifdef KILN_X86
 /* ---- AVX2 + FMA (head_dim is a multiple of 4: 8-wide main loop + 4-wide tail) ---- */
@@ -296,7 +320,8 @@ AVX2 static void f32_to_f16_avx2(uint16_t *d, const float *s, int n)
         d[i] = kiln_f32_to_f16(s[i]);
 }
 QK_PV_GENERIC(avx2, AVX2, dot_avx2, axpy_avx2)
-ATTN_BODY(avx2, AVX2, dot_avx2, axpy_avx2, scal_avx2, expsum_avx2, qk_avx2, pv_avx2, cvt_avx2)
+QK_PV_F16_VIA_CVT(avx2, AVX2, cvt_avx2, qk_avx2, pv_avx2)
+ATTN_BODY(avx2, AVX2, dot_avx2, axpy_avx2, scal_avx2, expsum_avx2, qk_avx2, pv_avx2, qk16_avx2, pv16_avx2)
 
 /* ---- AVX-512 (16-wide, masked tail) ---- */
 #define AVX512 __attribute__((target("avx512f,f16c")))
@@ -403,10 +428,23 @@ AVX512 static inline __m512 hsum16_avx512(__m512 v[16])
     return _mm512_add_ps(lo, hi);
 }
 
+/* 16 elements k*16.. of row j: from the f32 rows, or (F16) converted from
+ * the f16 rows (vcvtph2ps, one instruction: the rows are read as they are,
+ * half the bytes of f32). F16 is a constant where the helpers inline. */
+AVX512 static inline __attribute__((always_inline)) __m512 ld16(const float *const *rows,
+                                                                const uint16_t *const *rows16, int j, int k,
+                                                                const int F16)
+{
+    if (F16)
+        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(rows16[j] + 16 * k)));
+    return _mm512_loadu_ps(rows[j] + 16 * k);
+}
+
 /* q . k for the HPW heads over the tile, NV = head_dim / 16 vectors a row */
 AVX512 static inline __attribute__((always_inline)) void qk_regs(float qs[][KILN_ATT_MAX_HD],
-                                                                 const float *const *rows, int tn, int hpw,
-                                                                 float sc[][MAX_TILE], const int NV)
+                                                                 const float *const *rows,
+                                                                 const uint16_t *const *rows16, int tn, int hpw,
+                                                                 float sc[][MAX_TILE], const int NV, const int F16)
 {
     for (int hh = 0; hh < hpw; hh++) {
         __m512 q[8];
@@ -416,19 +454,17 @@ AVX512 static inline __attribute__((always_inline)) void qk_regs(float qs[][KILN
         for (; j + 16 <= tn; j += 16) {
             __m512 v[16];
             for (int i = 0; i < 16; i++) {
-                const float *r = rows[j + i];
-                __m512 t = _mm512_mul_ps(q[0], _mm512_loadu_ps(r));
+                __m512 t = _mm512_mul_ps(q[0], ld16(rows, rows16, j + i, 0, F16));
                 for (int k = 1; k < NV; k++)
-                    t = _mm512_fmadd_ps(q[k], _mm512_loadu_ps(r + 16 * k), t);
+                    t = _mm512_fmadd_ps(q[k], ld16(rows, rows16, j + i, k, F16), t);
                 v[i] = t;
             }
             _mm512_storeu_ps(&sc[hh][j], hsum16_avx512(v)); /* lane l: the sum of v[l] */
         }
         for (; j < tn; j++) {
-            const float *r = rows[j];
-            __m512 t = _mm512_mul_ps(q[0], _mm512_loadu_ps(r));
+            __m512 t = _mm512_mul_ps(q[0], ld16(rows, rows16, j, 0, F16));
             for (int k = 1; k < NV; k++)
-                t = _mm512_fmadd_ps(q[k], _mm512_loadu_ps(r + 16 * k), t);
+                t = _mm512_fmadd_ps(q[k], ld16(rows, rows16, j, k, F16), t);
             sc[hh][j] = _mm512_reduce_add_ps(t);
         }
     }
@@ -436,18 +472,18 @@ AVX512 static inline __attribute__((always_inline)) void qk_regs(float qs[][KILN
 
 /* acc_h += p[h][j] v_j with the accumulators in registers (hpw * NV <= 16) */
 AVX512 static inline __attribute__((always_inline)) void pv_regs(float acc[][KILN_ATT_MAX_HD], float sc[][MAX_TILE],
-                                                                 const float *const *rows, int tn, int hpw,
-                                                                 const int NV)
+                                                                 const float *const *rows,
+                                                                 const uint16_t *const *rows16, int tn, int hpw,
+                                                                 const int NV, const int F16)
 {
     __m512 a[MAX_HPW][8];
     for (int hh = 0; hh < hpw; hh++)
         for (int k = 0; k < NV; k++)
             a[hh][k] = _mm512_loadu_ps(acc[hh] + 16 * k);
     for (int j = 0; j < tn; j++) {
-        const float *r = rows[j];
         __m512 v[8];
         for (int k = 0; k < NV; k++)
-            v[k] = _mm512_loadu_ps(r + 16 * k);
+            v[k] = ld16(rows, rows16, j, k, F16);
         for (int hh = 0; hh < hpw; hh++) {
             __m512 p = _mm512_set1_ps(sc[hh][j]);
             for (int k = 0; k < NV; k++)
@@ -463,9 +499,9 @@ AVX512 static void qk_avx512(float qs[][KILN_ATT_MAX_HD], const float *const *ro
                              float sc[][MAX_TILE])
 {
     if (hd == 64)
-        qk_regs(qs, rows, tn, hpw, sc, 4);
+        qk_regs(qs, rows, NULL, tn, hpw, sc, 4, 0);
     else if (hd == 128)
-        qk_regs(qs, rows, tn, hpw, sc, 8);
+        qk_regs(qs, rows, NULL, tn, hpw, sc, 8, 0);
     else
         qk_avx512g(qs, rows, tn, hpw, hd, sc);
 }
@@ -474,9 +510,9 @@ AVX512 static void pv_avx512(float acc[][KILN_ATT_MAX_HD], float sc[][MAX_TILE],
                              int hpw, int hd)
 {
     if (hd == 64)
-        pv_regs(acc, sc, rows, tn, hpw, 4);
+        pv_regs(acc, sc, rows, NULL, tn, hpw, 4, 0);
     else if (hd == 128 && hpw <= 2)
-        pv_regs(acc, sc, rows, tn, hpw, 8);
+        pv_regs(acc, sc, rows, NULL, tn, hpw, 8, 0);
     else
         pv_avx512g(acc, sc, rows, tn, hpw, hd);
 }
@@ -488,7 +524,31 @@ AVX512 static inline void cvt_avx512(float *d, const uint16_t *s, int n)
     for (; i < n; i += 4)
         _mm_storeu_ps(d + i, _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(s + i))));
 }
-ATTN_BODY(avx512, AVX512, dot_avx512, axpy_avx512, scal_avx512, expsum_avx512, qk_avx512, pv_avx512, cvt_avx512)
+/* f16 rows: head_dim 64 and 128 straight from the pool in registers, other
+ * head dims converted into a buffer for the generic paths */
+QK_PV_F16_VIA_CVT(avx512g, AVX512, cvt_avx512, qk_avx512g, pv_avx512g)
+AVX512 static void qk16_avx512(float qs[][KILN_ATT_MAX_HD], const uint16_t *const *rows, int tn, int hpw, int hd,
+                               float sc[][MAX_TILE])
+{
+    if (hd == 64)
+        qk_regs(qs, NULL, rows, tn, hpw, sc, 4, 1);
+    else if (hd == 128)
+        qk_regs(qs, NULL, rows, tn, hpw, sc, 8, 1);
+    else
+        qk16_avx512g(qs, rows, tn, hpw, hd, sc);
+}
+AVX512 static void pv16_avx512(float acc[][KILN_ATT_MAX_HD], float sc[][MAX_TILE], const uint16_t *const *rows,
+                               int tn, int hpw, int hd)
+{
+    if (hd == 64)
+        pv_regs(acc, sc, NULL, rows, tn, hpw, 4, 1);
+    else if (hd == 128 && hpw <= 2)
+        pv_regs(acc, sc, NULL, rows, tn, hpw, 8, 1);
+    else
+        pv16_avx512g(acc, sc, rows, tn, hpw, hd);
+}
+ATTN_BODY(avx512, AVX512, dot_avx512, axpy_avx512, scal_avx512, expsum_avx512, qk_avx512, pv_avx512, qk16_avx512,
+          pv16_avx512)
 #endif
 
 #ifdef KILN_ARM64
@@ -563,7 +623,8 @@ static void f32_to_f16_neon(uint16_t *d, const float *s, int n)
         vst1_u16(d + i, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(s + i))));
 }
 QK_PV_GENERIC(neon, , dot_neon, axpy_neon)
-ATTN_BODY(neon, , dot_neon, axpy_neon, scal_neon, expsum_neon, qk_neon, pv_neon, cvt_neon)
+QK_PV_F16_VIA_CVT(neon, , cvt_neon, qk_neon, pv_neon)
+ATTN_BODY(neon, , dot_neon, axpy_neon, scal_neon, expsum_neon, qk_neon, pv_neon, qk16_neon, pv16_neon)
 #endif
 
 static void attn_paged_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_end)
