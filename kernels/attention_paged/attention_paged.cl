@@ -55,11 +55,23 @@
 #else
 #define LOADV(dst, p) dst[0] = (p)[0]
 #endif
-#if KV_F16
+#if KV_F16 /* the same VEC-wide loads of halves (aligned as the f32 ones are, at half the bytes) */
 #define KVT ushort
+#if VEC == 4
 #define LOADKV(dst, p)                                                                                           \
-    for (int c_ = 0; c_ < VEC; c_++)                                                                             \
-        dst[c_] = LOAD_HALF(p, c_)
+    do {                                                                                                         \
+        float4 t_ = LOAD_HALF4(0, p);                                                                            \
+        dst[0] = t_.x; dst[1] = t_.y; dst[2] = t_.z; dst[3] = t_.w;                                              \
+    } while (0)
+#elif VEC == 2
+#define LOADKV(dst, p)                                                                                           \
+    do {                                                                                                         \
+        float2 t_ = LOAD_HALF2(0, p);                                                                            \
+        dst[0] = t_.x; dst[1] = t_.y;                                                                            \
+    } while (0)
+#else
+#define LOADKV(dst, p) dst[0] = LOAD_HALF(p, 0)
+#endif
 #else
 #define KVT float
 #define LOADKV(dst, p) LOADV(dst, p)

@@ -24,6 +24,10 @@
  *                          warp reductions (CUDA only: OpenCL C 1.2 has no
  *                          subgroups and config_valid keeps reduce=1 off it)
  *   LOAD_HALF(p, i)        f16 element i of p (any GLOBAL pointer) as float
+ *   LOAD_HALF2(i, p), LOAD_HALF4(i, p)
+ *                          f16 pair / quad i of p as float2 / float4 (one 4- /
+ *                          8-byte load on CUDA, which needs p + 2i / 4i
+ *                          aligned to it; OpenCL: vload_half2/4)
  *   HALF_OF_WORD(p, i, word, j)
  *                          f16 number j (0 low, 1 high) of the 32-bit word
  *                          p[i], whose value `word` the caller has loaded:
@@ -68,6 +72,8 @@ typedef long i64;
 #define HAVE_SUBGROUPS 0
 
 #define LOAD_HALF(p, i) vload_half((i), (GLOBAL const half *)(p))
+#define LOAD_HALF2(i, p) vload_half2((i), (GLOBAL const half *)(p))
+#define LOAD_HALF4(i, p) vload_half4((i), (GLOBAL const half *)(p))
 #define HALF_OF_WORD(p, i, word, j) vload_half(2 * (size_t)(i) + (j), (GLOBAL const half *)(p))
 #define STORE_HALF_RTE(v, i, p) vstore_half_rte((v), (i), (GLOBAL half *)(p))
 #define STORE_HALF2_RTE(v, i, p) vstore_half2_rte((v), (i), (GLOBAL half *)(p))
@@ -133,6 +139,17 @@ INLINE float SG_MAX(float v)
 }
 
 #define LOAD_HALF(p, i) kiln_half_to_float(((const ushort *)(p))[i])
+INLINE float2 LOAD_HALF2(i64 i, const void *p)
+{
+    uint w = ((const uint *)p)[i];
+    return make_float2(kiln_half_to_float((ushort)w), kiln_half_to_float((ushort)(w >> 16)));
+}
+INLINE float4 LOAD_HALF4(i64 i, const void *p)
+{
+    uint2 w = ((const uint2 *)p)[i];
+    return make_float4(kiln_half_to_float((ushort)w.x), kiln_half_to_float((ushort)(w.x >> 16)),
+                       kiln_half_to_float((ushort)w.y), kiln_half_to_float((ushort)(w.y >> 16)));
+}
 #define HALF_OF_WORD(p, i, word, j) kiln_half_to_float((ushort)((word) >> (16 * (j))))
 #define STORE_HALF_RTE(v, i, p) (((ushort *)(p))[i] = kiln_float_to_half(v))
 INLINE void STORE_HALF2_RTE(float2 v, i64 i, void *p)
