@@ -137,6 +137,7 @@ int cmd_perplexity(int argc, char **argv)
     } else {
         double tps = r.seconds > 0 ? (double)r.n_evaluated / r.seconds : 0;
         const char *prec = c.precision == KILN_PRECISION_STRICT ? "strict" : "fast";
+        const char *kvt = kiln_kv_type_name(kiln_engine_cli_kv_type(&c));
         char dev[64];
         snprintf(dev, sizeof dev, "%s:%d", kiln_backend_name(s.dev->backend), s.dev->index);
         if (c.json) {
@@ -146,7 +147,7 @@ int cmd_perplexity(int argc, char **argv)
             cJSON_AddStringToObject(o, "device", dev);
             cJSON_AddStringToObject(o, "device_name", s.dev->fp.name);
             cJSON_AddStringToObject(o, "precision", prec);
-            cJSON_AddStringToObject(o, "kv_type", kiln_kv_type_name(c.kv_type));
+            cJSON_AddStringToObject(o, "kv_type", kvt);
             cJSON_AddNumberToObject(o, "ctx", ctx);
             cJSON_AddNumberToObject(o, "text_tokens", n_tok);
             cJSON_AddBoolToObject(o, "bos", bos >= 0);
@@ -169,7 +170,7 @@ int cmd_perplexity(int argc, char **argv)
                    "text        %s: %d tokens, %d chunk%s of %d%s\n"
                    "PPL         %.4f ± %.4f  (%lld tokens scored: the second half of each chunk)\n"
                    "speed       %.1f tok/s  (%lld tokens through the model in %.2f s)\n",
-                   c.model, dev, s.dev->fp.name, prec, kiln_kv_type_name(c.kv_type), file, n_tok, r.n_chunks, r.n_chunks == 1 ? "" : "s", ctx,
+                   c.model, dev, s.dev->fp.name, prec, kvt, file, n_tok, r.n_chunks, r.n_chunks == 1 ? "" : "s", ctx,
                    bos >= 0 ? ", BOS first" : "", r.ppl, r.ppl_err, r.n_scored, tps, r.n_evaluated, r.seconds);
         }
     }

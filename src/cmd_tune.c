@@ -42,7 +42,8 @@ typedef struct tune_cli {
     int strategy, budget_trials, json, verbose, in_process;
     int act;                 /* --precision: kiln_act of --model's gemv shapes */
     int batch;               /* --batch: also --model's continuous-batching shapes up to B sequences (1: none) */
-    int kv_type;             /* --kv-type: the KV cache --model's attention shapes read (kiln_kv_type) */
+    int kv_type;             /* --kv-type: the KV cache --model's attention shapes read (kiln_kv_type; -1:
+                              * kiln run's default for the precision: f16 fast, f32 strict) */
     double budget_seconds;
     long long resume;
     kiln_tune_opts opts;
@@ -120,6 +121,7 @@ static int parse(int argc, char **argv, tune_cli *c)
 {
     memset(c, 0, sizeof *c);
     c->act = KILN_ACT_Q8; /* the engine's default precision (fast) */
+    c->kv_type = -1;
     kiln_tune_defaults(&c->opts);
     const kiln_opt opts[] = {
         {"--device", NULL, KILN_OPT_STR, &c->device, .arg = "SPEC",
@@ -136,8 +138,9 @@ static int parse(int argc, char **argv, tune_cli *c)
          .help = "fast (default) or strict: the precision kiln run will use; with --model, fast\n"
                  "tunes the gemv shapes that allow int8 activations (act=q8), strict the f32 ones"},
         {"--kv-type", NULL, KILN_OPT_FN, &c->kv_type, .fn = parse_kv_type, .arg = "T",
-         .help = "f32 (default) or f16: the KV cache kiln run --kv-type will use; with --model,\n"
-                 "f16 tunes the f16 variants of kv_append and attention (their own entries)"},
+         .help = "f16 or f32: the KV cache kiln run --kv-type will use (default: run's, f16 with\n"
+                 "--precision fast, f32 with strict); with --model, f16 tunes the f16 variants of\n"
+                 "kv_append and attention (their own entries)"},
         {"--strategy", NULL, KILN_OPT_FN, &c->opts.strategy, .fn = parse_strategy, .arg = "S",
          .help = "exhaustive|random|anneal|evolve|model (default model)"},
         {"--budget", NULL, KILN_OPT_FN, c, .fn = parse_budget, .arg = "N|DUR",
@@ -218,7 +221,8 @@ static int collect_jobs(const tune_cli *c, job *jobs, int *n_jobs, kiln_err *e)
         if (rc)
             return rc;
         /* the engine's attention ops carry quant KILN_F16 for an f16 cache (engine/forward.c) */
-        for (int j = 0; j < n_model && c->kv_type == KILN_KV_F16; j++)
+        int kv_type = c->kv_type >= 0 ? c->kv_type : c->act == KILN_ACT_F32 ? KILN_KV_F32 : KILN_KV_F16;
+        for (int j = 0; j < n_model && kv_type == KILN_KV_F16; j++)
             if (!strcmp(model_kernels[j], "kv_append") || !strcmp(model_kernels[j], "kv_append_batch") ||
                 !strcmp(model_kernels[j], "attention_paged") || !strcmp(model_kernels[j], "attention_paged_batch"))
                 model_shapes[j].quant = KILN_F16;

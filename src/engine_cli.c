@@ -31,6 +31,7 @@ void kiln_engine_cli_defaults(kiln_engine_cli *c)
     memset(c, 0, sizeof *c);
     c->device = "cpu";
     c->n_predict = 128;
+    c->kv_type = -1;
     kiln_sampling_default(&c->sampling);
     const kiln_opt t[] = {
         {"--model", "-m", KILN_OPT_STR, &c->model, .arg = "FILE", .help = "GGUF model (Llama family)"},
@@ -51,8 +52,9 @@ void kiln_engine_cli_defaults(kiln_engine_cli *c)
                  "32 (vpdpbusd-class dot products; kiln perplexity measures the cost);\n"
                  "strict: f32 activations everywhere (greedy output equals a float64 forward)"},
         {"--kv-type", NULL, KILN_OPT_FN, &c->kv_type, .fn = parse_kv_type, .arg = "T",
-         .help = "KV cache element type: f32 (default) or f16 (half the KV memory; K/V\n"
-                 "rounded to nearest even, attention accumulates in f32)"},
+         .help = "KV cache element type: f16 (default with --precision fast: half the KV\n"
+                 "memory, K/V rounded to nearest even, attention accumulates in f32) or f32\n"
+                 "(default with --precision strict)"},
         {"--threads", NULL, KILN_OPT_INT, &c->threads, 1, 4096, .arg = "N",
          .help = "host threads of the cpu backend (default: all cores, or $KILN_CPU_THREADS)"},
         {"--no-fuse", NULL, KILN_OPT_FLAG, &c->no_fuse,
@@ -97,12 +99,20 @@ int kiln_engine_cli_arg(kiln_engine_cli *c, int argc, char **argv, int *i)
     return kiln_args_one("kiln", tables, argc, argv, i);
 }
 
+int kiln_engine_cli_kv_type(const kiln_engine_cli *c)
+{
+    if (c->kv_type >= 0)
+        return c->kv_type;
+    return c->precision == KILN_PRECISION_STRICT ? KILN_KV_F32 : KILN_KV_F16;
+}
+
 int kiln_engine_cli_session_opts(const kiln_engine_cli *c, kiln_session_opts *o, kiln_err *e)
 {
     *o = (kiln_session_opts){.model = c->model, .device = c->device, .db_path = c->db_path,
                              .db_json = kiln_embedded_db_json, .chat_template = c->chat_template, .ctx = c->ctx,
                              .page_size = c->page_size, .chunk = c->chunk, .threads = c->threads,
                              .log = c->verbose ? stderr : NULL, .progress = c->json ? NULL : stderr, .notes = stderr,
-                             .profile = c->profile, .precision = c->precision, .kv_type = c->kv_type, .no_fuse = c->no_fuse};
+                             .profile = c->profile, .precision = c->precision, .kv_type = kiln_engine_cli_kv_type(c),
+                             .no_fuse = c->no_fuse};
     return kiln_sampling_check(&c->sampling, e);
 }

@@ -14,7 +14,7 @@ typedef struct kiln_engine_cli {
     const char *db_path;       /* NULL: $KILN_DB or the default path, used if it exists */
     int ctx, page_size, chunk, threads;
     int precision;             /* KILN_PRECISION_FAST (default) | KILN_PRECISION_STRICT */
-    int kv_type;               /* KILN_KV_F32 (default) | KILN_KV_F16 */
+    int kv_type;               /* KILN_KV_F32 | KILN_KV_F16; -1 (default): kiln_engine_cli_kv_type's choice */
     int verbose, json, profile, no_fuse;
     int n_predict;
     const char *prompt;
@@ -37,6 +37,11 @@ void kiln_engine_cli_help(FILE *f, kiln_engine_cli *c);
 /* The session options for c: verbose logs and progress to stderr (no
  * progress line with --json), and this build's embedded winners (-Dtuned_db)
  * when there is no database file. Checks the sampling flags. */
+/* The KV cache type c runs with: --kv-type's, else f16 with --precision
+ * fast (the default) and f32 with strict, whose greedy output equals a
+ * float64 forward (bench/results/kv-f16.md: f16 costs +0.03% PPL and is as
+ * fast or faster). */
+int kiln_engine_cli_kv_type(const kiln_engine_cli *c);
 int kiln_engine_cli_session_opts(const kiln_engine_cli *c, kiln_session_opts *o, kiln_err *e);
 
 #endif
