@@ -10,7 +10,7 @@
 #   bash bench/harness/bench-serve.sh --model M.gguf [--kiln build/src/kiln] [--parallel 8]
 #        [--clients 1,8] [--requests 4] [--n-gen 128] [--n-words 48] [--ctx 4096]
 #        [--llama-server PATH | --no-peer] [--threads N] [--rounds N] [--out FILE.md]
-#        [--no-store] [--dry-run]
+#        [--llama-env VAR=VALUE ...] [--no-store] [--dry-run]
 #
 # --rounds N (default 1): N rounds, each starting and measuring both servers,
 # kiln first in odd rounds and llama-server first in even ones (so a drift in
@@ -23,7 +23,9 @@
 # ${KILN_PEERS_DIR:-~/.cache/kiln/peers}; without one the peer is skipped (said so).
 # Each server gets the same KV budget: kiln's --ctx is the cache all sequences
 # share, llama-server's -c is split over its -np slots. --threads N: kiln
-# --threads N, llama-server -t N -tb N. Runs are stored in the Kiln database
+# --threads N, llama-server -t N -tb N. --llama-env VAR=VALUE (repeatable):
+# llama-server's environment (e.g. OMP_WAIT_POLICY=passive on a loaded host,
+# see bench/peers/README.md). Runs are stored in the Kiln database
 # like other benches unless --no-store (implied by --dry-run). The kiln binary
 # runs from a copy, so a rebuild during the run cannot replace it.
 # --dry-run prints the commands and runs nothing (tests).
@@ -45,6 +47,7 @@ dry=0
 rounds=1
 out=""
 no_store=0
+lenv=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --model|-m) model="$2"; shift ;;
@@ -61,6 +64,7 @@ while [[ $# -gt 0 ]]; do
         --rounds) rounds="$2"; shift ;;
         --out) out="$2"; shift ;;
         --no-store) no_store=1 ;;
+        --llama-env) lenv+=("$2"); shift ;;
         --dry-run) dry=1 ;;
         -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench-serve.sh: unknown argument: $1" >&2; exit 2 ;;
@@ -127,7 +131,7 @@ lthreads=()
 [[ -n "$threads" ]] && kthreads=(--threads "$threads") && lthreads=(-t "$threads" -tb "$threads")
 # the exact command lines (with PORT for the port each start picks)
 kiln_cmd() { echo "$kiln_orig serve -m $model --port $1 --parallel $parallel --ctx $ctx ${kthreads[*]}"; }
-llama_cmd() { echo "$llama -m $model --host 127.0.0.1 --port $1 -np $parallel -cb -c $ctx ${lthreads[*]}"; }
+llama_cmd() { echo "${lenv[*]}${lenv[*]:+ }$llama -m $model --host 127.0.0.1 --port $1 -np $parallel -cb -c $ctx ${lthreads[*]}"; }
 bench_cmd() { echo "$kiln_orig bench serve --url http://127.0.0.1:$2 --label $1 -c $clients -R $requests -n $n_gen -p $n_words ${store[*]}"; }
 
 # measure SERVER ROUND : start the server, run the client load, stop it; the
@@ -145,7 +149,7 @@ measure() {
     else
         echo "+ $(llama_cmd "$port")" >&2
         if [[ $dry -eq 0 ]]; then
-            "$llama" -m "$model" --host 127.0.0.1 --port "$port" -np "$parallel" -cb -c "$ctx" "${lthreads[@]}" \
+            env "${lenv[@]}" "$llama" -m "$model" --host 127.0.0.1 --port "$port" -np "$parallel" -cb -c "$ctx" "${lthreads[@]}" \
                 >"$tmp/server.log" 2>&1 &
             server_pid=$!
         fi
@@ -209,16 +213,21 @@ ratios() {   # ratios CLIENTS KEY : kiln / llama-server per round
 levels=$(jq -r '.levels[].clients' "$tmp/kiln.1.json")
 report="$tmp/report.md"
 {
-    echo "### kiln serve --parallel $parallel vs llama-server -np $parallel -cb, $(basename "$model")"
+    if [[ $peer -eq 1 ]]; then
+        echo "### kiln serve --parallel $parallel vs llama-server -np $parallel -cb, $(basename "$model")"
+    else
+        echo "### kiln serve --parallel $parallel, $(basename "$model") (no llama-server)"
+    fi
     echo
     echo "| | |"
     echo "|---|---|"
     echo "| date (UTC) | $date_start .. $(date -u +%H:%M:%SZ) |"
-    echo "| host | $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs online |"
+    echo "| host | $(lscpu | sed -n 's/^Model name: *//p' | head -1) (family $(lscpu | sed -n 's/^CPU family: *//p'), model $(lscpu | sed -n 's/^Model: *//p')), $(nproc) CPUs online |"
     echo "| threads | ${threads:-the default of each server} |"
     echo "| load average (1/5/15 min) | before $load_before, after $load_after |"
     echo "| kiln | \`$kiln_orig\` ($(KILN_CPU_THREADS=1 "$kiln" --version 2>/dev/null | head -1 || echo '?')), KV $ctx tokens shared |"
     [[ $peer -eq 1 ]] && echo "| llama-server | \`$llama\` ($("$llama" --version 2>&1 | grep -m1 -i version || echo '?')), -c $ctx over $parallel slots |"
+    [[ $peer -eq 1 ]] && echo "| llama-server environment | ${lenv[*]:-(as inherited)} |"
     echo "| load | clients $clients, $requests requests each, prompt $n_words words, $n_gen tokens (ignore_eos, temperature 0) |"
     echo "| rounds | $rounds, servers alternating (kiln first in odd rounds, llama-server first in even) |"
     echo
