@@ -96,8 +96,11 @@ version="$(sed -n 's/^LLAMA_CPP_PYTHON_VERSION=//p' "$here/build-llama.sh")"
 llama_commit="$(sed -n 's/^LLAMA_CPP_COMMIT=//p' "$here/build-llama.sh")"
 peer_root="${KILN_PEERS_DIR:-$HOME/.cache/kiln/peers}/llama.cpp-$version"
 bin="${LLAMA_BIN_DIR:-$peer_root/build-cpu/bin}"
-for t in llama-bench test-backend-ops; do
-    [[ -x "$bin/$t" ]] || { echo "compare.sh: no $bin/$t: run bash bench/peers/build-llama.sh first" >&2; exit 3; }
+# test-backend-ops only for --kernels: a build of `--only llama-bench` suffices for the model rows
+need=(llama-bench)
+if [[ $do_kernels -eq 1 ]]; then need+=(test-backend-ops); fi
+for t in "${need[@]}"; do
+    [[ -x "$bin/$t" ]] || { echo "compare.sh: no $bin/$t: run bash bench/peers/build-llama.sh (or --only $t) first" >&2; exit 3; }
 done
 
 work="$(mktemp -d)"
