@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# tests/bench/bench_serve_ci.sh KILN HARNESS_DIR - `kiln bench serve` against
+# tests/bench/bench_serve_ci.sh KILN HARNESS_DIR FAKE_LLAMA_SERVER - `kiln bench serve` against
 # `kiln serve --echo` (no model): every request of every level succeeds, the
 # table has each level with its ratio, the run is stored in a fresh database
 # (kind serve, one run per level, with its metrics), an unreachable server is
 # exit 3, a bad --clients list is a usage error (2); against a stand-in of
-# llama-server's stream (fake_llama_server.py: two tokens in one event, the
+# llama-server's stream (fake_llama_server.c: two tokens in one event, the
 # count in usage, in timings only, or nowhere) --json counts the server's
 # tokens, says when events and tokens differ and when the count was not
 # reported; and bench/harness/bench-serve.sh --dry-run prints the commands
@@ -12,6 +12,7 @@
 set -uo pipefail
 kiln=$1
 harness=${2:-}
+fake=${3:-}
 dir=$(mktemp -d)
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"; }
@@ -46,9 +47,9 @@ done
 [ $? -eq 2 ] || fail "a bad --clients list should be a usage error"
 
 # llama-server's stream: 10 tokens in 9 text events per request
-here=$(cd "$(dirname "$0")" && pwd)
+[ -x "$fake" ] || fail "no fake llama-server executable given (third argument): '$fake'"
 for mode in usage timings none; do
-  python3 "$here/fake_llama_server.py" $mode >"$dir/fport" 2>"$dir/ferr" &
+  "$fake" $mode >"$dir/fport" 2>"$dir/ferr" &
   fpid=$!
   fport=
   for _ in $(seq 1 100); do
