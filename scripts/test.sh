@@ -92,6 +92,13 @@ else
   echo "aarch64 cross build or its qemu run FAILED"; tail -20 build-logs/aarch64-build.log 2>/dev/null; failed=$((failed + 1))
 fi
 
+# The host-side unit suite (the asan suite's tests: parsers, database, quant layout,
+# cpu kernels, engine, fuzz regressions) built for aarch64, run by meson under
+# qemu-user through the cross file's exe_wrapper (~1 min). Its cli and check tests
+# are shell scripts that exec kiln directly (no binfmt_misc here); aarch64_qemu.sh
+# above runs kiln check under qemu at every ISA level instead.
+run_suite build-aarch64 --suite asan --no-suite cli --no-suite check -t 3
+
 # The phone harness for real: bench/harness/run-adb.sh against the fake adb
 # (tests/bench/fake-adb/adb) with the aarch64 kiln on the "phone", run under
 # qemu-user (tune's worker processes through $KILN_EXEC_WRAPPER): push, kiln
