@@ -1,6 +1,6 @@
 /* engine/kv_cache.c - see kv_cache.h. Invariant: every physical page is
- * either on the free stack (ref 0) or in the tables of exactly ref[page]
- * sequences. */
+ * either on the free stack (ref 0) or held ref[page] times: by the tables
+ * of sequences and by other holders (kiln_kv_page_hold, a prefix cache). */
 #include "engine/kv_cache.h"
 
 #include <stdlib.h>
@@ -210,27 +210,49 @@ int kiln_kv_seq_reserve(kiln_kv_seq *s, int n, kiln_err *e)
     return 0;
 }
 
-int kiln_kv_seq_share(kiln_kv_seq *s, const kiln_kv_seq *src, int n_tokens, kiln_err *e)
+int kiln_kv_seq_map(kiln_kv_seq *s, const int *pages, int np, int n_tokens, kiln_err *e)
 {
     kiln_kv_cache *c = s->cache;
-    if (src->cache != c || s->n_pages || s->n_tokens || n_tokens < 0 || n_tokens > src->n_tokens)
-        return kiln_fail(e, KILN_E_INVALID, "kv share: %d tokens of a sequence holding %d into one holding %d (the "
-                         "same cache, an empty target)", n_tokens, src->n_tokens, s->n_tokens);
-    int np = (n_tokens + c->page_size - 1) / c->page_size;
+    if (s->n_pages || s->n_tokens || n_tokens < 0 || np != (n_tokens + c->page_size - 1) / c->page_size)
+        return kiln_fail(e, KILN_E_INVALID, "kv map: %d tokens in %d pages of %d into a sequence holding %d (an "
+                         "empty target, the pages the tokens need)", n_tokens, np, c->page_size, s->n_tokens);
     if (np > s->max_pages)
-        return kiln_fail(e, KILN_E_FULL, "kv share: %d tokens past the sequence's limit of %d", n_tokens,
+        return kiln_fail(e, KILN_E_FULL, "kv map: %d tokens past the sequence's limit of %d", n_tokens,
                          s->max_pages * c->page_size);
+    for (int i = 0; i < np; i++)
+        if (pages[i] < 0 || pages[i] >= c->n_pages || c->ref[pages[i]] <= 0)
+            return kiln_fail(e, KILN_E_INVALID, "kv map: entry %d is page %d, which is not held (%d pages)", i,
+                             pages[i], c->n_pages);
     if (!np)
         return 0;
-    memcpy(s->pages, src->pages, sizeof *s->pages * (size_t)np);
+    memcpy(s->pages, pages, sizeof *s->pages * (size_t)np);
     int rc = kiln_write(c->dev, s->table, 0, s->pages, (size_t)np * 4, e);
     if (rc)
-        return kiln_err_wrap(e, "kv share: uploading the page table");
+        return kiln_err_wrap(e, "kv map: uploading the page table");
     for (int i = 0; i < np; i++)
         c->ref[s->pages[i]]++;
     s->n_pages = np;
     s->n_tokens = n_tokens;
     return 0;
+}
+
+int kiln_kv_seq_share(kiln_kv_seq *s, const kiln_kv_seq *src, int n_tokens, kiln_err *e)
+{
+    kiln_kv_cache *c = s->cache;
+    if (src->cache != c || n_tokens < 0 || n_tokens > src->n_tokens)
+        return kiln_fail(e, KILN_E_INVALID, "kv share: %d tokens of a sequence holding %d into one holding %d (the "
+                         "same cache, an empty target)", n_tokens, src->n_tokens, s->n_tokens);
+    int np = (n_tokens + c->page_size - 1) / c->page_size;
+    int rc = kiln_kv_seq_map(s, src->pages, np, n_tokens, e);
+    return rc ? kiln_err_wrap(e, "kv share") : 0;
+}
+
+void kiln_kv_page_hold(kiln_kv_cache *c, int p) { c->ref[p]++; }
+
+void kiln_kv_page_release(kiln_kv_cache *c, int p)
+{
+    if (--c->ref[p] == 0)
+        c->free_pages[c->n_free++] = p;
 }
 
 void kiln_kv_seq_truncate(kiln_kv_seq *s, int n)
@@ -241,9 +263,6 @@ void kiln_kv_seq_truncate(kiln_kv_seq *s, int n)
     if (n < s->n_tokens)
         s->n_tokens = n;
     int keep = (s->n_tokens + c->page_size - 1) / c->page_size;
-    while (s->n_pages > keep) {
-        int p = s->pages[--s->n_pages];
-        if (--c->ref[p] == 0)
-            c->free_pages[c->n_free++] = p;
-    }
+    while (s->n_pages > keep)
+        kiln_kv_page_release(c, s->pages[--s->n_pages]);
 }

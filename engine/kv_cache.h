@@ -13,7 +13,12 @@
  * A page returns to the free list when its last holder lets go. Writing into
  * a page another sequence also holds (the partly filled last page of a
  * shared prefix) copies it first (copy on write, in kiln_kv_seq_reserve), so
- * no sequence ever sees another's tokens. */
+ * no sequence ever sees another's tokens.
+ *
+ * Holders other than sequences (the scheduler's prefix cache of finished
+ * requests, engine/prefix_cache.h) take and drop references on single pages
+ * with kiln_kv_page_hold / kiln_kv_page_release and map pages they hold into
+ * a new sequence with kiln_kv_seq_map. */
 #ifndef KILN_ENGINE_KV_CACHE_H
 #define KILN_ENGINE_KV_CACHE_H
 
@@ -67,6 +72,14 @@ int kiln_kv_seq_pages_needed(const kiln_kv_seq *s, int n);
 /* s (holding nothing) takes src's first n_tokens tokens by mapping the pages
  * that hold them (no copy; their references counted). n_tokens <= src's. */
 int kiln_kv_seq_share(kiln_kv_seq *s, const kiln_kv_seq *src, int n_tokens, kiln_err *e);
+/* s (holding nothing) takes n_tokens tokens held by the np physical pages
+ * listed (a prefix cache's chain): mapped, their references counted.
+ * np must be the pages n_tokens need. */
+int kiln_kv_seq_map(kiln_kv_seq *s, const int *pages, int np, int n_tokens, kiln_err *e);
+/* One more reference to physical page p (which must be held already). */
+void kiln_kv_page_hold(kiln_kv_cache *c, int p);
+/* One reference less; the last returns p to the free list. */
+void kiln_kv_page_release(kiln_kv_cache *c, int p);
 /* Forgets tokens from n on (a rejected turn, a rewind); pages past it return. */
 void kiln_kv_seq_truncate(kiln_kv_seq *s, int n);
 

@@ -9,6 +9,8 @@
  * with the request). */
 #include "engine/sched.h"
 
+#include "engine/prefix_cache.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,7 +28,7 @@ typedef struct req {
     kiln_sampler smp;
     kiln_detok_stream ds;
     kiln_text_stream ts;
-    int n_gen, n_cached, n_preempted, admitted;
+    int n_gen, n_cached, n_preempted, admitted, cache_hit;
     double t_submit, t_admit, t_first, t_last;
 } req;
 
@@ -41,6 +43,10 @@ struct kiln_sched {
     int n_run, cap;
     int last_batch;
     unsigned long long preempted, reused, steps;
+    kiln_prefix_cache pc;           /* finished requests' pages */
+    int use_cache;
+    int *chain;                     /* [kv pages]: a lookup's pages */
+    unsigned long long cache_hits, cache_reused;
 };
 
 static int text_cb(void *user, const char *t, size_t n)
@@ -65,6 +71,13 @@ static void req_free(req *r)
     free(r);
 }
 
+/* r's whole KV pages go to the prefix cache before its sequence lets go. */
+static void keep_pages(kiln_sched *q, const req *r)
+{
+    if (q->use_cache && r->seq.cache)
+        kiln_prefix_cache_insert(&q->pc, &r->seq, r->toks, r->n_fed);
+}
+
 /* Ends a request: the held-back text (unless a stop string or the caller
  * ended it), on_done, and its resources. Not in any list any more. */
 static void finish(kiln_sched *q, req *r, int reason, const kiln_err *err)
@@ -87,7 +100,8 @@ static void finish(kiln_sched *q, req *r, int reason, const kiln_err *err)
         res.queue_s = r->t_admit - r->t_submit;
     if (r->cb.on_done)
         r->cb.on_done(r->cb.user, &res, err);
-    (void)q;
+    if (!err)
+        keep_pages(q, r);
     req_free(r);
 }
 
@@ -125,6 +139,19 @@ int kiln_sched_open(kiln_sched **out, kiln_session *s, const kiln_sched_opts *o,
     q->max_batch = mb;
     q->chunk = o && o->chunk > 0 ? o->chunk : s->en.chunk;
     q->share = !(o && o->no_prefix_share);
+    q->use_cache = q->share && !(o && o->no_prefix_cache);
+    if (q->use_cache) {
+        int rc = kiln_prefix_cache_init(&q->pc, &s->en.kv, e);
+        if (!rc && !(q->chain = malloc(sizeof *q->chain * (size_t)s->en.kv.n_pages)))
+            rc = kiln_fail(e, KILN_E_NOMEM, "scheduler: out of memory for the prefix cache");
+        if (rc) {
+            kiln_prefix_cache_free(&q->pc);
+            free(q->run);
+            free(q->queue);
+            free(q);
+            return kiln_err_wrap(e, "scheduler");
+        }
+    }
     *out = q;
     return 0;
 }
@@ -137,6 +164,9 @@ void kiln_sched_close(kiln_sched *q)
         finish(q, q->run[i], KILN_STOP_CALLER, NULL);
     for (int i = 0; i < q->n_queue; i++)
         finish(q, q->queue[i], KILN_STOP_CALLER, NULL);
+    if (q->use_cache)
+        kiln_prefix_cache_free(&q->pc); /* its pages back to the free list */
+    free(q->chain);
     free(q->run);
     free(q->queue);
     free(q);
@@ -259,6 +289,12 @@ static int pages_pending(const kiln_sched *q)
     return n;
 }
 
+/* KV pages the scheduler may use: free, or held only by the prefix cache. */
+static int pages_available(const kiln_sched *q)
+{
+    return q->en->kv.n_free + (q->use_cache ? kiln_prefix_cache_evictable(&q->pc) : 0);
+}
+
 /* Admits the front of the queue while a batch seat and its KV are free.
  * Returns 0 or a device error code (a page table upload). */
 static int admit(kiln_sched *q, kiln_err *e)
@@ -270,9 +306,18 @@ static int admit(kiln_sched *q, kiln_err *e)
         int shared = q->share ? best_prefix(q, r, &from) : 0;
         if (shared < kv->page_size) /* less than a page is not worth a copy on write */
             shared = 0;
+        /* cached pages: whole pages of all but the last prompt token (computed for its logits) */
+        int n_chain = q->use_cache ? kiln_prefix_cache_lookup(&q->pc, r->toks, (r->n_toks - 1) / kv->page_size,
+                                                              q->chain) : 0;
+        int cached = n_chain * kv->page_size, pinned = 0;
+        if (cached && cached >= shared) {
+            shared = cached;
+            from = NULL;
+            pinned = kiln_prefix_cache_pinned_by(&q->pc, q->chain, n_chain); /* evictable no more once mapped */
+        }
         int whole = shared / kv->page_size; /* pages mapped, not taken from the free list */
         int need = (r->n_toks + 1 + kv->page_size - 1) / kv->page_size - whole + (shared % kv->page_size != 0);
-        if (need > kv->n_free - pages_pending(q)) {
+        if (need > pages_available(q) - pinned - pages_pending(q)) {
             if (q->n_run)
                 return 0; /* waits for running requests to finish */
             /* alone it cannot fit: impossible after submit's check unless the cache is
@@ -282,14 +327,21 @@ static int admit(kiln_sched *q, kiln_err *e)
             continue;
         }
         int rc = kiln_kv_seq_init(&r->seq, kv, q->en->ctx, e);
-        if (!rc && shared)
+        if (!rc && shared && from)
             rc = kiln_kv_seq_share(&r->seq, &from->seq, shared, e);
+        else if (!rc && shared)
+            rc = kiln_kv_seq_map(&r->seq, q->chain, n_chain, shared, e);
         if (rc)
             return kiln_err_wrap(e, "scheduler: admitting request %d", r->id);
         remove_at(q->queue, &q->n_queue, 0);
         r->n_fed = shared;
         r->n_cached += shared;
         q->reused += (unsigned long long)shared;
+        if (shared && !from) {
+            q->cache_reused += (unsigned long long)shared;
+            q->cache_hits += !r->cache_hit;
+            r->cache_hit = 1;
+        }
         r->running = 1;
         if (!r->admitted) {
             r->admitted = 1;
@@ -305,6 +357,7 @@ static int admit(kiln_sched *q, kiln_err *e)
 static void preempt_youngest(kiln_sched *q)
 {
     req *r = q->run[--q->n_run];
+    keep_pages(q, r); /* its readmission maps them back unless they were evicted meanwhile */
     kiln_kv_seq_free(&r->seq);
     r->n_fed = 0;
     r->running = 0;
@@ -393,8 +446,12 @@ int kiln_sched_step(kiln_sched *q, kiln_err *e)
         int need = 0;
         for (int i = 0; i < n_segs; i++)
             need += kiln_kv_seq_pages_needed(segs[i].seq, segs[i].n);
-        if (need <= kv->n_free)
+        if (need <= pages_available(q)) {
+            if (q->use_cache && kiln_prefix_cache_make_room(&q->pc, need) < need) /* cannot happen: counted */
+                return -kiln_fail(e, KILN_E_INVALID, "scheduler: %d KV pages needed, %d free after evicting the "
+                                  "prefix cache", need, kv->n_free);
             break;
+        }
         if (q->n_run == 1) { /* alone and still no room: it ends, as kiln_generate does on a full cache */
             req *r = q->run[--q->n_run];
             finish(q, r, KILN_STOP_FULL, NULL);
@@ -454,8 +511,12 @@ void kiln_sched_stats_get(const kiln_sched *q, kiln_sched_stats *st)
     st->running = q->n_run;
     st->batch = q->last_batch;
     st->kv_pages_free = q->en->kv.n_free;
-    st->kv_pages_used = q->en->kv.n_pages - q->en->kv.n_free;
+    st->kv_pages_cached = q->use_cache ? kiln_prefix_cache_evictable(&q->pc) : 0;
+    st->kv_pages_used = q->en->kv.n_pages - q->en->kv.n_free - st->kv_pages_cached;
     st->preempted = q->preempted;
     st->prefix_tokens_reused = q->reused;
     st->steps = q->steps;
+    st->cache_hits = q->cache_hits;
+    st->cache_tokens_reused = q->cache_reused;
+    st->cache_evictions = q->use_cache ? q->pc.evicted : 0;
 }

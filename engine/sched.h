@@ -27,6 +27,16 @@
  * shared: its tokens are recomputed into a page of the new sequence's own
  * (copy on write, done by recomputation).
  *
+ * Prefix cache (on unless opts say no): when a request ends (or is
+ * preempted), the whole pages of its KV (prompt and generated tokens) stay in
+ * the pool, indexed by the tokens they hold (engine/prefix_cache.h). A new
+ * request maps the longest chain of them that its prompt starts with (all but
+ * its last prompt token at most: that one is always computed, for the logits
+ * to sample from) and prefills only the rest; n_cached counts these tokens
+ * too. Pages only the cache holds count as free: they are evicted, least
+ * recently used first, when admission or growth needs them, so the cache
+ * never refuses or preempts a request that would run without it.
+ *
  * Not thread-safe: one thread owns the scheduler and calls every function
  * (the server's engine thread); callbacks run on that thread inside
  * kiln_sched_step / kiln_sched_close. */
@@ -45,7 +55,8 @@ typedef struct kiln_sched_opts {
     int max_batch;             /* sequences decoded per step (serve --parallel); 0: 8 */
     int chunk;                 /* prefill tokens per step, all prompts together (0, or more than fits: the
                                 * engine's chunk less the decode rows) */
-    int no_prefix_share;       /* 1: never map another request's pages (comparisons, tests) */
+    int no_prefix_share;       /* 1: never map another request's pages, live or cached (comparisons, tests) */
+    int no_prefix_cache;       /* 1: no prefix cache of finished requests (live sharing stays) */
 } kiln_sched_opts;
 
 typedef struct kiln_req_result {
@@ -55,7 +66,7 @@ typedef struct kiln_req_result {
     double prefill_s;          /* admission -> first token known (prefill chunks share steps with decodes) */
     double decode_s;           /* first token -> last token known */
     double queue_s;            /* submit -> first admission */
-    int n_cached;              /* prompt tokens reused from shared prefix pages */
+    int n_cached;              /* prompt tokens reused from shared prefix pages (live or cached) */
     int n_preempted;           /* times the request was preempted and recomputed */
 } kiln_req_result;
 
@@ -91,8 +102,13 @@ int kiln_sched_step(kiln_sched *q, kiln_err *e);
 
 typedef struct kiln_sched_stats {
     int queued, running, batch;        /* batch: sequences in the last step's forward */
-    int kv_pages_used, kv_pages_free;
+    /* used + free + cached = the pool: pages held by requests, on the free
+     * list, held only by the prefix cache (evictable, counted as free) */
+    int kv_pages_used, kv_pages_free, kv_pages_cached;
     unsigned long long preempted, prefix_tokens_reused, steps;
+    /* the prefix cache: requests that mapped cached pages, the tokens they
+     * reused (part of prefix_tokens_reused), entries evicted */
+    unsigned long long cache_hits, cache_tokens_reused, cache_evictions;
 } kiln_sched_stats;
 void kiln_sched_stats_get(const kiln_sched *q, kiln_sched_stats *st);
 
