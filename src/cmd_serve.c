@@ -52,7 +52,7 @@ int cmd_serve(int argc, char **argv)
     kiln_engine_cli_defaults(&c);
     serve_httpd_opts ho = {.host = "127.0.0.1", .port = 8080, .conn_timeout_s = 10, .request_timeout_s = 30,
                            .max_conns = 256, .max_body = 1 << 20};
-    int echo = 0, max_requests = 0, max_queue = 64, max_body_kib = 1024, parallel = 1;
+    int echo = 0, max_requests = 0, max_queue = 64, max_body_kib = 1024, parallel = 1, no_prefix_cache = 0;
     /* the engine options that make sense for a server (sampling and
      * prompts come per request) */
     static const char *const shared[] = {"--model", "--device", "--db", "--ctx", "--page-size", "--chunk",
@@ -72,6 +72,11 @@ int cmd_serve(int argc, char **argv)
                  "at a time, with KV prefix reuse between turns). With N > 1, --ctx is the KV\n"
                  "cache all N share, and a request whose prompt + max_tokens does not fit what is\n"
                  "left gets 503 with Retry-After"},
+        {"--no-prefix-cache", NULL, KILN_OPT_FLAG, &no_prefix_cache,
+         .help = "with --parallel N > 1: do not keep finished requests' KV pages for reuse\n"
+                 "(the prefix cache, on by default: a prompt starting with a cached prefix,\n"
+                 "e.g. a shared system message, prefills only the rest; cached pages are\n"
+                 "evicted least recently used whenever a request needs the room)"},
         {"--max-queue", NULL, KILN_OPT_INT, &max_queue, 1, 1 << 20, .arg = "N",
          .help = "requests that may wait for the engine; more get 503 with Retry-After\n(default 64)"},
         {"--max-conns", NULL, KILN_OPT_INT, &ho.max_conns, 1, 1 << 16, .arg = "N",
@@ -110,7 +115,7 @@ int cmd_serve(int argc, char **argv)
         return kiln_args_usage_error("kiln serve", "--echo serves one request at a time (no --parallel)");
     if (parallel > 1) {
         kiln_session_opts so;
-        if (kiln_engine_cli_session_opts(&c, &so, &e) || serve_batch_open(&b, &so, parallel, max_queue, &e)) {
+        if (kiln_engine_cli_session_opts(&c, &so, &e) || serve_batch_open(&b, &so, parallel, max_queue, no_prefix_cache, &e)) {
             fprintf(stderr, "kiln serve: %s\n", e.msg);
             return kiln_exit_code(e.code);
         }

@@ -19,6 +19,11 @@ typedef struct serve_backend_stats {
     long kv_pages_used, kv_pages_free; /* -1: not known */
     long preempted;             /* sequences evicted to make room (batch), total */
     long prefix_tokens_reused;  /* prompt tokens not prefilled thanks to a cached prefix, total */
+    /* the batch back end's prefix cache of finished requests (engine/prefix_cache.h); -1: none */
+    long kv_pages_cached;       /* pages only the cache holds (evictable: counted free by the scheduler) */
+    long cache_hits;            /* requests that reused cached pages, total */
+    long cache_tokens_reused;   /* prompt tokens those reused (part of prefix_tokens_reused), total */
+    long cache_evictions;       /* cached pages dropped to make room, total */
 } serve_backend_stats;
 
 typedef struct serve_backend {
@@ -40,7 +45,9 @@ typedef struct serve_backend {
 int serve_serial_open(serve_backend *b, const serve_generator *g, int max_queue, kiln_err *e);
 /* The batch back end: a session opened from so, a scheduler of `parallel`
  * sequences (>= 2). max_queue (>= 1): requests waiting for a batch seat
- * before submit says FULL. */
-int serve_batch_open(serve_backend *b, const kiln_session_opts *so, int parallel, int max_queue, kiln_err *e);
+ * before submit says FULL. no_prefix_cache: finished requests' KV pages are
+ * not kept for reuse (engine/sched.h). */
+int serve_batch_open(serve_backend *b, const kiln_session_opts *so, int parallel, int max_queue, int no_prefix_cache,
+                     kiln_err *e);
 
 #endif

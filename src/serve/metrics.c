@@ -159,6 +159,18 @@ char *serve_metrics_text(serve_metrics *m, const serve_backend_stats *st, const 
             (double)st->preempted);
     put_one(&b, "kiln_prefix_tokens_reused_total", "counter", "Prompt tokens served from a cached prefix.",
             (double)st->prefix_tokens_reused);
+    if (st->kv_pages_cached >= 0) { /* the batch back end with its prefix cache on */
+        put_one(&b, "kiln_prefix_cache_pages", "gauge",
+                "KV pages only the prefix cache holds (finished requests' prefixes; evicted when needed).",
+                (double)st->kv_pages_cached);
+        put_one(&b, "kiln_prefix_cache_hits_total", "counter", "Requests that reused pages of the prefix cache.",
+                (double)st->cache_hits);
+        put_one(&b, "kiln_prefix_cache_tokens_reused_total", "counter",
+                "Prompt tokens reused from the prefix cache (part of kiln_prefix_tokens_reused_total).",
+                (double)st->cache_tokens_reused);
+        put_one(&b, "kiln_prefix_cache_evictions_total", "counter", "Prefix cache pages dropped to make room.",
+                (double)st->cache_evictions);
+    }
     if (b.oom) {
         free(b.s);
         return NULL;

@@ -12,7 +12,9 @@
  * exhausted") rather than admitted to thrash: the scheduler would preempt and
  * recompute sequences to make room, which costs every client. Requests that
  * do fit wait in the scheduler's queue for a batch seat; --max-queue bounds
- * that queue (503 beyond it). */
+ * that queue (503 beyond it). Pages the prefix cache keeps (finished
+ * requests' prompts, engine/prefix_cache.h) are never counted here: the
+ * scheduler evicts them whenever it needs the room. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,6 +178,12 @@ static void publish(batch *b)
     b->st.kv_pages_free = ss.kv_pages_free;
     b->st.preempted = (long)ss.preempted;
     b->st.prefix_tokens_reused = (long)ss.prefix_tokens_reused;
+    if (b->st.kv_pages_cached >= 0) {
+        b->st.kv_pages_cached = ss.kv_pages_cached;
+        b->st.cache_hits = (long)ss.cache_hits;
+        b->st.cache_tokens_reused = (long)ss.cache_tokens_reused;
+        b->st.cache_evictions = (long)ss.cache_evictions;
+    }
     pthread_mutex_unlock(&b->mu);
 }
 
@@ -294,7 +302,8 @@ static void close_batch(void *impl)
     free(b);
 }
 
-int serve_batch_open(serve_backend *out, const kiln_session_opts *so, int parallel, int max_queue, kiln_err *e)
+int serve_batch_open(serve_backend *out, const kiln_session_opts *so, int parallel, int max_queue, int no_prefix_cache,
+                     kiln_err *e)
 {
     memset(out, 0, sizeof *out);
     batch *b = calloc(1, sizeof *b);
@@ -305,7 +314,7 @@ int serve_batch_open(serve_backend *out, const kiln_session_opts *so, int parall
         free(b);
         return rc;
     }
-    kiln_sched_opts qo = {.max_batch = parallel};
+    kiln_sched_opts qo = {.max_batch = parallel, .no_prefix_cache = no_prefix_cache};
     if ((rc = kiln_sched_open(&b->q, &b->s, &qo, e))) {
         kiln_session_close(&b->s);
         free(b);
@@ -317,15 +326,16 @@ int serve_batch_open(serve_backend *out, const kiln_session_opts *so, int parall
     b->total_pages = b->s.en.kv.n_pages;
     b->st.kv_pages_used = 0;
     b->st.kv_pages_free = b->total_pages;
+    b->st.kv_pages_cached = no_prefix_cache ? -1 : 0;
     pthread_mutex_init(&b->mu, NULL);
     pthread_cond_init(&b->cv, NULL);
     char dev[256];
     kiln_session_device_name(&b->s, dev, sizeof dev);
     fprintf(stderr,
             "kiln serve: %s on %s, loaded in %.0f ms, batch of %d, KV cache %d tokens (%d pages of %d) shared by all "
-            "requests, %s chat template\n",
+            "requests, prefix cache %s, %s chat template\n",
             b->model_id, dev, b->s.load_ms, parallel, b->s.en.ctx, b->total_pages, b->page_size,
-            kiln_chat_name(b->s.model.chat));
+            no_prefix_cache ? "off" : "on", kiln_chat_name(b->s.model.chat));
     if (pthread_create(&b->th, NULL, engine_main, b)) {
         kiln_sched_close(b->q);
         kiln_session_close(&b->s);

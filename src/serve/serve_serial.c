@@ -90,7 +90,7 @@ static void stats(void *impl, serve_backend_stats *st)
     st->queued = s->n;
     st->running = s->running;
     pthread_mutex_unlock(&s->mu);
-    st->kv_pages_used = st->kv_pages_free = -1;
+    st->kv_pages_used = st->kv_pages_free = st->kv_pages_cached = -1;
 }
 
 static void close_serial(void *impl)

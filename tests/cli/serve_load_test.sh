@@ -7,7 +7,8 @@
 #  2. an abandoned non-stream request (the client gives up) stops
 #     generating: the metrics count it cancelled and their live token count
 #     stops growing;
-#  3. /metrics has the request, token, TTFT and queue/batch/KV series;
+#  3. /metrics has the request, token, TTFT and queue/batch/KV series (and
+#     with PARALLEL > 1 the prefix cache's, with hits from part 1's repeats);
 # and with PARALLEL > 1, KV exhaustion: 503 with Retry-After while other
 # requests finish with the right text.
 # SKIP (77) without the model unless $KILN_REQUIRE_BACKENDS names "model".
@@ -32,7 +33,9 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; echo "--- server log (tail)"; tail -n 40 "$dir/err"; exit 1; }
 
 extra=()
-[ "$parallel" -gt 1 ] && extra=(--parallel "$parallel")
+# pages of 16 tokens (the default is 64) so that the 36-token chat prompts below span whole pages the prefix
+# cache can keep
+[ "$parallel" -gt 1 ] && extra=(--parallel "$parallel" --page-size 16)
 "$kiln" serve -m "$model" --precision strict --port 0 "${extra[@]}" >"$dir/out" 2>"$dir/err" &
 pid=$!
 port=
@@ -127,5 +130,14 @@ done
 if [ "$parallel" -gt 1 ]; then
   grep -q '^kiln_kv_pages_used ' <<<"$m" || fail "/metrics lacks kiln_kv_pages_used"
   grep -q '^kiln_kv_pages_free ' <<<"$m" || fail "/metrics lacks kiln_kv_pages_free"
+  # the prefix cache (on by default): the requests above repeat prompts (alone, then together), so some reused
+  # cached pages, and the same text came back either way (part 1)
+  for s in kiln_prefix_cache_pages kiln_prefix_cache_evictions_total; do
+    grep -q "^$s " <<<"$m" || fail "/metrics lacks $s"
+  done
+  hits=$(metric kiln_prefix_cache_hits_total); reused=$(metric kiln_prefix_cache_tokens_reused_total)
+  [ "${hits:-0}" -gt 0 ] && [ "${reused:-0}" -gt 0 ] ||
+    fail "the prefix cache was never hit (hits ${hits:-?}, tokens reused ${reused:-?})"
+  echo "prefix cache: $hits requests reused $reused cached prompt tokens"
 fi
 echo "PASS"
