@@ -18,6 +18,11 @@
  * A request that ends with fewer tokens than -n counts, and is said. --json
  * prints the levels as one JSON object instead of the table
  * (bench/harness/bench-serve.sh --rounds reads it).
+ * The chat scenario (--system-prompt-words S > 0, a separate, labelled
+ * run): every prompt starts with the same S words (a long system message)
+ * before its own -p words, and asks the server to keep its prompt cache
+ * ("cache_prompt": true); the warm-up request carries the same S words, as a
+ * chat server that has seen its system message before. The table says so.
  * With a database (the default one, --db, $KILN_DB) each level is stored as
  * results of one bench run (kind "serve", subject "LABEL cC"), under the
  * fingerprint of --device (the device the server runs on; default cpu). */
@@ -46,7 +51,7 @@ typedef struct req_stat {
 typedef struct level {
     const serve_url *url;
     const char *path;
-    int clients, reqs, n_prompt_words, n_gen;
+    int clients, reqs, n_prompt_words, n_gen, n_sys_words;
     double timeout_s;
     req_stat *st;               /* [clients * reqs] */
     double **gaps;              /* per client: every gap of its requests */
@@ -67,21 +72,31 @@ static const char *const words[] = {
     "ribbon", "falcon", "canyon", "velvet", "pepper", "island", "violet", "anchor", "prairie"};
 #define N_WORDS ((int)(sizeof words / sizeof *words))
 
-static char *prompt_body(int id, int n_words, int n_gen)
+/* n words from the sequence seeded by id */
+static size_t put_words(char *b, size_t n, size_t cap, unsigned seed, int n_words, int lead_space)
 {
-    size_t cap = (size_t)n_words * 12 + 256;
+    unsigned x = 2654435761u * seed;
+    for (int i = 0; i < n_words; i++) {
+        x = x * 1103515245u + 12345u;
+        n += (size_t)snprintf(b + n, cap - n, "%s%s", i || lead_space ? " " : "", words[(x >> 16) % N_WORDS]);
+    }
+    return n;
+}
+
+/* sys_words > 0: the same sys_words first in every prompt (the shared system message), then the request's own */
+static char *prompt_body(int id, int n_words, int n_gen, int sys_words)
+{
+    size_t cap = (size_t)(n_words + sys_words) * 12 + 256;
     char *b = malloc(cap);
     if (!b)
         return NULL;
     size_t n = (size_t)snprintf(b, cap, "{\"prompt\":\"");
-    unsigned x = 2654435761u * (unsigned)(id + 1);
-    for (int i = 0; i < n_words; i++) {
-        x = x * 1103515245u + 12345u;
-        n += (size_t)snprintf(b + n, cap - n, "%s%s", i ? " " : "", words[(x >> 16) % N_WORDS]);
-    }
+    if (sys_words > 0)
+        n = put_words(b, n, cap, 0x5eedu, sys_words, 0);
+    n = put_words(b, n, cap, (unsigned)(id + 1), n_words, sys_words > 0);
     snprintf(b + n, cap - n,
-             "\",\"max_tokens\":%d,\"temperature\":0,\"ignore_eos\":true,\"stream\":true,\"cache_prompt\":false}",
-             n_gen);
+             "\",\"max_tokens\":%d,\"temperature\":0,\"ignore_eos\":true,\"stream\":true,\"cache_prompt\":%s}",
+             n_gen, sys_words > 0 ? "true" : "false");
     return b;
 }
 
@@ -93,7 +108,7 @@ static void *client_main(void *arg)
     for (int r = 0; r < lv->reqs; r++) {
         int id = ca->c * lv->reqs + r;
         req_stat *st = &lv->st[id];
-        char *body = prompt_body(1000 * lv->clients + id, lv->n_prompt_words, lv->n_gen);
+        char *body = prompt_body(1000 * lv->clients + id, lv->n_prompt_words, lv->n_gen, lv->n_sys_words);
         serve_stream_result res;
         kiln_err e = {0};
         int rc = body ? serve_stream_post(lv->url, lv->path, body, lv->timeout_s, &res, &e)
@@ -166,11 +181,11 @@ typedef struct level_out {
     double wall, out_tok_s, dec_tok_s, ttft_p50, ttft_p99, itl_p50, itl_p99;
 } level_out;
 
-static int run_level(const serve_url *url, const char *path, int clients, int reqs, int n_words, int n_gen,
-                     double timeout_s, level_out *o, char *err, size_t err_n)
+static int run_level(const serve_url *url, const char *path, int clients, int reqs, int n_words, int sys_words,
+                     int n_gen, double timeout_s, level_out *o, char *err, size_t err_n)
 {
     level lv = {.url = url, .path = path, .clients = clients, .reqs = reqs, .n_prompt_words = n_words,
-                .n_gen = n_gen, .timeout_s = timeout_s};
+                .n_sys_words = sys_words, .n_gen = n_gen, .timeout_s = timeout_s};
     lv.st = calloc((size_t)clients * (size_t)reqs, sizeof *lv.st);
     lv.gaps = calloc((size_t)clients, sizeof *lv.gaps);
     lv.n_gaps = calloc((size_t)clients, sizeof *lv.n_gaps);
@@ -238,7 +253,7 @@ static int run_level(const serve_url *url, const char *path, int clients, int re
 }
 
 static int store(const char *db_path, const char *device, const char *label, const level_out *lo, int n_lv,
-                 int reqs, int n_words, int n_gen, kiln_err *e)
+                 int reqs, int n_words, int sys_words, int n_gen, kiln_err *e)
 {
     kiln_db *db = NULL;
     char path[1024];
@@ -256,11 +271,15 @@ static int store(const char *db_path, const char *device, const char *label, con
     for (int i = 0; i < n_lv && !rc; i++) {
         kiln_bench_writer w;
         char subject[256], note[256];
-        snprintf(subject, sizeof subject, "%s c%d", label, lo[i].clients);
+        /* the shared-system-prompt scenario is another subject: never compared with the plain one */
+        if (sys_words > 0)
+            snprintf(subject, sizeof subject, "%s sys%d c%d", label, sys_words, lo[i].clients);
+        else
+            snprintf(subject, sizeof subject, "%s c%d", label, lo[i].clients);
         if ((rc = kiln_bench_begin(&w, db, &dev->fp, "serve", subject, batch, e)))
             break;
-        snprintf(note, sizeof note, "clients %d, requests %d each, prompt %d words, gen %d tokens, %d failed",
-                 lo[i].clients, reqs, n_words, n_gen, lo[i].failed);
+        snprintf(note, sizeof note, "clients %d, requests %d each, prompt %d words after %d shared, gen %d tokens, "
+                 "%d failed", lo[i].clients, reqs, n_words, sys_words, n_gen, lo[i].failed);
         kiln_bench_note(&w, note, e);
         struct {
             const char *metric, *unit;
@@ -309,9 +328,12 @@ static void print_token_notes(FILE *f, const char *label, const level_out *lo, i
     }
 }
 
-static void print_table(const char *label, const char *url, int n_words, int n_gen, int reqs, const level_out *lo,
-                        int n_lv)
+static void print_table(const char *label, const char *url, int n_words, int sys_words, int n_gen, int reqs,
+                        const level_out *lo, int n_lv)
 {
+    if (sys_words > 0)
+        printf("kiln bench serve: SHARED SYSTEM PROMPT scenario: every prompt starts with the same %d words "
+               "(cache_prompt true, warmed up once)\n", sys_words);
     printf("kiln bench serve: %s at %s, prompt %d words, %d tokens generated per request (ignore_eos), %d requests "
            "per client, commit %s\n\n",
            label, url, n_words, n_gen, reqs, kiln_git_commit);
@@ -351,14 +373,15 @@ static void json_str(const char *s)
     putchar('"');
 }
 
-static void print_json(const char *label, const char *url, int n_words, int n_gen, int reqs, const level_out *lo,
-                       int n_lv)
+static void print_json(const char *label, const char *url, int n_words, int sys_words, int n_gen, int reqs,
+                       const level_out *lo, int n_lv)
 {
     printf("{\"label\":");
     json_str(label);
     printf(",\"url\":");
     json_str(url);
-    printf(",\"n_words\":%d,\"n_gen\":%d,\"requests\":%d,\"commit\":", n_words, n_gen, reqs);
+    printf(",\"n_words\":%d,\"system_words\":%d,\"n_gen\":%d,\"requests\":%d,\"commit\":", n_words, sys_words,
+           n_gen, reqs);
     json_str(kiln_git_commit);
     printf(",\"levels\":[");
     for (int i = 0; i < n_lv; i++) {
@@ -382,7 +405,7 @@ int kiln_cmd_bench_serve(int argc, char **argv)
 {
     const char *url_s = "http://127.0.0.1:8080", *list = "1,8", *label = "kiln", *device = "cpu", *db_path = NULL;
     const char *path = "/v1/completions";
-    int reqs = 4, n_words = 48, n_gen = 128, timeout_s = 600, no_store = 0, json = 0;
+    int reqs = 4, n_words = 48, n_gen = 128, timeout_s = 600, no_store = 0, json = 0, sys_words = 0;
     const kiln_opt own[] = {
         {"--url", NULL, KILN_OPT_STR, &url_s, .arg = "URL", .help = "the server (default http://127.0.0.1:8080)"},
         {"--clients", "-c", KILN_OPT_STR, &list, .arg = "LIST",
@@ -391,6 +414,10 @@ int kiln_cmd_bench_serve(int argc, char **argv)
          .help = "requests each client sends, one after another (default 4)"},
         {"--n-words", "-p", KILN_OPT_INT, &n_words, 1, 100000, .arg = "N",
          .help = "prompt words per request (default 48, about 1.3 tokens each)"},
+        {"--system-prompt-words", NULL, KILN_OPT_INT, &sys_words, 0, 100000, .arg = "S",
+         .help = "the chat scenario: the same S words first in every prompt (a shared system\n"
+                 "message; cache_prompt true; the warm-up sends it too), then -p words of\n"
+                 "its own (default 0: no shared prefix)"},
         {"--n-gen", "-n", KILN_OPT_INT, &n_gen, 2, 1 << 20, .arg = "N",
          .help = "tokens generated per request, end of generation ignored (default 128)"},
         {"--label", NULL, KILN_OPT_STR, &label, .arg = "NAME", .help = "the server's name in the table and the "
@@ -407,7 +434,7 @@ int kiln_cmd_bench_serve(int argc, char **argv)
     const kiln_opt *tables[] = {own, NULL};
     int prc = kiln_args_parse("kiln bench serve",
                               "usage: kiln bench serve [--url http://127.0.0.1:8080] [-c 1,8] [-R 4] [-p 48] [-n 128]\n"
-                              "       [--label NAME] [--device D] [--db PATH] [--no-store] [--json]\n"
+                              "       [--system-prompt-words S] [--label NAME] [--device D] [--db PATH] [--no-store] [--json]\n"
                               "C concurrent streaming clients x R requests each against a running OpenAI-compatible\n"
                               "server: aggregate output and decode tok/s, TTFT and inter-token latency p50/p99\n"
                               "exit: 0 ok, 1 a request failed, 2 usage, 3 server unreachable\n",
@@ -420,7 +447,7 @@ int kiln_cmd_bench_serve(int argc, char **argv)
     if (serve_url_parse(url_s, &url, &e) || kiln_num_int_list("--clients", list, 1, 256, levels, 16, &n_lv, &e))
         return kiln_args_usage_error("kiln bench serve", e.msg);
     /* warm-up: one untimed request (also says whether the server is there) */
-    char *wb = prompt_body(-1, n_words, n_gen < 8 ? n_gen : 8);
+    char *wb = prompt_body(-1, n_words, n_gen < 8 ? n_gen : 8, sys_words);
     serve_stream_result wr;
     if (!wb || serve_stream_post(&url, path, wb, timeout_s, &wr, &e)) {
         free(wb);
@@ -438,7 +465,7 @@ int kiln_cmd_bench_serve(int argc, char **argv)
     for (int i = 0; i < n_lv; i++) {
         char err[320] = "";
         fprintf(stderr, "bench serve %s: %d clients x %d requests...\n", label, levels[i], reqs);
-        if (run_level(&url, path, levels[i], reqs, n_words, n_gen, timeout_s, &lo[i], err, sizeof err)) {
+        if (run_level(&url, path, levels[i], reqs, n_words, sys_words, n_gen, timeout_s, &lo[i], err, sizeof err)) {
             fprintf(stderr, "kiln bench serve: %s\n", err);
             return KILN_EXIT_FAIL;
         }
@@ -449,10 +476,10 @@ int kiln_cmd_bench_serve(int argc, char **argv)
         }
     }
     if (json)
-        print_json(label, url_s, n_words, n_gen, reqs, lo, n_lv);
+        print_json(label, url_s, n_words, sys_words, n_gen, reqs, lo, n_lv);
     else
-        print_table(label, url_s, n_words, n_gen, reqs, lo, n_lv);
-    if (!no_store && store(db_path, device, label, lo, n_lv, reqs, n_words, n_gen, &e)) {
+        print_table(label, url_s, n_words, sys_words, n_gen, reqs, lo, n_lv);
+    if (!no_store && store(db_path, device, label, lo, n_lv, reqs, n_words, sys_words, n_gen, &e)) {
         fprintf(stderr, "kiln bench serve: storing the run: %s\n", e.msg);
         return kiln_exit_code(e.code);
     }

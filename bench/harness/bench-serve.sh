@@ -11,6 +11,7 @@
 #        [--clients 1,8] [--requests 4] [--n-gen 128] [--n-words 48] [--ctx 4096]
 #        [--llama-server PATH | --no-peer] [--threads N] [--rounds N] [--out FILE.md]
 #        [--llama-env VAR=VALUE ...] [--no-store] [--dry-run]
+#        [--system-prompt-words S] [--prefix-cache-ab]
 #
 # --rounds N (default 1): N rounds, each starting and measuring both servers,
 # kiln first in odd rounds and llama-server first in even ones (so a drift in
@@ -26,7 +27,12 @@
 # --threads N, llama-server -t N -tb N. --llama-env VAR=VALUE (repeatable):
 # llama-server's environment (e.g. OMP_WAIT_POLICY=passive on a loaded host,
 # see bench/peers/README.md). Runs are stored in the Kiln database
-# like other benches unless --no-store (implied by --dry-run). The kiln binary
+# like other benches unless --no-store (implied by --dry-run).
+# --system-prompt-words S: the chat scenario of `kiln bench serve` (the same S
+# words first in every prompt, a shared system message; a separate scenario,
+# labelled so in the report). --prefix-cache-ab: instead of llama-server, the
+# second server is kiln serve --no-prefix-cache ("kiln-nocache"), same rounds,
+# alternating, ratios kiln / kiln-nocache (the prefix cache on vs off). The kiln binary
 # runs from a copy, so a rebuild during the run cannot replace it.
 # --dry-run prints the commands and runs nothing (tests).
 set -euo pipefail
@@ -48,6 +54,8 @@ rounds=1
 out=""
 no_store=0
 lenv=()
+sys_words=0
+cache_ab=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --model|-m) model="$2"; shift ;;
@@ -66,20 +74,27 @@ while [[ $# -gt 0 ]]; do
         --no-store) no_store=1 ;;
         --llama-env) lenv+=("$2"); shift ;;
         --dry-run) dry=1 ;;
-        -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --system-prompt-words) sys_words="$2"; shift ;;
+        --prefix-cache-ab) cache_ab=1 ;;
+        -h|--help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench-serve.sh: unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
 done
 [[ -n "$model" ]] || { echo "bench-serve.sh: --model is required" >&2; exit 2; }
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "bench-serve.sh: --rounds must be a positive number: $rounds" >&2; exit 2; }
+[[ "$sys_words" =~ ^[0-9]+$ ]] || { echo "bench-serve.sh: --system-prompt-words must be a number: $sys_words" >&2; exit 2; }
+[[ $cache_ab -eq 1 ]] && no_peer=1   # the second server is kiln without its prefix cache
 if [[ -z "$llama" && $no_peer -eq 0 ]]; then
     for f in "${KILN_PEERS_DIR:-$HOME/.cache/kiln/peers}"/llama.cpp-*/build-cpu/bin/llama-server; do
         [[ -x "$f" ]] && llama="$f"
     done
 fi
 peer=1
-if [[ $no_peer -eq 1 ]]; then
+if [[ $cache_ab -eq 1 ]]; then
+    echo "bench-serve.sh: --prefix-cache-ab: kiln serve with and without its prefix cache, no llama-server" >&2
+    peer=0
+elif [[ $no_peer -eq 1 ]]; then
     echo "bench-serve.sh: --no-peer: llama-server skipped" >&2
     peer=0
 elif [[ -z "$llama" || ! -x "$llama" ]]; then
@@ -130,19 +145,23 @@ kthreads=()
 lthreads=()
 [[ -n "$threads" ]] && kthreads=(--threads "$threads") && lthreads=(-t "$threads" -tb "$threads")
 # the exact command lines (with PORT for the port each start picks)
-kiln_cmd() { echo "$kiln_orig serve -m $model --port $1 --parallel $parallel --ctx $ctx ${kthreads[*]}"; }
+sysarg=()
+[[ $sys_words -gt 0 ]] && sysarg=(--system-prompt-words "$sys_words")
+kiln_cmd() { echo "$kiln_orig serve -m $model --port $1 --parallel $parallel --ctx $ctx ${kthreads[*]}${2:+ }${2:-}"; }
 llama_cmd() { echo "${lenv[*]}${lenv[*]:+ }$llama -m $model --host 127.0.0.1 --port $1 -np $parallel -cb -c $ctx ${lthreads[*]}"; }
-bench_cmd() { echo "$kiln_orig bench serve --url http://127.0.0.1:$2 --label $1 -c $clients -R $requests -n $n_gen -p $n_words ${store[*]}"; }
+bench_cmd() { echo "$kiln_orig bench serve --url http://127.0.0.1:$2 --label $1 -c $clients -R $requests -n $n_gen -p $n_words ${sysarg[*]}${sysarg[*]:+ }${store[*]}"; }
 
 # measure SERVER ROUND : start the server, run the client load, stop it; the
 # levels' JSON in $tmp/SERVER.ROUND.json (and its table on stderr)
 measure() {
     local name=$1 r=$2 port
     port=$(free_port)
-    if [[ $name == kiln ]]; then
-        echo "+ $(kiln_cmd "$port")" >&2
+    if [[ $name == kiln || $name == kiln-nocache ]]; then
+        local nocache=()
+        [[ $name == kiln-nocache ]] && nocache=(--no-prefix-cache)
+        echo "+ $(kiln_cmd "$port" "${nocache[*]}")" >&2
         if [[ $dry -eq 0 ]]; then
-            "$kiln" serve -m "$model" --port "$port" --parallel "$parallel" --ctx "$ctx" "${kthreads[@]}" \
+            "$kiln" serve -m "$model" --port "$port" --parallel "$parallel" --ctx "$ctx" "${kthreads[@]}" "${nocache[@]}" \
                 >"$tmp/kiln.out" 2>"$tmp/server.log" &
             server_pid=$!
         fi
@@ -158,7 +177,7 @@ measure() {
     if [[ $dry -eq 0 ]]; then
         wait_ready "http://127.0.0.1:$port" "$tmp/server.log"
         if ! "$kiln" bench serve --url "http://127.0.0.1:$port" --label "$name" -c "$clients" -R "$requests" \
-            -n "$n_gen" -p "$n_words" "${store[@]}" --json >"$tmp/$name.$r.json" 2>"$tmp/bench.log"; then
+            -n "$n_gen" -p "$n_words" "${sysarg[@]}" "${store[@]}" --json >"$tmp/$name.$r.json" 2>"$tmp/bench.log"; then
             cat "$tmp/bench.log" >&2
             echo "bench-serve.sh: kiln bench serve against $name failed (round $r); the server's log:" >&2
             tail -n 20 "$tmp/server.log" >&2
@@ -173,12 +192,15 @@ measure() {
 }
 
 servers=(kiln)
+other=llama-server   # the second server: the ratios are kiln / it
+[[ $cache_ab -eq 1 ]] && other=kiln-nocache && servers+=(kiln-nocache)
 [[ $peer -eq 1 ]] && servers+=(llama-server)
+two=$(( ${#servers[@]} == 2 ))
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 date_start="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 for ((r = 1; r <= rounds; r++)); do
     order=("${servers[@]}")
-    if [[ $((r % 2)) -eq 0 && ${#servers[@]} -eq 2 ]]; then order=(llama-server kiln); fi
+    if [[ $((r % 2)) -eq 0 && $two -eq 1 ]]; then order=("$other" kiln); fi
     for s in "${order[@]}"; do
         echo "== round $r/$rounds: $s" >&2
         measure "$s" "$r"
@@ -202,18 +224,20 @@ metric() {   # metric SERVER CLIENTS KEY : its value in every round, one a line
         jq -r --argjson c "$2" --arg k "$3" '.levels[] | select(.clients == $c) | .[$k]' "$tmp/$1.$r.json"
     done
 }
-ratios() {   # ratios CLIENTS KEY : kiln / llama-server per round
+ratios() {   # ratios CLIENTS KEY : kiln / the other server per round
     local r k l
     for ((r = 1; r <= rounds; r++)); do
         k=$(jq -r --argjson c "$1" --arg k "$2" '.levels[] | select(.clients == $c) | .[$k]' "$tmp/kiln.$r.json")
-        l=$(jq -r --argjson c "$1" --arg k "$2" '.levels[] | select(.clients == $c) | .[$k]' "$tmp/llama-server.$r.json")
+        l=$(jq -r --argjson c "$1" --arg k "$2" '.levels[] | select(.clients == $c) | .[$k]' "$tmp/$other.$r.json")
         awk -v a="$k" -v b="$l" 'BEGIN { if (a == "null" || b == "null" || b == 0) print "null"; else printf "%.6g\n", a / b }'
     done
 }
 levels=$(jq -r '.levels[].clients' "$tmp/kiln.1.json")
 report="$tmp/report.md"
 {
-    if [[ $peer -eq 1 ]]; then
+    if [[ $cache_ab -eq 1 ]]; then
+        echo "### kiln serve --parallel $parallel, prefix cache on (kiln) vs --no-prefix-cache (kiln-nocache), $(basename "$model")"
+    elif [[ $peer -eq 1 ]]; then
         echo "### kiln serve --parallel $parallel vs llama-server -np $parallel -cb, $(basename "$model")"
     else
         echo "### kiln serve --parallel $parallel, $(basename "$model") (no llama-server)"
@@ -228,12 +252,18 @@ report="$tmp/report.md"
     echo "| kiln | \`$kiln_orig\` ($(KILN_CPU_THREADS=1 "$kiln" --version 2>/dev/null | head -1 || echo '?')), KV $ctx tokens shared |"
     [[ $peer -eq 1 ]] && echo "| llama-server | \`$llama\` ($("$llama" --version 2>&1 | grep -m1 -i version || echo '?')), -c $ctx over $parallel slots |"
     [[ $peer -eq 1 ]] && echo "| llama-server environment | ${lenv[*]:-(as inherited)} |"
+    if [[ $sys_words -gt 0 ]]; then
+        echo "| scenario | **shared system prompt**: the same $sys_words words first in every prompt (cache_prompt true, warmed up once), then its own |"
+    else
+        echo "| scenario | every prompt its own (no shared prefix) |"
+    fi
     echo "| load | clients $clients, $requests requests each, prompt $n_words words, $n_gen tokens (ignore_eos, temperature 0) |"
-    echo "| rounds | $rounds, servers alternating (kiln first in odd rounds, llama-server first in even) |"
+    echo "| rounds | $rounds, servers alternating (kiln first in odd rounds, $other first in even) |"
     echo
     echo "Commands (PORT: a free port per start):"
     echo
     echo "    $(kiln_cmd PORT)"
+    [[ $cache_ab -eq 1 ]] && echo "    $(kiln_cmd PORT --no-prefix-cache)"
     [[ $peer -eq 1 ]] && echo "    $(llama_cmd PORT)"
     echo "    $(bench_cmd LABEL PORT) --json"
     echo
@@ -249,9 +279,9 @@ report="$tmp/report.md"
                 "$(fmt "$(stats $(metric "$s" "$c" itl_p50_ms))") | $(fmt "$(stats $(metric "$s" "$c" itl_p99_ms))") |"
         done
     done
-    if [[ $peer -eq 1 ]]; then
+    if [[ $two -eq 1 ]]; then
         echo
-        echo "kiln / llama-server, median [min..max] of the per-round ratios (tok/s: > 1 kiln faster; latency: < 1 kiln faster):"
+        echo "kiln / $other, median [min..max] of the per-round ratios (tok/s: > 1 kiln faster; latency: < 1 kiln faster):"
         echo
         echo "| clients | output tok/s | TTFT p50 | TTFT p99 | ITL p50 | ITL p99 |"
         echo "|---:|---:|---:|---:|---:|---:|"
