@@ -33,13 +33,15 @@ void kiln_act_q8_block(const float *x, int n, int8_t q[32], float *d)
 typedef struct xq_out {
     int8_t *xe, *xo; /* int4 layout (xo unused for q8) */
     float *d, *s;
+    int32_t *n;
 } xq_out;
 
 static xq_out out_of(void *out, int64_t k)
 {
     int64_t nb4 = kiln_xq_nb4(k);
     int8_t *b = out;
-    return (xq_out){.xe = b, .xo = b + nb4 * 16, .d = (float *)(b + nb4 * 32), .s = (float *)(b + nb4 * 36)};
+    return (xq_out){.xe = b, .xo = b + nb4 * 16, .d = (float *)(b + nb4 * 32), .s = (float *)(b + nb4 * 36),
+                    .n = (int32_t *)(b + nb4 * 40)};
 }
 
 /* One block's q in element order -> the layout. */
@@ -58,6 +60,7 @@ static void store_block(const xq_out *o, int64_t b, const int8_t q[32], float d,
     }
     o->d[b] = d;
     o->s[b] = d * (float)sum;
+    o->n[b] = sum;
 }
 
 static void pack_scalar(const float *x, int64_t k, int fmt, const xq_out *o, int64_t b0, int64_t nb)
@@ -96,8 +99,10 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) static void pack_a
             _mm_storeu_si128((__m128i *)(o->xe + b * 16), _mm512_cvtsepi32_epi8(q0));
             _mm_storeu_si128((__m128i *)(o->xo + b * 16), _mm512_cvtsepi32_epi8(q1));
         }
+        int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
         o->d[b] = d;
-        o->s[b] = d * (float)_mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+        o->s[b] = d * (float)sum;
+        o->n[b] = sum;
     }
 }
 
@@ -139,6 +144,7 @@ __attribute__((target("avx2,fma,f16c"))) static void pack_avx2(const float *x, i
         }
         o->d[b] = d;
         o->s[b] = d * (float)_mm_cvtsi128_si32(s4);
+        o->n[b] = _mm_cvtsi128_si32(s4);
     }
 }
 #endif
@@ -178,6 +184,7 @@ static void pack_neon(const float *x, int64_t nb, int fmt, const xq_out *o)
         }
         o->d[b] = d;
         o->s[b] = d * (float)vaddvq_s32(sum);
+        o->n[b] = vaddvq_s32(sum);
     }
 }
 #endif

@@ -17,6 +17,7 @@
  *   then, for both:
  *     d   f32[nb4]    at nb4 * 32   block scales
  *     s   f32[nb4]    at nb4 * 36   d * sum(q) of the block (zero points, mins)
+ *     n   i32[nb4]    at nb4 * 40   sum(q) of the block (zero points in integers)
  * so the low nibbles of a weight word meet xe[w] and the high nibbles xo[w]
  * in one 4-byte lane of an integer dot product (vpdpbusd, maddubs+madd). */
 #ifndef KILN_KERNELS_ACT_Q8_H
@@ -31,7 +32,7 @@ enum { KILN_XQ_INT4 = 0, KILN_XQ_Q8 = 1 }; /* which weight words the layout pair
 
 /* Blocks of 32 covering k, rounded up to a multiple of 4. */
 static inline int64_t kiln_xq_nb4(int64_t k) { return ((k + 31) / 32 + 3) / 4 * 4; }
-static inline size_t kiln_xq_bytes(int64_t k) { return (size_t)kiln_xq_nb4(k) * 40; }
+static inline size_t kiln_xq_bytes(int64_t k) { return (size_t)kiln_xq_nb4(k) * 44; }
 
 /* The contract for one block: q[0..32) and d from x[0..n) (n <= 32; the rest
  * is zero). The reference of every act-1 kernel uses this function. */

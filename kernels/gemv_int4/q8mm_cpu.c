@@ -54,13 +54,15 @@ typedef struct q8mm_args {
 typedef struct q8mm_x {
     const int8_t *xe, *xo; /* q8_0 weights: xe is x in element order */
     const float *xd, *xs;
+    const int32_t *xn;     /* sum(q) per block */
 } q8mm_x;
 
 static inline q8mm_x q8mm_token(const q8mm_args *a, uint32_t t)
 {
     const int8_t *b = a->xq + (size_t)t * a->xstride;
     return (q8mm_x){.xe = b, .xo = b + a->nb4 * 16, .xd = (const float *)(const void *)(b + a->nb4 * 32),
-                    .xs = (const float *)(const void *)(b + a->nb4 * 36)};
+                    .xs = (const float *)(const void *)(b + a->nb4 * 36),
+                    .xn = (const int32_t *)(const void *)(b + a->nb4 * 40)};
 }
 
 /* Any layout, any format: the contract in plain C. */
@@ -311,17 +313,32 @@ void kiln_gemv_q8_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_e
     q8mm_run(&a, l->isa, wg_begin * rows, wg_end * rows, 1);
 }
 
-/* A row-major matrix (ILV 1) in a gemm: each run of up to 16 rows is packed
- * into one 16-row tile first (as BLAS libraries pack panels), so every
- * weight load serves TN tokens through the tile path. Without it the
- * row-major path spends ~4x the non-dot work per multiply-add and made a
- * prefill 2-4x slower wherever gemv's tuning had picked the row-major
- * layout (llama-1b ffn_down, 2048x8192 n64: 14.2 ms vs 3.4 ms for a tiled
- * matrix of 4x the rows). The pack is 16 x words_per_row words, amortized
+/* A matrix in a narrower layout (row-major, or tiles of 4 or 8 rows) in a
+ * gemm: each run of up to 16 rows is packed into one 16-row tile first (as
+ * BLAS libraries pack panels), so every weight load serves TN tokens through
+ * the 16-row tile path, the fastest (q8mm_avx512.inc tile16_g32). Without
+ * it the row-major path spends ~4x the non-dot work per multiply-add and
+ * made a prefill 2-4x slower wherever gemv's tuning had picked the
+ * row-major layout (llama-1b ffn_down, 2048x8192 n64: 14.2 ms vs 3.4 ms for
+ * a tiled matrix of 4x the rows); tiles of 8 broadcast each x word to two
+ * lanes with a permute per token and load. The pack copies 16 x
+ * words_per_row words (whole source tiles of ILV words at a time), amortized
  * over the N tokens. */
+/* n = 1, 4 or 8 elements of size sz: constant-size copies the compiler
+ * inlines (a memcpy of a run-time size is a libc call per word row) */
+static inline void copy_run(void *dst, const void *src, uint32_t n, size_t sz)
+{
+    if (n == 8)
+        memcpy(dst, src, 8 * sz);
+    else if (n == 4)
+        memcpy(dst, src, 4 * sz);
+    else
+        memcpy(dst, src, sz);
+}
+
 static int gemm_packed(q8mm_args *a, unsigned isa, uint32_t r_begin, uint32_t r_end, uint32_t tn)
 {
-    const uint32_t R = 16;
+    const uint32_t R = 16, S = (uint32_t)a->ilv; /* S: the source layout's tile rows (1, 4 or 8) */
     size_t nq = (size_t)R * a->wpr, ns = (size_t)R * (a->gpr ? a->gpr : 1);
     uint32_t *qs = malloc(sizeof *qs * nq);
     uint16_t *sc = malloc(sizeof *sc * ns), *mn = malloc(sizeof *mn * ns);
@@ -331,6 +348,7 @@ static int gemm_packed(q8mm_args *a, unsigned isa, uint32_t r_begin, uint32_t r_
         free(mn);
         return -1;
     }
+    const uint32_t m_src = (uint32_t)kiln_ilv_rows(a->M, (int)S); /* rows the source holds (padded to S) */
     for (uint32_t r0 = r_begin; r0 < r_end && r0 < a->M; r0 += R) {
         uint32_t n = a->M - r0 < R ? a->M - r0 : R;
         if (r_end - r0 < n)
@@ -338,14 +356,18 @@ static int gemm_packed(q8mm_args *a, unsigned isa, uint32_t r_begin, uint32_t r_
         memset(qs, 0, sizeof *qs * nq);
         memset(sc, 0, sizeof *sc * ns);
         memset(mn, 0, sizeof *mn * ns);
-        for (uint32_t i = 0; i < n; i++) {
-            const uint32_t *src = a->qs + (size_t)(r0 + i) * a->wpr;
+        /* source tile j of the panel holds rows r0 + j*S .. + S-1; r0 is a
+         * multiple of S (tasks own whole tiles) */
+        for (uint32_t j = 0; j * S < n && r0 + j * S < m_src; j++) {
+            uint32_t tile = (r0 + j * S) / S;
+            const uint32_t *src = a->qs + (size_t)tile * a->wpr * S;
+            const uint16_t *ssc = a->sc + (size_t)tile * a->gpr * S, *smn = a->mn + (size_t)tile * a->gpr * S;
             for (uint32_t w = 0; w < a->wpr; w++)
-                qs[(size_t)w * R + i] = src[w];
+                copy_run(qs + (size_t)w * R + j * S, src + (size_t)w * S, S, sizeof *qs);
             for (uint32_t g = 0; g < a->gpr; g++) {
-                sc[(size_t)g * R + i] = a->sc[(size_t)(r0 + i) * a->gpr + g];
+                copy_run(sc + (size_t)g * R + j * S, ssc + (size_t)g * S, S, sizeof *sc);
                 if (a->quant == KILN_Q4_1)
-                    mn[(size_t)g * R + i] = a->mn[(size_t)(r0 + i) * a->gpr + g];
+                    copy_run(mn + (size_t)g * R + j * S, smn + (size_t)g * S, S, sizeof *mn);
             }
         }
         q8mm_args t = *a;
@@ -368,7 +390,8 @@ void kiln_gemm_q8_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_e
     q8mm_args a = args_of(l, l->arg[9].u32);
     uint32_t rows = (uint32_t)kiln_define_get(l->defines, l->n_defines, "ROWS", 1);
     uint32_t tn = (uint32_t)kiln_define_get(l->defines, l->n_defines, "TN", 4);
-    if (a.ilv == 1 && a.N > 1 && (l->isa & KILN_ISA_AVX2) &&
+    /* packing pays when a task owns at least one whole 16-row panel */
+    if (a.ilv < 16 && a.N > 1 && (l->isa & KILN_ISA_AVX2) && (wg_end - wg_begin) * rows >= 16 &&
         gemm_packed(&a, l->isa, wg_begin * rows, wg_end * rows, tn) == 0)
         return;
     q8mm_run(&a, l->isa, wg_begin * rows, wg_end * rows, tn);

@@ -13,6 +13,11 @@
  *    so each path is checked where the host has it.
  * 4. It can fail: a planted wrong index (KILN_BUILD_TEST_BREAK), and an
  *    interleaved config run over row-major data, are both caught.
+ * 4b. gemm_int4 act 1 over every layout (ilv 1, 4, 8 packed into 16-row
+ *    panels for the gemm, 16 as is) x rows x tokens per pass, on odd token
+ *    counts, M not a multiple of 16 and group 32 and 128 in every weight
+ *    format: the gemm's own paths (the 16-row group-32 int4 tile, the panel
+ *    packer) against the same reference.
  * 5. The contract costs accuracy only through x's rounding: the act-1
  *    reference differs from the exact f32 one by more than the f32 budget at
  *    its worst row (so the two references are not confused) and by less than
@@ -227,6 +232,47 @@ static void test_configs(kiln_device *d)
     kiln_progcache_free(pc);
 }
 
+static void test_gemm_configs(kiln_device *d)
+{
+    const kiln_kernel *k = kiln_kernel_find("gemm_int4");
+    kiln_progcache *pc = kiln_progcache_new(d);
+    static const kiln_shape base[] = {
+        {.m = 45, .k = 200, .n = 13, .quant = KILN_Q4_0, .group = 32, .act = KILN_ACT_Q8},
+        {.m = 50, .k = 136, .n = 7, .quant = KILN_Q4_1, .group = 128, .act = KILN_ACT_Q8},
+        {.m = 37, .k = 520, .n = 9, .quant = KILN_Q4F16_1, .group = 32, .act = KILN_ACT_Q8},
+        {.m = 72, .k = 1024, .n = 11, .quant = KILN_Q4_1, .group = 32, .act = KILN_ACT_Q8},
+        {.m = 33, .k = 100, .n = 5, .quant = KILN_Q8_0, .group = 32, .act = KILN_ACT_Q8},
+    };
+    static const int ilvs[] = {1, 4, 8, 16}, rows[] = {1, 2, 4, 8, 16, 32}, tokens[] = {1, 2, 4, 8};
+    int n_run = 0;
+    for (size_t si = 0; si < sizeof base / sizeof base[0]; si++)
+        for (int ii = 0; ii < 4; ii++) {
+            kiln_shape s = base[si];
+            s.ilv = ilvs[ii];
+            for (int ri = 0; ri < 6; ri++)
+                for (int ti = 0; ti < 4; ti++) {
+                    if (rows[ri] % ilvs[ii])
+                        continue;
+                    kiln_config c;
+                    kiln_config_default(k, &c);
+                    kiln_config_set(k, &c, "act", 1);
+                    kiln_config_set(k, &c, "rows", rows[ri]);
+                    kiln_config_set(k, &c, "tokens", tokens[ti]);
+                    char why[256] = "";
+                    kiln_fingerprint fp = {.backend = KILN_CPU};
+                    CHECK(k->config_valid(&s, &c, &fp, why, sizeof why), "gemm ilv %d rows %d tokens %d: %s",
+                          ilvs[ii], rows[ri], tokens[ti], why);
+                    run_result r = run(d, pc, k, &s, &c, kiln_data_class(k, &s, &c), 0);
+                    CHECK(!r.rc && r.ok, "gemm m%lld k%lld n%lld %s g%d ilv %d rows %d tokens %d: rc %d err %g: %s",
+                          (long long)s.m, (long long)s.k, (long long)s.n, kiln_quant_name(s.quant), s.group,
+                          ilvs[ii], rows[ri], tokens[ti], r.rc, r.err, r.detail);
+                    n_run++;
+                }
+        }
+    CHECK(n_run == 5 * 15 * 4, "%d gemm configs run", n_run);
+    kiln_progcache_free(pc);
+}
+
 int main(void)
 {
     test_pack();
@@ -238,6 +284,7 @@ int main(void)
         return test_result();
     }
     test_configs(d);
+    test_gemm_configs(d);
     kiln_device_close(d);
     return test_result();
 }
