@@ -390,8 +390,11 @@ void kiln_gemm_q8_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_e
     q8mm_args a = args_of(l, l->arg[9].u32);
     uint32_t rows = (uint32_t)kiln_define_get(l->defines, l->n_defines, "ROWS", 1);
     uint32_t tn = (uint32_t)kiln_define_get(l->defines, l->n_defines, "TN", 4);
-    /* packing pays when a task owns at least one whole 16-row panel */
-    if (a.ilv < 16 && a.N > 1 && (l->isa & KILN_ISA_AVX2) && (wg_end - wg_begin) * rows >= 16 &&
+    /* packing pays when a task owns at least one whole 16-row panel and the
+     * layout is narrower than the widest tile path (16 rows with AVX-512;
+     * AVX2's tiles are 8 rows, so 8 stays as it is there) */
+    int narrow = a.ilv < ((l->isa & KILN_ISA_AVX512) ? 16 : 8);
+    if (narrow && a.N > 1 && (l->isa & KILN_ISA_AVX2) && (wg_end - wg_begin) * rows >= 16 &&
         gemm_packed(&a, l->isa, wg_begin * rows, wg_end * rows, tn) == 0)
         return;
     q8mm_run(&a, l->isa, wg_begin * rows, wg_end * rows, tn);
