@@ -1,7 +1,7 @@
 /* kernels/small/small_cpu.c - CPU entries of embed_gather, silu_mul,
  * residual_add and argmax (layouts and arguments: see small.c).
  * residual_add and argmax are vectorized (AVX-512 / AVX2 / NEON / scalar, capped by
- * the launch's ISA bits); silu_mul is a scalar expf loop (libm's expf is the cost);
+ * the launch's ISA bits); silu_mul too on x86 (a vector expf; elsewhere libm's expf);
  * embed_gather decodes one row per id. */
 #include <math.h>
 #include <stdlib.h>
@@ -80,15 +80,97 @@ static void embed_gather_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32
 }
 
 /* ---------------------------------------------------------------- silu_mul */
+/* exp(-g) in vectors: Cephes' expf (range reduction by ln 2 in two parts, a
+ * degree-5 polynomial, the exponent built in the bits; ~1 ulp against
+ * libm's, far inside silu_mul's budget in small.c), so that the FFN gate
+ * of a batched decode step (B x 1536 elements for SmolLM2) is not a scalar
+ * libm loop. Inputs are clamped to +-88.376: beyond, exp(-g) is 0 or
+ * 2^128 = inf, and g / (1 + e) is g or -0 as with expf. */
+#define EXP_HI 88.3762626647949f
+#define EXP_LOG2E 1.44269504088896341f
+#define EXP_C1 0.693359375f
+#define EXP_C2 (-2.12194440e-4f)
+#define EXP_P0 1.9875691500e-4f
+#define EXP_P1 1.3981999507e-3f
+#define EXP_P2 8.3334519073e-3f
+#define EXP_P3 4.1665795894e-2f
+#define EXP_P4 1.6666665459e-1f
+#define EXP_P5 5.0000001201e-1f
+
+#ifdef KILN_X86
+__attribute__((target("avx512f"))) static void silu_avx512(const float *g, const float *u, float *o, int64_t b,
+                                                           int64_t e)
+{
+    const __m512 hi = _mm512_set1_ps(EXP_HI), lo = _mm512_set1_ps(-EXP_HI), one = _mm512_set1_ps(1.0f);
+    int64_t i = b;
+    for (; i + 16 <= e; i += 16) {
+        __m512 x = _mm512_loadu_ps(g + i);
+        __m512 t = _mm512_min_ps(_mm512_max_ps(_mm512_sub_ps(_mm512_setzero_ps(), x), lo), hi);
+        __m512 fx = _mm512_roundscale_ps(_mm512_fmadd_ps(t, _mm512_set1_ps(EXP_LOG2E), _mm512_set1_ps(0.5f)),
+                                         _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+        t = _mm512_fnmadd_ps(fx, _mm512_set1_ps(EXP_C1), t);
+        t = _mm512_fnmadd_ps(fx, _mm512_set1_ps(EXP_C2), t);
+        __m512 z = _mm512_mul_ps(t, t), y = _mm512_set1_ps(EXP_P0);
+        y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(EXP_P1));
+        y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(EXP_P2));
+        y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(EXP_P3));
+        y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(EXP_P4));
+        y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(EXP_P5));
+        y = _mm512_add_ps(_mm512_fmadd_ps(y, z, t), one);
+        __m512i n = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(fx), _mm512_set1_epi32(127)), 23);
+        __m512 ex = _mm512_mul_ps(y, _mm512_castsi512_ps(n));
+        __m512 r = _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(one, ex)), _mm512_loadu_ps(u + i));
+        _mm512_storeu_ps(o + i, r);
+    }
+    for (; i < e; i++)
+        o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+__attribute__((target("avx2,fma"))) static void silu_avx2(const float *g, const float *u, float *o, int64_t b,
+                                                          int64_t e)
+{
+    const __m256 hi = _mm256_set1_ps(EXP_HI), lo = _mm256_set1_ps(-EXP_HI), one = _mm256_set1_ps(1.0f);
+    int64_t i = b;
+    for (; i + 8 <= e; i += 8) {
+        __m256 x = _mm256_loadu_ps(g + i);
+        __m256 t = _mm256_min_ps(_mm256_max_ps(_mm256_sub_ps(_mm256_setzero_ps(), x), lo), hi);
+        __m256 fx = _mm256_floor_ps(_mm256_fmadd_ps(t, _mm256_set1_ps(EXP_LOG2E), _mm256_set1_ps(0.5f)));
+        t = _mm256_fnmadd_ps(fx, _mm256_set1_ps(EXP_C1), t);
+        t = _mm256_fnmadd_ps(fx, _mm256_set1_ps(EXP_C2), t);
+        __m256 z = _mm256_mul_ps(t, t), y = _mm256_set1_ps(EXP_P0);
+        y = _mm256_fmadd_ps(y, t, _mm256_set1_ps(EXP_P1));
+        y = _mm256_fmadd_ps(y, t, _mm256_set1_ps(EXP_P2));
+        y = _mm256_fmadd_ps(y, t, _mm256_set1_ps(EXP_P3));
+        y = _mm256_fmadd_ps(y, t, _mm256_set1_ps(EXP_P4));
+        y = _mm256_fmadd_ps(y, t, _mm256_set1_ps(EXP_P5));
+        y = _mm256_add_ps(_mm256_fmadd_ps(y, z, t), one);
+        __m256i n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+        __m256 ex = _mm256_mul_ps(y, _mm256_castsi256_ps(n));
+        __m256 r = _mm256_mul_ps(_mm256_div_ps(x, _mm256_add_ps(one, ex)), _mm256_loadu_ps(u + i));
+        _mm256_storeu_ps(o + i, r);
+    }
+    for (; i < e; i++)
+        o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+#endif
+
 static void silu_mul_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t wg_end)
 {
     const float *g = l->ptr[0], *u = l->ptr[1];
     float *o = l->ptr[2];
     int64_t n = l->arg[3].i32;
     int brk = brk_of(l);
-    int64_t e = (int64_t)wg_end * CPU_CHUNK < n ? (int64_t)wg_end * CPU_CHUNK : n;
-    for (int64_t i = (int64_t)wg_begin * CPU_CHUNK; i < e; i++)
-        o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    int64_t b = (int64_t)wg_begin * CPU_CHUNK, e = (int64_t)wg_end * CPU_CHUNK < n ? (int64_t)wg_end * CPU_CHUNK : n;
+#ifdef KILN_X86
+    int isa = kiln_cpu_isa_level(l->isa);
+    if (isa == 2)
+        silu_avx512(g, u, o, b, e);
+    else if (isa == 1)
+        silu_avx2(g, u, o, b, e);
+    else
+#endif
+        for (int64_t i = b; i < e; i++)
+            o[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
     if (brk && wg_begin == 0 && wg_end > 0 && n > 1)
         o[0] = g[0] / (1.0f + expf(-g[0])) * u[1];
 }
