@@ -4,7 +4,9 @@
  *   index (cpu device, no model): a sequence's whole pages are indexed by
  *     their tokens (the partly filled last page is not); a lookup finds the
  *     longest chain, stops at the first page whose tokens differ (one token
- *     changed in the middle of a page, or in the first page only); the cache holds
+ *     changed in the middle of a page, or in the first page only), and at
+ *     an entry whose hash matches but whose tokens differ (a collision,
+ *     simulated); the cache holds
  *     one reference per page; make_room evicts least recently used leaves
  *     first and frees exactly what it counts as evictable; free returns
  *     every page.
@@ -109,6 +111,13 @@ static void test_index(void)
     CHECK(n == 3 && !memcmp(got, a_pages, 3 * sizeof *got), "lookup a: %d pages (%d %d %d)", n, got[0], got[1],
           got[2]);
     CHECK(kiln_prefix_cache_lookup(&pc, a, 2, got) == 2, "lookup a limited to 2 pages");
+    /* a hash collision, simulated: page 1's entry keeps its hash but holds other tokens; the lookup
+     * compares the tokens and stops there rather than hand out KV of other tokens */
+    int32_t *stored = pc.toks + (size_t)a_pages[1] * PS + 5;
+    *stored ^= 1;
+    n = kiln_prefix_cache_lookup(&pc, a, 4, got);
+    CHECK(n == 1, "lookup a with page 1's tokens changed under the same hash: %d pages, want 1", n);
+    *stored ^= 1;
     n = kiln_prefix_cache_lookup(&pc, b, 4, got);
     CHECK(n == 2, "lookup b (differs in page 2): %d pages, want 2", n);
     n = kiln_prefix_cache_lookup(&pc, x, 4, got);
