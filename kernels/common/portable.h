@@ -11,6 +11,7 @@
  *
  *   KERNEL, KERNEL_WG(n)   entry point; _WG: always launched with n work-items
  *                          per group (reqd_work_group_size / __launch_bounds__)
+ *   KERNEL_WG2(x, y)       the same for a 2-D group of x * y work-items
  *   INLINE                 helper function
  *   GLOBAL, LOCAL          pointer qualifiers: device memory, workgroup memory
  *   SHARED                 declares a workgroup-memory array in a kernel
@@ -56,6 +57,7 @@
 typedef long i64;
 #define KERNEL __kernel void
 #define KERNEL_WG(n) __kernel __attribute__((reqd_work_group_size(n, 1, 1))) void
+#define KERNEL_WG2(x, y) __kernel __attribute__((reqd_work_group_size(x, y, 1))) void
 #define INLINE inline
 #define GLOBAL __global
 #define LOCAL __local
@@ -110,6 +112,7 @@ typedef unsigned short ushort;
 typedef long long i64;
 #define KERNEL extern "C" __global__ void
 #define KERNEL_WG(n) extern "C" __global__ void __launch_bounds__(n)
+#define KERNEL_WG2(x, y) extern "C" __global__ void __launch_bounds__((x) * (y))
 #define INLINE __device__ __forceinline__
 #define GLOBAL
 #define LOCAL

@@ -80,8 +80,8 @@ static int shape_ok(const kiln_shape *s, char *why, size_t n)
 static int check(const kiln_shape *s, const kiln_config *c, const kiln_fingerprint *fp, char *why, size_t n)
 {
     int wg = c->v[P_WG], rows = c->v[P_ROWS], tn = c->v[P_TN], vec = c->v[P_VEC], reduce = c->v[P_REDUCE];
-    if (s->ilv > 1 && (fp->backend != KILN_CPU || !kiln_ilv_valid(s->ilv) || s->quant == KILN_F16)) {
-        snprintf(why, n, "a matrix in layout ilv %d runs on the cpu only (int4/q8 formats)", s->ilv);
+    if (s->ilv > 1 && (!kiln_ilv_valid(s->ilv) || s->quant == KILN_F16)) {
+        snprintf(why, n, "layout ilv %d: int4/q8 formats in tiles of 4, 8 or 16 rows only", s->ilv);
         return 0;
     }
     if (c->v[P_ACT]) {
@@ -344,7 +344,9 @@ static int plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be,
     }
     kiln_plan_define(st, "QUANT", s->quant);
     kiln_plan_define(st, "GROUP", group ? group : 1);
-    if (be == KILN_CPU)
+    /* the gpu sources index the weights through ILV as the cpu gathers
+     * rows; row-major plans keep their define set (cpu: ILV 1 as before) */
+    if (be == KILN_CPU || s->ilv > 1)
         kiln_plan_define(st, "ILV", s->ilv > 1 ? s->ilv : 1);
     st->local[0] = be == KILN_CPU ? 1 : (uint32_t)c->v[P_WG];
     st->grid[0] = (uint32_t)((s->m + rows - 1) / rows);

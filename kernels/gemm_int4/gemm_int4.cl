@@ -1,7 +1,9 @@
 /* kernels/gemm_int4/gemm_int4.cl - gemm_int4 for OpenCL and CUDA: see
  * gemm_int4.c for the schedule, kernels/common/portable.h for the names.
  * Defines: QUANT (kiln_quant), GROUP, WG, ROWS, TN, VEC, UNROLL, REDUCE
- * (REDUCE 1 needs subgroups: not on OpenCL, config_valid rejects it there). */
+ * (REDUCE 1 needs subgroups: not on OpenCL, config_valid rejects it there),
+ * ILV: the matrix's row layout (kernels/quant_ilv.h; 1 row-major, 4/8/16
+ * rows interleaved word by word, as gemv's winner had it repacked). */
 #ifndef QUANT
 #define QUANT 0
 #endif
@@ -22,6 +24,9 @@
 #endif
 #ifndef REDUCE
 #define REDUCE 0
+#endif
+#ifndef ILV
+#define ILV 1
 #endif
 #include "quant.h"
 #define NACC (ROWS * TN)
@@ -44,8 +49,9 @@ gemm_int4(GLOBAL const uint *RESTRICT qs, GLOBAL const ushort *RESTRICT scales, 
     UNROLL_HINT
     for (int r = 0; r < ROWS; r++) {
         uint row = min(row0 + r, M - 1); /* clamped: loads only, never written */
-        qoff[r] = (size_t)row * wpr;
-        goff[r] = (size_t)row * gpr;
+        /* layout ILV: word w of the row at qoff + w * ILV, scale g at goff + g * ILV */
+        qoff[r] = (size_t)(row / ILV) * wpr * ILV + row % ILV;
+        goff[r] = (size_t)(row / ILV) * gpr * ILV + row % ILV;
     }
     float acc[NACC];
     UNROLL_HINT
@@ -67,9 +73,9 @@ gemm_int4(GLOBAL const uint *RESTRICT qs, GLOBAL const ushort *RESTRICT scales, 
 #endif
             UNROLL_HINT
             for (int r = 0; r < ROWS; r++) {
-                sc[r] = LOAD_HALF(scales, goff[r] + g);
+                sc[r] = LOAD_HALF(scales, goff[r] + (size_t)g * ILV);
 #if QUANT == 2
-                mn[r] = LOAD_HALF(mins, goff[r] + g);
+                mn[r] = LOAD_HALF(mins, goff[r] + (size_t)g * ILV);
 #endif
             }
 #endif
@@ -81,7 +87,7 @@ gemm_int4(GLOBAL const uint *RESTRICT qs, GLOBAL const ushort *RESTRICT scales, 
                 uint word[ROWS]; /* f16 on OpenCL: unused, HALF_OF_WORD reads memory */
                 UNROLL_HINT
                 for (int r = 0; r < ROWS; r++)
-                    word[r] = qs[qoff[r] + wv];
+                    word[r] = qs[qoff[r] + (size_t)wv * ILV];
                 UNROLL_HINT
                 for (uint j = 0; j < EPW; j++) {
                     uint k = wv * EPW + j;

@@ -1,5 +1,9 @@
 /* kernels/gemm_int4/gemm_int4.comp - see gemm_int4.c for the schedule.
- * Defines: QUANT, GROUP, WG, ROWS, TN, VEC, UNROLL, REDUCE. */
+ * Defines: QUANT, GROUP, WG, ROWS, TN, VEC, UNROLL, REDUCE, ILV (the matrix's
+ * row layout, kernels/quant_ilv.h: 1 row-major, 4/8/16 interleaved). */
+#ifndef ILV
+#define ILV 1
+#endif
 #include "quant.glsl"
 #include "gemm_int4.glsl"
 layout(std430, binding = 3) readonly buffer X4 { vec4 x4[]; }; /* the same x, 16-byte loads (K % 4 == 0) */
@@ -20,8 +24,9 @@ void main()
     uint qoff[ROWS], goff[ROWS];
     [[unroll]] for (int r = 0; r < ROWS; r++) {
         uint row = min(row0 + r, pc.M - 1);
-        qoff[r] = row * pc.wpr;
-        goff[r] = row * pc.gpr;
+        /* layout ILV: word w of the row at qoff + w * ILV, scale g at goff + g * ILV */
+        qoff[r] = (row / ILV) * pc.wpr * ILV + row % ILV;
+        goff[r] = (row / ILV) * pc.gpr * ILV + row % ILV;
     }
     float acc[NACC];
     [[unroll]] for (int i = 0; i < NACC; i++)
@@ -41,16 +46,16 @@ void main()
             float m[ROWS];
 #endif
             [[unroll]] for (int r = 0; r < ROWS; r++) {
-                s[r] = HALF(sc, goff[r] + g);
+                s[r] = HALF(sc, goff[r] + g * ILV);
 #if QUANT == 2
-                m[r] = HALF(mn, goff[r] + g);
+                m[r] = HALF(mn, goff[r] + g * ILV);
 #endif
             }
 #endif
             [[unroll]] for (uint v = 0; v < VEC; v++) {
                 uint word[ROWS];
                 [[unroll]] for (int r = 0; r < ROWS; r++)
-                    word[r] = qs[qoff[r] + min(w + v, words - 1)];
+                    word[r] = qs[qoff[r] + min(w + v, words - 1) * ILV];
 #if QUANT != 4
                 /* whole word inside the row and K % 4 == 0: x in 16-byte loads */
                 if (x4ok && kb + (v + 1) * EPW <= pc.K) {

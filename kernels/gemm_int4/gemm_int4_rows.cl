@@ -2,7 +2,11 @@
  * CUDA: one work-item per row and TN tokens, walking the whole of K; see
  * gemm_int4_rows.comp. A warp's weight reads are a row apart here, so layout
  * 0 should win on NVIDIA GPUs; the tuner measures it rather than assuming.
- * Defines: QUANT, GROUP, WG, TN. Names: kernels/common/portable.h. */
+ * Defines: QUANT, GROUP, WG, TN, ILV (the matrix's row layout, kernels/quant_ilv.h:
+ * 1 row-major; 4/8/16 interleaved, never f16). Names: kernels/common/portable.h. */
+#ifndef ILV
+#define ILV 1
+#endif
 #include "quant.h"
 
 /* element j of word q[w] (its value: word), dequantized with scale s and min m */
@@ -27,7 +31,9 @@ gemm_int4_rows(GLOBAL const uint *RESTRICT qs, GLOBAL const ushort *RESTRICT sca
     uint gid = GLOBAL_ID(0);
     uint row = min(gid, M - 1);
     uint tok0 = GROUP_ID(1) * TN;
-    GLOBAL const uint *q = qs + (size_t)row * wpr;
+    /* word w of the row at q[w * ILV], scale g at scales[s0 + g * ILV] */
+    GLOBAL const uint *q = qs + (size_t)(row / ILV) * wpr * ILV + row % ILV;
+    size_t s0 = (size_t)(row / ILV) * gpr * ILV + row % ILV;
     GLOBAL const float *xt[TN]; /* clamped token rows: loads stay in bounds, stores are skipped */
     float acc[TN];
     UNROLL_HINT
@@ -42,16 +48,16 @@ gemm_int4_rows(GLOBAL const uint *RESTRICT qs, GLOBAL const ushort *RESTRICT sca
         float s = 1.0f, m = 0.0f;
 #else
         uint g = k0 / GROUP;
-        float s = LOAD_HALF(scales, (size_t)row * gpr + g);
+        float s = LOAD_HALF(scales, s0 + (size_t)g * ILV);
 #if QUANT == 2
-        float m = LOAD_HALF(mins, (size_t)row * gpr + g);
+        float m = LOAD_HALF(mins, s0 + (size_t)g * ILV);
 #else
         float m = 0.0f;
 #endif
 #endif
         uint jn = k0 + EPW <= K ? EPW : K - k0;
         for (uint j = 0; j < jn; j++) {
-            float wv = deq(q, w, q[w], j, s, m); /* f16 on OpenCL: deq reads memory, not q[w] */
+            float wv = deq(q, w, q[(size_t)w * ILV], j, s, m); /* f16 on OpenCL (ILV 1): deq reads memory */
             uint k = k0 + j;
 #ifdef KILN_TEST_BREAK
             if (k == 0)

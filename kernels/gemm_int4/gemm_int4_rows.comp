@@ -4,7 +4,11 @@
  * same for all its invocations, and nothing is reduced across invocations:
  * the shape of work that drivers running invocations in CPU SIMD lanes
  * (lavapipe) execute well (see gemv_int4_rows.comp).
- * Defines: QUANT, GROUP, WG, TN. */
+ * Defines: QUANT, GROUP, WG, TN, ILV (the matrix's row layout,
+ * kernels/quant_ilv.h: 1 row-major, 4/8/16 interleaved, never f16). */
+#ifndef ILV
+#define ILV 1
+#endif
 #include "quant.glsl"
 #include "gemm_int4.glsl"
 
@@ -21,7 +25,9 @@ void main()
 {
     uint row = min(gl_GlobalInvocationID.x, pc.M - 1u);
     uint tok0 = gl_WorkGroupID.y * TN;
-    uint base = row * pc.wpr;
+    /* word w of the row at base + w * ILV, scale g at s0 + g * ILV */
+    uint base = (row / ILV) * pc.wpr * ILV + row % ILV;
+    uint s0 = (row / ILV) * pc.gpr * ILV + row % ILV;
     uint tok[TN]; /* clamped token rows: loads stay in bounds, stores are skipped */
     [[unroll]] for (uint t = 0u; t < TN; t++)
         tok[t] = min(tok0 + t, pc.N - 1u);
@@ -30,15 +36,15 @@ void main()
         acc[t] = 0.0;
     uint words = (pc.K + EPW - 1u) / EPW;
     for (uint w = 0u; w < words; w++) {
-        uint word = qs[base + w];
+        uint word = qs[base + w * ILV];
         uint k0 = w * EPW;
 #if QUANT == 4
         float s = 1.0, m = 0.0;
 #else
         uint g = k0 / uint(GROUP);
-        float s = HALF(sc, row * pc.gpr + g);
+        float s = HALF(sc, s0 + g * ILV);
 #if QUANT == 2
-        float m = HALF(mn, row * pc.gpr + g);
+        float m = HALF(mn, s0 + g * ILV);
 #else
         float m = 0.0;
 #endif

@@ -38,8 +38,11 @@ static const kiln_param params[] = {
     {"layout", "LAYOUT",
      "0 a workgroup shares each row's K (gpu), 1 one invocation per row with x uniform across the subgroup "
      "(drivers that run invocations in CPU SIMD lanes: lavapipe, PoCL), 2 one invocation per `rows` rows, "
-     "`vec` words per load, x read once per step for all its rows",
-     3, {0, 1, 2}, 0},
+     "`vec` words per load, x read once per step for all its rows, 3 rows interleaved in tiles of `ilv` (gpu): "
+     "invocation i of a tile owns its row i, so consecutive invocations read consecutive words, 4 the same "
+     "tiles, one work-item per tile with OpenCL vector types (OpenCL only: PoCL runs a K loop per work-item "
+     "scalar)",
+     5, {0, 1, 2, 3, 4}, 0},
     /* One thread's int4 weight stream ran at ~5 GB/s against 14 GB/s of plain
      * reads on the Xeon VM of bench/results (latency-bound). Software
      * prefetch measured as a tie there (tune, interleaved re-measure), so it
@@ -53,7 +56,8 @@ static const kiln_param params[] = {
      "activations: 0 f32, 1 int8 per block of 32 + integer dot products (cpu; needs a shape with act=q8, "
      "i.e. --precision fast)",
      2, {0, 1}, 0},
-    {"ilv", "ILV", "weight layout: rows interleaved word by word in tiles of 1 (row-major), 4, 8 or 16 (cpu, act 1)",
+    {"ilv", "ILV",
+     "weight layout: rows interleaved word by word in tiles of 1 (row-major), 4, 8 or 16 (cpu: act 1; gpu: layout 3)",
      4, {1, 4, 8, 16}, 1},
     {"xsg", "XSG",
      "layout 2 on Vulkan: x loaded once per subgroup of this many lanes (the device's fixed subgroup size) and "
@@ -158,13 +162,40 @@ static int check(const kiln_shape *s, const kiln_config *c, const kiln_fingerpri
         snprintf(why, n, "prefetch applies to the cpu backend only");
         return 0;
     }
-    if (act || ilv != 1) {
-        snprintf(why, n, "act and ilv are cpu-only so far (the gpu sources read f32 x and row-major weights)");
+    if (act) {
+        snprintf(why, n, "act 1 is cpu-only (the gpu sources read f32 x)");
+        return 0;
+    }
+    if ((ilv != 1) != (c->v[P_LAYOUT] >= 3)) {
+        snprintf(why, n, "ilv %d with layout %d: on gpu backends layouts 3 and 4 read the interleaved tiles (ilv 4, 8, "
+                 "16), the others row-major weights", ilv, c->v[P_LAYOUT]);
         return 0;
     }
     if ((uint32_t)wg > fp->max_workgroup) {
         snprintf(why, n, "wg %d > device max %u", wg, fp->max_workgroup);
         return 0;
+    }
+    if (c->v[P_LAYOUT] == 4 && fp->backend != KILN_OPENCL) {
+        snprintf(why, n, "layout 4 is built for OpenCL only (OpenCL vector types)");
+        return 0;
+    }
+    if (c->v[P_LAYOUT] >= 3) {
+        /* layout 3: a workgroup is ilv x wg/ilv invocations; 4: wg tiles.
+         * Only wg and ilv are choices */
+        for (int i = P_ROWS; i < N_PARAMS; i++)
+            if (i != P_LAYOUT && i != P_ILV && c->v[i] != params[i].def) {
+                snprintf(why, n, "%s does not apply to layouts 3 and 4 (tiles of ilv rows)", params[i].name);
+                return 0;
+            }
+        if (s->quant == KILN_F16) {
+            snprintf(why, n, "layouts 3 and 4: f16 matrices stay row-major (the engine does not interleave them)");
+            return 0;
+        }
+        if (wg % ilv) {
+            snprintf(why, n, "wg %d must be a multiple of ilv %d", wg, ilv);
+            return 0;
+        }
+        return 1;
     }
     int xsg = c->v[P_XSG];
     if (xsg && c->v[P_LAYOUT] != 2) {
@@ -470,6 +501,34 @@ static int plan_cpu_q8(const kiln_shape *s, const kiln_config *c, int64_t wpr, i
     return 0;
 }
 
+/* layout 3 (gpu): workgroups of ilv x wg/ilv invocations, x over the lanes
+ * of a tile, y over tiles, so that a lane's word index is affine in its
+ * local x id (PoCL vectorizes across x: one vector load per word step). */
+static int plan_ilv(const kiln_shape *s, const kiln_config *c, int64_t wpr, int64_t gpr, kiln_plan *out)
+{
+    int ilv = c->v[P_ILV], lanes = c->v[P_LAYOUT] == 4 ? 1 : ilv, tiles_per_wg = c->v[P_WG] / lanes;
+    int64_t tiles = kiln_ilv_rows(s->m, ilv) / ilv;
+    kiln_plan_step *st = &out->steps[0];
+    out->n_steps = 1;
+    st->source = "gemv_int4";
+    st->entry = c->v[P_LAYOUT] == 4 ? "gemv_int4_ilvv" : "gemv_int4_ilv";
+    st->signature = "bbbbbuuuu";
+    kiln_plan_define(st, "WG", c->v[P_WG]);
+    kiln_plan_define(st, "ILV", ilv);
+    kiln_plan_define(st, "QUANT", s->quant);
+    kiln_plan_define(st, "GROUP", s->group);
+    st->local[0] = (uint32_t)(lanes > 1 ? lanes : tiles_per_wg);
+    st->local[1] = (uint32_t)(lanes > 1 ? tiles_per_wg : 1);
+    st->grid[0] = (uint32_t)((tiles + tiles_per_wg - 1) / tiles_per_wg);
+    for (int i = 0; i < 5; i++)
+        kiln_plan_slot(st, i);
+    kiln_plan_u32(st, (uint32_t)s->m);
+    kiln_plan_u32(st, (uint32_t)s->k);
+    kiln_plan_u32(st, (uint32_t)wpr);
+    kiln_plan_u32(st, (uint32_t)gpr);
+    return 0;
+}
+
 static int plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be, kiln_plan *out, kiln_err *e)
 {
     (void)e;
@@ -487,6 +546,8 @@ static int plan(const kiln_shape *s, const kiln_config *c, kiln_backend_kind be,
     /* layouts 1 and 2 (gpu): invocations own whole rows (entries
      * gemv_int4_rows, gemv_int4_vec; split-K stays 1 there, see check) */
     int layout = be == KILN_CPU ? 0 : c->v[P_LAYOUT];
+    if (layout >= 3)
+        return plan_ilv(s, c, dims.words_per_row, dims.groups_per_row, out);
     /* rows per workgroup: layout 1 one per invocation, layout 2 `rows` per invocation */
     int rows = layout == 1 ? c->v[P_WG] : layout == 2 ? c->v[P_WG] * c->v[P_ROWS] : c->v[P_ROWS];
     int splitk = be == KILN_CPU ? 1 : c->v[P_SPLITK];
@@ -587,10 +648,27 @@ static void device_default(const kiln_fingerprint *fp, const kiln_shape *s, kiln
             }
         }
     }
-    if (s && s->ilv > 1) { /* a matrix already interleaved: the int8 path over its tiles */
+    if (s && s->ilv > 1 && fp->backend == KILN_CPU) { /* a matrix already interleaved: the int8 path over its tiles */
         c->v[P_ACT] = 1;
         c->v[P_ILV] = s->ilv;
         c->v[P_ROWS] = s->ilv;
+    } else if (s && s->ilv > 1) { /* gpu: layout 3 reads the tiles (PoCL: layout 4) */
+        for (int i = 0; i < N_PARAMS; i++)
+            c->v[i] = params[i].def;
+        c->v[P_LAYOUT] = fp->backend == KILN_OPENCL && fp->cpu_device ? 4 : 3;
+        c->v[P_ILV] = s->ilv;
+        c->v[P_WG] = 32;
+    } else if (s && fp->backend == KILN_OPENCL && fp->cpu_device) {
+        /* PoCL: layout 4 over 16-row tiles (the engine repacks the matrix
+         * at load), ILV_DEFAULT_NOTE; a shape that refuses it (f16, a
+         * matrix already row-major) keeps layout 1 */
+        kiln_config t = *c;
+        char why[160];
+        t.v[P_LAYOUT] = 4;
+        t.v[P_ILV] = 16;
+        t.v[P_WG] = 32;
+        if (check(s, &t, fp, why, sizeof why))
+            *c = t;
     }
 }
 

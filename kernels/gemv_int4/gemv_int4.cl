@@ -120,7 +120,6 @@ gemv_int4(GLOBAL const uint *RESTRICT qs, GLOBAL const ushort *RESTRICT scales, 
         if ((tid & (SG_SIZE - 1)) == 0)
             red[r * WG + tid / SG_SIZE] = t;
     }
-    BARRIER();
     if (tid < ROWS && row0 + tid < M) {
         float t = 0.0f;
         for (uint i = 0; i < WG / SG_SIZE; i++)
@@ -131,7 +130,6 @@ gemv_int4(GLOBAL const uint *RESTRICT qs, GLOBAL const ushort *RESTRICT scales, 
     UNROLL_HINT
     for (int r = 0; r < ROWS; r++)
         red[r * WG + tid] = acc[r];
-    BARRIER();
     for (uint off = WG / 2; off > 0; off >>= 1) {
         if (tid < off)
             UNROLL_HINT
@@ -343,3 +341,160 @@ gemv_int4_vec(GLOBAL const uint *RESTRICT qs, GLOBAL const ushort *RESTRICT scal
         if (row0 + r < M)
             y[row0 + r] = acc[r];
 }
+
+/* Layout 3: the matrix interleaved in tiles of ILV rows (kernels/quant_ilv.h:
+ * word w of row tile*ILV + i at (tile*wpr + w)*ILV + i). A workgroup is
+ * ILV x WG/ILV work-items: local x is the row within a tile, local y the
+ * tile. At each word step the ILV work-items of a tile read ILV consecutive
+ * words (and scales), and the index is affine in the local x id, so a
+ * driver that vectorizes across work-items (PoCL) makes it one vector load
+ * instead of a gather, and a GPU one coalesced transaction; x is the same
+ * for the whole tile. Zero point and min once per group, as in layout 2. */
+#ifndef ILV
+#define ILV 4
+#endif
+#if QUANT != 4
+KERNEL_WG2(ILV, WG / ILV)
+gemv_int4_ilv(GLOBAL const uint *RESTRICT qs, GLOBAL const ushort *RESTRICT scales,
+              GLOBAL const ushort *RESTRICT mins, GLOBAL const float *RESTRICT x, GLOBAL float *RESTRICT y, uint M,
+              uint K, uint wpr, uint gpr)
+{
+    uint lane = LOCAL_ID(0);
+    /* tiles past the matrix repeat the last one (stores skipped): no
+     * early return, so control flow stays uniform across the workgroup,
+     * which PoCL needs to run the loops below once for all work-items
+     * with the work-item loop inside (vectorized) */
+    uint tile = min(GROUP_ID(0) * (WG / ILV) + LOCAL_ID(1), (M + ILV - 1) / ILV - 1);
+    /* word w of this lane's row at q[w * ILV], scale g at sp[g * ILV] */
+    GLOBAL const uint *q = qs + (size_t)tile * wpr * ILV + lane;
+    size_t s0 = (size_t)tile * gpr * ILV + lane;
+    const uint wpg = GROUP / EPW;
+    uint full = K / GROUP;
+    float acc = 0.0f;
+    for (uint g = 0; g < full; g++) {
+        float d = 0.0f, xs = 0.0f;
+        UNROLL_HINT
+        for (uint c = 0; c < wpg; c++) {
+            uint w = g * wpg + c;
+            uint word = q[(size_t)w * ILV];
+            UNROLL_HINT
+            for (uint j = 0; j < EPW; j++) {
+                float xv = xat(x, w * EPW + j);
+                d += elem(word, j) * xv;
+                xs += xv;
+            }
+        }
+        float s = LOAD_HALF(scales, s0 + (size_t)g * ILV);
+#if QUANT == 2
+        acc += s * d + LOAD_HALF(mins, s0 + (size_t)g * ILV) * xs;
+#elif QUANT == 3
+        acc += s * d;
+#else
+        acc += s * (d - ZERO * xs);
+#endif
+    }
+    if (full * GROUP < K) { /* the partial last group, element by element */
+        float d = 0.0f, xs = 0.0f;
+        for (uint k = full * GROUP; k < K; k++) {
+            float xv = xat(x, k);
+            d += elem(q[(size_t)(k / EPW) * ILV], k % EPW) * xv;
+            xs += xv;
+        }
+        float s = LOAD_HALF(scales, s0 + (size_t)full * ILV);
+#if QUANT == 2
+        acc += s * d + LOAD_HALF(mins, s0 + (size_t)full * ILV) * xs;
+#elif QUANT == 3
+        acc += s * d;
+#else
+        acc += s * (d - ZERO * xs);
+#endif
+    }
+    uint row = tile * ILV + lane;
+    if (row < M && GROUP_ID(0) * (WG / ILV) + LOCAL_ID(1) == tile)
+        y[row] = acc;
+}
+#endif
+
+/* Layout 4 (OpenCL only): the same tiles, one work-item per tile doing its
+ * ILV rows with OpenCL vector types (uintN loads of a tile's word w, floatN
+ * sums). PoCL vectorizes across work-items only in loop-free regions, so a
+ * per-row work-item with a K loop inside (layouts 1 and 3) runs scalar
+ * there; explicit vectors are SIMD whatever its work-group compiler does. */
+#if defined(KILN_OPENCL) && QUANT != 4 && (ILV == 4 || ILV == 8 || ILV == 16)
+#define VCAT_(a, b) a##b
+#define VCAT(a, b) VCAT_(a, b)
+#define UV VCAT(uint, ILV)
+#define IV VCAT(int, ILV)
+#define FV VCAT(float, ILV)
+#define VLOADU(i, p) VCAT(vload, ILV)((i), (p))
+#define VLOADH(i, p) VCAT(vload_half, ILV)((i), (GLOBAL const half *)(p))
+#define VSTORE(v, i, p) VCAT(vstore, ILV)((v), (i), (p))
+#define VCONV(v) VCAT(convert_float, ILV)(v)
+/* element j of each lane's word as the dot product multiplies it */
+#if QUANT <= 2
+#define VELEM(wd, j) VCONV(((wd) >> (4u * (j))) & 0xFu)
+#else
+#define VELEM(wd, j) VCONV(VCAT(as_int, ILV)((wd) << (24u - 8u * (j))) >> 24)
+#endif
+KERNEL_WG(WG)
+gemv_int4_ilvv(GLOBAL const uint *RESTRICT qs, GLOBAL const ushort *RESTRICT scales,
+               GLOBAL const ushort *RESTRICT mins, GLOBAL const float *RESTRICT x, GLOBAL float *RESTRICT y, uint M,
+               uint K, uint wpr, uint gpr)
+{
+    uint tiles = (M + ILV - 1) / ILV;
+    uint tile = GLOBAL_ID(0);
+    if (tile >= tiles)
+        return;
+    GLOBAL const uint *q = qs + (size_t)tile * wpr * ILV; /* word w of the tile: VLOADU(w, q) */
+    size_t s0 = (size_t)tile * gpr;                        /* scales of group g: VLOADH(s0 + g, scales) */
+    const uint wpg = GROUP / EPW;
+    uint full = K / GROUP;
+    FV acc = (FV)(0.0f);
+    for (uint g = 0; g < full; g++) {
+        FV d = (FV)(0.0f);
+        float xs = 0.0f;
+        for (uint c = 0; c < wpg; c++) {
+            uint w = g * wpg + c;
+            UV wd = VLOADU(w, q);
+            for (uint j = 0; j < EPW; j++) {
+                float xv = xat(x, w * EPW + j);
+                d += VELEM(wd, j) * xv;
+                xs += xv;
+            }
+        }
+        FV sc = VLOADH(s0 + g, scales);
+#if QUANT == 2
+        acc += sc * d + VLOADH(s0 + g, mins) * xs;
+#elif QUANT == 3
+        acc += sc * d;
+#else
+        acc += sc * (d - ZERO * xs);
+#endif
+    }
+    if (full * GROUP < K) { /* the partial last group, element by element */
+        FV d = (FV)(0.0f);
+        float xs = 0.0f;
+        for (uint k = full * GROUP; k < K; k++) {
+            float xv = xat(x, k);
+            d += VELEM(VLOADU(k / EPW, q), k % EPW) * xv;
+            xs += xv;
+        }
+        FV sc = VLOADH(s0 + full, scales);
+#if QUANT == 2
+        acc += sc * d + VLOADH(s0 + full, mins) * xs;
+#elif QUANT == 3
+        acc += sc * d;
+#else
+        acc += sc * (d - ZERO * xs);
+#endif
+    }
+    if ((tile + 1) * ILV <= M) {
+        VSTORE(acc, tile, y);
+    } else {
+        float t[ILV];
+        VSTORE(acc, 0, t);
+        for (uint i = 0; tile * ILV + i < M; i++)
+            y[tile * ILV + i] = t[i];
+    }
+}
+#endif

@@ -3,6 +3,9 @@
 #ifndef KILN_TEST_BREAK
 #define KILN_TEST_BREAK 0
 #endif
+#ifndef ILV
+#define ILV 1 /* the table's row layout (kernels/quant_ilv.h) */
+#endif
 
 #include "dequant_elem.glsl"
 layout(std430, binding = 3) readonly buffer ID { int ids[]; };
@@ -31,7 +34,10 @@ void main()
         if (pc.quant == 4)
             v = HALF(qs, uint(id) * uint(pc.wpr) * 2u + uint(c));
         else
-            v = dequant_elem(id * pc.wpr, uint(id * pc.gpr + c / pc.group), c, pc.quant);
+            /* a table tied to the LM head may be interleaved for its gemv:
+             * word w of row id at (tile * wpr + w) * ILV + lane */
+            v = dequant_elem_s((id / ILV) * pc.wpr * ILV + id % ILV, ILV,
+                               uint(((id / ILV) * pc.gpr + c / pc.group) * ILV + id % ILV), c, pc.quant);
     }
     o[t] = v;
 }

@@ -92,7 +92,7 @@ static const kiln_shape emb_check[] = {
     EMB(3, 576, 49152, KILN_Q8_0, 32, 0),
     EMB(2, 1536, 5000, KILN_F16, 0, 0),
     EMB(5, 1001, 333, KILN_Q4_1, 128, 0),     /* odd sizes */
-    /* a tied table interleaved for the LM head's gemv (cpu) */
+    /* a tied table interleaved for the LM head's gemv (every backend) */
     EMB(6, 576, 1001, KILN_Q8_0, 32, 16),
     EMB(3, 200, 77, KILN_Q4_1, 32, 4),
 };
@@ -101,8 +101,9 @@ static const kiln_shape emb_check[] = {
 static int emb_check_ilv(const kiln_shape *s, const kiln_config *c, const kiln_fingerprint *fp, char *why, size_t n)
 {
     (void)c;
-    if (s->ilv > 1 && (fp->backend != KILN_CPU || s->quant == KILN_F16 || !kiln_ilv_valid(s->ilv))) {
-        snprintf(why, n, "a table in layout ilv %d is read on the cpu only (int4/q8)", s->ilv);
+    (void)fp;
+    if (s->ilv > 1 && (s->quant == KILN_F16 || !kiln_ilv_valid(s->ilv))) {
+        snprintf(why, n, "a table in layout ilv %d: int4/q8 formats in tiles of 4, 8 or 16 rows only", s->ilv);
         return 0;
     }
     return 1;
@@ -221,6 +222,8 @@ static void emb_launch(const kiln_shape *s, const kiln_config *c, kiln_backend_k
         kiln_plan_define(&out->steps[0], "ILV", s->ilv > 1 ? s->ilv : 1);
     } else {
         kiln_grid_1d(&out->steps[0], s->m * s->k, c->v[0]);
+        if (s->ilv > 1) /* row-major plans keep their define set */
+            kiln_plan_define(&out->steps[0], "ILV", s->ilv);
     }
 }
 

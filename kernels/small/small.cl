@@ -21,6 +21,9 @@
 #ifndef KILN_TEST_BREAK
 #define KILN_TEST_BREAK 0
 #endif
+#ifndef ILV
+#define ILV 1 /* embed_gather: the table's row layout (kernels/quant_ilv.h) */
+#endif
 #include "dequant_elem.h"
 #include "argmax.h"
 
@@ -40,7 +43,10 @@ KERNEL embed_gather(GLOBAL const uint *qs, GLOBAL const ushort *sc, GLOBAL const
         if (quant == 4)
             v = LOAD_HALF(qs, (i64)id * wpr * 2 + c);
         else
-            v = dequant_elem(qs + (i64)id * wpr, sc, mn, id * gpr + c / group, c, quant);
+            /* a table tied to the LM head may be interleaved for its gemv:
+             * word w of row id at (tile * wpr + w) * ILV + lane */
+            v = dequant_elem_s(qs + (i64)(id / ILV) * wpr * ILV + id % ILV, ILV, sc, mn,
+                               ((id / ILV) * gpr + c / group) * ILV + id % ILV, c, quant);
     }
     out[t] = v;
 }

@@ -29,6 +29,15 @@
 
 #define MAX_SHAPES 64
 #define MAX_CONFIGS 64
+
+static const struct {
+    const char *kernel, *json;
+} extra[] = {
+    {"gemv_int4", "{\"layout\":3,\"ilv\":4,\"wg\":64}"},
+    {"gemv_int4", "{\"layout\":3,\"ilv\":8,\"wg\":32}"},
+    {"gemv_int4", "{\"layout\":3,\"ilv\":16,\"wg\":128}"},
+    {"gemm_int4", "{\"layout\":1,\"tokens\":2}"},
+};
 #define MAX_ARCHS 8
 
 typedef struct job {
@@ -316,6 +325,19 @@ int main(void)
         kiln_config cfgs[MAX_CONFIGS];
         /* one cuda device in kiln check: configs drawn once per kernel */
         int n_c = kiln_config_pick(k, &shapes[0], &fps[n_archs - 1], n_random, &rng, cfgs, MAX_CONFIGS);
+        /* variants the draw may miss, compiled always: gemv's interleaved
+         * layout 3 at each ilv, gemm's layout 1 (the check shapes with an
+         * ilv build both gemm layouts with ILV > 1) */
+        for (size_t xi = 0; xi < sizeof extra / sizeof extra[0]; xi++) {
+            if (strcmp(extra[xi].kernel, k->name))
+                continue;
+            kiln_err je = {0};
+            CHECK(n_c < MAX_CONFIGS, "%s: too many configs", k->name);
+            if (n_c < MAX_CONFIGS && !kiln_config_from_json(k, extra[xi].json, &cfgs[n_c], &je))
+                n_c++;
+            else
+                CHECK(0, "%s: extra config %s: %s", k->name, extra[xi].json, je.msg);
+        }
         for (int ai = 0; ai < n_archs; ai++)
             for (int si = 0; si < n_s; si++) {
                 char skey[128];
