@@ -660,8 +660,9 @@ static void device_default(const kiln_fingerprint *fp, const kiln_shape *s, kiln
         c->v[P_WG] = 32;
     } else if (s && fp->backend == KILN_OPENCL && fp->cpu_device) {
         /* PoCL: layout 4 over 16-row tiles (the engine repacks the matrix
-         * at load), ILV_DEFAULT_NOTE; a shape that refuses it (f16, a
-         * matrix already row-major) keeps layout 1 */
+         * at load): 9.5x layout 1 on 1536x576 q4_1, 43% of copy (tune
+         * --config, same session; bench/results/gpu-gemv.md); a shape
+         * that refuses it (f16, a matrix already row-major) keeps layout 1 */
         kiln_config t = *c;
         char why[160];
         t.v[P_LAYOUT] = 4;
