@@ -188,6 +188,7 @@ static int matmul(kiln_engine *en, const kset *ks, const char *label, const kiln
                                   yoff + ((size_t)t * (size_t)w->rows + (size_t)p->row0) * 4};
                 kiln_shape s = full;
                 s.m = p->rows;
+                s.ilv = w->ilv; /* the parts' layout (row-major): configs must read it, the lookup leaves it open */
                 int rc = kiln_op(en->ops, label, ks->gemv, &s, &full, slots, offs, e);
                 if (rc)
                     return kiln_err_wrap(e, "rows %lld..%lld (part %d of %d)", (long long)p->row0,

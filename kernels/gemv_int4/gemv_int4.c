@@ -12,6 +12,12 @@
  * partial sums through shared memory (REDUCE 0) or subgroup adds (REDUCE 1).
  * SPLITK > 1 splits K over SPLITK workgroups writing partial sums to a
  * scratch buffer [SPLITK][M], summed by a second step (gemv_int4_reduce).
+ * Interleaved weights (ILV 4/8/16, kernels/quant_ilv.h; the engine repacks
+ * a matrix to its winner's layout at load): on the cpu the int8 path (act
+ * 1); on gpu backends layout 3 (a workgroup of ILV x WG/ILV invocations,
+ * invocation i of a tile owns its row i: consecutive invocations read
+ * consecutive words) and layout 4 (OpenCL: a work-item per tile, vector
+ * types; PoCL's default). gemm_int4 and embed_gather read the same layout.
  * CPU schedule: ROWS rows per task; SIMD (AVX-512 / AVX2 / scalar) inside.
  *
  * Test hooks (tests only): KILN_TEST_BREAK reads x[1] in place of x[0];
