@@ -279,6 +279,28 @@ static int best_prefix(const kiln_sched *q, const req *r, req **from)
     return best;
 }
 
+/* 1 when a running request is still prefilling more whole pages of r's
+ * prompt than r can map now (`have` tokens): r waits for them instead of
+ * computing them a second time (a burst of requests with the same new
+ * system prompt: one prefills it, the others then map it). The wait is
+ * bounded by that request's prefill, which is ahead of r's in the chunk
+ * budget (oldest first). */
+static int worth_waiting(const kiln_sched *q, const req *r, int have)
+{
+    int ps = q->en->kv.page_size;
+    for (int i = 0; i < q->n_run; i++) {
+        const req *o = q->run[i];
+        if (o->n_fed >= o->n_prompt)
+            continue; /* its prompt is in the cache: best_prefix saw all it will get */
+        int lim = o->n_prompt < r->n_toks - 1 ? o->n_prompt : r->n_toks - 1, n = 0;
+        while (n < lim && o->toks[n] == r->toks[n])
+            n++;
+        if (n / ps > have / ps)
+            return 1;
+    }
+    return 0;
+}
+
 /* Pages the running sequences need for their next step (the pending tokens
  * of each, as if all were fed at once: an upper bound). */
 static int pages_pending(const kiln_sched *q)
@@ -315,6 +337,8 @@ static int admit(kiln_sched *q, kiln_err *e)
             from = NULL;
             pinned = kiln_prefix_cache_pinned_by(&q->pc, q->chain, n_chain); /* evictable no more once mapped */
         }
+        if (q->share && worth_waiting(q, r, shared))
+            return 0;
         int whole = shared / kv->page_size; /* pages mapped, not taken from the free list */
         int need = (r->n_toks + 1 + kv->page_size - 1) / kv->page_size - whole + (shared % kv->page_size != 0);
         if (need > pages_available(q) - pinned - pages_pending(q)) {

@@ -25,7 +25,11 @@
  * prefills only the rest; kiln_req_result.n_cached says how many tokens it
  * reused. The partly filled page at the end of a shared prefix is never
  * shared: its tokens are recomputed into a page of the new sequence's own
- * (copy on write, done by recomputation).
+ * (copy on write, done by recomputation). A queued request whose prompt
+ * shares more whole pages with a running request that is still prefilling
+ * them waits (at the front of the queue) until they are computed, then maps
+ * them: a burst of requests with the same new system prompt computes it
+ * once.
  *
  * Prefix cache (on unless opts say no): when a request ends (or is
  * preempted), the whole pages of its KV (prompt and generated tokens) stay in

@@ -21,6 +21,8 @@
  *   (b) a pool of 8 pages with 5 cached: a request needing all 8 runs (the
  *       cache evicted, nothing preempted, not kv_full), and two requests of
  *       4 pages each run without a preemption, as with the cache off;
+ *   burst: A and B submitted at once with the cache off: B waits for A's
+ *       prefill of their 2 shared pages and maps them (same tokens);
  *   off: no_prefix_cache and no_prefix_share reuse nothing. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -280,6 +282,19 @@ static void test_reuse(const char *dev, const char *model, int kv_type)
     kiln_sched_close(q);
     CHECK(s.en.kv.n_free == s.en.kv.n_pages, "%s: closing the scheduler left %d of %d pages free", dev,
           s.en.kv.n_free, s.en.kv.n_pages);
+
+    /* burst: A and B submitted together (nothing cached, the cache off): B waits for A to prefill the
+     * pages they share and maps them rather than computing them too */
+    kiln_sched_opts qb = {.max_batch = 4, .no_prefix_cache = 1};
+    CHECK_OK(kiln_sched_open(&q, &s, &qb, &e), &e);
+    out ob;
+    submit(q, a, 50, N_GEN, &o);
+    submit(q, b, 60, N_GEN, &ob);
+    run_all(q, "burst");
+    compare(dev, "burst A", &o, ra, N_GEN);
+    compare(dev, "burst B (waited for A's pages)", &ob, rb, N_GEN);
+    CHECK(ob.n_cached >= 32, "%s burst: B reused %d tokens of A's prompt, want >= 32", dev, ob.n_cached);
+    kiln_sched_close(q);
 
     /* off: the same A then B reuse nothing */
     for (int off = 0; off < 2; off++) {
