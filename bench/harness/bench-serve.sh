@@ -192,8 +192,8 @@ measure() {
 }
 
 servers=(kiln)
-other=llama-server   # the second server: the ratios are kiln / it
-[[ $cache_ab -eq 1 ]] && other=kiln-nocache && servers+=(kiln-nocache)
+other="llama-server"   # the second server: the ratios are kiln / it
+[[ $cache_ab -eq 1 ]] && other="kiln-nocache" && servers+=(kiln-nocache)
 [[ $peer -eq 1 ]] && servers+=(llama-server)
 two=$(( ${#servers[@]} == 2 ))
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
