@@ -20,6 +20,8 @@
  *     (counted) and still gives every request its tokens; a request that can
  *     never fit is refused with KILN_E_FULL and a message; a cancelled
  *     request ends with KILN_STOP_CALLER.
+ * $BATCH_PRECISION=fast and $BATCH_DB=PATH: the same with int8 activations
+ * and a tuned database's configs (what `kiln serve` runs by default).
  * $BATCH_KV_TYPE=f16: the same with an f16 KV cache (alone and batched both
  * f16, so the tokens must still agree; prefix pages copied as f16), and the
  * kv pages part at f16 too. */
@@ -205,6 +207,16 @@ static void test_device(const char *dev, const char *model, int batch_only, int 
     /* chunk 16: prompts span several steps, mixed with the others' decode tokens */
     kiln_session_opts so = {.model = model, .device = dev, .db_json = "", .ctx = 1024, .page_size = 16, .chunk = 16,
                             .precision = KILN_PRECISION_STRICT, .kv_type = kv_type};
+    /* $BATCH_PRECISION=fast: int8 activations (a gemv alone, the int8 gemm
+     * batched: different kernels and summation orders); $BATCH_DB: tuned
+     * configs from that database (interleaved layouts, other tiles) */
+    const char *prec = getenv("BATCH_PRECISION"), *dbp = getenv("BATCH_DB");
+    if (prec && !strcmp(prec, "fast"))
+        so.precision = KILN_PRECISION_FAST;
+    if (dbp && dbp[0]) {
+        so.db_json = NULL;
+        so.db_path = dbp;
+    }
     if (kiln_session_open(&s, &so, &e)) {
         CHECK(0, "%s: %s", dev, e.msg);
         return;
