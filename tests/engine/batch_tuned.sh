@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# tests/engine/batch_tuned.sh KILN BATCH_TEST - batching does not change
+# greedy tokens with TUNED configs either: tune the cpu for SmolLM2
+# ($KILN_SMOLLM2; a short budget, the winners only have to differ from the
+# defaults somewhere), then batch_test's SmolLM2 comparison (8 prompts alone
+# vs 8 at once through the scheduler) reading that database, --precision
+# strict as the other batch tests (int8 activations are not batch-invariant
+# yet: tests/engine/batch_test.c). SKIP (77) without the model unless
+# $KILN_REQUIRE_BACKENDS names "model".
+set -uo pipefail
+kiln=$1 batch_test=$2
+required() { [[ ",${KILN_REQUIRE_BACKENDS:-}," == *",model,"* ]]; }
+model=${KILN_SMOLLM2:-}
+if [ -z "$model" ] || [ ! -f "$model" ]; then
+  if required; then echo "FAIL: \$KILN_SMOLLM2 is required (scripts/fetch-model.sh) but not set or missing"; exit 1; fi
+  echo "SKIP: \$KILN_SMOLLM2 not set (M=\$(bash scripts/fetch-model.sh))"; exit 77
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+db=$tmp/tuned.db
+if ! "$kiln" tune --device cpu --model "$model" --precision strict --budget 6 --patience 3 --db "$db" >"$tmp/tune.log" 2>&1; then
+  echo "FAIL: kiln tune --model SmolLM2 failed:"; tail -20 "$tmp/tune.log"; exit 1
+fi
+# the comparison is only worth something if some winner is not the default
+n_tuned=$("$kiln" db --db "$db" show 2>/dev/null | grep -c 'cpu:' || true)
+n_changed=$("$kiln" db --db "$db" show 2>/dev/null | grep 'cpu:' | grep -vc ' tie ' || true)
+echo "tuned database: $n_tuned winners, $n_changed not ties with the default"
+if [ "${n_tuned:-0}" -lt 1 ]; then echo "FAIL: no winners stored in $db"; cat "$tmp/tune.log"; exit 1; fi
+BATCH_DB=$db "$batch_test" smollm2 cpu
