@@ -425,6 +425,9 @@ int kiln_dmat_load(kiln_device *d, const kiln_gguf *g, const kiln_gguf_tensor *t
     int split = per >= 1 && per < shape.rows;
     if (ilv > 1 && shape.quant == KILN_F16)
         ilv = 1; /* f16 matrices stay row-major */
+    if (ilv > 1 && split)
+        ilv = 1; /* tiles of rows need the matrix in one buffer: row-major parts instead, whose gemv then runs a
+                  * row-major config (forward.c tells it the parts' layout), rather than failing the load */
     if (d->ops->host_ptr && !(keep && split) && ilv <= 1)
         return load_in_place(d, g, t, &shape, how, max_part_bytes, pool, m, e);
     kiln_qmatrix q;

@@ -57,8 +57,18 @@ static int argmax(const float *v, int n)
  * moves them by O(1)). */
 #define FAST_BUDGET 0.2
 
+/* A layout callback asking for tiles of *ctx rows for every matrix (what a
+ * database of interleaved gemv winners does). */
+static int ask_ilv(void *ctx, const kiln_shape *s)
+{
+    (void)s;
+    return *(const int *)ctx;
+}
+
+/* ilv > 1: every matrix asked for in tiles of ilv rows (split ones must load
+ * row-major instead, since tiles need one buffer) */
 static void run_device(const char *spec, const char *path, const char *label, uint64_t max_part_bytes,
-                       int precision)
+                       int precision, int ilv)
 {
     const double budget = precision == KILN_PRECISION_FAST ? FAST_BUDGET : BUDGET;
     kiln_err e = {0};
@@ -69,11 +79,19 @@ static void run_device(const char *spec, const char *path, const char *label, ui
     }
     kiln_model m;
     kiln_model_opts mo = {.max_part_bytes = max_part_bytes};
+    if (ilv > 1) {
+        mo.layout = ask_ilv;
+        mo.layout_ctx = &ilv;
+        mo.act = precision == KILN_PRECISION_FAST ? KILN_ACT_Q8 : 0;
+    }
     if (kiln_model_load(&m, d, path, &mo, &e)) {
         CHECK(0, "%s: load %s: %s", spec, path, e.msg);
         kiln_device_close(d);
         return;
     }
+    if (ilv > 1)
+        CHECK(m.layers[0].wq.ilv == ilv && m.layers[0].w_gate.ilv <= 1, "%s %s: wq in layout %d, ffn_gate (%d parts) in %d",
+              spec, label, m.layers[0].wq.ilv, m.layers[0].w_gate.n_parts, m.layers[0].w_gate.ilv);
     if (max_part_bytes)
         CHECK(m.embd.n_parts == 8 && m.embd_on_host && m.output.n_parts == 4 && m.layers[0].w_gate.n_parts == 2 &&
                   m.layers[0].wq.n_parts == 1,
@@ -180,12 +198,14 @@ int main(void)
             continue;
         }
         for (int q = 0; q < 3; q++)
-            run_device(backends[b], paths[q], quants[q].label, 0, KILN_PRECISION_STRICT);
-        run_device(backends[b], paths[0], "q4_0 in 5 KiB parts", 5120, KILN_PRECISION_STRICT);
+            run_device(backends[b], paths[q], quants[q].label, 0, KILN_PRECISION_STRICT, 1);
+        run_device(backends[b], paths[0], "q4_0 in 5 KiB parts", 5120, KILN_PRECISION_STRICT, 1);
+        /* interleaved layouts asked for a matrix too big for one buffer: row-major parts, not a failed load */
+        run_device(backends[b], paths[0], "q4_0 fast, ilv 16 asked, 5 KiB parts", 5120, KILN_PRECISION_FAST, 16);
         /* --precision fast, the default: the cpu's default prefill gemm quantizes x */
         for (int q = 0; q < 3 && k == KILN_CPU; q++)
             run_device(backends[b], paths[q], q == 0 ? "q4_0 fast" : q == 1 ? "q4_1 fast" : "q8_0 fast", 0,
-                       KILN_PRECISION_FAST);
+                       KILN_PRECISION_FAST, 1);
         ran++;
     }
     for (int q = 0; q < 3; q++)
