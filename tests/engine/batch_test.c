@@ -32,35 +32,12 @@
 
 #include "engine/sched.h"
 #include "engine/synth.h"
+#include "tests/engine/sched_util.h"
 #include "tests/test.h"
 #include "util/rng.h"
 
 #define N_REQ 8
 #define N_GEN 12
-
-typedef struct out {
-    int32_t ids[64];
-    int n, done, finish, n_cached, err;
-} out;
-
-static void on_token(void *user, int32_t id)
-{
-    out *o = user;
-    if (o->n < 64)
-        o->ids[o->n] = id;
-    o->n++;
-}
-
-static void on_done(void *user, const kiln_req_result *r, const kiln_err *err)
-{
-    out *o = user;
-    o->done++;
-    o->finish = r->finish;
-    o->n_cached = r->n_cached;
-    o->err = err != NULL;
-    if (err)
-        fprintf(stderr, "request failed: %s\n", err->msg);
-}
 
 /* kv_type: the pools' element type; copy on write copies bytes (half as
  * many for f16 pages, the page offsets from the cache's element size) */
@@ -143,60 +120,12 @@ static void test_kv_pages(int kv_type)
     kiln_device_close(d);
 }
 
-/* Greedy tokens of one prompt alone (kiln_generate). */
-static int alone(kiln_session *s, const int32_t *p, int n, int n_gen, int32_t *ids)
+/* the shared comparison, naming the request */
+static void compare_req(const char *dev, const char *what, int i, const out *o, const int32_t *ref, int n_gen)
 {
-    kiln_err e = {0};
-    kiln_kv_seq seq;
-    kiln_gen_opts go = {.n_predict = n_gen, .ignore_eos = 1};
-    kiln_sampling_default(&go.sampling);
-    kiln_gen_stats st = {0};
-    int rc = kiln_session_seq(s, &seq, &e);
-    if (!rc) {
-        rc = kiln_session_generate(s, &seq, p, n, &go, &st, ids, n_gen, &e);
-        kiln_kv_seq_free(&seq);
-    }
-    CHECK(rc == 0 && st.n_gen == n_gen, "alone: %d tokens: %s", st.n_gen, e.msg);
-    kiln_gen_stats_free(&st);
-    return rc;
-}
-
-static int submit(kiln_sched *q, const int32_t *p, int n, int n_gen, out *o)
-{
-    kiln_err e = {0};
-    kiln_gen_opts go = {.n_predict = n_gen, .ignore_eos = 1};
-    kiln_sampling_default(&go.sampling);
-    kiln_req_cbs cb = {.on_done = on_done, .on_token = on_token, .user = o};
-    int id = kiln_sched_submit(q, p, n, &go, &cb, &e);
-    CHECK(id >= 0, "submit: %s", e.msg);
-    return id;
-}
-
-static void run_all(kiln_sched *q, const char *what)
-{
-    kiln_err e = {0};
-    int rc, steps = 0;
-    while ((rc = kiln_sched_step(q, &e)) > 0 && steps < 100000)
-        steps++;
-    CHECK(rc == 0, "%s: step returned %d: %s", what, rc, e.msg);
-}
-
-static void compare(const char *dev, const char *what, int i, const out *o, const int32_t *ref, int n_gen)
-{
-    CHECK(o->done == 1 && !o->err && o->finish == KILN_STOP_LIMIT && o->n == n_gen,
-          "%s %s request %d: done %d times, err %d, finish %s, %d tokens", dev, what, i, o->done, o->err,
-          kiln_stop_name(o->finish), o->n);
-    int same = 0;
-    while (same < n_gen && same < o->n && o->ids[same] == ref[same])
-        same++;
-    CHECK(same == n_gen, "%s %s request %d: tokens differ from alone at %d (%d vs %d)", dev, what, i, same,
-          same < n_gen ? o->ids[same] : -1, same < n_gen ? ref[same] : -1);
-}
-
-static void random_prompt(kiln_rng *rng, int32_t *p, int n, int vocab)
-{
-    for (int i = 0; i < n; i++)
-        p[i] = 3 + (int32_t)kiln_rng_below(rng, (uint32_t)(vocab - 3)); /* no control tokens */
+    char w[96];
+    snprintf(w, sizeof w, "%s request %d", what, i);
+    compare(dev, w, o, ref, n_gen);
 }
 
 /* batch_only: the batch comparison alone (the real model, where every forward is slow) */
@@ -251,7 +180,7 @@ static void test_device(const char *dev, const char *model, int batch_only, int 
     CHECK(st.steps > 0 && 2 * st.steps <= serial, "%s: the batch took %llu steps, one at a time would take %llu: "
           "not batched", dev, st.steps, serial);
     for (int i = 0; i < N_REQ; i++)
-        compare(dev, "batch", i, &o[i], ref[i], N_GEN);
+        compare_req(dev, "batch", i, &o[i], ref[i], N_GEN);
     if (batch_only)
         goto close;
 
@@ -276,7 +205,7 @@ static void test_device(const char *dev, const char *model, int batch_only, int 
     run_all(q, "prefix");
     kiln_sched_stats_get(q, &st);
     for (int i = 0; i < 4; i++)
-        compare(dev, "prefix", i, &o[i], pref[i], N_GEN);
+        compare_req(dev, "prefix", i, &o[i], pref[i], N_GEN);
     for (int i = 1; i < 4; i++)
         CHECK(o[i].n_cached == 40, "%s prefix request %d reused %d tokens, want 40", dev, i, o[i].n_cached);
     CHECK(st.prefix_tokens_reused >= 120 && s.en.kv.cow_copies > cow0 && st.kv_pages_used == 0,
@@ -318,7 +247,7 @@ done:
     CHECK(st.preempted > 0 && st.kv_pages_used == 0, "%s full: %llu preempted, %d pages left", dev, st.preempted,
           st.kv_pages_used);
     for (int i = 0; i < 4; i++)
-        compare(dev, "full", i, &o[i], fref[i], 30);
+        compare_req(dev, "full", i, &o[i], fref[i], 30);
     CHECK(o[4].done == 0 && o[5].done == 1 && o[5].finish == KILN_STOP_CALLER && o[5].n == 0,
           "%s: refused request done %d times; cancelled one done %d times, finish %s, %d tokens", dev, o[4].done,
           o[5].done, kiln_stop_name(o[5].finish), o[5].n);

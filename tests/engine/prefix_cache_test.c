@@ -32,41 +32,12 @@
 #include "engine/prefix_cache.h"
 #include "engine/sched.h"
 #include "engine/synth.h"
+#include "tests/engine/sched_util.h"
 #include "tests/test.h"
 #include "util/rng.h"
 
 #define PS 16
 #define N_GEN 12
-
-typedef struct out {
-    int32_t ids[128];
-    int n, done, finish, n_cached, err;
-} out;
-
-static void on_token(void *user, int32_t id)
-{
-    out *o = user;
-    if (o->n < 128)
-        o->ids[o->n] = id;
-    o->n++;
-}
-
-static void on_done(void *user, const kiln_req_result *r, const kiln_err *err)
-{
-    out *o = user;
-    o->done++;
-    o->finish = r->finish;
-    o->n_cached = r->n_cached;
-    o->err = err != NULL;
-    if (err)
-        fprintf(stderr, "request failed: %s\n", err->msg);
-}
-
-static void random_tokens(kiln_rng *rng, int32_t *p, int n, int vocab)
-{
-    for (int i = 0; i < n; i++)
-        p[i] = 3 + (int32_t)kiln_rng_below(rng, (uint32_t)(vocab - 3)); /* no control tokens */
-}
 
 /* A sequence of n tokens (its pages reserved; no K/V written: the index
  * only looks at tokens and pages). */
@@ -92,7 +63,7 @@ static void test_index(void)
     kiln_rng rng;
     kiln_rng_seed(&rng, 21);
     int32_t a[4 * PS], b[4 * PS], x[4 * PS];
-    random_tokens(&rng, a, 4 * PS, 1000);
+    random_prompt(&rng, a, 4 * PS, 1000);
     memcpy(b, a, sizeof a);
     b[2 * PS + 7] ^= 1; /* b differs from a in the middle of page 2 */
     memcpy(x, a, sizeof a);
@@ -162,56 +133,6 @@ static void test_index(void)
     kiln_device_close(d);
 }
 
-/* Greedy tokens of one prompt alone (kiln_generate, no scheduler). */
-static int alone(kiln_session *s, const int32_t *p, int n, int n_gen, int32_t *ids)
-{
-    kiln_err e = {0};
-    kiln_kv_seq seq;
-    kiln_gen_opts go = {.n_predict = n_gen, .ignore_eos = 1};
-    kiln_sampling_default(&go.sampling);
-    kiln_gen_stats st = {0};
-    int rc = kiln_session_seq(s, &seq, &e);
-    if (!rc) {
-        rc = kiln_session_generate(s, &seq, p, n, &go, &st, ids, n_gen, &e);
-        kiln_kv_seq_free(&seq);
-    }
-    CHECK(rc == 0 && st.n_gen == n_gen, "alone: %d tokens: %s", st.n_gen, e.msg);
-    kiln_gen_stats_free(&st);
-    return rc;
-}
-
-static void submit(kiln_sched *q, const int32_t *p, int n, int n_gen, out *o)
-{
-    kiln_err e = {0};
-    kiln_gen_opts go = {.n_predict = n_gen, .ignore_eos = 1};
-    kiln_sampling_default(&go.sampling);
-    kiln_req_cbs cb = {.on_done = on_done, .on_token = on_token, .user = o};
-    memset(o, 0, sizeof *o);
-    int id = kiln_sched_submit(q, p, n, &go, &cb, &e);
-    CHECK(id >= 0, "submit: %s", e.msg);
-}
-
-static void run_all(kiln_sched *q, const char *what)
-{
-    kiln_err e = {0};
-    int rc, steps = 0;
-    while ((rc = kiln_sched_step(q, &e)) > 0 && steps < 100000)
-        steps++;
-    CHECK(rc == 0, "%s: step returned %d: %s", what, rc, e.msg);
-}
-
-static void compare(const char *dev, const char *what, const out *o, const int32_t *ref, int n_gen)
-{
-    CHECK(o->done == 1 && !o->err && o->finish == KILN_STOP_LIMIT && o->n == n_gen,
-          "%s %s: done %d times, err %d, finish %s, %d tokens", dev, what, o->done, o->err, kiln_stop_name(o->finish),
-          o->n);
-    int same = 0;
-    while (same < n_gen && same < o->n && o->ids[same] == ref[same])
-        same++;
-    CHECK(same == n_gen, "%s %s: tokens differ from alone at %d (%d vs %d)", dev, what, same,
-          same < n_gen ? o->ids[same] : -1, same < n_gen ? ref[same] : -1);
-}
-
 static int open_session(kiln_session *s, const char *dev, const char *model, int ctx, int kv_type)
 {
     kiln_err e = {0};
@@ -234,15 +155,15 @@ static void test_reuse(const char *dev, const char *model, int kv_type)
     kiln_rng_seed(&rng, 7);
     /* A: 50 prompt tokens + 12 generated (61 fed: 3 whole pages) */
     int32_t a[50], ra[N_GEN], b[60], rb[N_GEN], b2[80], rb2[N_GEN], c[48], rcc[N_GEN];
-    random_tokens(&rng, a, 50, V);
+    random_prompt(&rng, a, 50, V);
     if (alone(&s, a, 50, N_GEN, ra))
         goto done;
     memcpy(b, a, 40 * sizeof *b); /* 2.5 pages of A */
-    random_tokens(&rng, b + 40, 20, V);
+    random_prompt(&rng, b + 40, 20, V);
     b[40] = a[40] == 3 ? 4 : 3;
     memcpy(b2, a, 50 * sizeof *b2); /* A's prompt, A's generated tokens, then its own */
     memcpy(b2 + 50, ra, N_GEN * sizeof *b2);
-    random_tokens(&rng, b2 + 50 + N_GEN, 80 - 50 - N_GEN, V);
+    random_prompt(&rng, b2 + 50 + N_GEN, 80 - 50 - N_GEN, V);
     memcpy(c, a, 48 * sizeof *c); /* exactly A's 3 whole pages */
     if (alone(&s, b, 60, N_GEN, rb) || alone(&s, b2, 80, N_GEN, rb2) || alone(&s, c, 48, N_GEN, rcc))
         goto done;
@@ -326,10 +247,10 @@ static void test_pressure(const char *dev, const char *model, int kv_type)
     kiln_rng rng;
     kiln_rng_seed(&rng, 9);
     int32_t a[60], ra[30], big[60], rbig[60], p[2][30], rp[2][30];
-    random_tokens(&rng, a, 60, V);
-    random_tokens(&rng, big, 60, V);
+    random_prompt(&rng, a, 60, V);
+    random_prompt(&rng, big, 60, V);
     for (int i = 0; i < 2; i++)
-        random_tokens(&rng, p[i], 30, V);
+        random_prompt(&rng, p[i], 30, V);
     if (alone(&s, a, 60, 30, ra) || alone(&s, big, 60, 60, rbig) || alone(&s, p[0], 30, 30, rp[0]) ||
         alone(&s, p[1], 30, 30, rp[1]))
         goto done;
