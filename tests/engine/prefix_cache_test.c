@@ -330,18 +330,8 @@ int main(int argc, char **argv)
     const char *const *devs = argc > 1 ? (const char *const *)argv + 1 : (const char *const[]){"cpu"};
     int n_devs = argc > 1 ? argc - 1 : 1, ran = 0;
     for (int i = 0; i < n_devs; i++) {
-        kiln_backend_kind k;
-        kiln_backend_status bs;
-        if (kiln_backend_parse(devs[i], &k)) {
-            CHECK(0, "unknown backend %s", devs[i]);
+        if (!device_usable(devs[i]))
             continue;
-        }
-        kiln_backend_probe(k, &bs);
-        if (!bs.available) {
-            CHECK(!test_backend_required(devs[i]), "%s required but unavailable: %s", devs[i], bs.reason);
-            fprintf(stderr, "%s: skipped (%s)\n", devs[i], bs.reason);
-            continue;
-        }
         test_reuse(devs[i], model, kv_type);
         test_pressure(devs[i], model, kv_type);
         fprintf(stderr, "%s: done (kv %s)\n", devs[i], kiln_kv_type_name(kv_type));

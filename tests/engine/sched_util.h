@@ -2,7 +2,7 @@
  * prefix_cache_test.c) share: a request's output as its callbacks collect
  * it, one prompt's greedy tokens alone (kiln_generate, no scheduler), a
  * submit, running the scheduler dry, the comparison with alone, random
- * prompts. Static inline functions in a header, like tests/test.h: each test's
+ * prompts, whether a backend can run. Static inline functions in a header, like tests/test.h: each test's
  * CHECKs count in its own file. */
 #ifndef KILN_TESTS_ENGINE_SCHED_UTIL_H
 #define KILN_TESTS_ENGINE_SCHED_UTIL_H
@@ -95,6 +95,26 @@ static inline void compare(const char *dev, const char *what, const out *o, cons
         same++;
     CHECK(same == n_gen, "%s %s: tokens differ from alone at %d (%d vs %d)", dev, what, same,
           same < n_gen ? o->ids[same] : -1, same < n_gen ? ref[same] : -1);
+}
+
+/* 1 if backend dev can run here; an unknown name, or one named in
+ * $KILN_REQUIRE_BACKENDS but unavailable, is a failed CHECK (a skip is
+ * printed, never counted as a pass). */
+static inline int device_usable(const char *dev)
+{
+    kiln_backend_kind k;
+    kiln_backend_status bs;
+    if (kiln_backend_parse(dev, &k)) {
+        CHECK(0, "unknown backend %s", dev);
+        return 0;
+    }
+    kiln_backend_probe(k, &bs);
+    if (!bs.available) {
+        CHECK(!test_backend_required(dev), "%s required but unavailable: %s", dev, bs.reason);
+        fprintf(stderr, "%s: skipped (%s)\n", dev, bs.reason);
+        return 0;
+    }
+    return 1;
 }
 
 static inline void random_prompt(kiln_rng *rng, int32_t *p, int n, int vocab)
