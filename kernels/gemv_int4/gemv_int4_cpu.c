@@ -4,8 +4,8 @@
  *
  * Per group: t = sum_j (c_j - z) x_j in SIMD lanes, acc += s * t, without
  * reducing lanes until the row ends; q4_1 adds m * sum(x_group), with the
- * group sums of x computed once per task. The AVX-512 int4 path reads x
- * deinterleaved and takes z off as z * sum(x_group) (row_avx512_int4). */
+ * group sums of x computed once per task. The AVX-512 and AVX2 int4 paths read x
+ * deinterleaved and take z off as z * sum(x_group) (row_avx512_int4, row_avx2_int4). */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,52 +159,123 @@ __attribute__((target("avx2,fma,f16c"))) static float hsum256(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
+/* prep_avx512's x deinterleave with 8 lanes: per block of 32, elements
+ * 0,2,..,30 then 1,3,..,31 (the layout row_avx2_int4 reads). */
+__attribute__((target("avx2"))) static void prep_avx2(const float *x, uint32_t ng, uint32_t group, float *xd,
+                                                       float *xsum)
+{
+    for (uint32_t g = 0; g < ng; g++) {
+        __m256 s = _mm256_setzero_ps();
+        for (uint32_t k = g * group; k < (g + 1) * group; k += 32)
+            for (uint32_t h = 0; h < 2; h++) {
+                __m256 lo = _mm256_loadu_ps(x + k + 16 * h), hi = _mm256_loadu_ps(x + k + 16 * h + 8);
+                /* shuffle_ps pairs within 128-bit lanes: [0 2 8 10 | 4 6 12 14], the permute orders them */
+                __m256 ev = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
+                __m256 od = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
+                _mm256_storeu_ps(xd + k + 8 * h,
+                                 _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev), _MM_SHUFFLE(3, 1, 2, 0))));
+                _mm256_storeu_ps(xd + k + 16 + 8 * h,
+                                 _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(od), _MM_SHUFFLE(3, 1, 2, 0))));
+                s = _mm256_add_ps(s, _mm256_add_ps(lo, hi));
+            }
+        __m128 q = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+        q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+        xsum[g] = _mm_cvtss_f32(_mm_add_ss(q, _mm_shuffle_ps(q, q, 1)));
+    }
+}
+
+/* int4 on AVX2, row_avx512_int4's scheme in 8 lanes: bytes 0-7 of a block
+ * widen to elements 0,2,..,14 (low nibbles) and 1,3,..,15 (high), bytes
+ * 8-15 to 16..30 and 17..31, against x deinterleaved by prep_avx2; the zero
+ * point comes off per group as z * sum(x). Two product chains per block
+ * and two accumulators over groups: the single chain of 4 dependent FMAs
+ * per block this replaced was latency-bound (~2 GB/s a thread). */
+/* sum over block-run [k, k + 32 * per) of one group of (c - 0) x, x
+ * deinterleaved: two chains (even, odd elements). */
+__attribute__((target("avx2,fma,f16c"), always_inline)) static inline __m256 group_avx2_int4(const gemv_args *a,
+                                                                                            const uint32_t *w,
+                                                                                            uint32_t k, uint32_t per)
+{
+    const __m256i m4 = _mm256_set1_epi32(0x0F);
+    __m256 te = _mm256_setzero_ps(), to = _mm256_setzero_ps();
+    for (uint32_t b = 0; b < per; b++, k += 32) {
+        const uint8_t *p = (const uint8_t *)(w + k / 8);
+        if (a->prefetch)
+            _mm_prefetch((const char *)p + a->prefetch, _MM_HINT_T0);
+        __m256i d0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+        __m256i d1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 8)));
+        te = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(d0, m4)), _mm256_loadu_ps(a->xd + k), te);
+        to = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(d0, 4)), _mm256_loadu_ps(a->xd + k + 16), to);
+        te = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(d1, m4)), _mm256_loadu_ps(a->xd + k + 8), te);
+        to = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(d1, 4)), _mm256_loadu_ps(a->xd + k + 24), to);
+    }
+    return _mm256_add_ps(te, to);
+}
+
+/* int4 on AVX2, row_avx512_int4's scheme in 8 lanes: bytes 0-7 of a block
+ * widen to elements 0,2,..,14 (low nibbles) and 1,3,..,15 (high), bytes
+ * 8-15 to 16..30 and 17..31, against x deinterleaved by prep_avx2; the zero
+ * point comes off per group as z * sum(x). Two product chains per block
+ * and two groups a step into two accumulators (named, so they stay in
+ * registers): the single chain of 4 dependent FMAs per block this replaced
+ * was latency-bound (~2 GB/s a thread). */
+__attribute__((target("avx2,fma,f16c"))) static float row_avx2_int4(const gemv_args *a, uint32_t r)
+{
+    const uint32_t *w = a->qs + (size_t)r * a->wpr;
+    const uint16_t *sc = a->scales + (size_t)r * a->gpr, *mn = a->mins + (size_t)r * a->gpr;
+    const uint32_t ng = full_groups(a), per = (uint32_t)a->group / 32, G = (uint32_t)a->group;
+    const float z = (float)zero_of(a->quant);
+    const int q41 = a->quant == KILN_Q4_1;
+    float tail = 0;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    uint32_t g = 0;
+    for (; g + 2 <= ng; g += 2) {
+        float s0 = _cvtsh_ss(sc[g]), s1 = _cvtsh_ss(sc[g + 1]);
+        acc0 = _mm256_fmadd_ps(group_avx2_int4(a, w, g * G, per), _mm256_set1_ps(s0), acc0);
+        acc1 = _mm256_fmadd_ps(group_avx2_int4(a, w, (g + 1) * G, per), _mm256_set1_ps(s1), acc1);
+        tail += (q41 ? _cvtsh_ss(mn[g]) : -z * s0) * a->xsum[g] + (q41 ? _cvtsh_ss(mn[g + 1]) : -z * s1) * a->xsum[g + 1];
+    }
+    for (; g < ng; g++) {
+        float s = _cvtsh_ss(sc[g]);
+        acc0 = _mm256_fmadd_ps(group_avx2_int4(a, w, g * G, per), _mm256_set1_ps(s), acc0);
+        tail += (q41 ? _cvtsh_ss(mn[g]) : -z * s) * a->xsum[g];
+    }
+    return hsum256(_mm256_add_ps(acc0, acc1)) + tail + row_scalar(a, r, ng * G);
+}
+
+/* f16 and q8_0 on AVX2 (int4 goes through row_avx2_int4); two chains of
+ * FMAs per block (one was latency-bound). */
 __attribute__((target("avx2,fma,f16c"))) static float row_avx2(const gemv_args *a, uint32_t r)
 {
     const uint32_t *w = a->qs + (size_t)r * a->wpr;
-    __m256 acc = _mm256_setzero_ps();
-    float tail_m = 0;
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
     if (a->quant == KILN_F16) {
         uint32_t k = 0;
-        for (; k + 8 <= a->K; k += 8) {
-            __m128i h = _mm_loadu_si128((const __m128i *)(w + k / 2));
-            acc = _mm256_fmadd_ps(_mm256_cvtph_ps(h), _mm256_loadu_ps(a->x + k), acc);
+        for (; k + 16 <= a->K; k += 16) {
+            acc[0] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + k / 2))),
+                                     _mm256_loadu_ps(a->x + k), acc[0]);
+            acc[1] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + k / 2 + 4))),
+                                     _mm256_loadu_ps(a->x + k + 8), acc[1]);
         }
-        return hsum256(acc) + row_scalar(a, r, k);
+        return hsum256(_mm256_add_ps(acc[0], acc[1])) + row_scalar(a, r, k);
     }
     uint32_t ng = full_groups(a), per = (uint32_t)a->group / 32;
-    __m256 z = _mm256_set1_ps((float)zero_of(a->quant));
-    const __m128i m4 = _mm_set1_epi8(0x0F);
     for (uint32_t g = 0; g < ng; g++) {
         float s = _cvtsh_ss(a->scales[(size_t)r * a->gpr + g]); /* F16C: 8% of a decode step in software */
-        __m256 t = _mm256_setzero_ps();
+        __m256 t[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
         for (uint32_t b = 0; b < per; b++) {
             uint32_t k = g * (uint32_t)a->group + 32 * b;
-            __m128i e[2];
+            const uint8_t *p = (const uint8_t *)(w + k / 4);
             if (a->prefetch)
-                _mm_prefetch((const char *)(w + k / (a->quant == KILN_Q8_0 ? 4 : 8)) + a->prefetch, _MM_HINT_T0);
-            if (a->quant == KILN_Q8_0) {
-                e[0] = _mm_loadu_si128((const __m128i *)(w + k / 4));
-                e[1] = _mm_loadu_si128((const __m128i *)(w + k / 4 + 4));
-            } else {
-                __m128i v = _mm_loadu_si128((const __m128i *)(w + k / 8));
-                __m128i lo = _mm_and_si128(v, m4), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m4);
-                e[0] = _mm_unpacklo_epi8(lo, hi);
-                e[1] = _mm_unpackhi_epi8(lo, hi);
+                _mm_prefetch((const char *)p + a->prefetch, _MM_HINT_T0);
+            for (int q = 0; q < 4; q++) {
+                __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p + 8 * q))));
+                t[q & 1] = _mm256_fmadd_ps(f, _mm256_loadu_ps(a->x + k + 8 * q), t[q & 1]);
             }
-            for (int h = 0; h < 2; h++)
-                for (int q = 0; q < 2; q++) {
-                    __m128i bytes8 = q ? _mm_srli_si128(e[h], 8) : e[h];
-                    __m256 f = a->quant == KILN_Q8_0 ? _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes8))
-                                                     : _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes8)), z);
-                    t = _mm256_fmadd_ps(f, _mm256_loadu_ps(a->x + k + 16 * h + 8 * q), t);
-                }
         }
-        acc = _mm256_fmadd_ps(t, _mm256_set1_ps(s), acc);
-        if (a->quant == KILN_Q4_1)
-            tail_m += _cvtsh_ss(a->mins[(size_t)r * a->gpr + g]) * a->xsum[g];
+        acc[0] = _mm256_fmadd_ps(_mm256_add_ps(t[0], t[1]), _mm256_set1_ps(s), acc[0]);
     }
-    return hsum256(acc) + tail_m + row_scalar(a, r, ng * (uint32_t)a->group);
+    return hsum256(acc[0]) + row_scalar(a, r, ng * (uint32_t)a->group);
 }
 
 #endif /* KILN_X86 */
@@ -277,7 +348,7 @@ static float row_of(const gemv_args *a, int isa, int deint, uint32_t r)
     (void)deint;
 #ifdef KILN_X86
     if (deint)
-        return row_avx512_int4(a, r);
+        return isa == 3 ? row_avx512_int4(a, r) : row_avx2_int4(a, r);
     if (isa == 3)
         return row_avx512(a, r);
     if (isa == 2)
@@ -326,7 +397,7 @@ static void gemv_int4_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t 
 #else
     int isa = 0;
 #endif
-    int int4 = kiln_quant_is_int4(a.quant), deint = isa == 3 && int4;
+    int int4 = kiln_quant_is_int4(a.quant), deint = (isa == 3 || isa == 2) && int4;
     float *xd = NULL;
     if (a.quant == KILN_Q4_1 || deint) {
         uint32_t ng = full_groups(&a);
@@ -338,8 +409,10 @@ static void gemv_int4_cpu(const kiln_cpu_launch *l, uint32_t wg_begin, uint32_t 
             return;
         }
 #ifdef KILN_X86
-        if (deint)
+        if (deint && isa == 3)
             prep_avx512(a.x, ng, (uint32_t)a.group, xd, xsum);
+        else if (deint)
+            prep_avx2(a.x, ng, (uint32_t)a.group, xd, xsum);
         else
 #endif
             for (uint32_t g = 0; g < ng; g++)
