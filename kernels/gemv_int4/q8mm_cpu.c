@@ -5,15 +5,23 @@
  * integer dot products per block, weights row-major or interleaved in tiles
  * of 4/8/16 rows (kernels/quant_ilv.h).
  *
- * Per row and block b: sum_b = sum_k code_k * q_k in integers, then
- *   y += dw * d_b * sum_b + c * s_b,  s_b = d_b * sum(q of block b),
- * with c = -z * dw for the zero-point formats (z = 7 q4f16_1, 8 q4_0, and
- * 128 for q8_0 on the vpdpbusd paths, which feed q8 weights unsigned as
- * w + 128) and c = m for q4_1. Paths: AVX-512 with VNNI or with
- * vpmaddubsw, AVX2 with AVX-VNNI or vpmaddubsw; on aarch64 i8mm (SMMLA, 2
- * rows x 2 tokens a multiply), dotprod (SDOT) or Advanced SIMD alone
- * (q8mm_neon.inc); scalar everywhere. The launch's ISA bits pick one
+ * The per-row arithmetic contract, the same on every path, layout, token
+ * count and kernel (so a gemv and a gemm give a row the same bits, and a
+ * request's greedy tokens do not depend on the batch it ran in): per row,
+ * token and block b of 32,
+ *   i_b = sum_k code_k * q_k - z * n_b          (integers, exact; n_b = sum q)
+ *   f   = (float)i_b * d_b;  acc = fma(f, dw, acc);  q4_1: acc = fma(m, s_b, acc)
+ * with z = 7 q4f16_1, 8 q4_0, 0 q4_1, and 0 for q8_0 (128 on the vpdpbusd
+ * paths, which feed q8 weights unsigned as w + 128: the same i_b); K runs in
+ * chunks of Q8_KC blocks, acc starting at 0 in each, y = acc after the
+ * first and y = y + acc after the others (q8_step). Paths whose int4 sums
+ * come out 16x (vpdpbusd with the high nibbles in place) scale z by 16 and
+ * dw by 1/16: powers of two, the same bits. Paths: AVX-512 with VNNI or
+ * with vpmaddubsw, AVX2 with AVX-VNNI or vpmaddubsw; on aarch64 i8mm
+ * (SMMLA, 2 rows x 2 tokens a multiply), dotprod (SDOT) or Advanced SIMD
+ * alone (q8mm_neon.inc); scalar everywhere. The launch's ISA bits pick one
  * (KILN_CPU_ISA forces the lower ones in tests). */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +52,6 @@ typedef struct q8mm_args {
     uint32_t M, K, wpr, gpr, N;
     int quant, group, ilv;
     float z;               /* zero-point code the path subtracts (see above) */
-    int zc;                /* 1: add the c * s_b term */
 } q8mm_args;
 
 /* Blocks of 32 per K chunk of the gemm tiles (q8mm_avx512.inc run512). */
@@ -65,16 +72,43 @@ static inline q8mm_x q8mm_token(const q8mm_args *a, uint32_t t)
                     .xn = (const int32_t *)(const void *)(b + a->nb4 * 40)};
 }
 
+/* One row and token's accumulation under the contract (header): the float
+ * steps of its blocks in K order, the K chunks' sums added into y. fmaf is
+ * one rounding, as the vector fmadds; the tiles do the same with the
+ * chunks' sums in y (store, then y + partial). */
+typedef struct q8_acc {
+    float acc, y;
+    int first; /* no chunk ended yet */
+} q8_acc;
+
+static inline q8_acc q8_acc_new(void) { return (q8_acc){0.0f, 0.0f, 1}; }
+
+static inline void q8_step(q8_acc *c, uint32_t b, int32_t isum, float xd, float dw, float m, float xs, int q41)
+{
+    if (b > 0 && b % Q8_KC == 0) {
+        c->y = c->first ? c->acc : c->y + c->acc;
+        c->first = 0;
+        c->acc = 0.0f;
+    }
+    float f = (float)isum * xd;
+    c->acc = fmaf(f, dw, c->acc);
+    if (q41)
+        c->acc = fmaf(m, xs, c->acc);
+}
+
+static inline float q8_acc_end(const q8_acc *c) { return c->first ? c->acc : c->y + c->acc; }
+
 /* Any layout, any format: the contract in plain C. */
 static void run_scalar(const q8mm_args *a, uint32_t r_begin, uint32_t r_end)
 {
-    const int Q8 = a->quant == KILN_Q8_0;
+    const int Q8 = a->quant == KILN_Q8_0, q41 = a->quant == KILN_Q4_1;
     const uint32_t wpb = Q8 ? 8 : 4, nb = a->wpr / wpb, R = (uint32_t)a->ilv;
+    const int32_t zq = -(int32_t)a->z;
     for (uint32_t r = r_begin; r < r_end && r < a->M; r++) {
         uint32_t t = r / R, i = r % R;
         for (uint32_t tok = 0; tok < a->N; tok++) {
             q8mm_x x = q8mm_token(a, tok);
-            float acc = 0;
+            q8_acc acc = q8_acc_new();
             for (uint32_t b = 0; b < nb; b++) {
                 int32_t sum = 0;
                 for (uint32_t w = b * wpb; w < (b + 1) * wpb; w++) {
@@ -89,11 +123,10 @@ static void run_scalar(const q8mm_args *a, uint32_t r_begin, uint32_t r_end)
                     }
                 }
                 size_t g = ((size_t)t * a->gpr + b * 32 / (uint32_t)a->group) * R + i;
-                float dw = kiln_f16_to_f32(a->sc[g]);
-                float c = a->quant == KILN_Q4_1 ? kiln_f16_to_f32(a->mn[g]) : Q8 ? 0.0f : -a->z * dw;
-                acc += dw * x.xd[b] * (float)sum + c * x.xs[b];
+                float m = q41 ? kiln_f16_to_f32(a->mn[g]) : 0.0f;
+                q8_step(&acc, b, sum + zq * x.xn[b], x.xd[b], kiln_f16_to_f32(a->sc[g]), m, x.xs[b], q41);
             }
-            a->y[(size_t)tok * a->ystride + r] = acc;
+            a->y[(size_t)tok * a->ystride + r] = q8_acc_end(&acc);
         }
     }
 }
@@ -184,14 +217,19 @@ static inline void q8mm_neon_block(const q8mm_args *a, uint32_t r, uint32_t b, i
  * rows r, r+1 (8 bytes each, from one 16-byte half of their blocks) meet
  * tokens j, j+1 in one instruction: acc = [r.j, r.j+1, r+1.j, r+1.j+1].
  * A lone last row or token is paired with itself and its copy dropped. Up
- * to 4 tokens (TN) share each weight load; the float update is
- * run_scalar's, so the bits are the scalar path's. */
+ * to 4 tokens (TN) share each weight load; the float steps are the
+ * contract's (q8_step), so the bits are the scalar path's. */
 KILN_TARGET_I8MM static void q8mm_i8mm_pair(const q8mm_args *a, uint32_t r, uint32_t two, uint32_t t0, uint32_t tn)
 {
     const int Q8 = a->quant == KILN_Q8_0;
     const uint32_t wpb = Q8 ? 8 : 4, nb = a->wpr / wpb, R = (uint32_t)a->ilv;
+    const int q41 = a->quant == KILN_Q4_1;
+    const int32_t zq = -(int32_t)a->z;
     q8mm_x x[4];
-    float acc[2][4] = {{0, 0, 0, 0}, {0, 0, 0, 0}};
+    q8_acc acc[2][4];
+    for (uint32_t k = 0; k < 2; k++)
+        for (uint32_t j = 0; j < 4; j++)
+            acc[k][j] = q8_acc_new();
     for (uint32_t j = 0; j < 4; j++)
         x[j] = q8mm_token(a, t0 + (j < tn ? j : tn - 1));
     for (uint32_t b = 0; b < nb; b++) {
@@ -206,12 +244,12 @@ KILN_TARGET_I8MM static void q8mm_i8mm_pair(const q8mm_args *a, uint32_t r, uint
             wl[h] = vzip1q_s64(vreinterpretq_s64_s8(v0[h]), vreinterpretq_s64_s8(v1[h]));
             wh[h] = vzip2q_s64(vreinterpretq_s64_s8(v0[h]), vreinterpretq_s64_s8(v1[h]));
         }
-        float dw[2] = {0, 0}, c[2] = {0, 0};
+        float dw[2] = {0, 0}, m[2] = {0, 0};
         for (uint32_t k = 0; k < 1 + two; k++) {
             uint32_t rk = r + k;
             size_t g = ((size_t)(rk / R) * a->gpr + b * 32 / (uint32_t)a->group) * R + rk % R;
             dw[k] = kiln_f16_to_f32(a->sc[g]);
-            c[k] = a->quant == KILN_Q4_1 ? kiln_f16_to_f32(a->mn[g]) : Q8 ? 0.0f : -a->z * dw[k];
+            m[k] = q41 ? kiln_f16_to_f32(a->mn[g]) : 0.0f;
         }
         for (uint32_t j = 0; j < tn; j += 2) {
             int32x4_t s = vdupq_n_s32(0);
@@ -226,12 +264,13 @@ KILN_TARGET_I8MM static void q8mm_i8mm_pair(const q8mm_args *a, uint32_t r, uint
             vst1q_s32(sum, s);
             for (uint32_t k = 0; k < 1 + two; k++)
                 for (uint32_t q = 0; q < 2 && j + q < tn; q++)
-                    acc[k][j + q] += dw[k] * x[j + q].xd[b] * (float)sum[2 * k + q] + c[k] * x[j + q].xs[b];
+                    q8_step(&acc[k][j + q], b, sum[2 * k + q] + zq * x[j + q].xn[b], x[j + q].xd[b], dw[k], m[k],
+                            x[j + q].xs[b], q41);
         }
     }
     for (uint32_t k = 0; k < 1 + two; k++)
         for (uint32_t j = 0; j < tn; j++)
-            a->y[(size_t)(t0 + j) * a->ystride + r + k] = acc[k][j];
+            a->y[(size_t)(t0 + j) * a->ystride + r + k] = q8_acc_end(&acc[k][j]);
 }
 
 KILN_TARGET_I8MM static void q8mm_i8mm_run(const q8mm_args *a, uint32_t r_begin, uint32_t r_end, uint32_t tn)
@@ -252,7 +291,6 @@ static void q8mm_run(q8mm_args *a, unsigned isa, uint32_t r_begin, uint32_t r_en
     a->z = a->quant == KILN_Q4F16_1 ? 7.0f : a->quant == KILN_Q4_0 ? 8.0f : 0.0f;
     if (q8 && vnni && (isa & KILN_ISA_AVX2))
         a->z = 128.0f; /* q8 weights fed unsigned as w + 128 */
-    a->zc = a->quant == KILN_Q4_1 || a->z != 0;
     uint32_t m_pad = (uint32_t)kiln_ilv_rows(a->M, a->ilv);
     if (r_end > m_pad)
         r_end = m_pad;

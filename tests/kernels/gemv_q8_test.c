@@ -18,6 +18,12 @@
  *    counts, M not a multiple of 16 and group 32 and 128 in every weight
  *    format: the gemm's own paths (the 16-row group-32 int4 tile, the panel
  *    packer) against the same reference.
+ * 4c. Batch invariance, bit for bit: every token's y from the gemv (one
+ *    token) equals its row of the gemm's y (N tokens, TN a pass, narrow
+ *    layouts packed into panels), on every layout, format and group, K
+ *    over three of the kernels' K chunks; and every ISA path the host has
+ *    gives the scalar path's bits (the per-row contract of q8mm_cpu.c).
+ *    A request's greedy tokens then cannot depend on its batch.
  * 5. The contract costs accuracy only through x's rounding: the act-1
  *    reference differs from the exact f32 one by more than the f32 budget at
  *    its worst row (so the two references are not confused) and by less than
@@ -30,6 +36,7 @@
 #include "devices/cpu/cpu_isa.h"
 #include "kernels/act_q8.h"
 #include "kernels/gemv_int4/gemv_int4.h"
+#include "kernels/gemv_int4/q8mm_cpu.h"
 #include "kernels/quant_ilv.h"
 #include "kernels/runner.h"
 #include "tests/test.h"
@@ -273,10 +280,113 @@ static void test_gemm_configs(kiln_device *d)
     kiln_progcache_free(pc);
 }
 
+/* One call of a q8mm cpu entry over all of its rows (as one worker's chunk). */
+static void q8mm_call(int gemm, unsigned isa, const kiln_ilv_arrays *w, const void *xq, float *y, uint32_t M,
+                      uint32_t K, uint32_t wpr, uint32_t gpr, uint32_t N, const kiln_shape *s, int ilv, int tn)
+{
+    int rows = ilv > 4 ? ilv : 4;
+    kiln_define defs[] = {{"QUANT", s->quant}, {"GROUP", s->group}, {"ROWS", rows}, {"ILV", ilv}, {"TN", tn}};
+    kiln_cpu_launch l = {.defines = defs, .n_defines = 5, .isa = isa, .n_args = 10};
+    l.ptr[0] = w->qs;
+    l.ptr[1] = w->scales;
+    l.ptr[2] = w->mins ? (void *)w->mins : (void *)w->scales;
+    l.ptr[3] = (void *)xq;
+    l.ptr[4] = y;
+    l.arg[5].u32 = M;
+    l.arg[6].u32 = K;
+    l.arg[7].u32 = wpr;
+    l.arg[8].u32 = gpr;
+    l.arg[9].u32 = N;
+    uint32_t n_wg = (uint32_t)(kiln_ilv_rows(M, ilv) + rows - 1) / (uint32_t)rows;
+    if (gemm)
+        kiln_gemm_q8_cpu(&l, 0, n_wg);
+    else
+        kiln_gemv_q8_cpu(&l, 0, n_wg);
+}
+
+static void test_batch_invariance(void)
+{
+    static const kiln_shape shapes[] = {
+        {.m = 45, .k = 2100, .quant = KILN_Q4_0, .group = 32},
+        {.m = 50, .k = 2200, .quant = KILN_Q4_1, .group = 32},
+        {.m = 37, .k = 2176, .quant = KILN_Q4F16_1, .group = 128},
+        {.m = 33, .k = 2080, .quant = KILN_Q8_0, .group = 32},
+        {.m = 40, .k = 2304, .quant = KILN_Q4_1, .group = 128},
+    };
+    static const int ilvs[] = {1, 4, 8, 16};
+    const unsigned hw = kiln_cpu_isa_detect();
+    const unsigned paths[] = {0,
+                              KILN_ISA_AVX2,
+                              KILN_ISA_AVX2 | KILN_ISA_AVX_VNNI,
+                              KILN_ISA_AVX2 | KILN_ISA_AVX512,
+                              KILN_ISA_AVX2 | KILN_ISA_AVX512 | KILN_ISA_AVX512_VNNI,
+                              KILN_ISA_NEON,
+                              KILN_ISA_NEON | KILN_ISA_DOTPROD,
+                              KILN_ISA_NEON | KILN_ISA_DOTPROD | KILN_ISA_I8MM};
+    const uint32_t N = 9;
+    kiln_rng r;
+    kiln_rng_seed(&r, 4242);
+    int n_cmp = 0, n_paths = 0;
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const kiln_shape *s = &shapes[si];
+        kiln_qmatrix q;
+        kiln_err e = {0};
+        CHECK_OK(kiln_qmatrix_alloc(&q, s->quant, s->group, s->m, s->k, &e), &e);
+        kiln_qmatrix_random(&q, &r);
+        uint32_t M = (uint32_t)s->m, K = (uint32_t)s->k;
+        size_t xb = kiln_xq_bytes(K);
+        float *x = malloc(sizeof *x * K * N), *ref = malloc(sizeof *ref * M * N);
+        float *yg = malloc(sizeof *yg * M * N), *yv = malloc(sizeof *yv * M * N);
+        uint8_t *xq = malloc(xb * N);
+        for (size_t i = 0; i < (size_t)K * N; i++)
+            x[i] = kiln_rng_normal(&r) * (i % 13 == 0 ? 6.0f : 1.0f);
+        int fmt = s->quant == KILN_Q8_0 ? KILN_XQ_Q8 : KILN_XQ_INT4;
+        for (uint32_t t = 0; t < N; t++)
+            kiln_act_q8_pack(x + (size_t)t * K, K, fmt, 0, xq + t * xb);
+        for (int ii = 0; ii < 4; ii++) {
+            kiln_ilv_arrays w;
+            CHECK_OK(kiln_ilv_pack(&q, ilvs[ii], &w, &e), &e);
+            for (size_t pi = 0; pi < sizeof paths / sizeof paths[0]; pi++) {
+                if ((paths[pi] & hw) != paths[pi])
+                    continue;
+                if (si == 0 && ii == 0)
+                    n_paths++;
+                memset(yg, 0xA5, sizeof *yg * M * N);
+                q8mm_call(1, paths[pi], &w, xq, yg, M, K, (uint32_t)q.words_per_row, (uint32_t)q.groups_per_row, N,
+                          s, ilvs[ii], pi % 2 ? 4 : 8);
+                for (uint32_t t = 0; t < N; t++)
+                    q8mm_call(0, paths[pi], &w, xq + t * xb, yv + (size_t)t * M, M, K, (uint32_t)q.words_per_row,
+                              (uint32_t)q.groups_per_row, 1, s, ilvs[ii], 1);
+                if (pi == 0)
+                    memcpy(ref, yv, sizeof *ref * M * N);
+                for (uint32_t t = 0; t < N; t++)
+                    for (uint32_t i = 0; i < M; i++) {
+                        size_t o = (size_t)t * M + i;
+                        CHECK(!memcmp(&yg[o], &yv[o], sizeof *yg), "%s g%d ilv %d isa 0x%x: token %u row %u: gemm %.9g, gemv %.9g",
+                              kiln_quant_name(s->quant), s->group, ilvs[ii], paths[pi], t, i, (double)yg[o], (double)yv[o]);
+                        CHECK(!memcmp(&yv[o], &ref[o], sizeof *yv), "%s g%d ilv %d isa 0x%x: token %u row %u: %.9g, scalar path %.9g",
+                              kiln_quant_name(s->quant), s->group, ilvs[ii], paths[pi], t, i, (double)yv[o], (double)ref[o]);
+                        n_cmp++;
+                    }
+            }
+            kiln_ilv_free(&w);
+        }
+        free(x);
+        free(ref);
+        free(yg);
+        free(yv);
+        free(xq);
+        kiln_qmatrix_free(&q);
+    }
+    CHECK(n_paths >= 2 && n_cmp > 0, "%d isa paths, %d rows compared", n_paths, n_cmp);
+    printf("batch invariance: %d isa paths, %d token rows bit-identical (gemv = gemm = scalar path)\n", n_paths, n_cmp);
+}
+
 int main(void)
 {
     test_pack();
     test_layout();
+    test_batch_invariance();
     kiln_device *d;
     kiln_err e = {0};
     if (kiln_device_select("cpu", &d, &e)) {
