@@ -214,6 +214,8 @@ static int matmul(kiln_engine *en, const kset *ks, const char *label, const kiln
     }
     if (ks->gemm) {
         s.n = T;
+        if (w->gemv_f32) /* x as the matrix's gemv takes it: a token's row is the same bits in a batch */
+            s.act = KILN_ACT_F32;
         kiln_shape look = s; /* tuned per chunk-size class (the next power of two) and layout */
         look.n = 1;
         while (look.n < T)

@@ -38,15 +38,25 @@ static int load_vec(kiln_model *m, const char *name, kiln_buffer **out, kiln_err
     return rc;
 }
 
-/* The layout the matrix's gemv config reads (1 where nothing says more). */
-static int layout_of(const kiln_model_opts *o, const kiln_gguf_tensor *t)
+/* The layout the matrix's gemv config reads (1 where nothing says more),
+ * and whether that config keeps x in f32 (*gemv_f32). */
+static int layout_of(const kiln_model_opts *o, const kiln_gguf_tensor *t, int *gemv_f32)
 {
+    *gemv_f32 = 0;
     if (!o->layout || t->n_dims != 2)
         return 1;
     kiln_shape s = {.m = t->dims[1], .k = t->dims[0], .act = o->act};
     kiln_format_of_ggml(t->type, &s.quant, &s.group);
-    int ilv = o->layout(o->layout_ctx, &s);
+    int ilv = o->layout(o->layout_ctx, &s, gemv_f32);
     return kiln_ilv_valid(ilv) ? ilv : 1;
+}
+
+/* A matrix that asked for tiles but had to load row-major (it needs several
+ * buffers) is multiplied by the row-major gemv default, which keeps x in f32:
+ * its gemms follow. */
+static int gemv_f32_of(const kiln_model_opts *o, int asked_ilv, int got_ilv, int gemv_f32)
+{
+    return asked_ilv != got_ilv ? o->act == KILN_ACT_Q8 : gemv_f32;
 }
 
 /* gemv: 1 if the matrix is multiplied by gemv_int4 (the embedding table only
@@ -57,9 +67,11 @@ static int load_mat(kiln_model *m, const char *name, kiln_dmat *d, const kiln_mo
     const kiln_gguf_tensor *t = need(m->gguf, name, e);
     if (!t)
         return KILN_E_FORMAT;
-    int rc = kiln_dmat_load(m->dev, m->gguf, t, o->max_part_bytes, gemv ? layout_of(o, t) : 1, pool, d, keep, e);
+    int gemv_f32 = 0, ilv = gemv ? layout_of(o, t, &gemv_f32) : 1;
+    int rc = kiln_dmat_load(m->dev, m->gguf, t, o->max_part_bytes, ilv, pool, d, keep, e);
     if (rc)
         return rc;
+    d->gemv_f32 = gemv_f32_of(o, ilv, d->ilv, gemv_f32);
     FILE *notes = o->notes;
     m->weight_bytes += d->bytes;
     if (d->conv_err > 0) {
@@ -146,11 +158,11 @@ static int load_stack(kiln_model *m, int l, const char *const *names, kiln_dmat 
         rows += ts[i]->dims[1];
     }
     /* the layout the stacked matrix's gemv reads */
-    int ilv = 1;
+    int ilv = 1, gemv_f32 = 0;
     if (o->layout) {
         kiln_shape s = {.m = rows, .k = ts[0]->dims[0], .act = o->act};
         kiln_format_of_ggml(ts[0]->type, &s.quant, &s.group);
-        ilv = o->layout(o->layout_ctx, &s);
+        ilv = o->layout(o->layout_ctx, &s, &gemv_f32);
         ilv = kiln_ilv_valid(ilv) ? ilv : 1;
     }
     if (!stackable(m, ts, n, ilv))
@@ -165,6 +177,7 @@ static int load_stack(kiln_model *m, int l, const char *const *names, kiln_dmat 
         return 0;
     }
     m->weight_bytes += stack->bytes;
+    stack->gemv_f32 = gemv_f32_of(o, ilv, stack->ilv, gemv_f32); /* the views below inherit it */
     for (int i = 0, r0 = 0; i < n; r0 += (int)ts[i]->dims[1], i++)
         *views[i] = kiln_dmat_rows(stack, r0, ts[i]->dims[1]);
     *fused = 1;

@@ -51,9 +51,11 @@ typedef struct kiln_model {
 } kiln_model;
 
 /* The row layout (ilv, kernels/quant_ilv.h) to store a matrix in, given the
- * gemv shape it will be multiplied at: the layout its gemv config reads.
- * kiln_engine_layout (engine/ops.h) answers it from the tuning database. */
-typedef int (*kiln_layout_fn)(void *ctx, const kiln_shape *gemv_shape);
+ * gemv shape it will be multiplied at: the layout its gemv config reads;
+ * *gemv_f32 = 1 when that config keeps x in f32 though the shape allows
+ * int8 (the matrix's gemms then do too). kiln_engine_layout (engine/ops.h)
+ * answers it from the tuning database. */
+typedef int (*kiln_layout_fn)(void *ctx, const kiln_shape *gemv_shape, int *gemv_f32);
 
 typedef struct kiln_model_opts {
     FILE *progress;            /* a progress line while loading (NULL: quiet) */

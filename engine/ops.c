@@ -96,10 +96,12 @@ static void choose_config(kiln_ops *o, const kiln_kernel *k, const kiln_shape *l
     lookup_config(&o->dev->fp, o->db, k, lookup, c, level, note, n);
 }
 
-int kiln_engine_layout(void *ctx, const kiln_shape *s)
+int kiln_engine_layout(void *ctx, const kiln_shape *s, int *gemv_f32)
 {
     kiln_layout_ctx *lc = ctx;
     const kiln_kernel *k = kiln_kernel_find("gemv_int4");
+    if (gemv_f32)
+        *gemv_f32 = 0;
     if (!k || !lc || !lc->fp)
         return 1;
     kiln_config c;
@@ -109,6 +111,8 @@ int kiln_engine_layout(void *ctx, const kiln_shape *s)
     if (!k->config_valid(s, &c, lc->fp, why, sizeof why))
         kiln_config_default_for(k, lc->fp, s, &c);
     int ilv = kiln_config_get(k, &c, "ilv", 1);
+    if (gemv_f32)
+        *gemv_f32 = s->act == KILN_ACT_Q8 && kiln_config_get(k, &c, "act", 0) == 0;
     if (lc->log) {
         char key[128];
         k->shape_key(s, key, sizeof key);

@@ -46,7 +46,7 @@ typedef struct kiln_layout_ctx {
     uint64_t logged[32]; /* shapes already logged (hashes of their keys) */
     int n_logged;
 } kiln_layout_ctx;
-int kiln_engine_layout(void *ctx, const kiln_shape *s);
+int kiln_engine_layout(void *ctx, const kiln_shape *s, int *gemv_f32);
 
 /* How the configs were chosen so far: counts per kiln_match_level. */
 void kiln_ops_match_counts(const kiln_ops *o, int counts[KILN_MATCH_DEFAULT + 1]);

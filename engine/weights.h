@@ -33,6 +33,8 @@ typedef struct kiln_dmat {
     int64_t rows, cols;        /* out x in */
     int64_t words_per_row, groups_per_row;
     int ilv;                   /* row layout (kernels/quant_ilv.h): 1 row-major, 4/8/16 interleaved tiles */
+    int gemv_f32;              /* 1: its gemv config keeps x in f32 where int8 was allowed, so its gemms
+                                * do too (a token's row is then the same bits alone and batched) */
     int64_t row0;              /* a view (kiln_dmat_rows): its first row in the owner's buffers */
     int view;                  /* 1: rows of another matrix (not freed here) */
     int n_parts;               /* 1 unless the matrix exceeds the device's largest buffer */

@@ -453,8 +453,10 @@ int cmd_tune(int argc, char **argv)
             /* the prefill gemm reads the matrix in the layout gemv's winner
              * (tuned before it in this session) makes the engine store it in */
             kiln_layout_ctx lc = {.fp = &fp, .db = tune_store_db(store)};
-            int ilv = kiln_engine_layout(&lc, &jobs[j].layout_src);
+            int gemv_f32 = 0, ilv = kiln_engine_layout(&lc, &jobs[j].layout_src, &gemv_f32);
             jobs[j].s.ilv = ilv > 1 ? ilv : 0;
+            if (gemv_f32) /* the engine runs this matrix's gemms at the gemv's precision (engine/forward.c) */
+                jobs[j].s.act = KILN_ACT_F32;
             int dup = 0; /* two matrices of one shape may end up in one layout */
             for (int i = 0; i < j && !dup; i++)
                 dup = jobs[i].k == jobs[j].k && !memcmp(&jobs[i].s, &jobs[j].s, sizeof jobs[j].s);
