@@ -21,7 +21,7 @@
  * 4c. Batch invariance, bit for bit: every token's y from the gemv (one
  *    token) equals its row of the gemm's y (N tokens, TN a pass, narrow
  *    layouts packed into panels), on every layout, format and group, K
- *    over three of the kernels' K chunks; and every ISA path the host has
+ *    over two or three of the kernels' K chunks; and every ISA path the host has
  *    gives the scalar path's bits (the per-row contract of q8mm_cpu.c).
  *    A request's greedy tokens then cannot depend on its batch.
  * 5. The contract costs accuracy only through x's rounding: the act-1
@@ -307,11 +307,13 @@ static void q8mm_call(int gemm, unsigned isa, const kiln_ilv_arrays *w, const vo
 static void test_batch_invariance(void)
 {
     static const kiln_shape shapes[] = {
-        {.m = 45, .k = 2100, .quant = KILN_Q4_0, .group = 32},
-        {.m = 50, .k = 2200, .quant = KILN_Q4_1, .group = 32},
-        {.m = 37, .k = 2176, .quant = KILN_Q4F16_1, .group = 128},
-        {.m = 33, .k = 2080, .quant = KILN_Q8_0, .group = 32},
-        {.m = 40, .k = 2304, .quant = KILN_Q4_1, .group = 128},
+        /* K past one K chunk (Q8_KC = 32 blocks), M not a multiple of 16; small, as the aarch64 CI
+         * runs this under qemu at three ISA levels */
+        {.m = 21, .k = 1100, .quant = KILN_Q4_0, .group = 32},
+        {.m = 18, .k = 1060, .quant = KILN_Q4_1, .group = 32},
+        {.m = 19, .k = 1152, .quant = KILN_Q4F16_1, .group = 128},
+        {.m = 17, .k = 1090, .quant = KILN_Q8_0, .group = 32},
+        {.m = 20, .k = 2100, .quant = KILN_Q4_1, .group = 128},
     };
     static const int ilvs[] = {1, 4, 8, 16};
     const unsigned hw = kiln_cpu_isa_detect();
@@ -323,7 +325,7 @@ static void test_batch_invariance(void)
                               KILN_ISA_NEON,
                               KILN_ISA_NEON | KILN_ISA_DOTPROD,
                               KILN_ISA_NEON | KILN_ISA_DOTPROD | KILN_ISA_I8MM};
-    const uint32_t N = 9;
+    const uint32_t N = 6;
     kiln_rng r;
     kiln_rng_seed(&r, 4242);
     int n_cmp = 0, n_paths = 0;
