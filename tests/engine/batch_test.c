@@ -136,8 +136,9 @@ static void test_device(const char *dev, const char *model, int batch_only, int 
     /* chunk 16: prompts span several steps, mixed with the others' decode tokens */
     kiln_session_opts so = {.model = model, .device = dev, .db_json = "", .ctx = 1024, .page_size = 16, .chunk = 16,
                             .precision = KILN_PRECISION_STRICT, .kv_type = kv_type};
-    /* $BATCH_PRECISION=fast: int8 activations (a gemv alone, the int8 gemm
-     * batched: different kernels and summation orders); $BATCH_DB: tuned
+    /* $BATCH_PRECISION=fast: int8 activations where the configs choose them
+     * (a gemv alone, the int8 gemm batched: different kernels that must give
+     * a row the same bits, kernels/gemv_int4/q8mm_cpu.c); $BATCH_DB: tuned
      * configs from that database (interleaved layouts, other tiles) */
     const char *prec = getenv("BATCH_PRECISION"), *dbp = getenv("BATCH_DB");
     if (prec && !strcmp(prec, "fast"))
