@@ -52,11 +52,13 @@ static int layout_of(const kiln_model_opts *o, const kiln_gguf_tensor *t, int *g
 }
 
 /* A matrix that asked for tiles but had to load row-major (it needs several
- * buffers) is multiplied by the row-major gemv default, which keeps x in f32:
- * its gemms follow. */
-static int gemv_f32_of(const kiln_model_opts *o, int asked_ilv, int got_ilv, int gemv_f32)
+ * buffers) is multiplied by the row-major gemv default, which on the cpu
+ * keeps x in f32: its gemms follow. */
+static int gemv_f32_of(const kiln_model *m, const kiln_model_opts *o, int asked_ilv, int got_ilv, int gemv_f32)
 {
-    return asked_ilv != got_ilv ? o->act == KILN_ACT_Q8 : gemv_f32;
+    if (asked_ilv != got_ilv)
+        return m->dev->fp.backend == KILN_CPU && o->act == KILN_ACT_Q8;
+    return gemv_f32;
 }
 
 /* gemv: 1 if the matrix is multiplied by gemv_int4 (the embedding table only
@@ -71,7 +73,7 @@ static int load_mat(kiln_model *m, const char *name, kiln_dmat *d, const kiln_mo
     int rc = kiln_dmat_load(m->dev, m->gguf, t, o->max_part_bytes, ilv, pool, d, keep, e);
     if (rc)
         return rc;
-    d->gemv_f32 = gemv_f32_of(o, ilv, d->ilv, gemv_f32);
+    d->gemv_f32 = gemv_f32_of(m, o, ilv, d->ilv, gemv_f32);
     FILE *notes = o->notes;
     m->weight_bytes += d->bytes;
     if (d->conv_err > 0) {
@@ -177,7 +179,7 @@ static int load_stack(kiln_model *m, int l, const char *const *names, kiln_dmat 
         return 0;
     }
     m->weight_bytes += stack->bytes;
-    stack->gemv_f32 = gemv_f32_of(o, ilv, stack->ilv, gemv_f32); /* the views below inherit it */
+    stack->gemv_f32 = gemv_f32_of(m, o, ilv, stack->ilv, gemv_f32); /* the views below inherit it */
     for (int i = 0, r0 = 0; i < n; r0 += (int)ts[i]->dims[1], i++)
         *views[i] = kiln_dmat_rows(stack, r0, ts[i]->dims[1]);
     *fused = 1;

@@ -111,8 +111,8 @@ int kiln_engine_layout(void *ctx, const kiln_shape *s, int *gemv_f32)
     if (!k->config_valid(s, &c, lc->fp, why, sizeof why))
         kiln_config_default_for(k, lc->fp, s, &c);
     int ilv = kiln_config_get(k, &c, "ilv", 1);
-    if (gemv_f32)
-        *gemv_f32 = s->act == KILN_ACT_Q8 && kiln_config_get(k, &c, "act", 0) == 0;
+    if (gemv_f32) /* only the cpu has int8 paths: elsewhere every kernel keeps x in f32 and the keys stay */
+        *gemv_f32 = lc->fp->backend == KILN_CPU && s->act == KILN_ACT_Q8 && kiln_config_get(k, &c, "act", 0) == 0;
     if (lc->log) {
         char key[128];
         k->shape_key(s, key, sizeof key);
