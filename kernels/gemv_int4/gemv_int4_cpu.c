@@ -161,7 +161,7 @@ __attribute__((target("avx2,fma,f16c"))) static float hsum256(__m256 v)
 
 /* prep_avx512's x deinterleave with 8 lanes: per block of 32, elements
  * 0,2,..,30 then 1,3,..,31 (the layout row_avx2_int4 reads). */
-__attribute__((target("avx2"))) static void prep_avx2(const float *x, uint32_t ng, uint32_t group, float *xd,
+__attribute__((target("avx2,fma,f16c"))) static void prep_avx2(const float *x, uint32_t ng, uint32_t group, float *xd,
                                                        float *xsum)
 {
     for (uint32_t g = 0; g < ng; g++) {
@@ -178,20 +178,12 @@ __attribute__((target("avx2"))) static void prep_avx2(const float *x, uint32_t n
                                  _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(od), _MM_SHUFFLE(3, 1, 2, 0))));
                 s = _mm256_add_ps(s, _mm256_add_ps(lo, hi));
             }
-        __m128 q = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-        q = _mm_add_ps(q, _mm_movehl_ps(q, q));
-        xsum[g] = _mm_cvtss_f32(_mm_add_ss(q, _mm_shuffle_ps(q, q, 1)));
+        xsum[g] = hsum256(s);
     }
 }
 
-/* int4 on AVX2, row_avx512_int4's scheme in 8 lanes: bytes 0-7 of a block
- * widen to elements 0,2,..,14 (low nibbles) and 1,3,..,15 (high), bytes
- * 8-15 to 16..30 and 17..31, against x deinterleaved by prep_avx2; the zero
- * point comes off per group as z * sum(x). Two product chains per block
- * and two accumulators over groups: the single chain of 4 dependent FMAs
- * per block this replaced was latency-bound (~2 GB/s a thread). */
-/* sum over block-run [k, k + 32 * per) of one group of (c - 0) x, x
- * deinterleaved: two chains (even, odd elements). */
+/* One group of row_avx2_int4: sum of code * x over its blocks (no zero
+ * point), x deinterleaved; two chains (even and odd elements). */
 __attribute__((target("avx2,fma,f16c"), always_inline)) static inline __m256 group_avx2_int4(const gemv_args *a,
                                                                                             const uint32_t *w,
                                                                                             uint32_t k, uint32_t per)
